@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "lakecache",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lakecache", targets: ["lakecache"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Thin, prefixed C wrappers. Logic lives in Swift.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
+
+        .target(
+            name: "ObjectStore",
+            dependencies: [
+                "CCurl", "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "lakecache",
+            dependencies: [
+                "ObjectStore", "CFuse",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore"]),
+    ]
+)

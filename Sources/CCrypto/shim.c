@@ -1,0 +1,53 @@
+#include "CCrypto.h"
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+struct CCrypto_digest {
+    EVP_MD_CTX *ctx;
+    const EVP_MD *md;
+};
+
+int CCrypto_sha256(const void *data, size_t length, uint8_t out[32]) {
+    unsigned int n = 0;
+    return EVP_Digest(data, length, out, &n, EVP_sha256(), NULL);
+}
+
+int CCrypto_md5(const void *data, size_t length, uint8_t out[16]) {
+    unsigned int n = 0;
+    return EVP_Digest(data, length, out, &n, EVP_md5(), NULL);
+}
+
+int CCrypto_hmac_sha256(const void *key, size_t key_length, const void *data, size_t length, uint8_t out[32]) {
+    unsigned int n = 0;
+    return HMAC(EVP_sha256(), key, (int)key_length, data, length, out, &n) != NULL;
+}
+
+CCrypto_digest *CCrypto_digest_new(int kind) {
+    CCrypto_digest *d = OPENSSL_zalloc(sizeof(*d));
+    if (!d) return NULL;
+    d->md = kind == 1 ? EVP_md5() : EVP_sha256();
+    d->ctx = EVP_MD_CTX_new();
+    if (!d->ctx || !EVP_DigestInit_ex(d->ctx, d->md, NULL)) {
+        EVP_MD_CTX_free(d->ctx);
+        OPENSSL_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int CCrypto_digest_update(CCrypto_digest *digest, const void *data, size_t length) {
+    return EVP_DigestUpdate(digest->ctx, data, length);
+}
+
+int CCrypto_digest_final(CCrypto_digest *digest, uint8_t *out) {
+    unsigned int n = 0;
+    if (!EVP_DigestFinal_ex(digest->ctx, out, &n)) return 0;
+    if (!EVP_DigestInit_ex(digest->ctx, digest->md, NULL)) return 0;
+    return (int)n;
+}
+
+void CCrypto_digest_free(CCrypto_digest *digest) {
+    if (!digest) return;
+    EVP_MD_CTX_free(digest->ctx);
+    OPENSSL_free(digest);
+}

@@ -1,0 +1,21 @@
+#ifndef CFUSE_H
+#define CFUSE_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+
+/* Typed wrappers for libfuse3 macros and variadic helpers that Swift cannot import. */
+
+/* FUSE_ARGS_INIT: an argument vector that libfuse may grow; release it with fuse_opt_free_args. */
+struct fuse_args CFuse_args_init(int argc, char **argv);
+
+/* FUSE_BUFVEC_INIT: a one-buffer vector of `size` bytes with no memory attached. */
+struct fuse_bufvec CFuse_bufvec_init(size_t size);
+
+/* The libfuse version this binary runs against (for example 314 for 3.14). */
+int CFuse_library_version(void);
+
+/* The FUSE_USE_VERSION the shim was compiled with. */
+int CFuse_api_version(void);
+
+#endif
