@@ -162,7 +162,7 @@ extension S3Client {
         case .bytes(let bytes): return Digest.md5(bytes)
         case .file(let fd, let offset, let length):
             do throws(Errno) {
-                return try hashFile(fd: fd, offset: offset, length: length, .md5)
+                return try S3RequestBuilder.hashFile(fd: fd, offset: offset, length: length, .md5)
             } catch {
                 throw .configuration("cannot read the upload body from descriptor \(fd): \(error)")
             }

@@ -12,7 +12,10 @@ package struct SigV4Signer: Sendable {
     package let service: String
 
     /// Headers that proxies and clients change in flight, so they are never signed (as botocore does).
-    private static let unsignedHeaders: Set<String> = ["authorization", "user-agent", "expect", "x-amzn-trace-id", "connection"]
+    private static let unsignedHeaders: Set<String> = [
+        "authorization", "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
+    ]
 
     package init(credentials: Credentials, region: String, service: String = "s3") {
         self.credentials = credentials
@@ -45,7 +48,7 @@ package struct SigV4Signer: Sendable {
         let signature = Digest.hex(Digest.hmacSHA256(key: signingKey(day: day), message: Array(stringToSign.utf8)))
         headers.append((
             name: "Authorization",
-            value: "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope),SignedHeaders=\(canonical.signedHeaders),Signature=\(signature)"
+            value: "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(canonical.signedHeaders), Signature=\(signature)"
         ))
     }
 
