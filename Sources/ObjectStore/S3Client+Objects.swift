@@ -178,3 +178,19 @@ extension S3Client {
 }
 
 import Synchronization
+
+extension S3Client {
+    /// Creates a bucket (tests, the demo and benchmarks); an existing bucket owned by us is not an error.
+    package func createBucket(_ bucket: String) async throws {
+        var op = Operation(name: "CreateBucket", method: "PUT", bucket: bucket)
+        if configuration.region != "us-east-1" {
+            let xml = "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(configuration.region)</LocationConstraint></CreateBucketConfiguration>"
+            op.body = .bytes(Array(xml.utf8))
+        }
+        do {
+            _ = try await perform(op, sink: .discard)
+        } catch let error as ObjectStoreError where error.kind == .clientError(code: "BucketAlreadyOwnedByYou") {
+            return
+        }
+    }
+}

@@ -8,14 +8,14 @@ requests and bytes, and injects faults (500, 503 SlowDown, connection reset, tru
 Control API (not S3):
   GET  /_bench/stats            counters as JSON (overall and per bucket)
   POST /_bench/reset            zero the counters
-  POST /_bench/faults           JSON {"rules": [...]} replaces the fault rules
+  POST /_bench/faults[?bucket=B] JSON {"rules": [...]} replaces the rules of bucket B (or the unscoped ones)
   DELETE /_bench/faults         clears the fault rules
   GET  /_bench/health           200 once serving
 
-A fault rule: {"action": "500"|"503"|"reset"|"truncate"|"delay", "bucket": B, "op": "GetObject",
+A fault rule: {"action": "500"|"503"|"reset"|"truncate"|"garble"|"delay", "bucket": B, "op": "GetObject",
 "key_prefix": P, "probability": 0.2, "nth": [1, 3], "times": N, "delay_ms": 200}. Matching requests are
 numbered per rule from 1; "nth" fires on those numbers, "probability" fires at random (seeded), "times"
-caps how often the rule fires. Signatures are not checked: this is a speed and fault harness.
+caps how often the rule fires. "truncate" closes a GET body half way; "garble" replaces an XML body with junk. Signatures are not checked: this is a speed and fault harness.
 """
 import argparse
 import hashlib
@@ -169,9 +169,18 @@ class Faults:
         self.rules = []
         self.rng = random.Random(seed)
 
-    def set(self, rules):
+    def set(self, rules, scope=None):
+        """Replaces the rules of one bucket scope (None: the rules that name no scope)."""
         with self.lock:
-            self.rules = [dict(r, _seen=0, _fired=0) for r in rules]
+            fresh = [dict(r, _seen=0, _fired=0, _scope=scope) for r in rules]
+            if scope is not None:
+                for r in fresh:
+                    r["bucket"] = scope
+            self.rules = [r for r in self.rules if r["_scope"] != scope] + fresh
+
+    def clear(self):
+        with self.lock:
+            self.rules = []
 
     def pick(self, bucket, op, key):
         with self.lock:
@@ -297,6 +306,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if body and self.command != "HEAD":
+            if getattr(self, "garble_next", False):
+                # Same length, not XML: the client must notice and never act on it.
+                body = (b"<Garbled><<&&" + bytes(random.getrandbits(8) for _ in range(len(body))))[:len(body)]
             self._paced_write(body)
         self.server.counters.add(self.bucket_name, None, bytes_out=len(body) if body and self.command != "HEAD" else 0)
 
@@ -412,6 +424,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             elif action == "truncate":
                 self.truncate_next = True
+            elif action == "garble":
+                self.garble_next = True
         try:
             getattr(self, "op_" + op, self.op_Unknown)()
         except S3Error as e:
@@ -441,10 +455,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(204, b"")
         if path == "/_bench/faults" and self.command == "POST":
             rules = json.loads(self._read_body() or b"{}").get("rules", [])
-            self.server.faults.set(rules)
+            self.server.faults.set(rules, self.query.get("bucket"))
             return self._send(204, b"")
         if path == "/_bench/faults" and self.command == "DELETE":
-            self.server.faults.set([])
+            self.server.faults.clear()
             return self._send(204, b"")
         if path == "/_bench/health":
             return self._send(200, b"ok", content_type="text/plain")

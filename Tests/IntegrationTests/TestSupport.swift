@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+@testable import ObjectStore
+
+/// The S3 servers `scripts/with-test-servers.py` starts for `make test`, read from the environment.
+enum Servers {
+    static func endpoint(_ name: String) throws -> String {
+        try #require(
+            ProcessInfo.processInfo.environment[name],
+            "\(name) is not set: run the integration tests through `make test` (scripts/with-test-servers.py starts the S3 servers)")
+    }
+
+    static func client(endpoint: String, key: String = "testing", secret: String = "testing", retry: RetryPolicy = RetryPolicy()) throws -> S3Client {
+        var config = S3Configuration(endpoint: try Endpoint(parsing: endpoint), region: "us-east-1", credentials: Credentials(accessKeyID: key, secretAccessKey: secret))
+        config.retry = retry
+        return S3Client(configuration: config)
+    }
+
+    /// Shared clients; each lives for the whole test process, as a daemon's would.
+    static let moto: S3Client = try! client(endpoint: endpoint("LAKECACHE_TEST_MOTO_ENDPOINT"))
+    static let bench: S3Client = try! client(endpoint: endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), retry: fastRetry)
+
+    /// Short backoff so fault tests stay quick; attempts stay at the production bound.
+    static var fastRetry: RetryPolicy {
+        var p = RetryPolicy()
+        p.baseDelayNanoseconds = 1_000_000
+        p.slowDownBaseDelayNanoseconds = 2_000_000
+        return p
+    }
+
+    static func requireServers() throws {
+        _ = try endpoint("LAKECACHE_TEST_MOTO_ENDPOINT")
+        _ = try endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+    }
+}
+
+/// A bucket with a unique name, so parallel tests never share state or fault rules.
+func freshBucket(_ client: S3Client, _ tag: String) async throws -> String {
+    let name = "t-\(tag)-\(UUID().uuidString.prefix(8).lowercased())"
+    try await client.createBucket(name)
+    return name
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure is reproducible.
+func patternBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var x = seed | 1
+    var out = [UInt8](repeating: 0, count: count)
+    for i in 0..<count {
+        x ^= x << 13
+        x ^= x >> 7
+        x ^= x << 17
+        out[i] = UInt8(truncatingIfNeeded: x)
+    }
+    return out
+}
+
+/// GET into a fresh buffer through the callback API; returns the bytes actually written.
+func get(_ client: S3Client, _ request: GetObjectRequest, capacity: Int) async throws -> (bytes: [UInt8], result: GetObjectResult) {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(capacity, 1), alignment: 4096)
+    defer { buffer.deallocate() }
+    let result: GetObjectResult = try await withCheckedThrowingContinuation { continuation in
+        client.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<capacity])) { continuation.resume(with: $0) }
+    }
+    return (Array(buffer[0..<result.bytesWritten]), result)
+}
+
+/// Expects `body` to throw an `ObjectStoreError` of `kind`; returns it.
+@discardableResult
+func expectError(_ kind: ObjectStoreError.Kind, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async -> ObjectStoreError? {
+    do {
+        try await body()
+        Issue.record("expected \(kind), got success", sourceLocation: sourceLocation)
+    } catch let error as ObjectStoreError {
+        #expect(error.kind == kind, "got \(error)", sourceLocation: sourceLocation)
+        return error
+    } catch {
+        Issue.record("expected ObjectStoreError, got \(error)", sourceLocation: sourceLocation)
+    }
+    return nil
+}
+
+/// The bench store's control API: counters and fault rules.
+enum BenchControl {
+    static func call(_ method: String, _ path: String, json: String? = nil) async throws -> [UInt8] {
+        let base = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        let request = HTTPRequest(method: method, url: base + path, headers: [(name: "Content-Type", value: "application/json")], body: json.map { .bytes(Array($0.utf8)) } ?? .empty)
+        let response: HTTPResponse = try await withCheckedThrowingContinuation { c in
+            Servers.bench.transport.submit(request, sink: .collect(limit: 1 << 24)) { r in
+                c.resume(with: r.mapError { S3Client.error(from: $0) })
+            }
+        }
+        #expect((200..<300).contains(response.status), "bench control \(path) answered \(response.status)")
+        return response.body
+    }
+
+    /// Replaces the fault rules that apply to `bucket` (and only to it).
+    static func setFaults(bucket: String, _ rules: [[String: Any]]) async throws {
+        let data = try JSONSerialization.data(withJSONObject: ["rules": rules])
+        _ = try await call("POST", "/_bench/faults?bucket=\(bucket)", json: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Requests by operation for one bucket.
+    static func requests(bucket: String) async throws -> [String: Int] {
+        let body = try await call("GET", "/_bench/stats")
+        let json = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+        let buckets = json?["buckets"] as? [String: Any]
+        let mine = buckets?[bucket] as? [String: Any]
+        return (mine?["requests"] as? [String: Int]) ?? [:]
+    }
+}

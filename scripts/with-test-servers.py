@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Runs a command with the S3 servers the tests need, then stops them.
+
+Starts on free 127.0.0.1 ports:
+  * moto_server, the reference for S3 semantics         -> LAKECACHE_TEST_MOTO_ENDPOINT
+  * moto_server with IAM auth enforced (users below)    -> LAKECACHE_TEST_MOTO_AUTH_ENDPOINT
+      LAKECACHE_TEST_MOTO_AUTH_KEY/SECRET: allowed s3:*, LAKECACHE_TEST_MOTO_DENIED_KEY/SECRET: no policy
+  * the bench object store (unshaped)                   -> LAKECACHE_TEST_BENCH_ENDPOINT
+and exports AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the unauthenticated servers.
+
+Usage: scripts/with-test-servers.py COMMAND [ARG...]
+Exit status is the command's. Servers are stopped on exit, Ctrl-C and SIGTERM.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+children = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, proc, name, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit("with-test-servers: %s exited early with status %s; see its log above" % (name, proc.returncode))
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except Exception:
+            time.sleep(0.2)
+    sys.exit("with-test-servers: %s did not answer at %s within %ds" % (name, url, timeout))
+
+
+def start(name, argv, env=None, log=None):
+    out = open(log, "w") if log else subprocess.DEVNULL
+    p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    children.append((name, p))
+    return p
+
+
+def stop_all():
+    for name, p in children:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for name, p in children:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def bootstrap_iam(endpoint):
+    import boto3
+    kw = dict(endpoint_url=endpoint, aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap", region_name="us-east-1")
+    iam = boto3.client("iam", **kw)
+    iam.create_user(UserName="lakecache")
+    allowed = iam.create_access_key(UserName="lakecache")["AccessKey"]
+    iam.put_user_policy(UserName="lakecache", PolicyName="s3-all", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam.create_user(UserName="nobody")
+    denied = iam.create_access_key(UserName="nobody")["AccessKey"]
+    return allowed, denied
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    work = tempfile.mkdtemp(prefix="lakecache-servers-")
+    env = dict(os.environ)
+    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+    def on_signal(sig, frame):
+        stop_all()
+        sys.exit(128 + sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        mp = free_port()
+        moto = start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(mp)], log=os.path.join(work, "moto.log"))
+        ap = free_port()
+        auth_env = dict(env, INITIAL_NO_AUTH_ACTION_COUNT="5")
+        moto_auth = start("moto-auth", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ap)], env=auth_env,
+                          log=os.path.join(work, "moto-auth.log"))
+        port_file = os.path.join(work, "bench.port")
+        bench = start("benchstore", [sys.executable, os.path.join(ROOT, "tools/benchstore/benchstore.py"), "--root", os.path.join(work, "bench"),
+                                     "--port-file", port_file, "--profile", "unshaped"], log=os.path.join(work, "bench.log"))
+        deadline = time.time() + 30
+        while not os.path.exists(port_file):
+            if bench.poll() is not None or time.time() > deadline:
+                sys.exit("with-test-servers: the bench store did not start; log: " + open(os.path.join(work, "bench.log")).read())
+            time.sleep(0.1)
+        bp = int(open(port_file).read())
+        wait_http("http://127.0.0.1:%d/moto-api/" % mp, moto, "moto")
+        wait_http("http://127.0.0.1:%d/moto-api/" % ap, moto_auth, "moto (auth)")
+        wait_http("http://127.0.0.1:%d/_bench/health" % bp, bench, "bench store")
+        allowed, denied = bootstrap_iam("http://127.0.0.1:%d" % ap)
+        env.update({
+            "LAKECACHE_TEST_MOTO_ENDPOINT": "http://127.0.0.1:%d" % mp,
+            "LAKECACHE_TEST_MOTO_AUTH_ENDPOINT": "http://127.0.0.1:%d" % ap,
+            "LAKECACHE_TEST_MOTO_AUTH_KEY": allowed["AccessKeyId"],
+            "LAKECACHE_TEST_MOTO_AUTH_SECRET": allowed["SecretAccessKey"],
+            "LAKECACHE_TEST_MOTO_DENIED_KEY": denied["AccessKeyId"],
+            "LAKECACHE_TEST_MOTO_DENIED_SECRET": denied["SecretAccessKey"],
+            "LAKECACHE_TEST_BENCH_ENDPOINT": "http://127.0.0.1:%d" % bp,
+            "LAKECACHE_TEST_BENCH_ROOT": os.path.join(work, "bench"),
+        })
+        print("with-test-servers: moto :%d, moto-auth :%d, bench store :%d" % (mp, ap, bp), flush=True)
+        return subprocess.call(sys.argv[1:], env=env)
+    finally:
+        stop_all()
+        subprocess.call(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
