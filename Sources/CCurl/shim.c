@@ -33,3 +33,6 @@ CURLMcode CCurl_multi_setopt_long(CURLM *handle, CURLMoption option, long value)
 CURLMSG CCurl_msg_kind(const CURLMsg *msg) { return msg->msg; }
 CURL *CCurl_msg_easy(const CURLMsg *msg) { return msg->easy_handle; }
 CURLcode CCurl_msg_result(const CURLMsg *msg) { return msg->data.result; }
+CURLcode CCurl_easy_setopt_seek(CURL *handle, CCurl_seek_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, value);
+}

@@ -120,6 +120,8 @@ final class CurlTransfer: @unchecked Sendable {
         if request.method == "PUT" || request.method == "POST" {
             _ = CCurl_easy_setopt_callback(easy, CURLOPT_READFUNCTION, curlReadCallback)
             _ = CCurl_easy_setopt_pointer(easy, CURLOPT_READDATA, me)
+            _ = CCurl_easy_setopt_seek(easy, curlSeekCallback)
+            _ = CCurl_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, me)
         }
     }
 
@@ -184,6 +186,13 @@ final class CurlTransfer: @unchecked Sendable {
         return true
     }
 
+    /// Rewinds the upload body; libcurl asks when it replays a request on a new connection.
+    fileprivate func seekBody(to offset: Int64, origin: Int32) -> Int32 {
+        guard origin == SEEK_SET, offset >= 0, offset <= request.body.count else { return CURL_SEEKFUNC_CANTSEEK }
+        uploadOffset = offset
+        return CURL_SEEKFUNC_OK
+    }
+
     fileprivate func sendBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         let total = request.body.count
         let want = Int(min(Int64(buffer.count), total - uploadOffset))
@@ -229,4 +238,8 @@ private let curlWriteCallback: CCurl_data_callback = { buffer, size, count, user
 
 private let curlReadCallback: CCurl_data_callback = { buffer, size, count, userdata in
     transfer(userdata).sendBody(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
+}
+
+private let curlSeekCallback: CCurl_seek_callback = { userdata, offset, origin in
+    transfer(userdata).seekBody(to: Int64(offset), origin: origin)
 }

@@ -97,8 +97,9 @@ package struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
         switch kind {
         case .slowDown, .serverError, .timeout, .malformedResponse: return true
         case .transport(let code, _):
-            // 6/7: resolve/connect, 18: partial body, 28: timeout, 52: empty reply, 55/56: send/recv (reset), 16/92: HTTP/2.
-            return [6, 7, 16, 18, 28, 52, 55, 56, 92].contains(code)
+            // 6/7: resolve/connect, 18: partial body, 28: timeout, 52: empty reply, 55/56: send/recv (reset),
+            // 65: could not rewind a body to replay it, 16/92: HTTP/2 framing.
+            return [6, 7, 16, 18, 28, 52, 55, 56, 65, 92].contains(code)
         case .clientError(let code): return code == "RequestTimeout" || code == "InternalError"
         default: return false
         }

@@ -6,15 +6,7 @@ extension S3Client {
         if let s = request.startAfter { query.append(("start-after", s)) }
         if let m = request.maxKeys { query.append(("max-keys", String(m))) }
         let op = Operation(name: "ListObjectsV2", method: "GET", bucket: request.bucket, query: query)
-        let response = try await perform(op)
-        do throws(ObjectStoreError) {
-            return try Self.parseListObjects(response.body)
-        } catch {
-            var e = error
-            e.operation = op.name
-            e.bucket = request.bucket
-            throw e
-        }
+        return try await perform(op) { response throws(ObjectStoreError) in try Self.parseListObjects(response.body) }
     }
 
     /// Parses a ListObjectsV2 result, decoding keys when the server URL-encoded them.
@@ -59,14 +51,19 @@ extension S3Client {
             var query = [("uploadId", uploadID)]
             if let marker { query.append(("part-number-marker", marker)) }
             let op = Operation(name: "ListParts", method: "GET", bucket: bucket, key: key, query: query)
-            let root = try XMLElement.parse(try await perform(op).body)
-            for p in root.children("Part") {
-                guard let n = p.value("PartNumber").flatMap({ Int($0) }), let etag = p.value("ETag"),
-                    let size = p.value("Size").flatMap({ Int64($0) })
-                else { throw ObjectStoreError(.malformedResponse, "ListParts entry lacks PartNumber, ETag or Size", operation: op.name) }
-                parts.append(PartInfo(partNumber: n, etag: etag, size: size))
+            let page = try await perform(op) { response throws(ObjectStoreError) in
+                let root = try XMLElement.parse(response.body)
+                var found: [PartInfo] = []
+                for p in root.children("Part") {
+                    guard let n = p.value("PartNumber").flatMap({ Int($0) }), let etag = p.value("ETag"),
+                        let size = p.value("Size").flatMap({ Int64($0) })
+                    else { throw ObjectStoreError(.malformedResponse, "ListParts entry lacks PartNumber, ETag or Size") }
+                    found.append(PartInfo(partNumber: n, etag: etag, size: size))
+                }
+                return (found, root.value("IsTruncated") == "true" ? root.value("NextPartNumberMarker") : nil)
             }
-            marker = root.value("IsTruncated") == "true" ? root.value("NextPartNumberMarker") : nil
+            parts += page.0
+            marker = page.1
         } while marker != nil
         return parts
     }
@@ -80,13 +77,16 @@ extension S3Client {
             if let keyMarker { query.append(("key-marker", keyMarker)) }
             if let idMarker { query.append(("upload-id-marker", idMarker)) }
             let op = Operation(name: "ListMultipartUploads", method: "GET", bucket: bucket, query: query)
-            let root = try XMLElement.parse(try await perform(op).body)
-            for u in root.children("Upload") {
-                guard let key = u.value("Key"), let id = u.value("UploadId") else {
-                    throw ObjectStoreError(.malformedResponse, "ListMultipartUploads entry lacks Key or UploadId", operation: op.name)
+            let root = try await perform(op) { response throws(ObjectStoreError) in
+                let root = try XMLElement.parse(response.body)
+                for u in root.children("Upload") where u.value("Key") == nil || u.value("UploadId") == nil {
+                    throw ObjectStoreError(.malformedResponse, "ListMultipartUploads entry lacks Key or UploadId")
                 }
+                return root
+            }
+            for u in root.children("Upload") {
                 let initiated = u.value("Initiated").flatMap { Timestamp(iso8601: $0) } ?? Timestamp(seconds: 0)
-                uploads.append(MultipartUploadInfo(key: key, uploadID: id, initiated: initiated))
+                uploads.append(MultipartUploadInfo(key: u.value("Key")!, uploadID: u.value("UploadId")!, initiated: initiated))
             }
             if root.value("IsTruncated") == "true" {
                 keyMarker = root.value("NextKeyMarker")
@@ -116,7 +116,7 @@ extension S3Client {
                     (name: "Content-MD5", value: Digest.base64(Digest.md5(body))),
                 ],
                 body: .bytes(body))
-            let root = try XMLElement.parse(try await perform(op).body)
+            let root = try await perform(op) { response throws(ObjectStoreError) in try XMLElement.parse(response.body) }
             for e in root.children("Error") {
                 let key = e.value("Key") ?? ""
                 let code = e.value("Code") ?? "InternalError"

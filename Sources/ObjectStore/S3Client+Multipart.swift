@@ -2,12 +2,12 @@ extension S3Client {
     package func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String {
         var op = Operation(name: "CreateMultipartUpload", method: "POST", bucket: bucket, key: key, query: [("uploads", "")], idempotent: false)
         op.headers = try Self.putHeaders(options)
-        let response = try await perform(op)
-        let root = try XMLElement.parse(response.body)
-        guard let id = root.value("UploadId"), !id.isEmpty else {
-            throw ObjectStoreError(.malformedResponse, "CreateMultipartUpload result lacks an UploadId", operation: op.name, bucket: bucket, key: key)
+        return try await perform(op) { response throws(ObjectStoreError) in
+            guard let id = try XMLElement.parse(response.body).value("UploadId"), !id.isEmpty else {
+                throw ObjectStoreError(.malformedResponse, "CreateMultipartUpload result lacks an UploadId")
+            }
+            return id
         }
-        return id
     }
 
     package func uploadPart(bucket: String, key: String, uploadID: String, partNumber: Int, body: RequestBody) async throws -> String {
@@ -16,8 +16,7 @@ extension S3Client {
             name: "UploadPart", method: "PUT", bucket: bucket, key: key,
             query: [("partNumber", String(partNumber)), ("uploadId", uploadID)], body: body)
         op.headers.append((name: "Content-MD5", value: Digest.base64(try Self.md5(of: body))))
-        let response = try await perform(op, sink: .discard)
-        return try Self.requireETag(response)
+        return try await perform(op, sink: .discard, parse: Self.requireETag)
     }
 
     package func uploadPartCopy(
@@ -29,12 +28,7 @@ extension S3Client {
             query: [("partNumber", String(partNumber)), ("uploadId", uploadID)], errorIn200: true)
         op.headers.append((name: "x-amz-copy-source", value: Self.copySource(source)))
         op.headers.append((name: "x-amz-copy-source-range", value: range.header))
-        let response = try await perform(op)
-        let root = try XMLElement.parse(response.body)
-        guard let etag = root.value("ETag") else {
-            throw ObjectStoreError(.malformedResponse, "UploadPartCopy result lacks an ETag", operation: op.name, bucket: bucket, key: key)
-        }
-        return etag
+        return try await perform(op, parse: Self.resultETag)
     }
 
     package func completeMultipartUpload(bucket: String, key: String, uploadID: String, parts: [CompletedPart]) async throws -> String {
@@ -47,17 +41,20 @@ extension S3Client {
             name: "CompleteMultipartUpload", method: "POST", bucket: bucket, key: key, query: [("uploadId", uploadID)],
             headers: [(name: "Content-Type", value: "application/xml")], body: .bytes(Array(xml.utf8)),
             idempotent: false, errorIn200: true)
-        let response = try await perform(op)
-        let root = try XMLElement.parse(response.body)
-        guard let etag = root.value("ETag") else {
-            throw ObjectStoreError(.malformedResponse, "CompleteMultipartUpload result lacks an ETag", operation: op.name, bucket: bucket, key: key)
-        }
-        return etag
+        return try await perform(op, parse: Self.resultETag)
     }
 
     package func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws {
         let op = Operation(name: "AbortMultipartUpload", method: "DELETE", bucket: bucket, key: key, query: [("uploadId", uploadID)])
         _ = try await perform(op, sink: .discard)
+    }
+
+    /// The `<ETag>` of a copy or completion result document.
+    static func resultETag(_ response: HTTPResponse) throws(ObjectStoreError) -> String {
+        guard let etag = try XMLElement.parse(response.body).value("ETag"), !etag.isEmpty else {
+            throw ObjectStoreError(.malformedResponse, "result document lacks an ETag")
+        }
+        return etag
     }
 
     static func checkPartNumber(_ n: Int) throws(ObjectStoreError) {

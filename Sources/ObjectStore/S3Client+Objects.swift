@@ -15,16 +15,9 @@ extension S3Client {
 
     package func headObject(bucket: String, key: String) async throws -> ObjectInfo {
         let op = Operation(name: "HeadObject", method: "HEAD", bucket: bucket, key: key)
-        var parsed: ObjectInfo?
-        _ = try await perform(op, sink: .discard) { response in
-            do throws(ObjectStoreError) {
-                parsed = try Self.objectInfo(key: key, headers: response.headers)
-                return nil
-            } catch {
-                return error
-            }
+        return try await perform(op, sink: .discard) { response throws(ObjectStoreError) in
+            try Self.objectInfo(key: key, headers: response.headers)
         }
-        return parsed!
     }
 
     /// Reads object identity from response headers; a missing or garbled header is a malformed response.
@@ -110,8 +103,7 @@ extension S3Client {
         var op = Operation(name: "PutObject", method: "PUT", bucket: bucket, key: key, body: body)
         op.headers = try Self.putHeaders(options)
         op.headers.append((name: "Content-MD5", value: Digest.base64(try Self.md5(of: body))))
-        let response = try await perform(op, sink: .discard)
-        return try Self.requireETag(response)
+        return try await perform(op, sink: .discard, parse: Self.requireETag)
     }
 
     package func deleteObject(bucket: String, key: String) async throws {
@@ -127,12 +119,7 @@ extension S3Client {
             op.headers.append((name: "x-amz-metadata-directive", value: "REPLACE"))
             op.headers += try Self.putHeaders(PutOptions(metadata: metadata, contentType: options.contentType))
         }
-        let response = try await perform(op)
-        let root = try XMLElement.parse(response.body)
-        guard let etag = root.value("ETag") else {
-            throw ObjectStoreError(.malformedResponse, "CopyObject result lacks an ETag", operation: "CopyObject", bucket: bucket, key: key)
-        }
-        return etag
+        return try await perform(op, parse: Self.resultETag)
     }
 
     /// `x-amz-copy-source`: `bucket/key`, URI-encoded with `/` kept.

@@ -78,6 +78,23 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
         }
     }
 
+    /// Runs `op` and parses its answer; a body that does not parse is a malformed response and is retried.
+    func perform<T>(
+        _ op: Operation, sink: ResponseSink = .collect(limit: 64 << 20),
+        parse: @escaping (HTTPResponse) throws(ObjectStoreError) -> T
+    ) async throws -> T {
+        let parsed = ParsedBox<T>()
+        _ = try await perform(op, sink: sink) { response in
+            do throws(ObjectStoreError) {
+                parsed.value = try parse(response)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        return parsed.value!
+    }
+
     /// Turns a non-2xx answer, or a 200 carrying an `<Error>` document, into an error.
     private func classify(_ response: HTTPResponse, op: Operation) -> ObjectStoreError? {
         let status = response.status
@@ -138,6 +155,11 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
                 .transport(code: failure.curlCode, detail: failure.message),
                 "TLS failure: \(failure.message); set AWS_CA_BUNDLE to the CA that signed the endpoint's certificate")
         }
-        return ObjectStoreError(.transport(code: failure.curlCode, detail: failure.message), "connection failed: \(failure.message)")
+        return ObjectStoreError(.transport(code: failure.curlCode, detail: failure.message), "connection failed (curl error \(failure.curlCode)): \(failure.message)")
     }
+}
+
+/// Carries a parsed value from the network thread to the awaiting task; the continuation orders the accesses.
+private final class ParsedBox<T>: @unchecked Sendable {
+    var value: T?
 }

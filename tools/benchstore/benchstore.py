@@ -183,6 +183,8 @@ class Faults:
             self.rules = []
 
     def pick(self, bucket, op, key):
+        """Numbers the request for every matching rule; the first rule that fires decides."""
+        chosen = None
         with self.lock:
             for r in self.rules:
                 if r.get("bucket") not in (None, bucket) or r.get("op") not in (None, op):
@@ -192,9 +194,8 @@ class Faults:
                 if key is None and r.get("key_prefix"):
                     continue
                 r["_seen"] += 1
-                if "times" in r and r["_fired"] >= r["times"]:
+                if chosen is not None or ("times" in r and r["_fired"] >= r["times"]):
                     continue
-                fire = False
                 if "nth" in r:
                     fire = r["_seen"] in r["nth"]
                 elif "every" in r:
@@ -205,8 +206,8 @@ class Faults:
                     fire = True
                 if fire:
                     r["_fired"] += 1
-                    return r
-        return None
+                    chosen = r
+        return chosen
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -400,6 +401,10 @@ class Handler(BaseHTTPRequestHandler):
         return "Unknown"
 
     def _dispatch(self):
+        # One handler serves every request of a keep-alive connection: reset per-request state.
+        self._body_consumed = False
+        self.truncate_next = False
+        self.garble_next = False
         self._parse()
         if self.bucket_name == "_bench":
             return self._control()

@@ -14,6 +14,10 @@ CURLcode CCurl_easy_setopt_pointer(CURL *handle, CURLoption option, void *value)
 CURLcode CCurl_easy_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
 CURLcode CCurl_easy_setopt_callback(CURL *handle, CURLoption option, CCurl_data_callback value);
 
+typedef int (*CCurl_seek_callback)(void *userdata, curl_off_t offset, int origin);
+/* CURLOPT_SEEKFUNCTION, so libcurl can rewind an upload body to replay it on a fresh connection. */
+CURLcode CCurl_easy_setopt_seek(CURL *handle, CCurl_seek_callback value);
+
 CURLcode CCurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode CCurl_easy_getinfo_off(CURL *handle, CURLINFO info, curl_off_t *value);
 CURLcode CCurl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value);
