@@ -33,6 +33,12 @@ let package = Package(
             ]
         ),
 
+        // Raw-S3 load generator: the backend's own limit in `make bench`, and the bench store's speed check.
+        .executableTarget(
+            name: "lakecache-s3bench",
+            dependencies: ["ObjectStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore"]),
     ]

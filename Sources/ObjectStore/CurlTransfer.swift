@@ -85,6 +85,9 @@ final class CurlTransfer: @unchecked Sendable {
         _ = CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimitBytes)
         _ = CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, options.lowSpeedTimeSeconds)
         _ = CCurl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+        // Large receive chunks mean fewer callbacks and copies for multi-megabyte ranged GETs.
+        _ = CCurl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, options.receiveBufferBytes)
+        _ = CCurl_easy_setopt_long(easy, CURLOPT_UPLOAD_BUFFERSIZE, options.sendBufferBytes)
         _ = CCurl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
         if let ca = options.caBundle { _ = CCurl_easy_setopt_string(easy, CURLOPT_CAINFO, ca) }
         _ = CCurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)

@@ -12,6 +12,9 @@ package struct TransportOptions: Sendable {
     /// A transfer slower than `lowSpeedLimitBytes` per second for `lowSpeedTimeSeconds` is abandoned (and retried).
     package var lowSpeedLimitBytes = 1
     package var lowSpeedTimeSeconds = 30
+    /// libcurl's per-transfer receive and send buffers.
+    package var receiveBufferBytes = 512 << 10
+    package var sendBufferBytes = 512 << 10
     /// CA bundle path (`AWS_CA_BUNDLE`); nil uses the system store. Verification is always on.
     package var caBundle: String?
 

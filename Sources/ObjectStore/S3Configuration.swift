@@ -73,7 +73,8 @@ package enum AddressingStyle: String, Sendable, CaseIterable {
 
 /// Whether the SHA-256 of the body is part of the signature.
 package enum PayloadSigning: String, Sendable, CaseIterable {
-    /// Signed over plain http (integrity without TLS), `UNSIGNED-PAYLOAD` over https.
+    /// Signed over plain http unless the body carries Content-MD5 (the server then checks integrity);
+    /// `UNSIGNED-PAYLOAD` over https, where TLS protects the body.
     case auto
     case signed
     case unsigned

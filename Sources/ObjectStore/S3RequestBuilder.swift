@@ -54,19 +54,22 @@ struct S3RequestBuilder: Sendable {
         var headers = op.headers
         headers.append((name: "host", value: hostHeader))
         if let signer {
-            signer.sign(method: op.method, encodedPath: path, query: op.query, headers: &headers, payloadHash: payloadHash(op.body), time: time)
+            signer.sign(method: op.method, encodedPath: path, query: op.query, headers: &headers, payloadHash: payloadHash(op.body, headers: op.headers), time: time)
         }
         let query = SigV4Signer.canonicalQueryString(op.query)
         let url = "\(endpoint.scheme)://\(hostHeader)\(path)\(query.isEmpty ? "" : "?" + query)"
         return HTTPRequest(method: op.method, url: url, headers: headers, body: op.body)
     }
 
-    func payloadHash(_ body: RequestBody) -> String {
+    func payloadHash(_ body: RequestBody, headers: [(name: String, value: String)] = []) -> String {
         let signed: Bool
         switch configuration.payloadSigning {
         case .signed: signed = true
         case .unsigned: signed = false
-        case .auto: signed = configuration.endpoint.scheme == "http"
+        case .auto:
+            // Over plain http the signature is the only integrity check, unless Content-MD5 already gives the
+            // server one; then a second pass over the data (SHA-256) buys nothing.
+            signed = configuration.endpoint.scheme == "http" && !headers.contains { $0.name.lowercased() == "content-md5" }
         }
         guard signed else { return "UNSIGNED-PAYLOAD" }
         switch body {

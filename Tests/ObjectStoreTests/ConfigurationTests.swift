@@ -152,3 +152,23 @@ import Testing
         #expect(S3Client.parseContentRange("bytes */100") == nil)
     }
 }
+
+@Suite struct BucketURLTests {
+    @Test func parsesBucketsAndPrefixes() throws {
+        #expect(try BucketURL(parsing: "s3://data") == BucketURL(bucket: "data", prefix: ""))
+        #expect(try BucketURL(parsing: "s3://data/") == BucketURL(bucket: "data", prefix: ""))
+        #expect(try BucketURL(parsing: "s3://data/train/shards") == BucketURL(bucket: "data", prefix: "train/shards/"))
+        #expect(try BucketURL(parsing: "s3://my.bucket-1/a b/") == BucketURL(bucket: "my.bucket-1", prefix: "a b/"))
+    }
+
+    @Test(arguments: ["data", "http://data", "s3://", "s3:///x", "s3://ab", "s3://Upper", "s3://-dash", "s3://a..b", "s3://x_y_", "s3://data/a//b", "s3://\(String(repeating: "a", count: 64))"])
+    func rejectsWithAMessageThatNamesTheInput(_ text: String) {
+        do {
+            _ = try BucketURL(parsing: text)
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error.kind == .configuration)
+            #expect(error.message.hasPrefix("invalid bucket"))
+        }
+    }
+}

@@ -68,24 +68,50 @@ class Bucket:
                 with open(os.path.join(self.objdir, name)) as f:
                     m = json.load(f)
                 self.meta[m["key"]] = m
+        # Drop segments no index names (left by a crash between the moves and the index write).
+        live = {p for m in self.meta.values() for p, _ in m["segments"]}
+        for name in os.listdir(self.objdir):
+            p = os.path.join(self.objdir, name)
+            if not name.endswith(".json") and not name.endswith(".tmp") and p not in live:
+                os.unlink(p)
         self.keys = sorted(self.meta)
 
     def path_for(self, key):
         return os.path.join(self.objdir, hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
 
-    def commit(self, key, tmp_path, etag, size, metadata, content_type):
-        path = self.path_for(key)
-        m = {"key": key, "size": size, "etag": etag, "mtime": time.time(), "metadata": metadata,
-             "content_type": content_type, "file": path}
+    def commit(self, key, pieces, etag, metadata, content_type):
+        """Publishes an object made of `pieces` [(tmp_path, size)], moved in place without copying.
+
+        A multipart object stays a list of part files, so completing an upload costs O(parts), not O(bytes).
+        """
+        base = self.path_for(key)
+        version = uuid.uuid4().hex[:12]
+        segments = []
+        for i, (tmp, size) in enumerate(pieces):
+            final = "%s.%s.%05d" % (base, version, i)
+            os.replace(tmp, final)
+            segments.append([final, size])
+        m = {"key": key, "size": sum(sz for _, sz in segments), "etag": etag, "mtime": time.time(), "metadata": metadata,
+             "content_type": content_type, "segments": segments}
         with self.lock:
-            os.replace(tmp_path, path)
-            with open(path + ".json.tmp", "w") as f:
+            with open(base + ".json.tmp", "w") as f:
                 json.dump(m, f)
-            os.replace(path + ".json.tmp", path + ".json")
-            if key not in self.meta:
+            os.replace(base + ".json.tmp", base + ".json")
+            old = self.meta.get(key)
+            if old is None:
                 bisect.insort(self.keys, key)
             self.meta[key] = m
+        if old:
+            self._unlink_segments(old)
         return m
+
+    @staticmethod
+    def _unlink_segments(m):
+        for path, _ in m["segments"]:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def delete(self, key):
         with self.lock:
@@ -95,11 +121,43 @@ class Bucket:
             i = bisect.bisect_left(self.keys, key)
             if i < len(self.keys) and self.keys[i] == key:
                 del self.keys[i]
-            for p in (m["file"], m["file"] + ".json"):
-                try:
-                    os.unlink(p)
-                except FileNotFoundError:
-                    pass
+            try:
+                os.unlink(self.path_for(key) + ".json")
+            except FileNotFoundError:
+                pass
+        self._unlink_segments(m)
+
+
+def iter_segments(m, offset, count):
+    """Yields (path, file_offset, length) covering [offset, offset+count) of an object."""
+    pos = 0
+    for path, size in m["segments"]:
+        if count <= 0:
+            break
+        if offset < pos + size:
+            start = offset - pos
+            n = min(size - start, count)
+            yield path, start, n
+            offset += n
+            count -= n
+        pos += size
+
+
+def copy_range(m, offset, count, dst_path):
+    """Copies bytes of an object into a new file; returns their MD5 hex digest."""
+    md5 = hashlib.md5()
+    with open(dst_path, "wb") as dst:
+        for path, start, n in iter_segments(m, offset, count):
+            with open(path, "rb") as src:
+                src.seek(start)
+                while n > 0:
+                    chunk = src.read(min(n, 1 << 20))
+                    if not chunk:
+                        raise IOError("object segment shorter than recorded")
+                    md5.update(chunk)
+                    dst.write(chunk)
+                    n -= len(chunk)
+    return md5.hexdigest()
 
 
 class Store:
@@ -334,23 +392,26 @@ class Handler(BaseHTTPRequestHandler):
             if ahead > 0:
                 time.sleep(ahead)
 
-    def _sendfile(self, path, offset, count):
+    def _sendfile(self, m, offset, count):
         self.wfile.flush()
         sock = self.connection
         bw = self.server.bandwidth_bps
         start = time.monotonic()
         sent = 0
-        with open(path, "rb") as f:
-            while sent < count:
-                step = count - sent if bw <= 0 else min(count - sent, 256 * 1024)
-                n = os.sendfile(sock.fileno(), f.fileno(), offset + sent, step)
-                if n == 0:
-                    raise ConnectionError("sendfile reached end of file early")
-                sent += n
-                if bw > 0:
-                    ahead = sent / bw - (time.monotonic() - start)
-                    if ahead > 0:
-                        time.sleep(ahead)
+        for path, file_offset, length in iter_segments(m, offset, count):
+            with open(path, "rb") as f:
+                done = 0
+                while done < length:
+                    step = length - done if bw <= 0 else min(length - done, 256 * 1024)
+                    n = os.sendfile(sock.fileno(), f.fileno(), file_offset + done, step)
+                    if n == 0:
+                        raise ConnectionError("sendfile reached end of file early")
+                    done += n
+                    sent += n
+                    if bw > 0:
+                        ahead = sent / bw - (time.monotonic() - start)
+                        if ahead > 0:
+                            time.sleep(ahead)
 
     def _error(self, e):
         body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message>"
@@ -663,7 +724,7 @@ class Handler(BaseHTTPRequestHandler):
         send = count // 2 if truncate else count
         try:
             if send > 0:
-                self._sendfile(m["file"], first, send)
+                self._sendfile(m, first, send)
         except FileNotFoundError:
             pass
         self.server.counters.add(self.bucket_name, None, bytes_out=send)
@@ -691,7 +752,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             size, md5hex = self._body_to_file(tmp)
             self._check_md5(md5hex)
-            m = b.commit(self.key, tmp, md5hex, size, self._user_metadata(), self.headers.get("Content-Type"))
+            m = b.commit(self.key, [(tmp, size)], md5hex, self._user_metadata(), self.headers.get("Content-Type"))
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -715,13 +776,12 @@ class Handler(BaseHTTPRequestHandler):
         b = self.server.store.bucket(self.bucket_name)
         m = self._copy_source()
         tmp = self.server.store.tmp_path()
-        with open(m["file"], "rb") as src, open(tmp, "wb") as dst:
-            os.copy_file_range(src.fileno(), dst.fileno(), m["size"]) if m["size"] else None
+        copy_range(m, 0, m["size"], tmp)
         if self.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE":
             meta, ctype = self._user_metadata(), self.headers.get("Content-Type")
         else:
             meta, ctype = m.get("metadata") or {}, m.get("content_type")
-        nm = b.commit(self.key, tmp, m["etag"], m["size"], meta, ctype)
+        nm = b.commit(self.key, [(tmp, m["size"])], m["etag"], meta, ctype)
         self._send(200, ("<CopyObjectResult><LastModified>%s</LastModified><ETag>&quot;%s&quot;</ETag></CopyObjectResult>" % (
             iso(nm["mtime"]), nm["etag"])).encode())
 
@@ -785,19 +845,11 @@ class Handler(BaseHTTPRequestHandler):
             if last >= m["size"]:
                 raise S3Error(400, "InvalidArgument", "Range specified is not valid for source object")
         path = os.path.join(b.updir, uid, "%05d.%s" % (n, uuid.uuid4().hex[:8]))
-        md5 = hashlib.md5()
-        with open(m["file"], "rb") as src, open(path, "wb") as dst:
-            src.seek(first)
-            left = last - first + 1
-            while left > 0:
-                chunk = src.read(min(left, 1 << 20))
-                md5.update(chunk)
-                dst.write(chunk)
-                left -= len(chunk)
+        md5hex = copy_range(m, first, last - first + 1, path)
         with b.lock:
-            u["parts"][n] = (md5.hexdigest(), last - first + 1, path)
+            u["parts"][n] = (md5hex, last - first + 1, path)
         self._send(200, ("<CopyPartResult><LastModified>%s</LastModified><ETag>&quot;%s&quot;</ETag></CopyPartResult>" % (
-            iso(time.time()), md5.hexdigest())).encode())
+            iso(time.time()), md5hex)).encode())
 
     def op_ListParts(self):
         b = self.server.store.bucket(self.bucket_name)
@@ -829,25 +881,22 @@ class Handler(BaseHTTPRequestHandler):
                 wanted.append((n, e))
         if not wanted or [n for n, _ in wanted] != sorted(n for n, _ in wanted):
             raise S3Error(400, "InvalidPartOrder", "The list of parts was not in ascending order.")
-        tmp = self.server.store.tmp_path()
         md5s = b""
-        total = 0
-        with open(tmp, "wb") as out:
+        pieces = []
+        with b.lock:
             for i, (n, e) in enumerate(wanted):
                 part = u["parts"].get(n)
                 if part is None or part[0] != e:
-                    os.unlink(tmp)
                     raise S3Error(400, "InvalidPart", "One or more of the specified parts could not be found.")
                 if i < len(wanted) - 1 and part[1] < self.server.min_part_size:
-                    os.unlink(tmp)
                     raise S3Error(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
-                with open(part[2], "rb") as src:
-                    if part[1]:
-                        os.copy_file_range(src.fileno(), out.fileno(), part[1])
                 md5s += bytes.fromhex(part[0])
-                total += part[1]
+                pieces.append((part[2], part[1]))
+            # The parts now belong to the object; the upload must not delete them.
+            used = {p for p, _ in pieces}
+            u["parts"] = {k: v for k, v in u["parts"].items() if v[2] not in used}
         etag = "%s-%d" % (hashlib.md5(md5s).hexdigest(), len(wanted))
-        b.commit(self.key, tmp, etag, total, u["metadata"], u["content_type"])
+        b.commit(self.key, pieces, etag, u["metadata"], u["content_type"])
         self._drop_upload(b, uid)
         self._send(200, ("<CompleteMultipartUploadResult xmlns=\"%s\"><Bucket>%s</Bucket><Key>%s</Key>"
                          "<ETag>&quot;%s&quot;</ETag></CompleteMultipartUploadResult>" % (

@@ -1,0 +1,28 @@
+# lakecache: the two setup commands are `make demo` and `make test` (see README.md).
+SWIFT ?= swift
+PYTHON ?= python3
+
+.PHONY: all deps build build-debug test test-unit clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+## build: release binary at .build/release/lakecache
+build: deps
+	$(SWIFT) build -c release --product lakecache
+
+build-debug: deps
+	$(SWIFT) build --build-tests
+
+## test: every test (unit and integration), with moto and the bench object store started and stopped around it
+test: build-debug
+	$(PYTHON) scripts/with-test-servers.py $(SWIFT) test --skip-build
+
+## test-unit: only the tests that need no server
+test-unit: build-debug
+	$(SWIFT) test --skip-build --skip IntegrationTests
+
+clean:
+	rm -rf .build

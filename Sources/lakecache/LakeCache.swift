@@ -1,0 +1,57 @@
+import ArgumentParser
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `lakecache` command: mount S3 buckets as a cached local filesystem and manage the mounts.
+@main
+struct LakeCache: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "lakecache",
+        abstract: "Mount S3-compatible buckets as a local filesystem with a memory and NVMe cache.",
+        discussion: """
+            Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the shared \
+            credentials file (~/.aws/credentials, AWS_PROFILE, --profile). TLS is always verified; AWS_CA_BUNDLE \
+            names a custom CA.
+            """,
+        version: version,
+        subcommands: [MountCommand.self, UnmountCommand.self, StatusCommand.self, FlushCommand.self]
+    )
+}
+
+/// A failure the CLI reports as one line on stderr, with a specific exit status.
+struct CLIFailure: Error, CustomStringConvertible {
+    var message: String
+    var exitCode: Int32 = 1
+    var description: String { message }
+
+    /// Prints `lakecache: MESSAGE` and exits with the failure's status.
+    func exit(command: String) -> Never {
+        var line = "lakecache \(command): \(message)\n"
+        line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+        Glibc.exit(exitCode)
+    }
+
+    static func notImplemented(_ what: String) -> CLIFailure {
+        CLIFailure(message: "\(what) is not implemented yet in this build", exitCode: 2)
+    }
+}
+
+/// `--log-level` values, mapped onto swift-log.
+enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+    var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+/// Sets up swift-log to write to stderr at `level`; called once per process.
+func bootstrapLogging(_ level: LogLevelOption) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level.level
+        return handler
+    }
+}

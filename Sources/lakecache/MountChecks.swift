@@ -1,0 +1,122 @@
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pre-flight checks of `mount`, each turning a problem into a message that names the thing and the fix.
+enum MountChecks {
+    static func environment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+
+    /// Returns the absolute mountpoint; fails if it is missing, not a directory or already mounted.
+    static func checkMountpoint(_ path: String) throws(CLIFailure) -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw CLIFailure(message: "mountpoint \(path) does not exist; create it with: mkdir -p \(path)")
+        }
+        let absolute = String(cString: resolved)
+        free(resolved)
+        var st = stat()
+        guard stat(absolute, &st) == 0 else { throw CLIFailure(message: "cannot stat mountpoint \(path): \(Errno(errno))") }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw CLIFailure(message: "mountpoint \(path) is not a directory") }
+        if isMounted(absolute) {
+            throw CLIFailure(message: "\(path) is already mounted; unmount it first (lakecache unmount \(path), or fusermount3 -u \(path) after a crash)")
+        }
+        return absolute
+    }
+
+    /// Whether `path` is a mount point, per /proc/self/mountinfo (field 5, with octal escapes).
+    static func isMounted(_ path: String) -> Bool {
+        guard let text = readTextFile("/proc/self/mountinfo") else { return false }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { continue }
+            if unescapeMountinfo(String(fields[4])) == path { return true }
+        }
+        return false
+    }
+
+    static func unescapeMountinfo(_ s: String) -> String {
+        var out = [UInt8]()
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "\\"), i + 3 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(v)
+                i += 4
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func checkFuseDevice() throws(CLIFailure) {
+        let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            throw CLIFailure(message: "/dev/fuse is not usable (\(Errno(e))); install fuse3 and load the fuse module (modprobe fuse), or run the container with --device /dev/fuse")
+        }
+        close(fd)
+    }
+
+    /// Creates the cache directory (0700) if needed and proves it is writable.
+    static func prepareCacheDir(_ path: String) throws(CLIFailure) {
+        var components: [String] = []
+        for part in path.split(separator: "/") {
+            components.append(String(part))
+            let prefix = (path.hasPrefix("/") ? "/" : "") + components.joined(separator: "/")
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                throw CLIFailure(message: "cannot create cache directory \(prefix): \(Errno(errno)); choose another with --cache-dir")
+            }
+        }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw CLIFailure(message: "cache directory \(path) is not a directory; choose another with --cache-dir")
+        }
+        if st.st_uid == getuid() && (st.st_mode & 0o077) != 0 {
+            chmod(path, 0o700)  // the cache holds bucket data: private to its owner
+        }
+        let probe = path + "/.lakecache-write-test"
+        let fd = open(probe, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw CLIFailure(message: "cache directory \(path) is not writable (\(Errno(errno))); fix its permissions or choose another with --cache-dir")
+        }
+        close(fd)
+        unlink(probe)
+    }
+
+    /// Checks that the bucket exists and the credentials may use it, so a bad mount fails now, not on first read.
+    static func checkBucket(_ bucket: BucketURL, configuration: S3Configuration) async throws(CLIFailure) {
+        var config = configuration
+        config.retry.maxAttempts = 3
+        let client = S3Client(configuration: config)
+        defer { client.shutdown() }
+        do {
+            try await client.headBucket(bucket.bucket)
+        } catch let error as ObjectStoreError {
+            let at = "at \(configuration.endpoint)"
+            switch error.kind {
+            case .noSuchBucket:
+                throw CLIFailure(message: "bucket '\(bucket.bucket)' does not exist \(at); check the name, --endpoint and --region")
+            case .accessDenied, .invalidCredentials:
+                throw CLIFailure(message: "access denied to bucket '\(bucket.bucket)' \(at); check the credentials (AWS_ACCESS_KEY_ID, --profile) and the bucket policy")
+            case .transport, .timeout:
+                throw CLIFailure(message: "cannot reach \(configuration.endpoint): \(error.message); check --endpoint and the network")
+            default:
+                throw CLIFailure(message: "cannot use bucket '\(bucket.bucket)' \(at): \(error)")
+            }
+        } catch {
+            throw CLIFailure(message: "cannot use bucket '\(bucket.bucket)': \(error)")
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Logging
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `lakecache mount s3://BUCKET[/PREFIX] MOUNTPOINT [options]`.
+struct MountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount a bucket (or a prefix of it) at a local directory.",
+        discussion: "Returns once the mount is live, unless --foreground is given. Fails with one clear line otherwise.")
+
+    @Argument(help: "The bucket URL: s3://BUCKET or s3://BUCKET/PREFIX.") var url: String
+    @Argument(help: "An existing, empty directory to mount on.") var mountpoint: String
+
+    @Option(help: "S3 endpoint URL (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then the AWS regional endpoint).") var endpoint: String?
+    @Option(help: "Region (else AWS_REGION, AWS_DEFAULT_REGION, then us-east-1).") var region: String?
+    @Option(help: "Profile in the shared credentials file (else AWS_PROFILE, then default).") var profile: String?
+    @Flag(help: "Send anonymous requests (public buckets).") var noSignRequest = false
+    @Option(help: "Request addressing: auto, path or virtual.") var addressingStyle: String = "auto"
+    @Option(help: "Directory of the NVMe cache tier; created with mode 0700.") var cacheDir: String = "/var/cache/lakecache"
+    @Option(help: "Bound of the disk tier, e.g. 200G.") var cacheSize: String = "100G"
+    @Option(help: "Bound of the memory tier, e.g. 2G.") var memoryCache: String = "1G"
+    @Option(help: "Close mode for written files: async or sync.") var writeMode: String = "async"
+    @Option(help: "Metadata cache lifetime in seconds, or 'indefinite' for immutable data.") var metadataTtl: String = "60"
+    @Flag(help: "Refuse all writes.") var readOnly = false
+    @Flag(help: "Let other users access the mount (needs user_allow_other for non-root).") var allowOther = false
+    @Option(help: "Owner uid shown for objects without uid metadata.") var uid: UInt32?
+    @Option(help: "Group gid shown for objects without gid metadata.") var gid: UInt32?
+    @Option(help: "Mode (octal) of files without mode metadata.") var fileMode: String = "0644"
+    @Option(help: "Mode (octal) of directories without mode metadata.") var dirMode: String = "0755"
+    @Option(help: "Concurrent backend transfers.") var maxConcurrency: Int = 64
+    @Flag(name: [.customShort("f"), .long], help: "Stay in the foreground (for systemd).") var foreground = false
+    @Option(name: .customShort("o"), help: "Comma-separated mount options, fstab style (ro, allow_other, uid=, gid=, ...).") var options: [String] = []
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        do {
+            let plan = try await MountPlan.prepare(self)
+            _ = plan
+            throw CLIFailure.notImplemented("serving the mount")
+        } catch let failure as CLIFailure {
+            failure.exit(command: "mount")
+        }
+    }
+}
+
+/// Everything `mount` resolved and checked before it starts serving.
+struct MountPlan {
+    var bucket: BucketURL
+    var mountpoint: String
+    var s3: S3Configuration
+    var cacheDir: String
+    var cacheSize: Int64
+    var memoryCache: Int64
+    var writeMode: String
+    /// nil means indefinite.
+    var metadataTTL: Double?
+    var readOnly: Bool
+    var allowOther: Bool
+    var uid: UInt32
+    var gid: UInt32
+    var fileMode: UInt32
+    var dirMode: UInt32
+    var foreground: Bool
+
+    /// Validates input in order of cost; the first problem becomes a one-line `CLIFailure`.
+    static func prepare(_ cmd: MountCommand) async throws(CLIFailure) -> MountPlan {
+        var cmd = cmd
+        try applyFstabOptions(&cmd)
+        let bucket: BucketURL
+        do { bucket = try BucketURL(parsing: cmd.url) } catch { throw CLIFailure(message: error.message, exitCode: 64) }
+        guard cmd.writeMode == "async" || cmd.writeMode == "sync" else {
+            throw CLIFailure(message: "invalid --write-mode '\(cmd.writeMode)': expected async or sync", exitCode: 64)
+        }
+        guard let addressing = AddressingStyle(rawValue: cmd.addressingStyle) else {
+            throw CLIFailure(message: "invalid --addressing-style '\(cmd.addressingStyle)': expected auto, path or virtual", exitCode: 64)
+        }
+        let ttl: Double?
+        if cmd.metadataTtl == "indefinite" {
+            ttl = nil
+        } else if let seconds = Double(cmd.metadataTtl), seconds >= 0, seconds.isFinite {
+            ttl = seconds
+        } else {
+            throw CLIFailure(message: "invalid --metadata-ttl '\(cmd.metadataTtl)': expected seconds (e.g. 60) or 'indefinite'", exitCode: 64)
+        }
+        let fileMode = try parseMode(cmd.fileMode, option: "--file-mode")
+        let dirMode = try parseMode(cmd.dirMode, option: "--dir-mode")
+        guard (1...1024).contains(cmd.maxConcurrency) else {
+            throw CLIFailure(message: "invalid --max-concurrency \(cmd.maxConcurrency): expected 1 to 1024", exitCode: 64)
+        }
+        let mountpoint = try MountChecks.checkMountpoint(cmd.mountpoint)
+        try MountChecks.checkFuseDevice()
+        try MountChecks.prepareCacheDir(cmd.cacheDir)
+
+        var s3: S3Configuration
+        do {
+            s3 = try S3Configuration.resolve(
+                endpoint: cmd.endpoint, region: cmd.region, profile: cmd.profile, anonymous: cmd.noSignRequest,
+                environment: MountChecks.environment())
+        } catch {
+            throw CLIFailure(message: error.message, exitCode: 64)
+        }
+        s3.addressing = addressing
+        s3.transport.maxConcurrentTransfers = cmd.maxConcurrency
+        try await MountChecks.checkBucket(bucket, configuration: s3)
+        return MountPlan(
+            bucket: bucket, mountpoint: mountpoint, s3: s3, cacheDir: cmd.cacheDir,
+            cacheSize: try ByteSize.parse(cmd.cacheSize), memoryCache: try ByteSize.parse(cmd.memoryCache),
+            writeMode: cmd.writeMode, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
+            uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground)
+    }
+
+    /// Folds `-o a,b=c` into the typed options, as mount.fuse3 and fstab pass them.
+    static func applyFstabOptions(_ cmd: inout MountCommand) throws(CLIFailure) {
+        for group in cmd.options {
+            for item in group.split(separator: ",") {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                let name = parts[0]
+                let value = parts.count > 1 ? parts[1] : nil
+                func need() throws(CLIFailure) -> String {
+                    guard let value, !value.isEmpty else { throw CLIFailure(message: "mount option '\(name)' needs a value (\(name)=...)", exitCode: 64) }
+                    return value
+                }
+                switch name {
+                case "ro": cmd.readOnly = true
+                case "rw", "defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime":
+                    break  // handled by mount(8) or the kernel, or meaningless here
+                case "allow_other": cmd.allowOther = true
+                case "uid":
+                    guard let v = UInt32(try need()) else { throw CLIFailure(message: "mount option uid=\(value ?? "") is not a number", exitCode: 64) }
+                    cmd.uid = v
+                case "gid":
+                    guard let v = UInt32(try need()) else { throw CLIFailure(message: "mount option gid=\(value ?? "") is not a number", exitCode: 64) }
+                    cmd.gid = v
+                case "endpoint": cmd.endpoint = try need()
+                case "region": cmd.region = try need()
+                case "profile": cmd.profile = try need()
+                case "cache_dir": cmd.cacheDir = try need()
+                case "cache_size": cmd.cacheSize = try need()
+                case "memory_cache": cmd.memoryCache = try need()
+                case "write_mode": cmd.writeMode = try need()
+                case "metadata_ttl": cmd.metadataTtl = try need()
+                case "file_mode": cmd.fileMode = try need()
+                case "dir_mode": cmd.dirMode = try need()
+                case "no_sign_request": cmd.noSignRequest = true
+                default:
+                    throw CLIFailure(message: "unknown mount option '\(name)'; see 'lakecache mount --help' and docs/configuration.md", exitCode: 64)
+                }
+            }
+        }
+    }
+
+    static func parseMode(_ text: String, option: String) throws(CLIFailure) -> UInt32 {
+        guard let mode = UInt32(text, radix: 8), mode <= 0o7777 else {
+            throw CLIFailure(message: "invalid \(option) '\(text)': expected an octal mode such as 0644", exitCode: 64)
+        }
+        return mode
+    }
+}
