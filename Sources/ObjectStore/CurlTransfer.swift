@@ -99,7 +99,7 @@ final class CurlTransfer: @unchecked Sendable {
 
         var list: UnsafeMutablePointer<curl_slist>? = nil
         // An empty Expect suppresses 100-continue, which costs a round trip per upload.
-        for line in ["Expect:", "Accept:"] + request.headers.map({ "\($0.name): \($0.value)" }) {
+        for line in ["Expect:", "Accept:", "User-Agent: lakecache/\(LakeCacheVersion.current)"] + request.headers.map({ "\($0.name): \($0.value)" }) {
             list = curl_slist_append(list, line)
         }
         headerList = list

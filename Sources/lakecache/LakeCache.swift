@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import ObjectStore
 
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,7 @@ import Glibc
 /// The `lakecache` command: mount S3 buckets as a cached local filesystem and manage the mounts.
 @main
 struct LakeCache: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = LakeCacheVersion.current
 
     static let configuration = CommandConfiguration(
         commandName: "lakecache",

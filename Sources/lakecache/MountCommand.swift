@@ -90,6 +90,8 @@ struct MountPlan {
         }
         let fileMode = try parseMode(cmd.fileMode, option: "--file-mode")
         let dirMode = try parseMode(cmd.dirMode, option: "--dir-mode")
+        let cacheSize = try ByteSize.parse(cmd.cacheSize)
+        let memoryCache = try ByteSize.parse(cmd.memoryCache)
         guard (1...1024).contains(cmd.maxConcurrency) else {
             throw CLIFailure(message: "invalid --max-concurrency \(cmd.maxConcurrency): expected 1 to 1024", exitCode: 64)
         }
@@ -110,7 +112,7 @@ struct MountPlan {
         try await MountChecks.checkBucket(bucket, configuration: s3)
         return MountPlan(
             bucket: bucket, mountpoint: mountpoint, s3: s3, cacheDir: cmd.cacheDir,
-            cacheSize: try ByteSize.parse(cmd.cacheSize), memoryCache: try ByteSize.parse(cmd.memoryCache),
+            cacheSize: cacheSize, memoryCache: memoryCache,
             writeMode: cmd.writeMode, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
             uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground)
     }
