@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // Thin, prefixed C wrappers. Logic lives in Swift.
@@ -21,6 +22,14 @@ let package = Package(
             name: "ObjectStore",
             dependencies: [
                 "CCurl", "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "ReadCache",
+            dependencies: [
+                "ObjectStore",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -40,6 +49,7 @@ let package = Package(
         ),
 
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReadCacheTests", dependencies: ["ReadCache", "ObjectStore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore"]),
     ]
 )

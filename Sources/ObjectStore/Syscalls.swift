@@ -27,6 +27,24 @@ package enum Syscall {
     }
 }
 
+extension Syscall {
+    /// `pwrite` of the whole buffer, retrying on EINTR and short writes; false on any error.
+    package static func pwriteFully(_ fd: Int32, _ data: UnsafeRawBufferPointer, _ offset: Int64) -> Bool {
+        var done = 0
+        while done < data.count {
+            let n = Glibc.pwrite(fd, data.baseAddress! + done, data.count - done, off_t(offset + Int64(done)))
+            if n > 0 {
+                done += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+}
+
 /// A POSIX error number with its message.
 package struct Errno: Error, Sendable, Equatable, CustomStringConvertible {
     package var rawValue: Int32

@@ -1,0 +1,217 @@
+import Synchronization
+
+/// An `ObjectStore` held in memory, for unit tests of the engine; integration tests use real servers.
+///
+/// It follows S3's rules where the engine depends on them: ETags change on every write, If-Match is
+/// enforced, ranges are clamped, listings are sorted and honour prefix, delimiter and pagination.
+package final class InMemoryObjectStore: ObjectStore, Sendable {
+    package struct Object: Sendable {
+        var data: [UInt8]
+        var etag: String
+        var metadata: [String: String]
+        var modified: Timestamp
+    }
+
+    private struct State {
+        var objects: [String: [String: Object]] = [:]
+        var uploads: [String: (bucket: String, key: String, parts: [Int: [UInt8]], options: PutOptions)] = [:]
+        var counter = 0
+        var requests: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    package init(buckets: [String]) {
+        state.withLock { s in for b in buckets { s.objects[b] = [:] } }
+    }
+
+    /// Requests served so far, by operation name.
+    package var requests: [String: Int] { state.withLock { $0.requests } }
+
+    private func count(_ op: String) { state.withLock { $0.requests[op, default: 0] += 1 } }
+
+    private func object(_ bucket: String, _ key: String) throws(ObjectStoreError) -> Object {
+        try state.withLock { s throws(ObjectStoreError) in
+            guard let b = s.objects[bucket] else { throw ObjectStoreError(.noSuchBucket, "no such bucket", bucket: bucket) }
+            guard let o = b[key] else { throw ObjectStoreError(.noSuchKey, "no such key", bucket: bucket, key: key) }
+            return o
+        }
+    }
+
+    /// Stores an object directly (test setup); returns its ETag.
+    @discardableResult
+    package func set(bucket: String, key: String, data: [UInt8], metadata: [String: String] = [:]) -> String {
+        state.withLock { s in
+            s.counter += 1
+            let etag = "\"\(Digest.hex(Digest.md5(data)))-v\(s.counter)\""
+            s.objects[bucket, default: [:]][key] = Object(data: data, etag: etag, metadata: metadata, modified: Timestamp(seconds: 1_700_000_000 + Int64(s.counter)))
+            return etag
+        }
+    }
+
+    package func headBucket(_ bucket: String) async throws {
+        count("HeadBucket")
+        let exists = state.withLock { $0.objects[bucket] != nil }
+        if !exists { throw ObjectStoreError(.noSuchBucket, "no such bucket", bucket: bucket) }
+    }
+
+    package func headObject(bucket: String, key: String) async throws -> ObjectInfo {
+        count("HeadObject")
+        let o = try object(bucket, key)
+        return ObjectInfo(key: key, size: Int64(o.data.count), etag: o.etag, lastModified: o.modified, metadata: o.metadata)
+    }
+
+    package func getObject(
+        _ request: GetObjectRequest, into buffer: UnsafeMutableRawBufferPointer,
+        completion: @escaping @Sendable (Result<GetObjectResult, ObjectStoreError>) -> Void
+    ) {
+        count("GetObject")
+        do {
+            let o = try object(request.bucket, request.key)
+            if let want = request.ifMatch, want != o.etag {
+                throw ObjectStoreError(.preconditionFailed, "the object changed", bucket: request.bucket, key: request.key)
+            }
+            var first = 0
+            var last = o.data.count - 1
+            if let r = request.range {
+                guard r.first < Int64(o.data.count) else { throw ObjectStoreError(.invalidRange, "range not satisfiable") }
+                first = Int(r.first)
+                last = min(Int(r.last), o.data.count - 1)
+            }
+            let n = max(0, last - first + 1)
+            guard n <= buffer.count else { throw ObjectStoreError(.malformedResponse, "response body is longer than the request allows") }
+            o.data.withUnsafeBytes { src in
+                if n > 0 { buffer.baseAddress!.copyMemory(from: src.baseAddress! + first, byteCount: n) }
+            }
+            completion(.success(GetObjectResult(bytesWritten: n, etag: o.etag, objectSize: Int64(o.data.count))))
+        } catch let e as ObjectStoreError {
+            completion(.failure(e))
+        } catch {
+            completion(.failure(ObjectStoreError(.malformedResponse, "\(error)")))
+        }
+    }
+
+    package func listObjects(_ request: ListObjectsRequest) async throws -> ListObjectsPage {
+        count("ListObjectsV2")
+        let all = try state.withLock { s throws(ObjectStoreError) in
+            guard let b = s.objects[request.bucket] else { throw ObjectStoreError(.noSuchBucket, "no such bucket", bucket: request.bucket) }
+            return b.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
+        }
+        let start = request.continuationToken ?? request.startAfter ?? ""
+        let limit = request.maxKeys ?? 1000
+        var objects: [ListedObject] = []
+        var prefixes: [String] = []
+        var last: String?
+        var truncated = false
+        for (key, o) in all where key.hasPrefix(request.prefix) && key > start {
+            if let p = prefixes.last, key.hasPrefix(p) { continue }
+            if let d = request.delimiter, !d.isEmpty, let p = Self.commonPrefix(of: key, after: request.prefix, delimiter: d) {
+                if objects.count + prefixes.count >= limit { truncated = true; break }
+                prefixes.append(p)
+                // Continue after every key under p: a token of p + U+10FFFF sorts after them all.
+                last = p + "\u{10FFFF}"
+                continue
+            }
+            if objects.count + prefixes.count >= limit { truncated = true; break }
+            objects.append(ListedObject(key: key, size: Int64(o.data.count), etag: o.etag, lastModified: o.modified))
+            last = key
+        }
+        return ListObjectsPage(objects: objects, commonPrefixes: prefixes, nextContinuationToken: truncated ? last : nil)
+    }
+
+    /// The key up to and including the first `delimiter` after `prefix`, if there is one.
+    static func commonPrefix(of key: String, after prefix: String, delimiter: String) -> String? {
+        let rest = key.utf8.dropFirst(prefix.utf8.count)
+        let d = Array(delimiter.utf8)
+        var i = rest.startIndex
+        while i != rest.endIndex {
+            if rest[i...].starts(with: d) {
+                let end = key.utf8.index(i, offsetBy: d.count)
+                return String(key[..<end])
+            }
+            i = rest.index(after: i)
+        }
+        return nil
+    }
+
+    package func putObject(bucket: String, key: String, body: RequestBody, options: PutOptions) async throws -> String {
+        count("PutObject")
+        guard case .bytes(let b) = body else { return set(bucket: bucket, key: key, data: [], metadata: options.metadata) }
+        return set(bucket: bucket, key: key, data: b, metadata: options.metadata)
+    }
+
+    package func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String {
+        count("CreateMultipartUpload")
+        return state.withLock { s in
+            s.counter += 1
+            let id = "upload-\(s.counter)"
+            s.uploads[id] = (bucket, key, [:], options)
+            return id
+        }
+    }
+
+    package func uploadPart(bucket: String, key: String, uploadID: String, partNumber: Int, body: RequestBody) async throws -> String {
+        count("UploadPart")
+        guard case .bytes(let b) = body else { throw ObjectStoreError(.configuration, "in-memory store takes byte bodies") }
+        try state.withLock { s throws(ObjectStoreError) in
+            guard s.uploads[uploadID] != nil else { throw ObjectStoreError(.noSuchUpload, "no such upload") }
+            s.uploads[uploadID]!.parts[partNumber] = b
+        }
+        return "\"\(Digest.hex(Digest.md5(b)))\""
+    }
+
+    package func uploadPartCopy(source: ObjectLocation, bucket: String, key: String, uploadID: String, partNumber: Int, range: ByteRange) async throws -> String {
+        let o = try object(source.bucket, source.key)
+        return try await uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber, body: .bytes(Array(o.data[Int(range.first)...Int(range.last)])))
+    }
+
+    package func completeMultipartUpload(bucket: String, key: String, uploadID: String, parts: [CompletedPart]) async throws -> String {
+        count("CompleteMultipartUpload")
+        let upload = try state.withLock { s throws(ObjectStoreError) in
+            guard let u = s.uploads.removeValue(forKey: uploadID) else { throw ObjectStoreError(.noSuchUpload, "no such upload") }
+            return u
+        }
+        let data = parts.sorted { $0.partNumber < $1.partNumber }.flatMap { upload.parts[$0.partNumber] ?? [] }
+        return set(bucket: bucket, key: key, data: data, metadata: upload.options.metadata)
+    }
+
+    package func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws {
+        count("AbortMultipartUpload")
+        state.withLock { _ = $0.uploads.removeValue(forKey: uploadID) }
+    }
+
+    package func listParts(bucket: String, key: String, uploadID: String) async throws -> [PartInfo] {
+        count("ListParts")
+        return state.withLock { s in
+            (s.uploads[uploadID]?.parts ?? [:]).sorted { $0.key < $1.key }.map {
+                PartInfo(partNumber: $0.key, etag: "\"\(Digest.hex(Digest.md5($0.value)))\"", size: Int64($0.value.count))
+            }
+        }
+    }
+
+    package func listMultipartUploads(bucket: String, prefix: String) async throws -> [MultipartUploadInfo] {
+        count("ListMultipartUploads")
+        return state.withLock { s in
+            s.uploads.filter { $0.value.bucket == bucket && $0.value.key.hasPrefix(prefix) }
+                .map { MultipartUploadInfo(key: $0.value.key, uploadID: $0.key, initiated: Timestamp(seconds: 0)) }
+        }
+    }
+
+    package func deleteObject(bucket: String, key: String) async throws {
+        count("DeleteObject")
+        state.withLock { _ = $0.objects[bucket]?.removeValue(forKey: key) }
+    }
+
+    package func deleteObjects(bucket: String, keys: [String]) async throws -> [(key: String, error: ObjectStoreError)] {
+        count("DeleteObjects")
+        state.withLock { s in for k in keys { s.objects[bucket]?.removeValue(forKey: k) } }
+        return []
+    }
+
+    package func copyObject(source: ObjectLocation, bucket: String, key: String, options: CopyOptions) async throws -> String {
+        count("CopyObject")
+        let o = try object(source.bucket, source.key)
+        if let want = options.sourceIfMatch, want != o.etag { throw ObjectStoreError(.preconditionFailed, "source changed") }
+        return set(bucket: bucket, key: key, data: o.data, metadata: options.replaceMetadata ?? o.metadata)
+    }
+}

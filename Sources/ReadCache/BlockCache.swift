@@ -1,0 +1,388 @@
+import DequeModule
+import Logging
+import ObjectStore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of the block cache.
+package struct BlockCacheConfiguration: Sendable {
+    /// The cache unit; a read never spans more than two blocks.
+    package var blockSize = 4 << 20
+    /// Bound of the memory tier; prefetched blocks count against it.
+    package var memoryBytes: Int64 = 1 << 30
+    package var policy: EvictionPolicyKind = .s3fifo
+    /// Prefetched blocks allowed in flight at once.
+    package var maxPrefetchInFlight = 16
+
+    package init() {}
+}
+
+/// The read cache: memory tier of fixed slots, optional disk tier, single-flight fills from the object store.
+///
+/// Lookup order: memory, then an in-flight fill (joined), then disk, then the network. All state sits under
+/// one `Mutex`; buffers are one anonymous mapping carved into `blockSize` slots, so a hit copies nothing and
+/// allocates nothing. Completions run on the thread that finished the fill (network or disk thread).
+package final class BlockCache: @unchecked Sendable {
+    package typealias Completion = (Result<PinnedRange, ObjectStoreError>) -> Void
+
+    private enum SlotState: UInt8 { case free, filling, ready }
+
+    /// Closures that cross threads through the state lock; each runs exactly once.
+    private struct Waiter: @unchecked Sendable { let run: (Result<Int32, ObjectStoreError>) -> Void }
+    private struct Retry: @unchecked Sendable { let run: () -> Void }
+
+    private struct Slot {
+        var key: BlockKey?
+        var state: SlotState = .free
+        var length = 0
+        var pins: Int32 = 0
+        /// Invalidated while pinned: freed when the last pin goes.
+        var orphan = false
+        /// Started by prefetch: its completion returns a prefetch credit.
+        var prefetched = false
+        var waiters: [Waiter] = []
+    }
+
+    private struct State {
+        var slots: [Slot]
+        var index: [BlockKey: Int32] = [:]
+        var free: [Int32]
+        var policy: any EvictionPolicy
+        var starved = Deque<Retry>()
+        var prefetchInFlight = 0
+        var readyBytes: Int64 = 0
+    }
+
+    package let blockSize: Int
+    package let slotCount: Int
+    package let store: any ObjectStore
+    package let disk: DiskTier?
+    private let configuration: BlockCacheConfiguration
+    private let memory: UnsafeMutableRawPointer
+    private let state: Mutex<State>
+    private let logger: Logger
+
+    package let hits = Atomic<Int>(0)
+    package let misses = Atomic<Int>(0)
+    package let joinedFills = Atomic<Int>(0)
+    package let networkFills = Atomic<Int>(0)
+    package let diskFills = Atomic<Int>(0)
+    package let prefetches = Atomic<Int>(0)
+    package let bypassReads = Atomic<Int>(0)
+
+    package init(store: any ObjectStore, configuration: BlockCacheConfiguration, disk: DiskTier?, logger: Logger = Logger(label: "lakecache.cache")) {
+        self.store = store
+        self.disk = disk
+        self.configuration = configuration
+        self.logger = logger
+        blockSize = configuration.blockSize
+        slotCount = max(8, Int(configuration.memoryBytes / Int64(configuration.blockSize)))
+        // Anonymous memory: committed page by page as slots are first used, so RSS follows real use.
+        let bytes = slotCount * blockSize
+        guard let m = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), m != MAP_FAILED else {
+            fatalError("cannot reserve \(bytes) bytes for the memory tier: \(Errno(errno))")
+        }
+        memory = m
+        let policy: any EvictionPolicy = configuration.policy == .s3fifo ? S3FIFOPolicy(capacity: slotCount) : ClockPolicy(capacity: slotCount)
+        state = Mutex(State(slots: Array(repeating: Slot(), count: slotCount), free: (0..<Int32(slotCount)).reversed(), policy: policy))
+    }
+
+    deinit { munmap(memory, slotCount * blockSize) }
+
+    @inline(__always) private func buffer(_ slot: Int32) -> UnsafeMutableRawPointer {
+        memory + Int(slot) * blockSize
+    }
+
+    /// Memory tier use: bytes in ready blocks, capacity, blocks in flight.
+    package var memoryUsage: (bytes: Int64, capacity: Int64) {
+        (state.withLock { $0.readyBytes }, Int64(slotCount) * Int64(blockSize))
+    }
+
+    // MARK: - Reads
+
+    /// Pins `[offset, offset + length)` of `object` (clipped to its size) and passes it to `completion`.
+    ///
+    /// On a hit `completion` runs before `read` returns; on a miss it runs when the fill lands. The caller
+    /// must pass the range to `release` once it has used the bytes.
+    package func read(_ object: ObjectVersion, offset: Int64, length: Int, completion: @escaping Completion) {
+        precondition(length <= blockSize, "a read spans at most one block's length")
+        let end = min(offset + Int64(length), object.size)
+        guard offset < end else {
+            completion(.success(PinnedRange()))
+            return
+        }
+        let firstBlock = offset / Int64(blockSize)
+        let lastBlock = (end - 1) / Int64(blockSize)
+        let keys = (BlockKey(object: object, index: firstBlock), lastBlock != firstBlock ? BlockKey(object: object, index: lastBlock) : nil)
+        // Fast path: every block ready; pin and answer without allocating.
+        let hit = state.withLock { s -> (Int32, Int32)? in
+            guard let a = s.index[keys.0], s.slots[Int(a)].state == .ready else { return nil }
+            var b: Int32 = -1
+            if let k1 = keys.1 {
+                guard let found = s.index[k1], s.slots[Int(found)].state == .ready else { return nil }
+                b = found
+                s.slots[Int(b)].pins += 1
+                s.policy.accessed(b)
+            }
+            s.slots[Int(a)].pins += 1
+            s.policy.accessed(a)
+            return (a, b)
+        }
+        if let (a, b) = hit {
+            hits.add(1, ordering: .relaxed)
+            completion(.success(makeRange(offset: offset, end: end, slots: (a, b))))
+            return
+        }
+        misses.add(1, ordering: .relaxed)
+        let join = ReadJoin(cache: self, offset: offset, end: end, blocks: keys.1 == nil ? 1 : 2, completion: completion)
+        acquire(keys.0, position: 0, join: join, allowStarve: true)
+        if let k1 = keys.1 { acquire(k1, position: 1, join: join, allowStarve: true) }
+    }
+
+    /// Gets one block for a join: pins a ready slot, joins a fill, or starts one.
+    private func acquire(_ key: BlockKey, position: Int, join: ReadJoin, allowStarve: Bool) {
+        enum Step { case ready(Int32), joined, start(Int32), starved }
+        let waiter = Waiter { join.arrived(position: position, $0) }
+        let step = state.withLock { s -> Step in
+            if let slot = s.index[key] {
+                if s.slots[Int(slot)].state == .ready {
+                    s.slots[Int(slot)].pins += 1
+                    s.policy.accessed(slot)
+                    return .ready(slot)
+                }
+                s.slots[Int(slot)].waiters.append(waiter)
+                return .joined
+            }
+            guard let slot = takeSlot(&s) else {
+                s.starved.append(Retry { [self] in acquire(key, position: position, join: join, allowStarve: true) })
+                return .starved
+            }
+            s.slots[Int(slot)] = Slot(key: key, state: .filling, waiters: [waiter])
+            s.index[key] = slot
+            return .start(slot)
+        }
+        switch step {
+        case .ready(let slot): join.arrived(position: position, .success(slot))
+        case .joined: joinedFills.add(1, ordering: .relaxed)
+        case .start(let slot): fill(slot, key: key, writeBehind: true)
+        case .starved: bypassReads.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// A free slot, or one the policy gives up; nil when every slot is pinned or filling.
+    private func takeSlot(_ s: inout State) -> Int32? {
+        if let slot = s.free.popLast() { return slot }
+        let victim = s.policy.victim { slot in
+            let x = s.slots[Int(slot)]
+            return x.state == .ready && x.pins == 0
+        }
+        guard let slot = victim else { return nil }
+        if let old = s.slots[Int(slot)].key { s.index.removeValue(forKey: old) }
+        s.readyBytes -= Int64(s.slots[Int(slot)].length)
+        s.slots[Int(slot)] = Slot()
+        return slot
+    }
+
+    private func fill(_ slot: Int32, key: BlockKey, writeBehind: Bool) {
+        let want = Int(min(Int64(blockSize), key.object.size - key.index * Int64(blockSize)))
+        let target = UnsafeMutableRawBufferPointer(start: buffer(slot), count: want)
+        if let disk, disk.contains(key) {
+            disk.read(key, into: target) { [self] n in
+                if let n, n == want {
+                    diskFills.add(1, ordering: .relaxed)
+                    finish(slot, key: key, .success(n), writeBehind: false)
+                } else {
+                    fetch(slot, key: key, into: target, writeBehind: writeBehind)
+                }
+            }
+            return
+        }
+        fetch(slot, key: key, into: target, writeBehind: writeBehind)
+    }
+
+    private func fetch(_ slot: Int32, key: BlockKey, into target: UnsafeMutableRawBufferPointer, writeBehind: Bool) {
+        networkFills.add(1, ordering: .relaxed)
+        let want = target.count
+        let first = key.index * Int64(blockSize)
+        let request = GetObjectRequest(
+            bucket: key.object.bucket, key: key.object.key,
+            range: ByteRange(offset: first, length: Int64(want)), ifMatch: key.object.etag)
+        store.getObject(request, into: target) { [self] result in
+            switch result {
+            case .success(let r) where r.bytesWritten == want:
+                finish(slot, key: key, .success(r.bytesWritten), writeBehind: writeBehind)
+            case .success(let r):
+                finish(slot, key: key, .failure(ObjectStoreError(
+                    .malformedResponse, "short block: \(r.bytesWritten) of \(want) bytes (object size changed?)",
+                    operation: "GetObject", bucket: key.object.bucket, key: key.object.key)), writeBehind: false)
+            case .failure(let e):
+                finish(slot, key: key, .failure(e), writeBehind: false)
+            }
+        }
+    }
+
+    private func finish(_ slot: Int32, key: BlockKey, _ result: Result<Int, ObjectStoreError>, writeBehind: Bool) {
+        var waiters: [Waiter] = []
+        var wake: Retry?
+        var persist = false
+        state.withLock { s in
+            var x = s.slots[Int(slot)]
+            waiters = x.waiters
+            x.waiters = []
+            if x.key == nil || x.key! != key { return }  // cannot happen: filling slots are never reassigned
+            if x.prefetched { s.prefetchInFlight = max(0, s.prefetchInFlight - 1) }
+            switch result {
+            case .success(let n) where !x.orphan:
+                x.state = .ready
+                x.length = n
+                persist = writeBehind && disk != nil
+                x.pins += Int32(waiters.count) + (persist ? 1 : 0)
+                s.readyBytes += Int64(n)
+                s.slots[Int(slot)] = x
+                s.policy.inserted(slot, key: key)
+                if x.pins == 0 { wake = s.starved.popFirst() }
+            default:
+                s.index.removeValue(forKey: key)
+                s.slots[Int(slot)] = Slot()
+                s.free.append(slot)
+                wake = s.starved.popFirst()
+            }
+        }
+        switch result {
+        case .success:
+            for w in waiters { w.run(.success(slot)) }
+        case .failure(let e):
+            for w in waiters { w.run(.failure(e)) }
+        }
+        if persist, let disk {
+            let n = (try? result.get()) ?? 0
+            disk.write(key, from: UnsafeRawBufferPointer(start: buffer(slot), count: n)) { [self] in unpin(slot) }
+        }
+        wake?.run()
+    }
+
+    fileprivate func makeRange(offset: Int64, end: Int64, slots: (Int32, Int32)) -> PinnedRange {
+        var r = PinnedRange()
+        r.slots = slots
+        let bs = Int64(blockSize)
+        let startInBlock = Int(offset % bs)
+        if slots.1 < 0 {
+            r.first = UnsafeRawBufferPointer(start: buffer(slots.0) + startInBlock, count: Int(end - offset))
+            r.segmentCount = 1
+        } else {
+            let firstLength = blockSize - startInBlock
+            r.first = UnsafeRawBufferPointer(start: buffer(slots.0) + startInBlock, count: firstLength)
+            r.second = UnsafeRawBufferPointer(start: buffer(slots.1), count: Int(end - offset) - firstLength)
+            r.segmentCount = 2
+        }
+        return r
+    }
+
+    /// Unpins the blocks of a range handed out by `read`.
+    package func release(_ range: PinnedRange) {
+        if range.slots.0 >= 0 { unpin(range.slots.0) }
+        if range.slots.1 >= 0 { unpin(range.slots.1) }
+    }
+
+    fileprivate func unpin(_ slot: Int32) {
+        let wake = state.withLock { s -> Retry? in
+            s.slots[Int(slot)].pins -= 1
+            guard s.slots[Int(slot)].pins == 0 else { return nil }
+            if s.slots[Int(slot)].orphan {
+                s.readyBytes -= Int64(s.slots[Int(slot)].length)
+                s.slots[Int(slot)] = Slot()
+                s.free.append(slot)
+            }
+            return s.starved.popFirst()
+        }
+        wake?.run()
+    }
+
+    // MARK: - Prefetch and invalidation
+
+    /// Starts fills for blocks of `object` that are neither cached nor in flight, within the prefetch budget.
+    ///
+    /// Only slots that can be had without waiting are used: prefetch never delays a demand read.
+    package func prefetch(_ object: ObjectVersion, blocks: Range<Int64>) {
+        let lastBlock = (object.size - 1) / Int64(blockSize)
+        var started: [(Int32, BlockKey)] = []
+        state.withLock { s in
+            for index in blocks where index <= lastBlock && index >= 0 {
+                let key = BlockKey(object: object, index: index)
+                if s.index[key] != nil { continue }
+                guard s.prefetchInFlight < configuration.maxPrefetchInFlight, let slot = takeSlot(&s) else { break }
+                s.slots[Int(slot)] = Slot(key: key, state: .filling, prefetched: true)
+                s.index[key] = slot
+                s.prefetchInFlight += 1
+                started.append((slot, key))
+            }
+        }
+        prefetches.add(started.count, ordering: .relaxed)
+        for (slot, key) in started { fill(slot, key: key, writeBehind: true) }
+    }
+
+    /// Whether a block is in memory (ready or filling).
+    package func isResident(_ key: BlockKey) -> Bool {
+        state.withLock { $0.index[key] != nil }
+    }
+
+    /// Drops every memory block of `object` (its ETag changed). Pinned blocks go when released.
+    package func invalidate(_ object: ObjectVersion) {
+        guard object.size > 0 else { return }
+        let count = (object.size - 1) / Int64(blockSize) + 1
+        state.withLock { s in
+            for i in 0..<count {
+                let key = BlockKey(object: object, index: i)
+                guard let slot = s.index[key], s.slots[Int(slot)].state == .ready else { continue }
+                s.index.removeValue(forKey: key)
+                s.policy.removed(slot)
+                if s.slots[Int(slot)].pins > 0 {
+                    s.slots[Int(slot)].orphan = true
+                } else {
+                    s.readyBytes -= Int64(s.slots[Int(slot)].length)
+                    s.slots[Int(slot)] = Slot()
+                    s.free.append(slot)
+                }
+            }
+        }
+    }
+}
+
+/// Gathers the one or two blocks of a missed read and completes it once, on whichever thread lands last.
+private final class ReadJoin: @unchecked Sendable {
+    private let cache: BlockCache
+    private let offset: Int64
+    private let end: Int64
+    private let completion: BlockCache.Completion
+    private let lock = Mutex<(pending: Int, slots: (Int32, Int32), error: ObjectStoreError?)>((0, (-1, -1), nil))
+
+    init(cache: BlockCache, offset: Int64, end: Int64, blocks: Int, completion: @escaping BlockCache.Completion) {
+        self.cache = cache
+        self.offset = offset
+        self.end = end
+        self.completion = completion
+        lock.withLock { $0.pending = blocks }
+    }
+
+    func arrived(position: Int, _ result: Result<Int32, ObjectStoreError>) {
+        let done = lock.withLock { s -> (slots: (Int32, Int32), error: ObjectStoreError?)? in
+            switch result {
+            case .success(let slot): if position == 0 { s.slots.0 = slot } else { s.slots.1 = slot }
+            case .failure(let e): s.error = s.error ?? e
+            }
+            s.pending -= 1
+            return s.pending == 0 ? (s.slots, s.error) : nil
+        }
+        guard let done else { return }
+        if let error = done.error {
+            if done.slots.0 >= 0 { cache.unpin(done.slots.0) }
+            if done.slots.1 >= 0 { cache.unpin(done.slots.1) }
+            completion(.failure(error))
+        } else {
+            completion(.success(cache.makeRange(offset: offset, end: end, slots: done.slots)))
+        }
+    }
+}

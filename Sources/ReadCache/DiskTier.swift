@@ -1,0 +1,263 @@
+import Logging
+import ObjectStore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The NVMe tier: one file per block under `DIR/blocks`, reused across restarts while the ETag matches.
+///
+/// File layout: a 4 KiB header (magic, data length, XXH64 of the data, the object identity) then the data.
+/// The identity in the header makes a hash collision between file names harmless; the checksum makes a
+/// torn or corrupted block a miss, never wrong bytes. Writes go to a temporary name and are renamed in,
+/// so a crash leaves either the old state or the whole block.
+package final class DiskTier: @unchecked Sendable {
+    static let headerSize = 4096
+    static let magic: UInt64 = 0x4C43_424C_4B30_3031  // "LCBLK001"
+
+    struct Entry {
+        var bytes: Int64
+        var lastUse: UInt64
+    }
+
+    struct DiskKey: Hashable {
+        var object: UInt64
+        var index: Int64
+    }
+
+    package let directory: String
+    package let capacity: Int64
+    package let freeSpaceFloor: Int64
+    private let pool: IOThreadPool
+    private let logger: Logger
+    private let state = Mutex<(entries: [DiskKey: Entry], used: Int64, clock: UInt64, lastFreeCheck: Int64, lowSpace: Bool)>(([:], 0, 0, 0, false))
+
+    package let hits = Atomic<Int>(0)
+    package let misses = Atomic<Int>(0)
+    package let corrupt = Atomic<Int>(0)
+    package let writeSkips = Atomic<Int>(0)
+    package let evictions = Atomic<Int>(0)
+
+    /// Opens (creating with mode 0700) and indexes the tier. Existing blocks are kept.
+    package init(directory: String, capacity: Int64, freeSpaceFloor: Int64, ioThreads: Int = 2, logger: Logger = Logger(label: "lakecache.disk")) throws(ObjectStoreError) {
+        self.directory = directory
+        self.capacity = capacity
+        self.freeSpaceFloor = freeSpaceFloor
+        self.logger = logger
+        self.pool = IOThreadPool(threads: ioThreads, name: "disk-tier")
+        for d in [directory, directory + "/blocks"] where mkdir(d, 0o700) != 0 && errno != EEXIST {
+            throw .configuration("cannot create cache directory \(d): \(Errno(errno))")
+        }
+        scan()
+    }
+
+    package func shutdown() { pool.shutdown() }
+
+    /// Bytes held and blocks indexed.
+    package var usage: (bytes: Int64, blocks: Int) { state.withLock { ($0.used, $0.entries.count) } }
+
+    func path(_ key: DiskKey) -> String {
+        let hex = String(key.object, radix: 16)
+        let padded = String(repeating: "0", count: 16 - hex.count) + hex
+        return "\(directory)/blocks/\(padded.prefix(2))/\(padded)-\(key.index).blk"
+    }
+
+    private func scan() {
+        var entries: [DiskKey: Entry] = [:]
+        var used: Int64 = 0
+        let blocks = directory + "/blocks"
+        guard let top = opendir(blocks) else { return }
+        defer { closedir(top) }
+        while let e = readdir(top) {
+            let sub = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+            guard sub.count == 2, let dir = opendir(blocks + "/" + sub) else { continue }
+            while let f = readdir(dir) {
+                let name = withUnsafeBytes(of: f.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+                let full = blocks + "/" + sub + "/" + name
+                if name.hasSuffix(".tmp") {
+                    unlink(full)  // an interrupted write
+                    continue
+                }
+                guard name.hasSuffix(".blk"), let dash = name.firstIndex(of: "-"),
+                    let object = UInt64(name[..<dash], radix: 16),
+                    let index = Int64(name[name.index(after: dash)...].dropLast(4))
+                else { continue }
+                var st = stat()
+                guard stat(full, &st) == 0 else { continue }
+                entries[DiskKey(object: object, index: index)] = Entry(bytes: Int64(st.st_size), lastUse: UInt64(st.st_mtim.tv_sec))
+                used += Int64(st.st_size)
+            }
+            closedir(dir)
+        }
+        let maxUse = entries.values.map(\.lastUse).max() ?? 0
+        state.withLock { $0 = (entries, used, maxUse + 1, 0, false) }
+    }
+
+    /// Whether the block is indexed (it may still fail verification when read).
+    package func contains(_ key: BlockKey) -> Bool {
+        state.withLock { $0.entries[DiskKey(object: key.object.id, index: key.index)] != nil }
+    }
+
+    /// Reads and verifies a block into `buffer` on a disk thread; `completion` gets the length or nil on a miss.
+    package func read(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, completion: @escaping (Int?) -> Void) {
+        pool.submit { [self] in
+            let n = readNow(key, into: buffer)
+            if n == nil { misses.add(1, ordering: .relaxed) } else { hits.add(1, ordering: .relaxed) }
+            completion(n)
+        }
+    }
+
+    private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        let dk = DiskKey(object: key.object.id, index: key.index)
+        let p = path(dk)
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            forget(dk)
+            return nil
+        }
+        defer { close(fd) }
+        let header = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.headerSize, alignment: 64)
+        defer { header.deallocate() }
+        guard case .success(Self.headerSize) = Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) else {
+            return discard(dk, p, "short header")
+        }
+        let magic = header.load(fromByteOffset: 0, as: UInt64.self)
+        let length = Int(header.load(fromByteOffset: 8, as: UInt64.self))
+        let checksum = header.load(fromByteOffset: 16, as: UInt64.self)
+        let idLength = Int(header.load(fromByteOffset: 24, as: UInt32.self))
+        let identity = Self.identity(key)
+        guard magic == Self.magic, length <= buffer.count, idLength == identity.count, idLength <= Self.headerSize - 32,
+            identity.withUnsafeBytes({ memcmp($0.baseAddress!, header.baseAddress! + 32, idLength) == 0 })
+        else { return discard(dk, p, "header mismatch") }
+        guard case .success(length) = Syscall.preadFully(fd, buffer.baseAddress!, length, Int64(Self.headerSize)) else {
+            return discard(dk, p, "truncated data")
+        }
+        guard XXHash64.hash(UnsafeRawBufferPointer(rebasing: buffer[0..<length])) == checksum else {
+            return discard(dk, p, "checksum mismatch")
+        }
+        state.withLock { s in
+            s.clock += 1
+            s.entries[dk]?.lastUse = s.clock
+        }
+        return length
+    }
+
+    private func discard(_ key: DiskKey, _ path: String, _ why: String) -> Int? {
+        corrupt.add(1, ordering: .relaxed)
+        logger.warning("disk-tier block dropped and refetched", metadata: ["file": "\(path)", "reason": "\(why)"])
+        unlink(path)
+        forget(key)
+        return nil
+    }
+
+    private func forget(_ key: DiskKey) {
+        state.withLock { s in
+            if let e = s.entries.removeValue(forKey: key) { s.used -= e.bytes }
+        }
+    }
+
+    static func identity(_ key: BlockKey) -> [UInt8] {
+        Array("\(key.object.bucket)\u{0}\(key.object.key)\u{0}\(key.object.etag)".utf8)
+    }
+
+    /// Writes a block behind a fill, on a disk thread; `done` runs when `data` may be released.
+    ///
+    /// Skipped (never failing a read) when the identity is too long, space is below the floor, or the write fails.
+    package func write(_ key: BlockKey, from data: UnsafeRawBufferPointer, done: @escaping () -> Void) {
+        pool.submit { [self] in
+            writeNow(key, data)
+            done()
+        }
+    }
+
+    private func writeNow(_ key: BlockKey, _ data: UnsafeRawBufferPointer) {
+        let dk = DiskKey(object: key.object.id, index: key.index)
+        let identity = Self.identity(key)
+        let size = Int64(Self.headerSize + data.count)
+        guard identity.count <= Self.headerSize - 32, makeRoom(size) else {
+            writeSkips.add(1, ordering: .relaxed)
+            return
+        }
+        let p = path(dk)
+        let dir = String(p[..<p.lastIndex(of: "/")!])
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            writeSkips.add(1, ordering: .relaxed)
+            return
+        }
+        let tmp = p + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            writeSkips.add(1, ordering: .relaxed)
+            return
+        }
+        let header = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.headerSize, alignment: 64)
+        defer { header.deallocate() }
+        header.initializeMemory(as: UInt8.self, repeating: 0)
+        header.storeBytes(of: Self.magic, toByteOffset: 0, as: UInt64.self)
+        header.storeBytes(of: UInt64(data.count), toByteOffset: 8, as: UInt64.self)
+        header.storeBytes(of: XXHash64.hash(data), toByteOffset: 16, as: UInt64.self)
+        header.storeBytes(of: UInt32(identity.count), toByteOffset: 24, as: UInt32.self)
+        identity.withUnsafeBytes { (header.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: identity.count) }
+        let ok = Syscall.pwriteFully(fd, UnsafeRawBufferPointer(header), 0) && Syscall.pwriteFully(fd, data, Int64(Self.headerSize))
+        close(fd)
+        guard ok, rename(tmp, p) == 0 else {
+            // ENOSPC and friends: the block simply is not cached.
+            unlink(tmp)
+            writeSkips.add(1, ordering: .relaxed)
+            state.withLock { $0.lowSpace = true }
+            return
+        }
+        state.withLock { s in
+            s.clock += 1
+            if let old = s.entries[dk] { s.used -= old.bytes }
+            s.entries[dk] = Entry(bytes: size, lastUse: s.clock)
+            s.used += size
+        }
+    }
+
+    /// Evicts least-recently-used blocks until `size` more bytes fit under the capacity and above the free-space floor.
+    private func makeRoom(_ size: Int64) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let (needCheck, overCapacity) = state.withLock { s -> (Bool, Bool) in
+            let check = s.lowSpace || Int64(now.tv_sec) != s.lastFreeCheck
+            if check { s.lastFreeCheck = Int64(now.tv_sec) }
+            return (check, s.used + size > capacity)
+        }
+        var lowSpace = false
+        if needCheck {
+            var vfs = statvfs()
+            if statvfs(directory, &vfs) == 0 {
+                lowSpace = Int64(vfs.f_bavail) * Int64(vfs.f_frsize) - size < freeSpaceFloor
+            }
+            state.withLock { $0.lowSpace = lowSpace }
+        }
+        guard overCapacity || lowSpace else { return true }
+        let victims: [DiskKey] = state.withLock { s in
+            let ordered = s.entries.sorted { $0.value.lastUse < $1.value.lastUse }
+            // Free a batch (a twentieth, at least what is needed) so eviction is not paid on every write.
+            var freed: Int64 = 0
+            let want = max(size, capacity / 20)
+            var out: [DiskKey] = []
+            for (k, e) in ordered where freed < want {
+                out.append(k)
+                freed += e.bytes
+            }
+            for k in out {
+                if let e = s.entries.removeValue(forKey: k) { s.used -= e.bytes }
+            }
+            return out
+        }
+        for k in victims { unlink(path(k)) }
+        evictions.add(victims.count, ordering: .relaxed)
+        if lowSpace {
+            var vfs = statvfs()
+            guard statvfs(directory, &vfs) == 0 else { return false }
+            let ok = Int64(vfs.f_bavail) * Int64(vfs.f_frsize) - size >= freeSpaceFloor
+            state.withLock { $0.lowSpace = !ok }
+            return ok
+        }
+        return state.withLock { $0.used + size <= capacity }
+    }
+}

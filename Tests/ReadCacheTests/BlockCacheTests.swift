@@ -1,0 +1,225 @@
+import Foundation
+import ObjectStore
+import Synchronization
+import Testing
+
+@testable import ReadCache
+
+func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
+    var x = seed | 1
+    return (0..<count).map { _ in
+        x ^= x << 13
+        x ^= x >> 7
+        x ^= x << 17
+        return UInt8(truncatingIfNeeded: x)
+    }
+}
+
+func read(_ cache: BlockCache, _ object: ObjectVersion, _ offset: Int64, _ length: Int) async throws -> [UInt8] {
+    let range: PinnedRange = try await withCheckedThrowingContinuation { c in
+        cache.read(object, offset: offset, length: length) { c.resume(with: $0) }
+    }
+    defer { cache.release(range) }
+    return range.copyBytes()
+}
+
+func tempDir() -> String {
+    let p = NSTemporaryDirectory() + "lakecache-rc-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
+
+/// A store that delays GET completions, so concurrent readers really overlap a fill.
+final class SlowStore: ObjectStore, @unchecked Sendable {
+    let inner: InMemoryObjectStore
+    let gets = Atomic<Int>(0)
+    init(_ inner: InMemoryObjectStore) { self.inner = inner }
+    func headBucket(_ bucket: String) async throws { try await inner.headBucket(bucket) }
+    func headObject(bucket: String, key: String) async throws -> ObjectInfo { try await inner.headObject(bucket: bucket, key: key) }
+    func getObject(_ request: GetObjectRequest, into buffer: UnsafeMutableRawBufferPointer, completion: @escaping @Sendable (Result<GetObjectResult, ObjectStoreError>) -> Void) {
+        gets.add(1, ordering: .relaxed)
+        let box = UncheckedBuffer(buffer)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) {
+            self.inner.getObject(request, into: box.buffer, completion: completion)
+        }
+    }
+    func listObjects(_ request: ListObjectsRequest) async throws -> ListObjectsPage { try await inner.listObjects(request) }
+    func putObject(bucket: String, key: String, body: RequestBody, options: PutOptions) async throws -> String { try await inner.putObject(bucket: bucket, key: key, body: body, options: options) }
+    func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String { try await inner.createMultipartUpload(bucket: bucket, key: key, options: options) }
+    func uploadPart(bucket: String, key: String, uploadID: String, partNumber: Int, body: RequestBody) async throws -> String { try await inner.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber, body: body) }
+    func uploadPartCopy(source: ObjectLocation, bucket: String, key: String, uploadID: String, partNumber: Int, range: ByteRange) async throws -> String { try await inner.uploadPartCopy(source: source, bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber, range: range) }
+    func completeMultipartUpload(bucket: String, key: String, uploadID: String, parts: [CompletedPart]) async throws -> String { try await inner.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts) }
+    func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws { try await inner.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID) }
+    func listParts(bucket: String, key: String, uploadID: String) async throws -> [PartInfo] { try await inner.listParts(bucket: bucket, key: key, uploadID: uploadID) }
+    func listMultipartUploads(bucket: String, prefix: String) async throws -> [MultipartUploadInfo] { try await inner.listMultipartUploads(bucket: bucket, prefix: prefix) }
+    func deleteObject(bucket: String, key: String) async throws { try await inner.deleteObject(bucket: bucket, key: key) }
+    func deleteObjects(bucket: String, keys: [String]) async throws -> [(key: String, error: ObjectStoreError)] { try await inner.deleteObjects(bucket: bucket, keys: keys) }
+    func copyObject(source: ObjectLocation, bucket: String, key: String, options: CopyOptions) async throws -> String { try await inner.copyObject(source: source, bucket: bucket, key: key, options: options) }
+}
+
+struct UncheckedBuffer: @unchecked Sendable {
+    let buffer: UnsafeMutableRawBufferPointer
+    init(_ b: UnsafeMutableRawBufferPointer) { buffer = b }
+}
+
+@Suite struct BlockCacheTests {
+    let bs = 64 << 10
+
+    func setup(size: Int, memoryBlocks: Int = 32, disk: DiskTier? = nil) -> (InMemoryObjectStore, BlockCache, ObjectVersion, [UInt8]) {
+        let store = InMemoryObjectStore(buckets: ["b"])
+        let data = pattern(size, seed: UInt64(size))
+        let etag = store.set(bucket: "b", key: "obj", data: data)
+        var config = BlockCacheConfiguration()
+        config.blockSize = bs
+        config.memoryBytes = Int64(memoryBlocks * bs)
+        let cache = BlockCache(store: store, configuration: config, disk: disk)
+        return (store, cache, ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(size)), data)
+    }
+
+    @Test func readsAreExactAcrossBlockBoundaries() async throws {
+        let (_, cache, obj, data) = setup(size: 10 * bs + 123)
+        for (off, len) in [(0, 100), (bs - 10, 20), (bs, bs), (3 * bs + 5, bs), (10 * bs, 500), (10 * bs + 100, 100)] {
+            let got = try await read(cache, obj, Int64(off), len)
+            let end = min(off + len, data.count)
+            #expect(got == Array(data[off..<end]), "read \(off)+\(len)")
+        }
+        #expect(try await read(cache, obj, Int64(data.count), 10).isEmpty)
+    }
+
+    @Test func secondReadIsAHit() async throws {
+        let (store, cache, obj, _) = setup(size: 3 * bs)
+        _ = try await read(cache, obj, 0, bs)
+        _ = try await read(cache, obj, 0, bs)
+        _ = try await read(cache, obj, 100, 1000)
+        #expect(store.requests["GetObject"] == 1)
+        #expect(cache.hits.load(ordering: .relaxed) == 2)
+    }
+
+    @Test func smallObjectIsOneGet() async throws {
+        let (store, cache, obj, data) = setup(size: 5000)
+        #expect(try await read(cache, obj, 0, 4096) == Array(data[0..<4096]))
+        #expect(try await read(cache, obj, 4096, 4096) == Array(data[4096...]))
+        #expect(store.requests["GetObject"] == 1)
+    }
+
+    @Test func concurrentReadersShareOneFill() async throws {
+        let inner = InMemoryObjectStore(buckets: ["b"])
+        let data = pattern(bs, seed: 9)
+        let etag = inner.set(bucket: "b", key: "k", data: data)
+        let slow = SlowStore(inner)
+        var config = BlockCacheConfiguration()
+        config.blockSize = bs
+        config.memoryBytes = Int64(16 * bs)
+        let cache = BlockCache(store: slow, configuration: config, disk: nil)
+        let obj = ObjectVersion(bucket: "b", key: "k", etag: etag, size: Int64(bs))
+        try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for i in 0..<10 { group.addTask { try await read(cache, obj, Int64(i * 100), 100) } }
+            var n = 0
+            for try await got in group {
+                #expect(got.count == 100)
+                n += 1
+            }
+            #expect(n == 10)
+        }
+        #expect(slow.gets.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func memoryStaysBoundedUnderEviction() async throws {
+        let (_, cache, obj, data) = setup(size: 100 * bs, memoryBlocks: 8)
+        for round in 0..<2 {
+            for b in 0..<100 {
+                let got = try await read(cache, obj, Int64(b * bs + 7), 64)
+                #expect(got == Array(data[(b * bs + 7)..<(b * bs + 71)]), "round \(round) block \(b)")
+            }
+        }
+        #expect(cache.memoryUsage.bytes <= cache.memoryUsage.capacity)
+    }
+
+    @Test func changedObjectFailsWithPreconditionAndInvalidates() async throws {
+        let (store, cache, obj, _) = setup(size: 2 * bs)
+        _ = try await read(cache, obj, 0, 10)
+        store.set(bucket: "b", key: "obj", data: pattern(2 * bs, seed: 99))
+        await #expect(throws: ObjectStoreError.self) { _ = try await read(cache, obj, Int64(bs), 10) }
+        cache.invalidate(obj)
+        #expect(!cache.isResident(BlockKey(object: obj, index: 0)))
+    }
+
+    @Test func diskTierSurvivesANewCacheAndCatchesCorruption() async throws {
+        let dir = tempDir()
+        let disk1 = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
+        let (store, cache1, obj, data) = setup(size: 4 * bs, disk: disk1)
+        for b in 0..<4 { _ = try await read(cache1, obj, Int64(b * bs), bs) }
+        disk1.shutdown()  // drains the write-behind queue
+        #expect(disk1.usage.blocks == 4)
+
+        let disk2 = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
+        var config = BlockCacheConfiguration()
+        config.blockSize = bs
+        config.memoryBytes = Int64(8 * bs)
+        let cache2 = BlockCache(store: store, configuration: config, disk: disk2)
+        let before = store.requests["GetObject"] ?? 0
+        // Corrupt block 2 on disk: one flipped byte in the data.
+        let path = disk2.path(DiskTier.DiskKey(object: obj.id, index: 2))
+        let fd = open(path, O_RDWR)
+        var byte: UInt8 = 0
+        pread(fd, &byte, 1, off_t(DiskTier.headerSize + 10))
+        byte ^= 0xFF
+        pwrite(fd, &byte, 1, off_t(DiskTier.headerSize + 10))
+        close(fd)
+        for b in 0..<4 {
+            #expect(try await read(cache2, obj, Int64(b * bs), bs) == Array(data[(b * bs)..<((b + 1) * bs)]))
+        }
+        #expect(store.requests["GetObject"]! - before == 1, "only the corrupted block is refetched")
+        #expect(disk2.corrupt.load(ordering: .relaxed) == 1)
+        #expect(disk2.hits.load(ordering: .relaxed) == 3)
+        disk2.shutdown()
+    }
+
+    @Test func diskTierStaysUnderCapacity() async throws {
+        let dir = tempDir()
+        let capacity = Int64(6 * (bs + DiskTier.headerSize))
+        let disk = try DiskTier(directory: dir, capacity: capacity, freeSpaceFloor: 0)
+        let (_, cache, obj, data) = setup(size: 20 * bs, memoryBlocks: 8, disk: disk)
+        for b in 0..<20 { #expect(try await read(cache, obj, Int64(b * bs), 16) == Array(data[(b * bs)..<(b * bs + 16)])) }
+        disk.shutdown()
+        #expect(disk.usage.bytes <= capacity)
+        #expect(disk.evictions.load(ordering: .relaxed) > 0)
+    }
+
+    @Test func prefetchFillsAheadWithoutDemandGets() async throws {
+        let (store, cache, obj, _) = setup(size: 16 * bs)
+        cache.prefetch(obj, blocks: 0..<8)
+        let before = store.requests["GetObject"] ?? 0
+        #expect(before == 8)
+        for b in 0..<8 { _ = try await read(cache, obj, Int64(b * bs), bs) }
+        #expect(store.requests["GetObject"] == 8)
+    }
+}
+
+@Suite struct ReadAheadTests {
+    @Test func windowDoublesOnSequentialAndStopsOnRandom() {
+        var ra = ReadAhead(initialWindow: 2 << 20, maximumWindow: 16 << 20)
+        let bs = 1 << 20
+        var windows: [Int64] = []
+        var off: Int64 = 0
+        for _ in 0..<6 {
+            _ = ra.record(offset: off, length: 128 << 10, blockSize: bs, objectSize: 1 << 30)
+            windows.append(ra.currentWindow)
+            off += 128 << 10
+        }
+        let mib: Int64 = 1 << 20
+        let expected: [Int64] = [2 * mib, 4 * mib, 8 * mib, 16 * mib, 16 * mib, 16 * mib]
+        #expect(windows == expected)
+        #expect(ra.record(offset: 500 << 20, length: 4096, blockSize: bs, objectSize: 1 << 30) == nil)
+        #expect(ra.currentWindow == 0)
+    }
+
+    @Test func prefetchRangeCoversTheWindowOnce() {
+        var ra = ReadAhead(initialWindow: 4 << 20, maximumWindow: 64 << 20)
+        let bs = 1 << 20
+        let first = ra.record(offset: 0, length: 1 << 20, blockSize: bs, objectSize: 100 << 20)
+        #expect(first == 1..<5)
+        let second = ra.record(offset: 1 << 20, length: 1 << 20, blockSize: bs, objectSize: 100 << 20)
+        #expect(second == 5..<10)
+    }
+}
