@@ -17,6 +17,7 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
+        .target(name: "CSpawn"),
 
         .target(
             name: "ObjectStore",
@@ -33,10 +34,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "Filesystem",
+            dependencies: ["ObjectStore", "ReadCache", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "FuseBridge",
+            dependencies: ["CFuse", "Filesystem", "ReadCache", "ObjectStore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "Control", dependencies: ["ObjectStore", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "lakecache",
             dependencies: [
-                "ObjectStore", "CFuse",
+                "ObjectStore", "ReadCache", "Filesystem", "FuseBridge", "Control", "CSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -50,6 +60,7 @@ let package = Package(
 
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReadCacheTests", dependencies: ["ReadCache", "ObjectStore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore"]),
+        .testTarget(name: "FilesystemTests", dependencies: ["Filesystem", "ReadCache", "ObjectStore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore", "CSpawn"]),
     ]
 )

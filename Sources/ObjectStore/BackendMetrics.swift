@@ -5,6 +5,7 @@ package final class BackendMetrics: Sendable {
     private let requestsByKind = Mutex<[String: Int]>([:])
     package let bytesIn = Atomic<Int64>(0)
     package let bytesOut = Atomic<Int64>(0)
+    /// Requests that failed after retries, not counting NoSuchKey (an expected answer to lookups).
     package let errors = Atomic<Int>(0)
     package let retries = Atomic<Int>(0)
 

@@ -62,7 +62,8 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
                 logger.debug("retrying \(op.name)", metadata: ["attempt": "\(attempt + 1)", "error": "\(failure)"])
                 perform(op, sink: sink, attempt: attempt + 1, delay: next, validate: validate, completion: completion)
             } else {
-                metrics.errors.add(1, ordering: .relaxed)
+                // A missing key is an answer (lookups probe for it), not a backend error.
+                if failure.kind != .noSuchKey { metrics.errors.add(1, ordering: .relaxed) }
                 completion(.failure(failure))
             }
         }

@@ -1,3 +1,4 @@
+import CSpawn
 import ArgumentParser
 import Logging
 import ObjectStore
@@ -35,18 +36,113 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Concurrent backend transfers.") var maxConcurrency: Int = 64
     @Flag(name: [.customShort("f"), .long], help: "Stay in the foreground (for systemd).") var foreground = false
     @Option(name: .customShort("o"), help: "Comma-separated mount options, fstab style (ro, allow_other, uid=, gid=, ...).") var options: [String] = []
+    @Option(help: "Cache block size, e.g. 4M (1M to 16M).") var blockSize: String = "4M"
+    @Option(help: "FUSE worker threads.") var fuseThreads: Int = 16
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
+    @Option(help: .hidden) var daemonReadyFd: Int32?
 
     func run() async throws {
         bootstrapLogging(logLevel)
-        do {
-            let plan = try await MountPlan.prepare(self)
-            _ = plan
-            throw CLIFailure.notImplemented("serving the mount")
-        } catch let failure as CLIFailure {
-            failure.exit(command: "mount")
+        if !foreground && daemonReadyFd == nil {
+            // Return only once the daemon says the mount is live (or why it is not).
+            Glibc.exit(Daemonizer.spawnAndWait())
         }
+        let readyFD = daemonReadyFd
+        if readyFD != nil { setsid() }
+        let prepared = await MountPlan.result(self)
+        guard case .success(let plan) = prepared else {
+            if case .failure(let failure) = prepared { Daemonizer.report(failure, to: readyFD) }
+            Glibc.exit(1)
+        }
+        let daemon = MountDaemon(plan: plan, logger: Logger(label: "lakecache"))
+        let rc = await daemon.run { failure in
+            if let failure { Daemonizer.report(failure, to: readyFD) }
+            if let readyFD {
+                Daemonizer.signalReady(readyFD, logFile: plan.cacheDir + "/lakecache.log")
+            }
+        }
+        Glibc.exit(rc)
     }
+}
+
+/// The parent half of `mount` without --foreground: starts the daemon and relays its readiness.
+enum Daemonizer {
+    /// Spawns this binary again with `--daemon-ready-fd 3` and waits for "ok" or an error line on that pipe.
+    static func spawnAndWait() -> Int32 {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            CLIFailure(message: "cannot create a pipe: \(Errno(errno))").exit(command: "mount")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // Close the read end first: if pipe() returned 3 and 4, the dup2 below puts the write end on 3.
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // The daemon outlives us: it must not hold on to descriptors it never asked for.
+        CSpawn_file_actions_addclosefrom(&actions, 4)
+        let args = Array(CommandLine.arguments.dropFirst()) + ["--daemon-ready-fd", "3"]
+        let argv = (["lakecache"] + args).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            CLIFailure(message: "cannot start the daemon: \(Errno(rc))").exit(command: "mount")
+        }
+        let line = readPipeLine(fds[0])
+        close(fds[0])
+        if line == "ok" { return 0 }
+        if line.hasPrefix("error ") {
+            let rest = line.dropFirst(6)
+            let code = Int32(rest.prefix { $0 != " " }) ?? 1
+            let message = String(rest.drop { $0 != " " }.dropFirst())
+            CLIFailure(message: message, exitCode: code).exit(command: "mount")
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        CLIFailure(message: "the daemon exited before the mount was live (status \(status)); run with --foreground to see its log").exit(command: "mount")
+    }
+
+    static func readPipeLine(_ fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var c: UInt8 = 0
+        while true {
+            let n = read(fd, &c, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || c == 0x0A { break }
+            bytes.append(c)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Reports a failure to the waiting parent (or stderr in the foreground) and exits.
+    static func report(_ failure: CLIFailure, to fd: Int32?) -> Never {
+        if let fd {
+            var line = "error \(failure.exitCode) \(failure.message.replacingNewlines())\n"
+            _ = line.withUTF8 { write(fd, $0.baseAddress, $0.count) }
+            Glibc.exit(failure.exitCode)
+        }
+        failure.exit(command: "mount")
+    }
+
+    /// Tells the parent the mount is live, then sends this daemon's output to its log file.
+    static func signalReady(_ fd: Int32, logFile: String) {
+        let log = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        if log >= 0 {
+            dup2(log, 1)
+            dup2(log, 2)
+            close(log)
+        }
+        var line = "ok\n"
+        _ = line.withUTF8 { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+}
+
+extension String {
+    func replacingNewlines() -> String { String(map { $0 == "\n" ? " " : $0 }) }
 }
 
 /// Everything `mount` resolved and checked before it starts serving.
@@ -67,6 +163,17 @@ struct MountPlan {
     var fileMode: UInt32
     var dirMode: UInt32
     var foreground: Bool
+    var blockSize: Int
+    var fuseThreads: Int
+
+    /// `prepare` as a `Result`.
+    static func result(_ cmd: MountCommand) async -> Result<MountPlan, CLIFailure> {
+        do {
+            return .success(try await prepare(cmd))
+        } catch {
+            return .failure(error)
+        }
+    }
 
     /// Validates input in order of cost; the first problem becomes a one-line `CLIFailure`.
     static func prepare(_ cmd: MountCommand) async throws(CLIFailure) -> MountPlan {
@@ -90,6 +197,13 @@ struct MountPlan {
         }
         let fileMode = try parseMode(cmd.fileMode, option: "--file-mode")
         let dirMode = try parseMode(cmd.dirMode, option: "--dir-mode")
+        let blockSize = try ByteSize.parse(cmd.blockSize)
+        guard blockSize >= 1 << 20, blockSize <= 16 << 20, blockSize & (blockSize - 1) == 0 else {
+            throw CLIFailure(message: "invalid --block-size '\(cmd.blockSize)': expected a power of two from 1M to 16M", exitCode: 64)
+        }
+        guard (1...256).contains(cmd.fuseThreads) else {
+            throw CLIFailure(message: "invalid --fuse-threads \(cmd.fuseThreads): expected 1 to 256", exitCode: 64)
+        }
         let cacheSize = try ByteSize.parse(cmd.cacheSize)
         let memoryCache = try ByteSize.parse(cmd.memoryCache)
         guard (1...1024).contains(cmd.maxConcurrency) else {
@@ -114,7 +228,8 @@ struct MountPlan {
             bucket: bucket, mountpoint: mountpoint, s3: s3, cacheDir: cmd.cacheDir,
             cacheSize: cacheSize, memoryCache: memoryCache,
             writeMode: cmd.writeMode, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
-            uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground)
+            uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground,
+            blockSize: Int(blockSize), fuseThreads: cmd.fuseThreads)
     }
 
     /// Folds `-o a,b=c` into the typed options, as mount.fuse3 and fstab pass them.

@@ -100,6 +100,14 @@ enum BenchControl {
         _ = try await call("POST", "/_bench/faults?bucket=\(bucket)", json: String(decoding: data, as: UTF8.self))
     }
 
+    /// Bytes the store sent for one bucket (object bodies and XML).
+    static func bytesOut(bucket: String) async throws -> Int {
+        let body = try await call("GET", "/_bench/stats")
+        let json = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+        let mine = (json?["buckets"] as? [String: Any])?[bucket] as? [String: Any]
+        return (mine?["bytes_out"] as? Int) ?? 0
+    }
+
     /// Requests by operation for one bucket.
     static func requests(bucket: String) async throws -> [String: Int] {
         let body = try await call("GET", "/_bench/stats")

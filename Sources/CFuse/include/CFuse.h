@@ -18,4 +18,12 @@ int CFuse_library_version(void);
 /* The FUSE_USE_VERSION the shim was compiled with. */
 int CFuse_api_version(void);
 
+/* Runs the multithreaded loop (fuse_session_loop_mt is a versioned macro) with clone_fd and a thread cap. */
+int CFuse_session_loop_mt(struct fuse_session *se, int clone_fd, unsigned int max_threads);
+
+/* fuse_file_info bitfields, set without relying on how Swift imports bitfields. */
+void CFuse_fi_set_keep_cache(struct fuse_file_info *fi, int keep_cache);
+void CFuse_fi_set_direct_io(struct fuse_file_info *fi, int direct_io);
+int CFuse_fi_flags(const struct fuse_file_info *fi);
+
 #endif

@@ -1,0 +1,135 @@
+import ObjectStore
+import ReadCache
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Filesystem {
+    /// Opens a directory: a fresh cached listing is reused, otherwise paging starts at the first readdir.
+    package func opendir(_ ino: UInt64, reply: @escaping @Sendable (Result<UInt64, FilesystemError>) -> Void) {
+        let now = monotonicNow()
+        let result = state.withLock { s -> Result<UInt64, FilesystemError> in
+            guard let node = s.nodes[ino] else { return .failure(FilesystemError(ESTALE, "unknown inode \(ino)")) }
+            guard node.attributes.kind == .directory else { return .failure(FilesystemError(ENOTDIR, "not a directory")) }
+            var listing = Listing()
+            if let cached = s.listings[ino], cached.complete, cached.fetched + (options.metadataTTL ?? .infinity) > now {
+                listing = cached
+            }
+            let handle = s.nextHandle
+            s.nextHandle += 1
+            s.directories[handle] = DirectoryHandle(ino: ino, prefix: prefix(for: node.path), listing: listing)
+            return .success(handle)
+        }
+        reply(result)
+    }
+
+    /// Entries from `offset` on (0 is the start; "." and ".." come first), up to `limit`.
+    ///
+    /// Pages of ListObjectsV2 are fetched only as the reader advances past what is loaded.
+    package func readdir(_ handle: UInt64, offset: Int, limit: Int = 1024, reply: @escaping @Sendable (Result<[DirectoryEntry], FilesystemError>) -> Void) {
+        enum Step { case answer([DirectoryEntry]), fetch, fail(FilesystemError) }
+        let step = state.withLock { s -> Step in
+            guard let h = s.directories[handle] else { return .fail(FilesystemError(EBADF, "unknown directory handle")) }
+            let available = h.listing.entries.count + 2
+            if offset < available || h.listing.complete && h.listing.fetched > 0 {
+                return .answer(entries(s, h, from: offset, limit: limit))
+            }
+            return .fetch
+        }
+        switch step {
+        case .answer(let e): reply(.success(e))
+        case .fail(let e): reply(.failure(e))
+        case .fetch:
+            Task {
+                do {
+                    try await loadPage(handle)
+                    readdir(handle, offset: offset, limit: limit, reply: reply)
+                } catch {
+                    reply(.failure(FilesystemError.from(error)))
+                }
+            }
+        }
+    }
+
+    private func entries(_ s: State, _ h: DirectoryHandle, from offset: Int, limit: Int) -> [DirectoryEntry] {
+        var out: [DirectoryEntry] = []
+        let dir = s.nodes[h.ino]
+        let selfAttrs = dir?.attributes ?? FileAttributes(ino: h.ino, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid)
+        var i = offset
+        while out.count < limit {
+            if i == 0 {
+                out.append(DirectoryEntry(name: ".", attributes: selfAttrs, offset: 1))
+            } else if i == 1 {
+                let parentAttrs = dir.flatMap { s.nodes[$0.parent]?.attributes } ?? selfAttrs
+                out.append(DirectoryEntry(name: "..", attributes: parentAttrs, offset: 2))
+            } else if i - 2 < h.listing.entries.count {
+                let e = h.listing.entries[i - 2]
+                let path = Namespace.join(dir?.path ?? "", e.name)
+                let ino = Namespace.inode(for: path)
+                let known = s.nodes[ino].flatMap { $0.path == path && $0.etag == e.etag ? $0.metadata : nil } ?? [:]
+                out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: e.kind, size: e.size, mtime: e.mtime, metadata: known), offset: i + 1))
+            } else {
+                break
+            }
+            i += 1
+        }
+        return out
+    }
+
+    /// Fetches the next page of a directory handle's listing; a complete listing is shared with lookups.
+    private func loadPage(_ handle: UInt64) async throws {
+        guard let (prefix, token) = state.withLock({ s -> (String, String?)? in
+            guard let h = s.directories[handle] else { return nil }
+            return (h.prefix, h.listing.nextToken)
+        }) else { throw FilesystemError(EBADF, "unknown directory handle") }
+        let page = try await store.listObjects(ListObjectsRequest(bucket: options.bucket.bucket, prefix: prefix, delimiter: "/", continuationToken: token))
+        state.withLock { s in
+            guard var h = s.directories[handle] else { return }
+            let counts = h.listing.add(page: page, prefix: prefix, mountTime: mountTime)
+            s.counters.skippedKeys += counts.skipped
+            s.counters.shadowedFiles += counts.shadowed
+            if h.listing.complete {
+                h.listing.fetched = monotonicNow()
+                cacheListing(&s, ino: h.ino, listing: h.listing)
+            }
+            s.directories[handle] = h
+        }
+    }
+
+    /// Keeps a complete listing for lookups, within the entry budget (least recently used go first).
+    private func cacheListing(_ s: inout State, ino: UInt64, listing: Listing) {
+        s.clock += 1
+        var l = listing
+        l.lastUse = s.clock
+        if let old = s.listings[ino] { s.listingEntries -= old.entries.count }
+        s.listings[ino] = l
+        s.listingEntries += l.entries.count
+        s.negative.removeValue(forKey: ino)
+        if s.listingEntries > options.maxCachedListingEntries {
+            for (victim, old) in s.listings.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where victim != ino {
+                s.listings.removeValue(forKey: victim)
+                s.listingEntries -= old.entries.count
+                if s.listingEntries <= options.maxCachedListingEntries { break }
+            }
+        }
+    }
+
+    /// readdirplus handed these entries to the kernel: each now holds a lookup reference.
+    package func entriesReturned(_ handle: UInt64, _ returned: ArraySlice<DirectoryEntry>) {
+        state.withLock { s in
+            guard let h = s.directories[handle] else { return }
+            for e in returned where e.name != "." && e.name != ".." {
+                guard let i = h.listing.byName[e.name] else { continue }
+                let le = h.listing.entries[i]
+                let path = Namespace.join(s.nodes[h.ino]?.path ?? "", e.name)
+                let known = s.nodes[Namespace.inode(for: path)].flatMap { $0.path == path && $0.etag == le.etag ? $0.metadata : nil } ?? [:]
+                _ = remember(&s, parent: h.ino, name: e.name, kind: le.kind, size: le.size, mtime: le.mtime, etag: le.etag, metadata: known, countLookup: true)
+            }
+        }
+    }
+
+    package func releasedir(_ handle: UInt64) {
+        state.withLock { _ = $0.directories.removeValue(forKey: handle) }
+    }
+}

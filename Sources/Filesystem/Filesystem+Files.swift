@@ -1,0 +1,165 @@
+import ObjectStore
+import ReadCache
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `open` decided: the handle, and whether the kernel may keep its cached pages.
+package struct OpenReply: Sendable {
+    package var handle: UInt64
+    package var keepCache: Bool
+}
+
+extension Filesystem {
+    /// Opens a file for reading. Writes are refused with EROFS until the write path exists.
+    ///
+    /// Close-to-open consistency: expired metadata is revalidated with HEAD; a changed ETag drops the
+    /// kernel's pages of the file, an unchanged one keeps them (`FOPEN_KEEP_CACHE`).
+    package func open(_ ino: UInt64, flags: Int32, reply: @escaping @Sendable (Result<OpenReply, FilesystemError>) -> Void) {
+        if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 {
+            reply(.failure(FilesystemError(EROFS, "writes are not supported by this build")))
+            return
+        }
+        let now = monotonicNow()
+        let node = state.withLock { $0.nodes[ino] }
+        guard let node else {
+            reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)")))
+            return
+        }
+        guard node.attributes.kind == .file else {
+            reply(.failure(FilesystemError(node.attributes.kind == .directory ? EISDIR : EINVAL, "not a regular file")))
+            return
+        }
+        if node.expires > now && !node.etag.isEmpty {
+            reply(.success(finishOpen(ino: ino)))
+            return
+        }
+        Task {
+            do {
+                let info = try await store.headObject(bucket: options.bucket.bucket, key: key(for: node.path))
+                state.withLock { s in
+                    guard var n = s.nodes[ino] else { return }
+                    n.attributes = attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
+                    n.etag = info.etag
+                    n.metadata = info.metadata
+                    n.expires = expiry
+                    s.nodes[ino] = n
+                }
+                reply(.success(finishOpen(ino: ino)))
+            } catch {
+                reply(.failure(FilesystemError.from(error)))
+            }
+        }
+    }
+
+    private func finishOpen(ino: UInt64) -> OpenReply {
+        let (reply, invalidate) = state.withLock { s -> (OpenReply, Bool) in
+            var n = s.nodes[ino]!
+            let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: n.path), etag: n.etag, size: n.attributes.size)
+            let keep = n.kernelCachedETag == n.etag
+            let invalidate = n.kernelCachedETag != nil && !keep
+            n.kernelCachedETag = n.etag
+            s.nodes[ino] = n
+            let handle = s.nextHandle
+            s.nextHandle += 1
+            s.files[handle] = FileHandle(ino: ino, version: version, readAhead: ReadAhead(initialWindow: options.initialReadAhead, maximumWindow: options.maximumReadAhead))
+            return (OpenReply(handle: handle, keepCache: keep), invalidate)
+        }
+        if invalidate { invalidateKernelCache(ino) }
+        return reply
+    }
+
+    /// Reads up to one block's worth at `offset`; the reply's range must be given back with `release(_:)`.
+    package func read(_ handle: UInt64, offset: Int64, size: Int, reply: @escaping @Sendable (Result<PinnedRange, FilesystemError>) -> Void) {
+        read(handle, offset: offset, size: size, retried: false, reply: reply)
+    }
+
+    private func read(_ handle: UInt64, offset: Int64, size: Int, retried: Bool, reply: @escaping @Sendable (Result<PinnedRange, FilesystemError>) -> Void) {
+        let blockSize = cache.blockSize
+        let plan = state.withLock { s -> (ObjectVersion, Range<Int64>?)? in
+            guard var h = s.files[handle] else { return nil }
+            let ahead = h.readAhead.record(offset: offset, length: size, blockSize: blockSize, objectSize: h.version.size)
+            s.files[handle] = h
+            return (h.version, ahead)
+        }
+        guard let (version, ahead) = plan else {
+            reply(.failure(FilesystemError(EBADF, "unknown file handle")))
+            return
+        }
+        if let ahead { cache.prefetch(version, blocks: ahead) }
+        cache.read(version, offset: offset, length: min(size, blockSize)) { [self] result in
+            switch result {
+            case .success(let range):
+                reply(.success(range))
+            case .failure(let e) where e.kind == .preconditionFailed && !retried:
+                // The object changed under us: drop the old version's blocks, learn the new one, retry once.
+                Task {
+                    do {
+                        try await refresh(handle: handle, old: version)
+                        read(handle, offset: offset, size: size, retried: true, reply: reply)
+                    } catch {
+                        reply(.failure(FilesystemError.from(error)))
+                    }
+                }
+            case .failure(let e):
+                logger.warning("read failed", metadata: ["object": "\(version)", "offset": "\(offset)", "error": "\(e)"])
+                reply(.failure(FilesystemError(e)))
+            }
+        }
+    }
+
+    private func refresh(handle: UInt64, old: ObjectVersion) async throws {
+        cache.invalidate(old)
+        let info = try await store.headObject(bucket: old.bucket, key: old.key)
+        let ino = state.withLock { s -> UInt64? in
+            guard var h = s.files[handle] else { return nil }
+            h.version = ObjectVersion(bucket: old.bucket, key: old.key, etag: info.etag, size: info.size)
+            s.files[handle] = h
+            if var n = s.nodes[h.ino] {
+                n.attributes = attributes(ino: h.ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
+                n.etag = info.etag
+                n.metadata = info.metadata
+                n.expires = expiry
+                n.kernelCachedETag = info.etag
+                s.nodes[h.ino] = n
+            }
+            return h.ino
+        }
+        if let ino { invalidateKernelCache(ino) }
+    }
+
+    /// Gives back the blocks of a read once the reply has been sent.
+    package func release(_ range: PinnedRange) { cache.release(range) }
+
+    package func release(handle: UInt64) {
+        state.withLock { s in
+            guard let h = s.files.removeValue(forKey: handle) else { return }
+            if let n = s.nodes[h.ino], n.lookups == 0 { s.nodes.removeValue(forKey: h.ino) }
+        }
+    }
+
+    /// User metadata as `user.NAME` attributes (the POSIX ones, mode/uid/gid/mtime, are not listed).
+    package func xattrs(_ ino: UInt64) -> [String: String] {
+        state.withLock { s in
+            guard let n = s.nodes[ino] else { return [:] }
+            var out: [String: String] = [:]
+            for (k, v) in n.metadata where !["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(k) { out["user." + k] = v }
+            return out
+        }
+    }
+
+    /// access(2) against the shown owner and mode; root passes everything but execute on non-executables.
+    package func access(_ ino: UInt64, mask: Int32, uid: UInt32, gid: UInt32) -> Int32 {
+        guard let a = state.withLock({ $0.nodes[ino]?.attributes }) else { return ENOENT }
+        if mask == F_OK { return 0 }
+        if mask & W_OK != 0 && options.readOnly { return EROFS }
+        if uid == 0 {
+            return mask & X_OK != 0 && a.kind == .file && a.mode & 0o111 == 0 ? EACCES : 0
+        }
+        let shift: UInt32 = uid == a.uid ? 6 : (gid == a.gid ? 3 : 0)
+        let granted = (a.mode >> shift) & 7
+        let wanted = UInt32((mask & R_OK != 0 ? 4 : 0) | (mask & W_OK != 0 ? 2 : 0) | (mask & X_OK != 0 ? 1 : 0))
+        return granted & wanted == wanted ? 0 : EACCES
+    }
+}

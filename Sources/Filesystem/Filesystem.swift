@@ -1,0 +1,260 @@
+import Logging
+import ObjectStore
+import ReadCache
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The POSIX view of a bucket prefix: inodes, attributes, listings, handles. Knows nothing of FUSE or HTTP.
+///
+/// Every operation answers through a callback, possibly on another thread: metadata misses run as tasks,
+/// reads complete on the thread that delivered their blocks. Nothing here blocks the caller on the network.
+package final class Filesystem: @unchecked Sendable {
+    package let options: FilesystemOptions
+    package let store: any ObjectStore
+    package let cache: BlockCache
+    let logger: Logger
+    let mountTime: Timestamp
+
+    struct FileHandle {
+        var ino: UInt64
+        var version: ObjectVersion
+        var readAhead: ReadAhead
+    }
+
+    struct DirectoryHandle {
+        var ino: UInt64
+        var prefix: String
+        var listing: Listing
+    }
+
+    struct State {
+        var nodes: [UInt64: Node] = [:]
+        var listings: [UInt64: Listing] = [:]
+        var listingEntries = 0
+        var negative: [UInt64: [String: Double]] = [:]
+        var files: [UInt64: FileHandle] = [:]
+        var directories: [UInt64: DirectoryHandle] = [:]
+        var nextHandle: UInt64 = 1
+        var clock: UInt64 = 0
+        var counters = NamespaceCounters()
+    }
+
+    let state = Mutex(State())
+    private let invalidator = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
+
+    package init(store: any ObjectStore, cache: BlockCache, options: FilesystemOptions, logger: Logger = Logger(label: "lakecache.fs")) {
+        self.store = store
+        self.cache = cache
+        self.options = options
+        self.logger = logger
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        mountTime = Timestamp(seconds: Int64(now.tv_sec))
+        let root = Node(
+            ino: 1, parent: 1, name: "", path: "",
+            attributes: FileAttributes(ino: 1, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid),
+            expires: .infinity, lookups: 1, etag: "", metadata: [:])
+        state.withLock { $0.nodes[1] = root }
+    }
+
+    /// Sets the hook that drops the kernel's cached pages of an inode when its object changed.
+    package func setInvalidator(_ hook: @escaping @Sendable (UInt64) -> Void) {
+        invalidator.withLock { $0 = hook }
+    }
+
+    func invalidateKernelCache(_ ino: UInt64) {
+        invalidator.withLock { $0 }?(ino)
+    }
+
+    /// Namespace anomaly counters.
+    package var counters: NamespaceCounters { state.withLock { $0.counters } }
+
+    /// Inodes the kernel holds, listings cached (entries), open files.
+    package var sizes: (nodes: Int, listingEntries: Int, openFiles: Int) {
+        state.withLock { ($0.nodes.count, $0.listingEntries, $0.files.count) }
+    }
+
+    // MARK: - Keys and attributes
+
+    /// The object key of a path ("" is the mount root's prefix itself).
+    func key(for path: String) -> String { options.bucket.prefix + path }
+
+    /// The listing prefix of a directory path.
+    func prefix(for path: String) -> String { path.isEmpty ? options.bucket.prefix : options.bucket.prefix + path + "/" }
+
+    var expiry: Double { options.metadataTTL.map { monotonicNow() + $0 } ?? .infinity }
+
+    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String]) -> FileAttributes {
+        var mode = kind == .directory ? options.dirMode : options.fileMode
+        var resolvedKind = kind
+        // POSIX metadata as s3fs, goofys and rclone write it: decimal st_mode, uid, gid, mtime in seconds.
+        if let m = metadata["mode"].flatMap({ UInt32($0) }) {
+            mode = m & 0o7777
+            if kind == .file && (m & UInt32(S_IFMT)) == UInt32(S_IFLNK) { resolvedKind = .symlink }
+        }
+        var modified = mtime
+        if let t = metadata["mtime"].flatMap({ Double($0) }), t.isFinite, t >= 0 {
+            modified = Timestamp(seconds: Int64(t), nanoseconds: Int32((t - t.rounded(.down)) * 1e9))
+        }
+        return FileAttributes(
+            ino: ino, kind: resolvedKind, size: kind == .directory ? 0 : size, mtime: modified, mode: mode,
+            uid: metadata["uid"].flatMap { UInt32($0) } ?? options.uid,
+            gid: metadata["gid"].flatMap { UInt32($0) } ?? options.gid)
+    }
+
+    /// Records a node for `path` (new or refreshed) and counts a lookup; caller holds the lock.
+    func remember(
+        _ s: inout State, parent: UInt64, name: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp,
+        etag: String, metadata: [String: String], countLookup: Bool
+    ) -> FileAttributes {
+        let parentPath = s.nodes[parent]?.path ?? ""
+        let path = Namespace.join(parentPath, name)
+        var ino = Namespace.inode(for: path)
+        // A 64-bit hash collision is vanishingly rare; probe rather than alias two paths.
+        while let existing = s.nodes[ino], existing.path != path { ino &+= 1 }
+        let attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, metadata: metadata)
+        var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: metadata)
+        node.attributes = attrs
+        node.etag = etag
+        node.metadata = metadata
+        node.expires = expiry
+        if countLookup { node.lookups += 1 }
+        s.nodes[ino] = node
+        return attrs
+    }
+
+    // MARK: - Lookup, forget, getattr
+
+    package func lookup(parent: UInt64, name: String, reply: @escaping @Sendable (Result<EntryReply, FilesystemError>) -> Void) {
+        guard Namespace.isValidName(name) else {
+            reply(.failure(FilesystemError(ENOENT, "not a valid name")))
+            return
+        }
+        enum Step { case answer(Result<EntryReply, FilesystemError>), fetch(path: String) }
+        let ttl = options.kernelTTL
+        let now = monotonicNow()
+        let step = state.withLock { s -> Step in
+            guard let dir = s.nodes[parent] else { return .answer(.failure(FilesystemError(ESTALE, "unknown parent inode \(parent)"))) }
+            guard dir.attributes.kind == .directory else { return .answer(.failure(FilesystemError(ENOTDIR, "not a directory"))) }
+            if var listing = s.listings[parent], listing.fetched + (options.metadataTTL ?? .infinity) > now {
+                s.clock += 1
+                listing.lastUse = s.clock
+                s.listings[parent] = listing
+                if let i = listing.byName[name] {
+                    let e = listing.entries[i]
+                    let path = Namespace.join(dir.path, name)
+                    // Keep metadata we already have for this path (modes from a HEAD); the listing has none.
+                    let known = s.nodes[Namespace.inode(for: path)].flatMap { $0.etag == e.etag && $0.path == path ? $0.metadata : nil } ?? [:]
+                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: known, countLookup: true)
+                    return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
+                }
+                if listing.complete { return .answer(.failure(FilesystemError(ENOENT, "no such entry"))) }
+            }
+            if let until = s.negative[parent]?[name], until > now {
+                return .answer(.failure(FilesystemError(ENOENT, "no such entry (cached)")))
+            }
+            let path = Namespace.join(dir.path, name)
+            if var node = s.nodes[Namespace.inode(for: path)], node.path == path, node.expires > now {
+                node.lookups += 1
+                s.nodes[node.ino] = node
+                return .answer(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
+            }
+            return .fetch(path: path)
+        }
+        switch step {
+        case .answer(let r): reply(r)
+        case .fetch(let path):
+            Task { reply(await self.resolve(parent: parent, name: name, path: path)) }
+        }
+    }
+
+    /// HEAD `key` and LIST `key/` in parallel: a directory wins over a file of the same name.
+    func resolve(parent: UInt64, name: String, path: String) async -> Result<EntryReply, FilesystemError> {
+        let bucket = options.bucket.bucket
+        let key = key(for: path)
+        async let head: ObjectInfo? = try? await store.headObject(bucket: bucket, key: key)
+        async let probe: ListObjectsPage = store.listObjects(ListObjectsRequest(bucket: bucket, prefix: key + "/", delimiter: "/", maxKeys: 1))
+        let listed: ListObjectsPage
+        do {
+            listed = try await probe
+        } catch {
+            _ = await head
+            return .failure(FilesystemError.from(error))
+        }
+        let info = await head
+        return state.withLock { s in
+            if !listed.objects.isEmpty || !listed.commonPrefixes.isEmpty {
+                if info != nil { s.counters.shadowedFiles += 1 }
+                let attrs = remember(&s, parent: parent, name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: [:], countLookup: true)
+                return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
+            }
+            if let info {
+                let attrs = remember(&s, parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, countLookup: true)
+                return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
+            }
+            if let ttl = options.metadataTTL { s.negative[parent, default: [:]][name] = monotonicNow() + ttl } else {
+                s.negative[parent, default: [:]][name] = .infinity
+            }
+            return .failure(FilesystemError(ENOENT, "no such object or prefix"))
+        }
+    }
+
+    /// The kernel dropped `count` references to `ino`; at zero the node is forgotten (its number stays stable).
+    package func forget(_ ino: UInt64, count: UInt64) {
+        guard ino != 1 else { return }
+        state.withLock { s in
+            guard var node = s.nodes[ino] else { return }
+            node.lookups = node.lookups > count ? node.lookups - count : 0
+            if node.lookups == 0 && !s.files.values.contains(where: { $0.ino == ino }) {
+                s.nodes.removeValue(forKey: ino)
+                s.negative.removeValue(forKey: ino)
+                if let l = s.listings.removeValue(forKey: ino) { s.listingEntries -= l.entries.count }
+            } else {
+                s.nodes[ino] = node
+            }
+        }
+    }
+
+    package func getattr(_ ino: UInt64, reply: @escaping @Sendable (Result<EntryReply, FilesystemError>) -> Void) {
+        let now = monotonicNow()
+        let cached = state.withLock { s -> (Node?, Bool) in
+            guard let n = s.nodes[ino] else { return (nil, false) }
+            return (n, n.expires > now || n.attributes.kind == .directory)
+        }
+        guard let node = cached.0 else {
+            reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)")))
+            return
+        }
+        if cached.1 {
+            reply(.success(EntryReply(attributes: node.attributes, ttl: options.kernelTTL)))
+            return
+        }
+        Task {
+            do {
+                let info = try await store.headObject(bucket: options.bucket.bucket, key: key(for: node.path))
+                let attrs = state.withLock { s -> FileAttributes in
+                    let a = attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
+                    if var n = s.nodes[ino] {
+                        n.attributes = a
+                        n.etag = info.etag
+                        n.metadata = info.metadata
+                        n.expires = expiry
+                        s.nodes[ino] = n
+                    }
+                    return a
+                }
+                reply(.success(EntryReply(attributes: attrs, ttl: options.kernelTTL)))
+            } catch {
+                reply(.failure(FilesystemError.from(error)))
+            }
+        }
+    }
+
+    /// statfs: a large, mostly free filesystem (object stores have no fixed size).
+    package func statfs() -> (blockSize: UInt64, blocks: UInt64, free: UInt64, files: UInt64, freeFiles: UInt64, nameMax: UInt64) {
+        (4096, 1 << 38, 1 << 37, 1 << 32, 1 << 31, 255)
+    }
+}

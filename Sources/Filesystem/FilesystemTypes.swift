@@ -1,0 +1,93 @@
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the bucket appears as files: ownership and modes for objects without POSIX metadata, and TTLs.
+package struct FilesystemOptions: Sendable {
+    package var bucket: BucketURL
+    package var uid: UInt32
+    package var gid: UInt32
+    package var fileMode: UInt32 = 0o644
+    package var dirMode: UInt32 = 0o755
+    /// Metadata lifetime in seconds; nil is indefinite (immutable datasets).
+    package var metadataTTL: Double? = 60
+    package var readOnly = true
+    /// Listings kept in memory, counted in entries; beyond it the least recently used directories are dropped.
+    package var maxCachedListingEntries = 2_000_000
+    /// Read-ahead window bounds.
+    package var initialReadAhead: Int64 = 8 << 20
+    package var maximumReadAhead: Int64 = 256 << 20
+
+    package init(bucket: BucketURL, uid: UInt32, gid: UInt32) {
+        self.bucket = bucket
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// The TTL handed to the kernel: indefinite becomes a year.
+    package var kernelTTL: Double { metadataTTL ?? 365 * 86400 }
+}
+
+/// What a file, directory or symlink looks like to `stat`.
+package struct FileAttributes: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable { case file, directory, symlink }
+    package var ino: UInt64
+    package var kind: Kind
+    package var size: Int64
+    package var mtime: Timestamp
+    package var mode: UInt32
+    package var uid: UInt32
+    package var gid: UInt32
+
+    /// The full st_mode, with the file-type bits.
+    package var fullMode: UInt32 {
+        switch kind {
+        case .file: return UInt32(S_IFREG) | (mode & 0o7777)
+        case .directory: return UInt32(S_IFDIR) | (mode & 0o7777)
+        case .symlink: return UInt32(S_IFLNK) | (mode & 0o7777)
+        }
+    }
+}
+
+/// A lookup answer: attributes and how long the kernel may keep them.
+package struct EntryReply: Sendable {
+    package var attributes: FileAttributes
+    package var ttl: Double
+}
+
+/// One directory entry for readdir(plus). `offset` is the cookie of the entry after it.
+package struct DirectoryEntry: Sendable {
+    package var name: String
+    package var attributes: FileAttributes
+    package var offset: Int
+}
+
+/// A failed filesystem operation: the errno for the kernel and a message for the log.
+package struct FilesystemError: Error, Sendable, CustomStringConvertible {
+    package var errno: Int32
+    package var message: String
+    package init(_ errno: Int32, _ message: String) {
+        self.errno = errno
+        self.message = message
+    }
+    package init(_ error: ObjectStoreError) {
+        self.errno = error.errno
+        self.message = error.description
+    }
+    package static func from(_ error: any Error) -> FilesystemError {
+        if let e = error as? FilesystemError { return e }
+        if let e = error as? ObjectStoreError { return FilesystemError(e) }
+        return FilesystemError(EIO, "\(error)")
+    }
+    package var description: String { "\(message) (errno \(errno))" }
+}
+
+/// Counters of namespace anomalies, for `status`.
+package struct NamespaceCounters: Sendable {
+    /// Keys that cannot be file names (empty segment, `.`, `..`, over 255 bytes, NUL).
+    package var skippedKeys = 0
+    /// Files hidden because a directory of the same name exists.
+    package var shadowedFiles = 0
+}

@@ -1,0 +1,109 @@
+import ObjectStore
+import ReadCache
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One child of a directory as a listing showed it.
+struct ListingEntry: Sendable {
+    var name: String
+    var kind: FileAttributes.Kind
+    var size: Int64
+    var mtime: Timestamp
+    var etag: String
+}
+
+/// A directory's contents from ListObjectsV2, possibly still being paged in.
+struct Listing {
+    var entries: [ListingEntry] = []
+    var byName: [String: Int] = [:]
+    var complete = false
+    var nextToken: String?
+    var fetched: Double = 0
+    var lastUse: UInt64 = 0
+
+    /// Adds one page, applying the naming rules; returns the skipped and shadowed counts.
+    mutating func add(page: ListObjectsPage, prefix: String, mountTime: Timestamp) -> (skipped: Int, shadowed: Int) {
+        var skipped = 0
+        var shadowed = 0
+        for p in page.commonPrefixes {
+            let name = String(p.utf8.dropFirst(prefix.utf8.count).dropLast()) ?? ""
+            guard Namespace.isValidName(name) else {
+                skipped += 1
+                continue
+            }
+            if let i = byName[name] {
+                // The directory wins over a file of the same name.
+                if entries[i].kind != .directory {
+                    entries[i] = ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "")
+                    shadowed += 1
+                }
+                continue
+            }
+            byName[name] = entries.count
+            entries.append(ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: ""))
+        }
+        for o in page.objects {
+            let name = String(o.key.utf8.dropFirst(prefix.utf8.count)) ?? ""
+            if name.isEmpty { continue }  // the directory's own marker object
+            guard Namespace.isValidName(name) else {
+                skipped += 1
+                continue
+            }
+            if let i = byName[name] {
+                if entries[i].kind == .directory { shadowed += 1 }
+                continue
+            }
+            byName[name] = entries.count
+            entries.append(ListingEntry(name: name, kind: .file, size: o.size, mtime: o.lastModified, etag: o.etag))
+        }
+        nextToken = page.nextContinuationToken
+        complete = page.nextContinuationToken == nil
+        return (skipped, shadowed)
+    }
+}
+
+/// A node the kernel knows (lookup count > 0), or the root.
+struct Node {
+    var ino: UInt64
+    var parent: UInt64
+    var name: String
+    /// Path below the mount root, without leading or trailing slash; "" for the root.
+    var path: String
+    var attributes: FileAttributes
+    var expires: Double
+    var lookups: UInt64
+    var etag: String
+    var metadata: [String: String]
+    /// The ETag whose pages the kernel may still cache (set at open).
+    var kernelCachedETag: String?
+}
+
+/// Pure naming rules: which keys can be names, and how paths map to keys and inode numbers.
+enum Namespace {
+    /// A name the kernel accepts as one path component.
+    static func isValidName(_ name: String) -> Bool {
+        let bytes = name.utf8
+        return !bytes.isEmpty && bytes.count <= 255 && name != "." && name != ".."
+            && !bytes.contains(UInt8(ascii: "/")) && !bytes.contains(0)
+    }
+
+    /// A stable inode number for a path: a hash, so it survives forget and remount.
+    static func inode(for path: String) -> UInt64 {
+        if path.isEmpty { return 1 }
+        let h = XXHash64.hash(path, seed: 0x6C61_6B65)
+        return h < 2 ? h + 2 : h
+    }
+
+    static func join(_ parent: String, _ name: String) -> String {
+        parent.isEmpty ? name : parent + "/" + name
+    }
+}
+
+/// Monotonic seconds, for TTLs.
+func monotonicNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

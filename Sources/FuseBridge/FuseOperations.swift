@@ -1,0 +1,211 @@
+import CFuse
+import Filesystem
+import ObjectStore
+import ReadCache
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension FuseBridge {
+    /// The low-level operation table. Unset operations get libfuse's defaults (ENOSYS).
+    static func operations() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.`init` = { userdata, conn in
+            guard let conn, let userdata else { return }
+            let bridge = Unmanaged<FuseBridge>.fromOpaque(userdata).takeUnretainedValue()
+            bridge.configure(conn.pointee.capable, &conn.pointee)
+        }
+        ops.lookup = { req, parent, name in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.lookup(parent: UInt64(parent), name: String(cString: name!)) { result in
+                switch result {
+                case .success(let e): r.entry(e)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.forget = { req, ino, n in
+            FuseBridge.from(req).filesystem.forget(UInt64(ino), count: n)
+            fuse_reply_none(req)
+        }
+        ops.forget_multi = { req, count, forgets in
+            let fs = FuseBridge.from(req).filesystem
+            for i in 0..<count {
+                let f = forgets![i]
+                fs.forget(UInt64(f.ino), count: f.nlookup)
+            }
+            fuse_reply_none(req)
+        }
+        ops.getattr = { req, ino, _ in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { result in
+                switch result {
+                case .success(let e): r.attr(e)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.opendir = { req, ino, fi in
+            let r = FuseRequest(raw: req!)
+            let info = FileInfoBox(fi!)
+            FuseBridge.from(req).filesystem.opendir(UInt64(ino)) { result in
+                switch result {
+                case .success(let handle):
+                    info.raw.pointee.fh = handle
+                    fuse_reply_open(r.raw, info.raw)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.readdir = { req, _, size, off, fi in
+            FuseBridge.from(req).readdir(FuseRequest(raw: req!), handle: fi!.pointee.fh, size: size, offset: Int(off), plus: false)
+        }
+        ops.readdirplus = { req, _, size, off, fi in
+            FuseBridge.from(req).readdir(FuseRequest(raw: req!), handle: fi!.pointee.fh, size: size, offset: Int(off), plus: true)
+        }
+        ops.releasedir = { req, _, fi in
+            FuseBridge.from(req).filesystem.releasedir(fi!.pointee.fh)
+            fuse_reply_err(req, 0)
+        }
+        ops.open = { req, ino, fi in
+            let r = FuseRequest(raw: req!)
+            let info = FileInfoBox(fi!)
+            FuseBridge.from(req).filesystem.open(UInt64(ino), flags: CFuse_fi_flags(fi)) { result in
+                switch result {
+                case .success(let o):
+                    info.raw.pointee.fh = o.handle
+                    CFuse_fi_set_keep_cache(info.raw, o.keepCache ? 1 : 0)
+                    fuse_reply_open(r.raw, info.raw)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.read = { req, _, size, off, fi in
+            let r = FuseRequest(raw: req!)
+            let fs = FuseBridge.from(req).filesystem
+            fs.read(fi!.pointee.fh, offset: Int64(off), size: size) { result in
+                switch result {
+                case .success(let range):
+                    replyData(r, range)
+                    fs.release(range)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.release = { req, _, fi in
+            FuseBridge.from(req).filesystem.release(handle: fi!.pointee.fh)
+            fuse_reply_err(req, 0)
+        }
+        ops.statfs = { req, _ in
+            let s = FuseBridge.from(req).filesystem.statfs()
+            var st = statvfs()
+            st.f_bsize = UInt(s.blockSize)
+            st.f_frsize = UInt(s.blockSize)
+            st.f_blocks = fsblkcnt_t(s.blocks)
+            st.f_bfree = fsblkcnt_t(s.free)
+            st.f_bavail = fsblkcnt_t(s.free)
+            st.f_files = fsfilcnt_t(s.files)
+            st.f_ffree = fsfilcnt_t(s.freeFiles)
+            st.f_favail = fsfilcnt_t(s.freeFiles)
+            st.f_namemax = UInt(s.nameMax)
+            fuse_reply_statfs(req, &st)
+        }
+        ops.getxattr = { req, ino, name, size in
+            let attrs = FuseBridge.from(req).filesystem.xattrs(UInt64(ino))
+            guard let value = attrs[String(cString: name!)] else {
+                fuse_reply_err(req, ENODATA)
+                return
+            }
+            replyXattr(req!, Array(value.utf8), size: size)
+        }
+        ops.listxattr = { req, ino, size in
+            let names = FuseBridge.from(req).filesystem.xattrs(UInt64(ino)).keys.sorted()
+            var bytes: [UInt8] = []
+            for n in names { bytes += Array(n.utf8) + [0] }
+            replyXattr(req!, bytes, size: size)
+        }
+        ops.access = { req, ino, mask in
+            let ctx = fuse_req_ctx(req)!.pointee
+            fuse_reply_err(req, FuseBridge.from(req).filesystem.access(UInt64(ino), mask: mask, uid: ctx.uid, gid: ctx.gid))
+        }
+        return ops
+    }
+
+    /// Negotiates the connection: async reads, readdirplus, parallel directory operations, 1 MiB requests.
+    func configure(_ capable: UInt32, _ conn: inout fuse_conn_info) {
+        var want = conn.want
+        for cap in [FUSE_CAP_ASYNC_READ, FUSE_CAP_READDIRPLUS, FUSE_CAP_PARALLEL_DIROPS] where capable & UInt32(cap) != 0 {
+            want |= UInt32(cap)
+        }
+        // Always readdirplus: `ls -l` then needs no lookup per entry.
+        want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
+        // The cache decides when pages go stale (ETag changes), not mtime comparisons.
+        want &= ~UInt32(FUSE_CAP_AUTO_INVAL_DATA)
+        conn.want = want
+        conn.max_write = UInt32(options.maxIO)
+        conn.max_read = UInt32(options.maxIO)
+        conn.max_readahead = UInt32(options.maxIO)
+        conn.max_background = 64
+        conn.congestion_threshold = 48
+    }
+
+    func readdir(_ r: FuseRequest, handle: UInt64, size: Int, offset: Int, plus: Bool) {
+        filesystem.readdir(handle, offset: offset) { [self] result in
+            switch result {
+            case .failure(let e): r.error(e)
+            case .success(let entries):
+                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
+                defer { buffer.deallocate() }
+                var used = 0
+                var packed = 0
+                for e in entries {
+                    var st = stat(e.attributes)
+                    let need: Int
+                    if plus {
+                        var param = fuse_entry_param()
+                        param.ino = fuse_ino_t(e.attributes.ino)
+                        param.generation = 1
+                        param.attr = st
+                        // "." and ".." must not take lookup references.
+                        if e.name == "." || e.name == ".." { param.ino = 0 }
+                        param.attr_timeout = filesystem.options.kernelTTL
+                        param.entry_timeout = filesystem.options.kernelTTL
+                        need = fuse_add_direntry_plus(r.raw, buffer + used, size - used, e.name, &param, off_t(e.offset))
+                    } else {
+                        need = fuse_add_direntry(r.raw, buffer + used, size - used, e.name, &st, off_t(e.offset))
+                    }
+                    if need > size - used { break }
+                    used += need
+                    packed += 1
+                }
+                if plus { filesystem.entriesReturned(handle, entries.prefix(packed)) }
+                fuse_reply_buf(r.raw, buffer, used)
+            }
+        }
+    }
+}
+
+struct FileInfoBox: @unchecked Sendable {
+    let raw: UnsafeMutablePointer<fuse_file_info>
+    init(_ raw: UnsafeMutablePointer<fuse_file_info>) { self.raw = raw }
+}
+
+/// Replies with the bytes of a pinned range, straight from the cache blocks (no copy in user space).
+func replyData(_ r: FuseRequest, _ range: PinnedRange) {
+    withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { iov in
+        iov[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: range.first.baseAddress), iov_len: range.first.count)
+        iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: range.second.baseAddress), iov_len: range.second.count)
+        fuse_reply_iov(r.raw, iov.baseAddress, Int32(max(range.segmentCount, 1)))
+    }
+}
+
+func replyXattr(_ req: fuse_req_t, _ bytes: [UInt8], size: Int) {
+    if size == 0 {
+        fuse_reply_xattr(req, bytes.count)
+    } else if size < bytes.count {
+        fuse_reply_err(req, ERANGE)
+    } else {
+        bytes.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
+    }
+}

@@ -1,0 +1,49 @@
+import CFuse
+import Filesystem
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A kernel request awaiting exactly one reply. libfuse allows the reply from any thread.
+struct FuseRequest: @unchecked Sendable {
+    let raw: fuse_req_t
+
+    func error(_ errno: Int32) { fuse_reply_err(raw, errno) }
+
+    func error(_ e: FilesystemError) { fuse_reply_err(raw, e.errno) }
+
+    func entry(_ reply: EntryReply) {
+        var e = fuse_entry_param()
+        e.ino = fuse_ino_t(reply.attributes.ino)
+        e.generation = 1
+        e.attr = stat(reply.attributes)
+        e.attr_timeout = reply.ttl
+        e.entry_timeout = reply.ttl
+        fuse_reply_entry(raw, &e)
+    }
+
+    func attr(_ reply: EntryReply) {
+        var st = stat(reply.attributes)
+        fuse_reply_attr(raw, &st, reply.ttl)
+    }
+}
+
+/// Converts attributes to `struct stat`.
+func stat(_ a: FileAttributes) -> stat {
+    var st = Glibc.stat()
+    st.st_ino = ino_t(a.ino)
+    st.st_mode = a.fullMode
+    st.st_nlink = a.kind == .directory ? 2 : 1
+    st.st_uid = a.uid
+    st.st_gid = a.gid
+    st.st_size = off_t(a.size)
+    st.st_blksize = 1 << 20
+    st.st_blocks = blkcnt_t((a.size + 511) / 512)
+    let ts = timespec(tv_sec: Int(a.mtime.seconds), tv_nsec: Int(a.mtime.nanoseconds))
+    st.st_mtim = ts
+    st.st_ctim = ts
+    st.st_atim = ts
+    return st
+}

@@ -1,0 +1,147 @@
+import Control
+import Filesystem
+import FuseBridge
+import Logging
+import ObjectStore
+import ReadCache
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serves one mount in this process: builds the layers, mounts, answers the control socket, and owns the
+/// order of shutdown (stop the control socket, leave the FUSE loop, unmount, drain disk writes, stop the
+/// network thread). Signals (SIGTERM, SIGINT, SIGHUP) are handled by the FUSE loop and end up here too.
+final class MountDaemon: @unchecked Sendable {
+    let plan: MountPlan
+    let logger: Logger
+
+    init(plan: MountPlan, logger: Logger) {
+        self.plan = plan
+        self.logger = logger
+    }
+
+    /// Mounts; `ready` is called once with nil when the mount is live or with the failure.
+    func run(ready: (CLIFailure?) -> Void) async -> Int32 {
+        // One daemon per cache directory: the disk tier is not shared between processes.
+        let lockPath = plan.cacheDir + "/lock"
+        let lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            ready(CLIFailure(message: "cache directory \(plan.cacheDir) is in use by another lakecache mount; give each mount its own --cache-dir"))
+            return 1
+        }
+        defer { close(lockFD) }
+
+        let client = S3Client(configuration: plan.s3, logger: Logger(label: "lakecache.s3"))
+        let disk: DiskTier
+        do {
+            disk = try DiskTier(directory: plan.cacheDir, capacity: plan.cacheSize, freeSpaceFloor: Self.freeSpaceFloor(plan.cacheDir))
+        } catch {
+            client.shutdown()
+            ready(CLIFailure(message: error.message))
+            return 1
+        }
+        var cacheConfig = BlockCacheConfiguration()
+        cacheConfig.blockSize = plan.blockSize
+        cacheConfig.memoryBytes = plan.memoryCache
+        let cache = BlockCache(store: client, configuration: cacheConfig, disk: disk, logger: Logger(label: "lakecache.cache"))
+        var fsOptions = FilesystemOptions(bucket: plan.bucket, uid: plan.uid, gid: plan.gid)
+        fsOptions.fileMode = plan.fileMode
+        fsOptions.dirMode = plan.dirMode
+        fsOptions.metadataTTL = plan.metadataTTL
+        fsOptions.readOnly = true
+        let filesystem = Filesystem(store: client, cache: cache, options: fsOptions, logger: Logger(label: "lakecache.fs"))
+        var fuseOptions = FuseOptions(mountpoint: plan.mountpoint, fsName: "lakecache:\(plan.bucket.bucket)")
+        fuseOptions.allowOther = plan.allowOther
+        fuseOptions.readOnly = true
+        fuseOptions.threads = plan.fuseThreads
+        let bridge = FuseBridge(filesystem: filesystem, options: fuseOptions, logger: Logger(label: "lakecache.fuse"))
+        do {
+            try bridge.mount()
+        } catch {
+            disk.shutdown()
+            client.shutdown()
+            ready(CLIFailure(message: error.message))
+            return 1
+        }
+        var started = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &started)
+        let startedAt = Double(started.tv_sec) + Double(started.tv_nsec) / 1e9
+        let plan = self.plan
+        let control = ControlServer(path: ControlPaths.socket(for: plan.mountpoint), logger: logger) { command in
+            switch command.split(separator: " ").first.map(String.init) ?? "" {
+            case "status":
+                return StatusReport.build(plan: plan, client: client, cache: cache, disk: disk, filesystem: filesystem, started: startedAt).encoded()
+            case "unmount":
+                return Self.unmountKernel(plan.mountpoint)
+            default:
+                return JSONValue.object([("error", .string("unknown command '\(command)'"))]).encoded()
+            }
+        }
+        do {
+            try control.start()
+        } catch {
+            logger.error("control socket unavailable; status and unmount will not work", metadata: ["error": "\(error)"])
+        }
+        ready(nil)
+        logger.info("mounted", metadata: ["bucket": "\(plan.bucket)", "mountpoint": "\(plan.mountpoint)", "endpoint": "\(plan.s3.endpoint)"])
+
+        let rc: Int32 = await withCheckedContinuation { continuation in
+            FuseLoopThread.start { continuation.resume(returning: bridge.serve()) }
+        }
+        logger.info("unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
+        control.stop()
+        bridge.unmount()
+        disk.shutdown()
+        client.shutdown()
+        return rc == 0 ? 0 : 1
+    }
+
+    /// The free space the disk tier leaves on its filesystem: 5% of it, at most 1 GiB.
+    static func freeSpaceFloor(_ dir: String) -> Int64 {
+        var vfs = statvfs()
+        guard statvfs(dir, &vfs) == 0 else { return 1 << 30 }
+        return min(1 << 30, Int64(vfs.f_blocks) * Int64(vfs.f_frsize) / 20)
+    }
+
+    /// Unmounts at the kernel, which ends the FUSE loop; the answer says whether it worked.
+    static func unmountKernel(_ mountpoint: String) -> String {
+        if getuid() == 0 {
+            if umount2(mountpoint, 0) == 0 { return JSONValue.object([("ok", .bool(true))]).encoded() }
+            let e = errno
+            let why = e == EBUSY ? "the mountpoint is busy (a process has a file or directory open there); close it and retry" : "\(Errno(e))"
+            return JSONValue.object([("error", .string("cannot unmount \(mountpoint): \(why)"))]).encoded()
+        }
+        let status = runProcess("/bin/fusermount3", ["-u", mountpoint])
+        return status == 0 ? JSONValue.object([("ok", .bool(true))]).encoded()
+            : JSONValue.object([("error", .string("fusermount3 -u \(mountpoint) failed (is the mountpoint busy?)"))]).encoded()
+    }
+}
+
+/// Runs `path args` and returns its exit status (-1 if it cannot start).
+func runProcess(_ path: String, _ args: [String]) -> Int32 {
+    var pid = pid_t()
+    let argv = ([path] + args).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    guard posix_spawn(&pid, path, nil, nil, argv, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
+}
+
+/// The thread the FUSE loop's main function runs on, so no cooperative thread is held for the mount's life.
+enum FuseLoopThread {
+    final class Box { let work: () -> Void; init(_ w: @escaping () -> Void) { work = w } }
+
+    static func start(_ work: @escaping () -> Void) {
+        var t = pthread_t()
+        let box = Unmanaged.passRetained(Box(work)).toOpaque()
+        let rc = pthread_create(&t, nil, { arg in
+            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().work()
+            return nil
+        }, box)
+        precondition(rc == 0, "cannot start the FUSE loop thread")
+        pthread_detach(t)
+    }
+}

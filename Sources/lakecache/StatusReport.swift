@@ -1,0 +1,67 @@
+import Control
+import Filesystem
+import ObjectStore
+import ReadCache
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `status --json` document of a running mount.
+enum StatusReport {
+    static func build(plan: MountPlan, client: S3Client, cache: BlockCache, disk: DiskTier?, filesystem: Filesystem, started: Double) -> JSONValue {
+        func n(_ v: Int) -> JSONValue { .number(Double(v)) }
+        func n64(_ v: Int64) -> JSONValue { .number(Double(v)) }
+        let memory = cache.memoryUsage
+        let diskUsage = disk?.usage ?? (0, 0)
+        let m = client.metrics
+        let counters = filesystem.counters
+        let sizes = filesystem.sizes
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let uptime = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - started
+        return .object([
+            ("mountpoint", .string(plan.mountpoint)),
+            ("bucket", .string(plan.bucket.bucket)),
+            ("prefix", .string(plan.bucket.prefix)),
+            ("endpoint", .string(plan.s3.endpoint.description)),
+            ("pid", n(Int(getpid()))),
+            ("uptime_seconds", .number((uptime * 10).rounded() / 10)),
+            // The write path is not built yet: every mount is read-only for now.
+            ("read_only", .bool(true)),
+            ("cache", .object([
+                ("block_size", n(cache.blockSize)),
+                ("memory", .object([
+                    ("bytes", n64(memory.bytes)), ("capacity", n64(memory.capacity)),
+                    ("hits", n(cache.hits.load(ordering: .relaxed))), ("misses", n(cache.misses.load(ordering: .relaxed))),
+                    ("joined_fills", n(cache.joinedFills.load(ordering: .relaxed))),
+                    ("prefetched_blocks", n(cache.prefetches.load(ordering: .relaxed))),
+                ])),
+                ("disk", .object([
+                    ("directory", .string(plan.cacheDir)),
+                    ("bytes", n64(diskUsage.0)), ("capacity", n64(plan.cacheSize)), ("blocks", n(diskUsage.1)),
+                    ("hits", n(disk?.hits.load(ordering: .relaxed) ?? 0)), ("misses", n(disk?.misses.load(ordering: .relaxed) ?? 0)),
+                    ("corrupt_blocks", n(disk?.corrupt.load(ordering: .relaxed) ?? 0)),
+                    ("write_skips", n(disk?.writeSkips.load(ordering: .relaxed) ?? 0)),
+                    ("evictions", n(disk?.evictions.load(ordering: .relaxed) ?? 0)),
+                ])),
+                ("network_fills", n(cache.networkFills.load(ordering: .relaxed))),
+                ("disk_fills", n(cache.diskFills.load(ordering: .relaxed))),
+            ])),
+            ("backend", .object([
+                ("requests", .object(m.requests.sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) })),
+                ("bytes_in", n64(m.bytesIn.load(ordering: .relaxed))),
+                ("bytes_out", n64(m.bytesOut.load(ordering: .relaxed))),
+                ("errors", n(m.errors.load(ordering: .relaxed))),
+                ("retries", n(m.retries.load(ordering: .relaxed))),
+            ])),
+            ("uploads", .object([
+                ("pending", n(0)), ("pending_bytes", n(0)), ("failed", n(0)), ("oldest_age_seconds", n(0)),
+            ])),
+            ("namespace", .object([
+                ("inodes", n(sizes.nodes)), ("cached_listing_entries", n(sizes.listingEntries)), ("open_files", n(sizes.openFiles)),
+                ("skipped_keys", n(counters.skippedKeys)), ("shadowed_files", n(counters.shadowedFiles)),
+            ])),
+        ])
+    }
+}

@@ -1,0 +1,184 @@
+import CSpawn
+import Foundation
+import Testing
+
+@testable import ObjectStore
+
+/// Whether FUSE mounts can run here; mount tests are skipped (with this reason) only when they cannot.
+let fuseAvailable = FileManager.default.fileExists(atPath: "/dev/fuse")
+let fuseSkipReason: Comment = "/dev/fuse is absent: FUSE mount tests need it"
+
+/// A running `lakecache mount` of a test bucket; `stop()` unmounts and waits for the daemon.
+final class TestMount: @unchecked Sendable {
+    let mountpoint: String
+    let cacheDir: String
+    let endpoint: String
+    let url: String
+    let extra: [String]
+
+    init(bucket: String, prefix: String = "", endpoint: String, cacheDir: String? = nil, extra: [String] = []) {
+        let base = NSTemporaryDirectory() + "lakecache-mnt-\(UUID().uuidString.prefix(8))"
+        mountpoint = base + "/mnt"
+        self.cacheDir = cacheDir ?? base + "/cache"
+        self.endpoint = endpoint
+        url = "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)")
+        self.extra = extra
+        try? FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+    }
+
+    static func run(_ args: [String]) -> (status: Int32, output: String) {
+        let r = spawn(CLITests.binary, args, mergeOutput: true)
+        return (r.status, r.stdout)
+    }
+
+    func start() throws {
+        let r = Self.run(["mount", url, mountpoint, "--endpoint", endpoint, "--cache-dir", cacheDir] + extra)
+        try #require(r.status == 0, "mount failed: \(r.output)")
+    }
+
+    func stop() {
+        let r = Self.run(["unmount", mountpoint])
+        if r.status != 0 {
+            // Never leave a mount behind, whatever the test did.
+            _ = Self.run(["unmount", mountpoint])
+            umount2(mountpoint, Int32(MNT_DETACH))
+        }
+    }
+
+    /// `status --json` as a dictionary.
+    func status() throws -> [String: Any] {
+        let r = Self.run(["status", "--json", mountpoint])
+        try #require(r.status == 0, "status failed: \(r.output)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any])
+    }
+
+    func daemonPID() throws -> pid_t {
+        pid_t(try #require(try status()["pid"] as? Int))
+    }
+
+    func path(_ relative: String) -> String { mountpoint + "/" + relative }
+}
+
+/// Mounts, runs `body`, and always unmounts.
+func withMount(_ mount: TestMount, _ body: (TestMount) async throws -> Void) async throws {
+    try mount.start()
+    defer { mount.stop() }
+    try await body(mount)
+}
+
+/// Reads a whole file through the mount with plain read(2).
+func readFile(_ path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 1 << 20) }
+        if n < 0 { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        if n == 0 { break }
+        out += buf[0..<n]
+    }
+    return out
+}
+
+/// pread of `length` bytes at `offset`; returns what was read or the errno.
+func preadFile(_ fd: Int32, _ offset: Int, _ length: Int) -> Result<[UInt8], POSIXError> {
+    var buf = [UInt8](repeating: 0, count: length)
+    var done = 0
+    while done < length {
+        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(offset + done)) }
+        if n < 0 { return .failure(POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)) }
+        if n == 0 { break }
+        done += n
+    }
+    return .success(Array(buf[0..<done]))
+}
+
+/// Runs `body` on `threads` real threads at once (blocking syscalls must not sit on the cooperative pool).
+func onThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for i in 0..<threads {
+        group.enter()
+        Thread.detachNewThread {
+            body(i)
+            group.leave()
+        }
+    }
+    group.wait()
+}
+
+func dropPageCache() {
+    sync()
+    if let f = fopen("/proc/sys/vm/drop_caches", "w") {
+        fputs("3\n", f)
+        fclose(f)
+    }
+}
+
+/// Requests of one operation kind the bench store saw for a bucket.
+func benchCount(_ bucket: String, _ op: String) async throws -> Int {
+    try await BenchControl.requests(bucket: bucket)[op] ?? 0
+}
+
+/// Runs a program and captures its output, with posix_spawn and waitpid.
+///
+/// Foundation's Process can hang in waitUntilExit when many run at once; this cannot. Descriptors above 2
+/// are closed in the child, so a daemon it starts inherits nothing of the test process.
+func spawn(_ path: String, _ args: [String], mergeOutput: Bool = false, environment: [String: String]? = nil) -> (status: Int32, stdout: String, stderr: String) {
+    var outPipe: [Int32] = [0, 0]
+    var errPipe: [Int32] = [0, 0]
+    pipe(&outPipe)
+    pipe(&errPipe)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+    posix_spawn_file_actions_adddup2(&actions, mergeOutput ? outPipe[1] : errPipe[1], 2)
+    CSpawn_file_actions_addclosefrom(&actions, 3)
+    let argv = ([path] + args).map { strdup($0) } + [nil]
+    let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+    var pid = pid_t()
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, env)
+    posix_spawn_file_actions_destroy(&actions)
+    for p in argv { free(p) }
+    for p in env { free(p) }
+    close(outPipe[1])
+    close(errPipe[1])
+    guard rc == 0 else {
+        close(outPipe[0])
+        close(errPipe[0])
+        return (-1, "", "cannot spawn \(path): \(rc)")
+    }
+    // Drain both pipes on separate threads so neither can fill and block the child.
+    let errBox = OutputBox()
+    let group = DispatchGroup()
+    group.enter()
+    let errRead = errPipe[0]
+    Thread.detachNewThread {
+        errBox.bytes = drain(errRead)
+        group.leave()
+    }
+    let out = drain(outPipe[0])
+    group.wait()
+    close(outPipe[0])
+    close(errPipe[0])
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return (code, String(decoding: out, as: UTF8.self), String(decoding: errBox.bytes, as: UTF8.self))
+}
+
+final class OutputBox: @unchecked Sendable { var bytes: [UInt8] = [] }
+
+func drain(_ fd: Int32) -> [UInt8] {
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65_536) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return out
+}

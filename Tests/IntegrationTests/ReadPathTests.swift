@@ -1,0 +1,331 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import ObjectStore
+
+/// The read path through a real FUSE mount, against the bench store (counters, faults) and moto.
+@Suite(.enabled(if: fuseAvailable, fuseSkipReason))
+struct ReadPathTests {
+    let s3 = Servers.bench
+    var bench: String { try! Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT") }
+
+    func put(_ bucket: String, _ key: String, _ data: [UInt8], metadata: [String: String] = [:]) async throws {
+        _ = try await s3.putObject(bucket: bucket, key: key, body: .bytes(data), options: PutOptions(metadata: metadata))
+    }
+
+    @Test func randomRangedReadsFrom16Threads() async throws {
+        let bucket = try await freshBucket(s3, "rr")
+        let sizes = [0, 1, 4095, 4096, 65_537, (1 << 20) - 1, 1 << 20, (4 << 20) - 1, 4 << 20, (4 << 20) + 1, 9 << 20 | 123, 3_000_000, 12_345, 7, 2 << 20, 5 << 20, 100, 6 << 20 | 5, 8 << 20, 777_777]
+        var objects: [[UInt8]] = []
+        for (i, size) in sizes.enumerated() {
+            let data = patternBytes(size, seed: UInt64(100 + i))
+            objects.append(data)
+            try await put(bucket, "obj/\(i).bin", data)
+        }
+        let objectsCopy = objects
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            for (i, data) in objectsCopy.enumerated() {
+                #expect(try readFile(m.path("obj/\(i).bin")) == data, "whole read of \(i)")
+            }
+            dropPageCache()
+            let mismatches = Atomic<Int>(0)
+            let errors = Atomic<Int>(0)
+            onThreads(16) { t in
+                var rng = SystemRandomNumberGenerator()
+                for _ in 0..<100 {
+                    let i = Int.random(in: 0..<objectsCopy.count, using: &rng)
+                    let data = objectsCopy[i]
+                    let fd = open(m.path("obj/\(i).bin"), O_RDONLY)
+                    defer { close(fd) }
+                    let off = data.isEmpty ? 0 : Int.random(in: 0..<data.count, using: &rng)
+                    let len = Int.random(in: 1...(2 << 20), using: &rng)
+                    switch preadFile(fd, off, len) {
+                    case .success(let got):
+                        if got != Array(data[min(off, data.count)..<min(off + len, data.count)]) { mismatches.add(1, ordering: .relaxed) }
+                    case .failure: errors.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            #expect(mismatches.load(ordering: .relaxed) == 0)
+            #expect(errors.load(ordering: .relaxed) == 0)
+        }
+    }
+
+    @Test func mmapReadsMatch() async throws {
+        let bucket = try await freshBucket(s3, "mmap")
+        let data = patternBytes(9 << 20 | 321, seed: 5)
+        try await put(bucket, "model.safetensors", data)
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            let fd = open(m.path("model.safetensors"), O_RDONLY)
+            defer { close(fd) }
+            let p = try #require(mmap(nil, data.count, PROT_READ, MAP_SHARED, fd, 0))
+            try #require(p != MAP_FAILED)
+            defer { munmap(p, data.count) }
+            let view = UnsafeRawBufferPointer(start: p, count: data.count)
+            for off in [0, 4096, 4 << 20, (4 << 20) - 17, data.count - 100] {
+                #expect(Array(view[off..<min(off + 4096, data.count)]) == Array(data[off..<min(off + 4096, data.count)]))
+            }
+            #expect(Array(view) == data)
+        }
+    }
+
+    @Test func tenThousandEntryDirectoryAndNestedPrefixes() async throws {
+        let bucket = try await freshBucket(s3, "big")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<20 {
+                group.addTask {
+                    for i in stride(from: w, to: 10_000, by: 20) {
+                        _ = try await s3.putObject(bucket: bucket, key: String(format: "many/f%05d", i), body: .empty, options: PutOptions())
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await put(bucket, "a/b/c/d/deep.txt", Array("deep".utf8))
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            let names = try FileManager.default.contentsOfDirectory(atPath: m.path("many"))
+            #expect(names.count == 10_000)
+            #expect(Set(names).contains("f09999"))
+            #expect(try readFile(m.path("a/b/c/d/deep.txt")) == Array("deep".utf8))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.path("a/b")) == ["c"])
+        }
+    }
+
+    @Test func oddKeysAreSkippedAndCountedNeverFatal() async throws {
+        let bucket = try await freshBucket(s3, "oddk")
+        let long = String(repeating: "x", count: 300)
+        for key in ["a//b", "d/./x", "d/../y", "long/\(long)", "x", "x/inner", "ok.txt", "dir/", "dir/file"] {
+            try await put(bucket, key, Array(key.utf8))
+        }
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            let root = try FileManager.default.contentsOfDirectory(atPath: m.mountpoint).sorted()
+            #expect(root == ["a", "d", "dir", "long", "ok.txt", "x"])
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.path("a")).isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.path("d")).isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.path("long")).isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.path("x")) == ["inner"])
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.path("dir")) == ["file"])
+            var isDir: ObjCBool = false
+            #expect(FileManager.default.fileExists(atPath: m.path("x"), isDirectory: &isDir) && isDir.boolValue)
+            #expect(try readFile(m.path("x/inner")) == Array("x/inner".utf8))
+            #expect(try readFile(m.path("ok.txt")) == Array("ok.txt".utf8))
+            let ns = try #require(try m.status()["namespace"] as? [String: Any])
+            #expect((ns["skipped_keys"] as? Int ?? 0) >= 4)
+            #expect((ns["shadowed_files"] as? Int ?? 0) >= 1)
+        }
+    }
+
+    @Test func objectReplacedMidReadNeverMixesVersions() async throws {
+        let bucket = try await freshBucket(s3, "repl")
+        let size = 40 << 20
+        let old = patternBytes(size, seed: 1)
+        let new = patternBytes(size, seed: 2)
+        try await put(bucket, "shard", old)
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            let fd = open(m.path("shard"), O_RDONLY)
+            defer { close(fd) }
+            #expect(try preadFile(fd, 0, 4096).get() == Array(old[0..<4096]))
+            try await put(bucket, "shard", new)
+            // Block 8 was never fetched: its GET carries the old ETag, gets 412, and the read retries on the new version.
+            let off = 32 << 20
+            #expect(try preadFile(fd, off, 65_536).get() == Array(new[off..<(off + 65_536)]))
+            // Reads across block boundaries are wholly one version.
+            for boundary in [4 << 20, 8 << 20, 12 << 20, 36 << 20] {
+                let got = try preadFile(fd, boundary - 1000, 2000).get()
+                let a = Array(old[(boundary - 1000)..<(boundary + 1000)])
+                let b = Array(new[(boundary - 1000)..<(boundary + 1000)])
+                #expect(got == a || got == b, "read at \(boundary) mixed versions")
+            }
+        }
+    }
+
+    @Test func backendFaultsGiveCorrectBytesOrEIO() async throws {
+        let bucket = try await freshBucket(s3, "flt")
+        var files: [[UInt8]] = []
+        for i in 0..<4 {
+            let d = patternBytes(6 << 20 | i, seed: UInt64(50 + i))
+            files.append(d)
+            try await put(bucket, "f\(i)", d)
+        }
+        try await BenchControl.setFaults(bucket: bucket, [
+            ["action": "503", "op": "GetObject", "probability": 0.15],
+            ["action": "500", "op": "GetObject", "probability": 0.1],
+            ["action": "reset", "op": "GetObject", "probability": 0.1],
+            ["action": "truncate", "op": "GetObject", "probability": 0.1],
+        ])
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            for (i, d) in files.enumerated() {
+                do {
+                    #expect(try readFile(m.path("f\(i)")) == d, "wrong bytes in f\(i)")
+                } catch let e as POSIXError {
+                    #expect(e.code == .EIO, "unexpected \(e)")
+                }
+            }
+        }
+    }
+
+    @Test func singleFlightCachedRereadAndWarmRemount() async throws {
+        let bucket = try await freshBucket(s3, "sf")
+        let size = 64 << 20
+        let data = patternBytes(size, seed: 77)
+        try await put(bucket, "big.bin", data)
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        let bytesBefore = try await BenchControl.bytesOut(bucket: bucket)
+        try await withMount(mount) { m throws in
+            let wrong = Atomic<Int>(0)
+            onThreads(8) { _ in
+                if (try? readFile(m.path("big.bin"))) != data { wrong.add(1, ordering: .relaxed) }
+            }
+            #expect(wrong.load(ordering: .relaxed) == 0)
+            let fetched = try await BenchControl.bytesOut(bucket: bucket) - bytesBefore
+            #expect(Double(fetched) <= 1.05 * Double(size), "8 readers fetched \(fetched) bytes for a \(size)-byte object")
+            let gets = try await benchCount(bucket, "GetObject")
+            dropPageCache()
+            #expect(try readFile(m.path("big.bin")) == data)
+            #expect(try await benchCount(bucket, "GetObject") == gets, "a cached object was fetched again")
+        }
+        let gets = try await benchCount(bucket, "GetObject")
+        try await withMount(mount) { m throws in
+            dropPageCache()
+            #expect(try readFile(m.path("big.bin")) == data)
+        }
+        #expect(try await benchCount(bucket, "GetObject") == gets, "a warm remount fetched blocks again")
+    }
+
+    @Test func lsDashLAfterListingMakesNoHead() async throws {
+        let bucket = try await freshBucket(s3, "lsl")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<10 {
+                group.addTask {
+                    for i in stride(from: w, to: 1000, by: 10) {
+                        _ = try await s3.putObject(bucket: bucket, key: "d/f\(i)", body: .bytes([UInt8](repeating: 1, count: i)), options: PutOptions())
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            let names = try FileManager.default.contentsOfDirectory(atPath: m.path("d"))
+            let heads = try await benchCount(bucket, "HeadObject")
+            var total = 0
+            for n in names {
+                var st = stat()
+                #expect(stat(m.path("d/\(n)"), &st) == 0)
+                total += Int(st.st_size)
+            }
+            #expect(names.count == 1000)
+            #expect(total == (0..<1000).reduce(0, +))
+            #expect(try await benchCount(bucket, "HeadObject") == heads, "ls -l issued HEADs")
+        }
+    }
+
+    @Test func corruptDiskBlockIsRefetched() async throws {
+        let bucket = try await freshBucket(s3, "corr")
+        let data = patternBytes(16 << 20, seed: 9)
+        try await put(bucket, "f", data)
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        try await withMount(mount) { m throws in #expect(try readFile(m.path("f")) == data) }
+        // Flip one byte of one cached block.
+        let blocks = try #require(FileManager.default.enumerator(atPath: mount.cacheDir + "/blocks")?.compactMap { $0 as? String }.filter { $0.hasSuffix(".blk") })
+        #expect(blocks.count == 4)
+        let victim = mount.cacheDir + "/blocks/" + blocks[0]
+        let fd = open(victim, O_RDWR)
+        var b: UInt8 = 0
+        pread(fd, &b, 1, 4096 + 12345)
+        b ^= 0x5A
+        pwrite(fd, &b, 1, 4096 + 12345)
+        close(fd)
+        let gets = try await benchCount(bucket, "GetObject")
+        try await withMount(mount) { m throws in
+            dropPageCache()
+            #expect(try readFile(m.path("f")) == data)
+            let disk = try #require((try m.status()["cache"] as? [String: Any])?["disk"] as? [String: Any])
+            #expect(disk["corrupt_blocks"] as? Int == 1)
+        }
+        #expect(try await benchCount(bucket, "GetObject") - gets == 1)
+    }
+
+    @Test func fullCacheDiskStillServesReads() async throws {
+        let bucket = try await freshBucket(s3, "full")
+        let data = patternBytes(32 << 20, seed: 10)
+        try await put(bucket, "f", data)
+        let cache = NSTemporaryDirectory() + "lakecache-tmpfs-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        try #require(Glibc.mount("tmpfs", cache, "tmpfs", 0, "size=6m") == 0, "cannot mount a tmpfs for the cache: \(errno)")
+        defer { umount2(cache, Int32(MNT_DETACH)) }
+        try await withMount(TestMount(bucket: bucket, endpoint: bench, cacheDir: cache)) { m throws in
+            #expect(try readFile(m.path("f")) == data)
+            dropPageCache()
+            #expect(try readFile(m.path("f")) == data)
+            let disk = try #require((try m.status()["cache"] as? [String: Any])?["disk"] as? [String: Any])
+            #expect((disk["write_skips"] as? Int ?? 0) + (disk["evictions"] as? Int ?? 0) > 0)
+        }
+    }
+
+    @Test func killNineThenFusermountThenRemountReusesTheDiskTier() async throws {
+        let bucket = try await freshBucket(s3, "kill")
+        let data = patternBytes(12 << 20, seed: 11)
+        try await put(bucket, "f", data)
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        try mount.start()
+        #expect(try readFile(mount.path("f")) == data)
+        // Let write-behind land on disk, then kill without warning.
+        try await Task.sleep(for: .milliseconds(500))
+        kill(try mount.daemonPID(), SIGKILL)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(spawn("/bin/fusermount3", ["-u", mount.mountpoint]).status == 0)
+        let gets = try await benchCount(bucket, "GetObject")
+        try await withMount(mount) { m throws in
+            #expect(try readFile(m.path("f")) == data)
+        }
+        #expect(try await benchCount(bucket, "GetObject") == gets)
+    }
+
+    @Test func secondMountOnTheSameMountpointIsRefused() async throws {
+        let bucket = try await freshBucket(s3, "twice")
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            let r = TestMount.run(["mount", "s3://\(bucket)", m.mountpoint, "--endpoint", bench, "--cache-dir", m.cacheDir + "2"])
+            #expect(r.status == 1)
+            #expect(r.output.contains("is already mounted"), "\(r.output)")
+            let same = TestMount.run(["mount", "s3://\(bucket)", NSTemporaryDirectory(), "--endpoint", bench, "--cache-dir", m.cacheDir])
+            #expect(same.status == 1)
+            #expect(same.output.contains("in use by another lakecache mount"), "\(same.output)")
+        }
+    }
+}
+
+/// The same mount against moto, the reference for S3 behaviour.
+@Suite(.enabled(if: fuseAvailable, fuseSkipReason))
+struct MotoReadPathTests {
+    @Test func readsAndListsAgainstMoto() async throws {
+        let s3 = Servers.moto
+        let moto = try Servers.endpoint("LAKECACHE_TEST_MOTO_ENDPOINT")
+        let bucket = try await freshBucket(s3, "mread")
+        let big = patternBytes(9 << 20, seed: 3)
+        _ = try await s3.putObject(bucket: bucket, key: "data/train/shard-0.bin", body: .bytes(big), options: PutOptions())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<10 {
+                group.addTask {
+                    for i in stride(from: w, to: 1000, by: 10) {
+                        _ = try await s3.putObject(bucket: bucket, key: "data/list/k\(i)", body: .bytes(Array("\(i)".utf8)), options: PutOptions())
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await withMount(TestMount(bucket: bucket, prefix: "data", endpoint: moto)) { m throws in
+            #expect(try readFile(m.path("train/shard-0.bin")) == big)
+            let fd = open(m.path("train/shard-0.bin"), O_RDONLY)
+            defer { close(fd) }
+            #expect(try preadFile(fd, 5_000_000, 100_000).get() == Array(big[5_000_000..<5_100_000]))
+            let names = try FileManager.default.contentsOfDirectory(atPath: m.path("list"))
+            #expect(names.count == 1000)
+            #expect(try readFile(m.path("list/k999")) == Array("999".utf8))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.mountpoint).sorted() == ["list", "train"])
+            #expect(open(m.path("train/nope"), O_RDONLY) == -1 && errno == ENOENT)
+            #expect(open(m.path("train/shard-0.bin"), O_WRONLY) == -1 && errno == EROFS)
+        }
+    }
+}
+
