@@ -61,6 +61,8 @@ let package = Package(
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReadCacheTests", dependencies: ["ReadCache", "ObjectStore"]),
         .testTarget(name: "FilesystemTests", dependencies: ["Filesystem", "ReadCache", "ObjectStore"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control"]),
+        .testTarget(name: "FuseBridgeTests", dependencies: ["FuseBridge", "Filesystem", "CFuse"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore", "CSpawn"]),
     ]
 )

@@ -41,6 +41,16 @@ package struct FileAttributes: Sendable, Equatable {
     package var uid: UInt32
     package var gid: UInt32
 
+    package init(ino: UInt64, kind: Kind, size: Int64, mtime: Timestamp, mode: UInt32, uid: UInt32, gid: UInt32) {
+        self.ino = ino
+        self.kind = kind
+        self.size = size
+        self.mtime = mtime
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+    }
+
     /// The full st_mode, with the file-type bits.
     package var fullMode: UInt32 {
         switch kind {

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+
+@testable import Control
+
+@Suite struct JSONValueTests {
+    @Test func roundTripsNestedValues() throws {
+        let v: JSONValue = .object([
+            ("name", .string("a \"quoted\" \\ path\n\u{01}é")), ("n", .number(42)), ("f", .number(1.5)), ("neg", .number(-3)),
+            ("ok", .bool(true)), ("none", .null), ("list", .array([.number(1), .string("x"), .object([])])),
+        ])
+        for indent in [nil, 2] as [Int?] {
+            let text = v.encoded(indent: indent)
+            let back = try #require(JSONValue.parse(text), "could not parse \(text)")
+            #expect(back == v)
+            // Foundation agrees it is JSON.
+            #expect(try JSONSerialization.jsonObject(with: Data(text.utf8)) is [String: Any])
+        }
+        #expect(v["n"]?.number == 42)
+        #expect(v["name"]?.string?.hasPrefix("a \"quoted\"") == true)
+    }
+
+    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "tru", "\"unterminated", "{\"a\" 1}", "1 2"])
+    func rejectsMalformed(_ text: String) {
+        #expect(JSONValue.parse(text) == nil)
+    }
+}
+
+@Suite struct ControlSocketTests {
+    @Test func serverAnswersOneCommandPerConnection() throws {
+        let path = NSTemporaryDirectory() + "lakecache-ctl-\(UUID().uuidString.prefix(6)).sock"
+        let server = ControlServer(path: path, logger: .init(label: "test")) { command in
+            JSONValue.object([("echo", .string(command))]).encoded()
+        }
+        try server.start()
+        defer { server.stop() }
+        var st = stat()
+        #expect(stat(path, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600, "the control socket must be private to its owner")
+        for command in ["status", "unmount force"] {
+            let answer = try ControlClient.send(command, to: path, timeoutSeconds: 5).get()
+            #expect(JSONValue.parse(answer)?["echo"]?.string == command)
+        }
+    }
+
+    @Test func missingSocketIsAnError() {
+        #expect(throws: Errno.self) { try ControlClient.send("status", to: "/nonexistent/x.sock").get() }
+    }
+
+    @Test func socketPathsAreStableAndPrivate() {
+        #expect(ControlPaths.socket(for: "/mnt/lake") == ControlPaths.socket(for: "/mnt/lake"))
+        #expect(ControlPaths.socket(for: "/mnt/lake") != ControlPaths.socket(for: "/mnt/lake2"))
+        #expect(ControlPaths.socket(for: "/mnt/lake").hasPrefix(ControlPaths.directory() + "/"))
+    }
+}
+
+import ObjectStore
