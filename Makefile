@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: all deps build build-debug test test-unit clean
+.PHONY: all deps build build-debug test test-unit bench bench-quick clean
 
 all: build
 
@@ -23,6 +23,17 @@ test: build-debug
 ## test-unit: only the tests that need no server
 test-unit: build-debug
 	$(SWIFT) test --skip-build --skip IntegrationTests
+
+## bench: lakecache vs s3fs, rclone, local disk and raw S3 in one run; writes docs/benchmarks.md
+bench: deps
+	@EXTRA_APT="s3fs rclone openssl" EXTRA_PIP="matplotlib" scripts/install-deps.sh
+	$(SWIFT) build -c release --product lakecache
+	$(SWIFT) build -c release --product lakecache-s3bench
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+## bench-quick: the 3-minute smoke variant (small data sets)
+bench-quick:
+	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
 
 clean:
 	rm -rf .build

@@ -181,14 +181,11 @@ package final class DiskTier: @unchecked Sendable {
         }
         let p = path(dk)
         let dir = String(p[..<p.lastIndex(of: "/")!])
-        if mkdir(dir, 0o700) != 0 && errno != EEXIST {
-            writeSkips.add(1, ordering: .relaxed)
-            return
-        }
         let tmp = p + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = (mkdir(dir, 0o700) == 0 || errno == EEXIST) ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) : -1
         guard fd >= 0 else {
             writeSkips.add(1, ordering: .relaxed)
+            state.withLock { $0.used -= size }
             return
         }
         let header = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.headerSize, alignment: 64)
@@ -205,59 +202,67 @@ package final class DiskTier: @unchecked Sendable {
             // ENOSPC and friends: the block simply is not cached.
             unlink(tmp)
             writeSkips.add(1, ordering: .relaxed)
-            state.withLock { $0.lowSpace = true }
+            state.withLock { s in
+                s.lowSpace = true
+                s.used -= size
+            }
             return
         }
         state.withLock { s in
+            // `makeRoom` already counted `size` in `used`; a replaced entry gives its bytes back.
             s.clock += 1
             if let old = s.entries[dk] { s.used -= old.bytes }
             s.entries[dk] = Entry(bytes: size, lastUse: s.clock)
-            s.used += size
         }
     }
 
-    /// Evicts least-recently-used blocks until `size` more bytes fit under the capacity and above the free-space floor.
+    /// Evicts least-recently-used blocks until `size` more bytes fit under the capacity and above the
+    /// free-space floor, then reserves them (counted in `used`); false means the block is not cached.
     private func makeRoom(_ size: Int64) -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        let (needCheck, overCapacity) = state.withLock { s -> (Bool, Bool) in
+        let needCheck = state.withLock { s -> Bool in
             let check = s.lowSpace || Int64(now.tv_sec) != s.lastFreeCheck
             if check { s.lastFreeCheck = Int64(now.tv_sec) }
-            return (check, s.used + size > capacity)
+            return check
         }
-        var lowSpace = false
         if needCheck {
             var vfs = statvfs()
-            if statvfs(directory, &vfs) == 0 {
-                lowSpace = Int64(vfs.f_bavail) * Int64(vfs.f_frsize) - size < freeSpaceFloor
-            }
-            state.withLock { $0.lowSpace = lowSpace }
+            let low = statvfs(directory, &vfs) == 0 && Int64(vfs.f_bavail) * Int64(vfs.f_frsize) - size < freeSpaceFloor
+            state.withLock { $0.lowSpace = low }
         }
-        guard overCapacity || lowSpace else { return true }
-        let victims: [DiskKey] = state.withLock { s in
-            let ordered = s.entries.sorted { $0.value.lastUse < $1.value.lastUse }
+        // Check, evict and reserve under one lock, so concurrent writers cannot overshoot together.
+        let (victims, fits) = state.withLock { s -> ([DiskKey], Bool) in
+            guard s.used + size > capacity || s.lowSpace else {
+                s.used += size
+                return ([], true)
+            }
             // Free a batch (a twentieth, at least what is needed) so eviction is not paid on every write.
+            let want = max(size + max(0, s.used + size - capacity), capacity / 20)
             var freed: Int64 = 0
-            let want = max(size, capacity / 20)
             var out: [DiskKey] = []
-            for (k, e) in ordered where freed < want {
+            for (k, e) in s.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where freed < want {
                 out.append(k)
                 freed += e.bytes
             }
             for k in out {
                 if let e = s.entries.removeValue(forKey: k) { s.used -= e.bytes }
             }
-            return out
+            let fits = s.used + size <= capacity && !s.lowSpace
+            if fits { s.used += size }
+            return (out, fits)
         }
         for k in victims { unlink(path(k)) }
         evictions.add(victims.count, ordering: .relaxed)
-        if lowSpace {
-            var vfs = statvfs()
-            guard statvfs(directory, &vfs) == 0 else { return false }
-            let ok = Int64(vfs.f_bavail) * Int64(vfs.f_frsize) - size >= freeSpaceFloor
-            state.withLock { $0.lowSpace = !ok }
-            return ok
+        if fits { return true }
+        // Below the free-space floor: the unlinks may have been enough.
+        var vfs = statvfs()
+        guard statvfs(directory, &vfs) == 0, Int64(vfs.f_bavail) * Int64(vfs.f_frsize) - size >= freeSpaceFloor else { return false }
+        return state.withLock { s in
+            s.lowSpace = false
+            guard s.used + size <= capacity else { return false }
+            s.used += size
+            return true
         }
-        return state.withLock { $0.used + size <= capacity }
     }
 }

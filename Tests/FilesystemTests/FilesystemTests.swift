@@ -135,6 +135,7 @@ import Testing
         for i in 0..<2000 { store.set(bucket: "b", key: "w/f\(i)", data: []) }
         let fs = makeFS()
         let ino = try await lookup(fs, 1, "w").get().attributes.ino
+        _ = try await list(fs, ino)
         for i in 0..<2000 {
             let e = try await lookup(fs, ino, "f\(i)").get()
             fs.forget(e.attributes.ino, count: 1)

@@ -442,6 +442,8 @@ class Handler(BaseHTTPRequestHandler):
         if k is None:
             if m == "GET" and "uploads" in q:
                 return "ListMultipartUploads"
+            if m == "GET" and "location" in q:
+                return "GetBucketLocation"
             if m == "GET":
                 return "ListObjectsV2" if q.get("list-type") == "2" else "ListObjects"
             if m == "POST" and "delete" in q:
@@ -543,6 +545,10 @@ class Handler(BaseHTTPRequestHandler):
         self._read_body()
         self.server.store.create_bucket(self.bucket_name)
         self._send(200, b"", {"Location": "/" + self.bucket_name})
+
+    def op_GetBucketLocation(self):
+        self.server.store.bucket(self.bucket_name)
+        self._send(200, ("<LocationConstraint xmlns=\"%s\"></LocationConstraint>" % NS).encode())
 
     def op_HeadBucket(self):
         self.server.store.bucket(self.bucket_name)

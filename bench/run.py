@@ -1,0 +1,481 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: lakecache, s3fs, rclone (--vfs-cache-mode full), local disk and raw S3.
+
+Everything runs against one bench object store on 127.0.0.1 (profile s3-like by default), in one run,
+and the results go to bench-results/results.json and docs/benchmarks.md (with docs/benchmarks.png).
+
+Usage: bench/run.py [--quick] [--profile s3-like|unshaped] [--large] [--systems lakecache,s3fs,...]
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAKECACHE = os.path.join(ROOT, ".build/release/lakecache")
+S3BENCH = os.path.join(ROOT, ".build/release/lakecache-s3bench")
+BUCKET = "bench"
+KEY, SECRET = "benchkey", "benchsecret"
+MiB = 1 << 20
+
+
+def log(msg):
+    print("bench: " + msg, flush=True)
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        log("warning: cannot drop the page cache (not root?); cold runs may be warm")
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def deterministic_file(path, size, seed):
+    """Pseudo-random bytes from AES-CTR over zeros: fast and the same on every machine."""
+    key = "%032x" % seed
+    with open(path, "wb") as out:
+        p1 = subprocess.Popen(["openssl", "enc", "-aes-128-ctr", "-K", key, "-iv", "0" * 32, "-nosalt", "-in", "/dev/zero"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        left = size
+        while left > 0:
+            chunk = p1.stdout.read(min(left, 8 * MiB))
+            out.write(chunk)
+            left -= len(chunk)
+        p1.kill()
+        p1.wait()
+
+
+class Env:
+    def __init__(self, args):
+        self.args = args
+        base = os.environ.get("LAKECACHE_BENCH_DIR") or tempfile.mkdtemp(prefix="lakecache-bench-", dir="/var/tmp")
+        self.work = base
+        self.store_proc = None
+        self.mounts = []
+        self.port = None
+
+    @property
+    def endpoint(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start_store(self):
+        port_file = os.path.join(self.work, "store.port")
+        self.store_proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tools/benchstore/benchstore.py"), "--root", os.path.join(self.work, "store"),
+             "--port-file", port_file, "--profile", self.args.profile, "--bucket", BUCKET],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.work, "store.log"), "w"), start_new_session=True)
+        for _ in range(200):
+            if os.path.exists(port_file):
+                self.port = int(open(port_file).read())
+                return
+            time.sleep(0.05)
+        raise SystemExit("bench: the bench store did not start; see %s/store.log" % self.work)
+
+    def stats(self):
+        with urllib.request.urlopen(self.endpoint + "/_bench/stats") as r:
+            return json.load(r).get("buckets", {}).get(BUCKET, {"requests": {}, "bytes_out": 0})
+
+    def s3(self):
+        import boto3
+        from botocore.config import Config
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=KEY, aws_secret_access_key=SECRET,
+                            region_name="us-east-1", config=Config(max_pool_connections=32, retries={"max_attempts": 5}))
+
+    def cleanup(self):
+        for m in reversed(self.mounts):
+            try:
+                m.unmount()
+            except Exception as e:
+                log("cleanup: %s" % e)
+        if self.store_proc and self.store_proc.poll() is None:
+            os.killpg(self.store_proc.pid, signal.SIGTERM)
+            self.store_proc.wait(timeout=10)
+        if not os.environ.get("LAKECACHE_BENCH_DIR"):
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+class Sizes:
+    def __init__(self, quick, large):
+        self.small_files = 400 if quick else 4000
+        self.small_dirs = 10 if quick else 40
+        self.small_size = 16 * 1024
+        self.big = (128 if quick else 1024) * MiB
+        self.dir_entries = 1000 if quick else 10000
+        self.random_ops = 300 if quick else 2000
+        self.checkpoint = (128 if quick else 1024) * MiB
+        self.large_checkpoint = 4096 * MiB if large else 0
+
+
+def generate(env, sz):
+    """Seeds the bucket and a local copy (the local-disk system) with the same bytes."""
+    local = os.path.join(env.work, "local")
+    s3 = env.s3()
+    rng = random.Random(1234)
+    jobs = []
+    for i in range(sz.small_files):
+        key = "small/d%02d/f%05d.bin" % (i % sz.small_dirs, i)
+        jobs.append((key, rng.randbytes(sz.small_size)))
+    for i in range(sz.dir_entries):
+        jobs.append(("dir10k/e%05d" % i, b"x" * 100))
+    log("uploading %d small objects" % len(jobs))
+
+    def put(job):
+        key, data = job
+        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+        path = os.path.join(local, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    with ThreadPoolExecutor(32) as ex:
+        list(ex.map(put, jobs))
+    os.makedirs(os.path.join(local, "big"), exist_ok=True)
+    for name, seed in (("a.bin", 1), ("b.bin", 2)):
+        path = os.path.join(local, "big", name)
+        deterministic_file(path, sz.big, seed)
+        log("uploading big/%s (%d MiB)" % (name, sz.big // MiB))
+        run_json([S3BENCH, "put", "--endpoint", env.endpoint, "--bucket", BUCKET, "--key", "big/" + name, "--file", path, "--concurrency", "8"])
+    deterministic_file(os.path.join(env.work, "checkpoint.bin"), sz.checkpoint, 3)
+    if sz.large_checkpoint:
+        deterministic_file(os.path.join(env.work, "checkpoint-large.bin"), sz.large_checkpoint, 4)
+    return local
+
+
+def run_json(cmd):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------- systems
+
+class System:
+    name = "?"
+    kind = "fuse"
+
+    def __init__(self, env):
+        self.env = env
+        self.mountpoint = os.path.join(env.work, "mnt-" + self.name)
+        self.cache = os.path.join(env.work, "cache-" + self.name)
+
+    def fresh(self):
+        """Unmounts if needed, empties the cache directory, mounts."""
+        self.unmount()
+        shutil.rmtree(self.cache, ignore_errors=True)
+        os.makedirs(self.cache, exist_ok=True)
+        os.makedirs(self.mountpoint, exist_ok=True)
+        self.mount()
+        deadline = time.time() + 30
+        while not is_mounted(self.mountpoint):
+            if time.time() > deadline:
+                raise RuntimeError("%s did not mount" % self.name)
+            time.sleep(0.1)
+        if self not in self.env.mounts:
+            self.env.mounts.append(self)
+
+    def unmount(self):
+        if is_mounted(self.mountpoint):
+            subprocess.run(["umount", self.mountpoint], capture_output=True)
+            deadline = time.time() + 60
+            while is_mounted(self.mountpoint) and time.time() < deadline:
+                time.sleep(0.2)
+            if is_mounted(self.mountpoint):
+                subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
+        pid = self.pid()
+        deadline = time.time() + 30
+        while pid and os.path.exists("/proc/%d" % pid) and time.time() < deadline:
+            time.sleep(0.1)
+
+    def path(self, rel):
+        return os.path.join(self.mountpoint, rel)
+
+    def pid(self):
+        out = subprocess.run(["pgrep", "-f", self.mountpoint], capture_output=True, text=True).stdout.split()
+        return int(out[0]) if out else None
+
+    def peak_rss(self):
+        pid = self.pid()
+        if not pid:
+            return None
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return None
+
+
+class LakeCache(System):
+    name = "lakecache"
+    options = ["--memory-cache", "2G", "--cache-size", "50G"]
+
+    def mount(self):
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+        subprocess.run([LAKECACHE, "mount", "s3://" + BUCKET, self.mountpoint, "--endpoint", self.env.endpoint,
+                        "--cache-dir", self.cache] + self.options, check=True, env=env)
+
+    def unmount(self):
+        if is_mounted(self.mountpoint):
+            subprocess.run([LAKECACHE, "unmount", self.mountpoint], capture_output=True)
+        super().unmount()
+
+
+class S3FS(System):
+    name = "s3fs"
+    options = ["use_cache={cache}", "parallel_count=16", "multipart_size=16", "max_stat_cache_size=100000",
+               "stat_cache_expire=60", "enable_noobj_cache", "use_path_request_style"]
+
+    def mount(self):
+        pw = os.path.join(self.env.work, "s3fs.passwd")
+        with open(pw, "w") as f:
+            f.write("%s:%s\n" % (KEY, SECRET))
+        os.chmod(pw, 0o600)
+        opts = ",".join(o.format(cache=self.cache) for o in self.options)
+        subprocess.run(["s3fs", BUCKET, self.mountpoint, "-o", "url=%s,passwd_file=%s,%s" % (self.env.endpoint, pw, opts)], check=True)
+
+
+class Rclone(System):
+    name = "rclone"
+    options = ["--vfs-cache-mode", "full", "--vfs-cache-max-size", "50G", "--transfers", "16", "--buffer-size", "16M",
+               "--vfs-read-chunk-size", "16M", "--s3-upload-concurrency", "8", "--s3-chunk-size", "16M",
+               "--dir-cache-time", "60s", "--attr-timeout", "60s"]
+
+    def mount(self):
+        env = dict(os.environ)
+        env.pop("AWS_CA_BUNDLE", None)  # rclone fails while it is set
+        remote = ":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s:%s" % (self.env.endpoint, KEY, SECRET, BUCKET)
+        subprocess.Popen(["rclone", "mount", remote, self.mountpoint, "--cache-dir", self.cache] + self.options,
+                         env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.env.work, "rclone.log"), "a"),
+                         start_new_session=True)
+
+
+class Local(System):
+    name = "local"
+    kind = "limit"
+
+    def __init__(self, env, local):
+        self.env = env
+        self.mountpoint = local
+
+    def fresh(self):
+        pass
+
+    def unmount(self):
+        pass
+
+    def peak_rss(self):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- workloads
+
+def small_epoch(root, threads=8, seed=0):
+    t0 = time.time()
+    files = []
+    for d, _, names in os.walk(os.path.join(root, "small")):
+        files += [os.path.join(d, n) for n in names]
+    random.Random(seed).shuffle(files)
+
+    def rd(p):
+        with open(p, "rb") as f:
+            return len(f.read())
+    with ThreadPoolExecutor(threads) as ex:
+        total = sum(ex.map(rd, files))
+    dt = time.time() - t0
+    return {"files_per_s": len(files) / dt, "seconds": dt, "files": len(files), "bytes": total}
+
+
+def ls_l(root):
+    t0 = time.time()
+    n = 0
+    for e in os.scandir(os.path.join(root, "dir10k")):
+        os.lstat(e.path)
+        n += 1
+    dt = time.time() - t0
+    return {"seconds": dt, "entries": n, "entries_per_s": n / dt}
+
+
+def seq_read(path):
+    t0 = time.time()
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(MiB)
+            if not b:
+                break
+            n += len(b)
+    dt = time.time() - t0
+    return {"mb_per_s": n / dt / 1e6, "seconds": dt, "bytes": n}
+
+
+def concurrent_readers(path, readers=4):
+    t0 = time.time()
+    with ThreadPoolExecutor(readers) as ex:
+        total = sum(r["bytes"] for r in ex.map(lambda _: seq_read(path), range(readers)))
+    dt = time.time() - t0
+    return {"mb_per_s": total / dt / 1e6, "seconds": dt}
+
+
+def random_reads(path, ops, threads=4):
+    size = os.path.getsize(path)
+    rng = random.Random(9)
+    plan = []
+    for _ in range(ops):
+        length = int(2 ** rng.uniform(12, 20))
+        plan.append((rng.randrange(0, size - length), length))
+    fd = os.open(path, os.O_RDONLY)
+    t0 = time.time()
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(lambda p: os.pread(fd, p[1], p[0]), plan))
+    dt = time.time() - t0
+    os.close(fd)
+    return {"iops": ops / dt, "seconds": dt}
+
+
+def checkpoint_write(env, system, src, key):
+    dst = system.path(key)
+    s3 = env.s3()
+    size = os.path.getsize(src)
+    t0 = time.time()
+    try:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(src, "rb") as f, open(dst, "wb") as out:
+            while True:
+                b = f.read(8 * MiB)
+                if not b:
+                    break
+                out.write(b)
+    except OSError as e:
+        return {"error": "write refused: %s" % e.strerror}
+    t_close = time.time() - t0
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        try:
+            if s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == size:
+                break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    return {"close_seconds": t_close, "durable_seconds": time.time() - t0, "bytes": size}
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else None
+
+
+def run_system(env, sys_, sz, results):
+    name = sys_.name
+    r = results.setdefault(name, {})
+    log("== %s" % name)
+    sys_.fresh()
+    drop_caches()
+    r["small_cold"] = small_epoch(sys_.mountpoint, seed=1)
+    drop_caches()
+    r["small_warm"] = small_epoch(sys_.mountpoint, seed=2)
+    sys_.fresh()
+    drop_caches()
+    r["ls_cold"] = ls_l(sys_.mountpoint)
+    r["ls_warm"] = ls_l(sys_.mountpoint)
+    drop_caches()
+    r["seq_cold"] = seq_read(sys_.path("big/a.bin"))
+    drop_caches()
+    r["seq_warm"] = seq_read(sys_.path("big/a.bin"))
+    drop_caches()
+    before = env.stats()["bytes_out"] if sys_.kind == "fuse" else 0
+    r["concurrent_cold"] = concurrent_readers(sys_.path("big/b.bin"))
+    if sys_.kind == "fuse":
+        r["concurrent_cold"]["backend_bytes_ratio"] = (env.stats()["bytes_out"] - before) / sz.big
+    r["random_warm"] = random_reads(sys_.path("big/a.bin"), sz.random_ops)
+    r["checkpoint"] = checkpoint_write(env, sys_, os.path.join(env.work, "checkpoint.bin"), "ckpt/%s/model.bin" % name)
+    if sz.large_checkpoint:
+        r["checkpoint_large"] = checkpoint_write(env, sys_, os.path.join(env.work, "checkpoint-large.bin"), "ckpt/%s/large.bin" % name)
+    if "error" not in r["checkpoint"]:
+        drop_caches()
+        r["restore"] = seq_read(sys_.path("ckpt/%s/model.bin" % name))
+    r["peak_rss_bytes"] = sys_.peak_rss()
+    sys_.unmount()
+
+
+def run_raw(env, sz, results):
+    log("== raw S3 (lakecache's client, same concurrency)")
+    r = results.setdefault("raw-s3", {})
+    small = run_json([S3BENCH, "small-gets", "--endpoint", env.endpoint, "--bucket", BUCKET, "--prefix", "small/", "--concurrency", "8"])
+    r["small_cold"] = {"files_per_s": small["gets_per_s"], "seconds": small["seconds"]}
+    seq = run_json([S3BENCH, "ranged-read", "--endpoint", env.endpoint, "--bucket", BUCKET, "--key", "big/a.bin", "--concurrency", "16", "--part-size", str(8 * MiB)])
+    r["seq_cold"] = {"mb_per_s": seq["mb_per_s"], "seconds": seq["seconds"]}
+    put = run_json([S3BENCH, "put", "--endpoint", env.endpoint, "--bucket", BUCKET, "--key", "ckpt/raw/model.bin", "--file",
+                    os.path.join(env.work, "checkpoint.bin"), "--concurrency", "8", "--part-size", str(16 * MiB)])
+    r["checkpoint"] = {"close_seconds": None, "durable_seconds": put["seconds"], "bytes": put["bytes"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small data sets: a 3-minute smoke run")
+    ap.add_argument("--large", action="store_true", help="also write a 4 GiB checkpoint")
+    ap.add_argument("--profile", default="s3-like", choices=["s3-like", "unshaped"])
+    ap.add_argument("--systems", default="lakecache,s3fs,rclone,local,raw-s3")
+    ap.add_argument("--output", default=os.path.join(ROOT, "bench-results/results.json"))
+    ap.add_argument("--docs", default=os.path.join(ROOT, "docs/benchmarks.md"), help="page to regenerate ('' to skip)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench: run as root (mounts and dropping the page cache need it)")
+    wanted = args.systems.split(",")
+    sz = Sizes(args.quick, args.large)
+    env = Env(args)
+
+    def on_signal(sig, frame):
+        env.cleanup()
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    results = {}
+    started = time.time()
+    try:
+        env.start_store()
+        log("bench store on %s, profile %s, work dir %s" % (env.endpoint, args.profile, env.work))
+        local = generate(env, sz)
+        systems = {"lakecache": LakeCache(env), "s3fs": S3FS(env), "rclone": Rclone(env), "local": Local(env, local)}
+        for name in wanted:
+            if name == "raw-s3":
+                run_raw(env, sz, results)
+            elif name in systems:
+                try:
+                    run_system(env, systems[name], sz, results)
+                except Exception as e:
+                    log("%s failed: %s" % (name, e))
+                    results.setdefault(name, {})["error"] = str(e)
+                    systems[name].unmount()
+    finally:
+        env.cleanup()
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1),
+            "profile": args.profile, "quick": args.quick, "duration_s": round(time.time() - started, 1),
+            "sizes": vars(sz), "options": {"lakecache": LakeCache.options, "s3fs": S3FS.options, "rclone": Rclone.options}}
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    log("results in %s (%.0f s)" % (args.output, time.time() - started))
+    if args.docs:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import report
+        report.write(meta, results, args.docs)
+        log("wrote %s" % args.docs)
+
+
+if __name__ == "__main__":
+    main()
