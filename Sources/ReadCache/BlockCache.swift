@@ -46,18 +46,69 @@ package final class BlockCache: @unchecked Sendable {
         var waiters: [Waiter] = []
     }
 
+    /// Slots of one size with their own free list and eviction policy (which sees local indexes).
+    private struct Pool {
+        var free: [Int32]
+        var policy: any EvictionPolicy
+        let base: Int32
+        let count: Int
+        let slotBytes: Int
+    }
+
     private struct State {
         var slots: [Slot]
         var index: [BlockKey: Int32] = [:]
-        var free: [Int32]
-        var policy: any EvictionPolicy
+        /// Pool 0 holds whole blocks; pool 1 (if any) small slots for objects far smaller than a block, so a
+        /// 16 KiB file does not occupy a 4 MiB buffer.
+        var pools: [Pool]
         var starved = Deque<Retry>()
         var prefetchInFlight = 0
         var readyBytes: Int64 = 0
+
+        func pool(of slot: Int32) -> Int { pools.count > 1 && slot >= pools[1].base ? 1 : 0 }
+
+        mutating func accessed(_ slot: Int32) {
+            let p = pool(of: slot)
+            pools[p].policy.accessed(slot - pools[p].base)
+        }
+
+        mutating func inserted(_ slot: Int32, key: BlockKey) {
+            let p = pool(of: slot)
+            pools[p].policy.inserted(slot - pools[p].base, key: key)
+        }
+
+        mutating func removedByInvalidation(_ slot: Int32) {
+            let p = pool(of: slot)
+            pools[p].policy.removed(slot - pools[p].base)
+        }
+
+        mutating func recycle(_ slot: Int32) {
+            slots[Int(slot)] = Slot()
+            pools[pool(of: slot)].free.append(slot)
+        }
+
+        /// A free or evicted slot able to hold `length` bytes; nil when every candidate is pinned or filling.
+        mutating func take(length: Int) -> Int32? {
+            let p = pools.count > 1 && length <= pools[1].slotBytes ? 1 : 0
+            if let slot = pools[p].free.popLast() { return slot }
+            let base = pools[p].base
+            guard let local = pools[p].policy.victim(canEvict: { l in
+                let x = slots[Int(base + l)]
+                return x.state == .ready && x.pins == 0
+            }) else { return nil }
+            let slot = base + local
+            if let old = slots[Int(slot)].key { index.removeValue(forKey: old) }
+            readyBytes -= Int64(slots[Int(slot)].length)
+            slots[Int(slot)] = Slot()
+            return slot
+        }
     }
 
     package let blockSize: Int
     package let slotCount: Int
+    private let largeSlots: Int
+    private let smallSlots: Int
+    private let mappedBytes: Int
     package let store: any ObjectStore
     package let disk: DiskTier?
     private let configuration: BlockCacheConfiguration
@@ -79,26 +130,42 @@ package final class BlockCache: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         blockSize = configuration.blockSize
-        slotCount = max(8, Int(configuration.memoryBytes / Int64(configuration.blockSize)))
+        let small = configuration.blockSize > Self.smallSlotBytes
+        // An eighth of the memory tier goes to small slots, the rest to whole blocks.
+        let smallBudget = small ? configuration.memoryBytes / 8 : 0
+        largeSlots = max(8, Int((configuration.memoryBytes - smallBudget) / Int64(configuration.blockSize)))
+        smallSlots = small ? max(64, Int(smallBudget / Int64(Self.smallSlotBytes))) : 0
+        slotCount = largeSlots + smallSlots
         // Anonymous memory: committed page by page as slots are first used, so RSS follows real use.
-        let bytes = slotCount * blockSize
-        guard let m = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), m != MAP_FAILED else {
-            fatalError("cannot reserve \(bytes) bytes for the memory tier: \(Errno(errno))")
+        mappedBytes = largeSlots * blockSize + smallSlots * Self.smallSlotBytes
+        guard let m = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), m != MAP_FAILED else {
+            fatalError("cannot reserve \(mappedBytes) bytes for the memory tier: \(Errno(errno))")
         }
         memory = m
-        let policy: any EvictionPolicy = configuration.policy == .s3fifo ? S3FIFOPolicy(capacity: slotCount) : ClockPolicy(capacity: slotCount)
-        state = Mutex(State(slots: Array(repeating: Slot(), count: slotCount), free: (0..<Int32(slotCount)).reversed(), policy: policy))
+        func policy(_ n: Int) -> any EvictionPolicy {
+            configuration.policy == .s3fifo ? S3FIFOPolicy(capacity: n) : ClockPolicy(capacity: n)
+        }
+        var pools = [Pool(free: (0..<Int32(largeSlots)).reversed(), policy: policy(largeSlots), base: 0, count: largeSlots, slotBytes: blockSize)]
+        if smallSlots > 0 {
+            let base = Int32(largeSlots)
+            pools.append(Pool(free: (base..<(base + Int32(smallSlots))).reversed(), policy: policy(smallSlots), base: base, count: smallSlots, slotBytes: Self.smallSlotBytes))
+        }
+        state = Mutex(State(slots: Array(repeating: Slot(), count: slotCount), pools: pools))
     }
 
-    deinit { munmap(memory, slotCount * blockSize) }
+    deinit { munmap(memory, mappedBytes) }
+
+    /// Size of the small slots that hold objects (or tails) far smaller than a block.
+    package static let smallSlotBytes = 64 << 10
 
     @inline(__always) private func buffer(_ slot: Int32) -> UnsafeMutableRawPointer {
-        memory + Int(slot) * blockSize
+        let i = Int(slot)
+        return i < largeSlots ? memory + i * blockSize : memory + largeSlots * blockSize + (i - largeSlots) * Self.smallSlotBytes
     }
 
     /// Memory tier use: bytes in ready blocks, capacity, blocks in flight.
     package var memoryUsage: (bytes: Int64, capacity: Int64) {
-        (state.withLock { $0.readyBytes }, Int64(slotCount) * Int64(blockSize))
+        (state.withLock { $0.readyBytes }, Int64(mappedBytes))
     }
 
     // MARK: - Reads
@@ -125,10 +192,10 @@ package final class BlockCache: @unchecked Sendable {
                 guard let found = s.index[k1], s.slots[Int(found)].state == .ready else { return nil }
                 b = found
                 s.slots[Int(b)].pins += 1
-                s.policy.accessed(b)
+                s.accessed(b)
             }
             s.slots[Int(a)].pins += 1
-            s.policy.accessed(a)
+            s.accessed(a)
             return (a, b)
         }
         if let (a, b) = hit {
@@ -150,13 +217,13 @@ package final class BlockCache: @unchecked Sendable {
             if let slot = s.index[key] {
                 if s.slots[Int(slot)].state == .ready {
                     s.slots[Int(slot)].pins += 1
-                    s.policy.accessed(slot)
+                    s.accessed(slot)
                     return .ready(slot)
                 }
                 s.slots[Int(slot)].waiters.append(waiter)
                 return .joined
             }
-            guard let slot = takeSlot(&s) else {
+            guard let slot = s.take(length: length(key)) else {
                 s.starved.append(Retry { [self] in acquire(key, position: position, join: join, allowStarve: true) })
                 return .starved
             }
@@ -172,22 +239,13 @@ package final class BlockCache: @unchecked Sendable {
         }
     }
 
-    /// A free slot, or one the policy gives up; nil when every slot is pinned or filling.
-    private func takeSlot(_ s: inout State) -> Int32? {
-        if let slot = s.free.popLast() { return slot }
-        let victim = s.policy.victim { slot in
-            let x = s.slots[Int(slot)]
-            return x.state == .ready && x.pins == 0
-        }
-        guard let slot = victim else { return nil }
-        if let old = s.slots[Int(slot)].key { s.index.removeValue(forKey: old) }
-        s.readyBytes -= Int64(s.slots[Int(slot)].length)
-        s.slots[Int(slot)] = Slot()
-        return slot
+    /// Bytes of block `key`: a whole block, or the object's tail.
+    private func length(_ key: BlockKey) -> Int {
+        Int(min(Int64(blockSize), key.object.size - key.index * Int64(blockSize)))
     }
 
     private func fill(_ slot: Int32, key: BlockKey, writeBehind: Bool) {
-        let want = Int(min(Int64(blockSize), key.object.size - key.index * Int64(blockSize)))
+        let want = length(key)
         let target = UnsafeMutableRawBufferPointer(start: buffer(slot), count: want)
         if let disk, disk.contains(key) {
             disk.read(key, into: target) { [self] n in
@@ -242,12 +300,11 @@ package final class BlockCache: @unchecked Sendable {
                 x.pins += Int32(waiters.count) + (persist ? 1 : 0)
                 s.readyBytes += Int64(n)
                 s.slots[Int(slot)] = x
-                s.policy.inserted(slot, key: key)
+                s.inserted(slot, key: key)
                 if x.pins == 0 { wake = s.starved.popFirst() }
             default:
                 s.index.removeValue(forKey: key)
-                s.slots[Int(slot)] = Slot()
-                s.free.append(slot)
+                s.recycle(slot)
                 wake = s.starved.popFirst()
             }
         }
@@ -293,8 +350,7 @@ package final class BlockCache: @unchecked Sendable {
             guard s.slots[Int(slot)].pins == 0 else { return nil }
             if s.slots[Int(slot)].orphan {
                 s.readyBytes -= Int64(s.slots[Int(slot)].length)
-                s.slots[Int(slot)] = Slot()
-                s.free.append(slot)
+                s.recycle(slot)
             }
             return s.starved.popFirst()
         }
@@ -313,7 +369,8 @@ package final class BlockCache: @unchecked Sendable {
             for index in blocks where index <= lastBlock && index >= 0 {
                 let key = BlockKey(object: object, index: index)
                 if s.index[key] != nil { continue }
-                guard s.prefetchInFlight < configuration.maxPrefetchInFlight, let slot = takeSlot(&s) else { break }
+                // Nearest blocks first; what does not fit the budget now is asked for again on the next read.
+                guard s.prefetchInFlight < configuration.maxPrefetchInFlight, let slot = s.take(length: length(key)) else { break }
                 s.slots[Int(slot)] = Slot(key: key, state: .filling, prefetched: true)
                 s.index[key] = slot
                 s.prefetchInFlight += 1
@@ -338,13 +395,12 @@ package final class BlockCache: @unchecked Sendable {
                 let key = BlockKey(object: object, index: i)
                 guard let slot = s.index[key], s.slots[Int(slot)].state == .ready else { continue }
                 s.index.removeValue(forKey: key)
-                s.policy.removed(slot)
+                s.removedByInvalidation(slot)
                 if s.slots[Int(slot)].pins > 0 {
                     s.slots[Int(slot)].orphan = true
                 } else {
                     s.readyBytes -= Int64(s.slots[Int(slot)].length)
-                    s.slots[Int(slot)] = Slot()
-                    s.free.append(slot)
+                    s.recycle(slot)
                 }
             }
         }

@@ -8,7 +8,6 @@ package struct ReadAhead: Sendable {
     package var maximumWindow: Int64
     private var expected: Int64 = -1
     private var window: Int64 = 0
-    private var issuedUntil: Int64 = 0
 
     package init(initialWindow: Int64, maximumWindow: Int64) {
         self.initialWindow = initialWindow
@@ -30,15 +29,13 @@ package struct ReadAhead: Sendable {
             window = window == 0 ? initialWindow : min(window * 2, maximumWindow)
         } else {
             window = 0
-            issuedUntil = 0
             return nil
         }
-        let from = max(issuedUntil, ((offset + Int64(length) + bs - 1) / bs) * bs)
+        // The whole window every time: the cache skips blocks already resident or in flight, and blocks the
+        // prefetch budget refused last time are asked for again.
+        let from = ((offset + Int64(length) + bs - 1) / bs) * bs
         let until = min(objectSize, offset + Int64(length) + window)
         guard until > from else { return nil }
-        let firstBlock = from / bs
-        let endBlock = (until + bs - 1) / bs
-        issuedUntil = endBlock * bs
-        return firstBlock..<endBlock
+        return (from / bs)..<((until + bs - 1) / bs)
     }
 }

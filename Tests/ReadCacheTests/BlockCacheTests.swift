@@ -186,6 +186,25 @@ struct UncheckedBuffer: @unchecked Sendable {
         #expect(disk.evictions.load(ordering: .relaxed) > 0)
     }
 
+    @Test func smallObjectsUseSmallSlots() async throws {
+        let store = InMemoryObjectStore(buckets: ["b"])
+        var config = BlockCacheConfiguration()
+        config.blockSize = 4 << 20
+        config.memoryBytes = 32 << 20  // 7 whole-block slots (8 minimum), 64 small slots
+        let cache = BlockCache(store: store, configuration: config, disk: nil)
+        var objects: [(ObjectVersion, [UInt8])] = []
+        for i in 0..<60 {
+            let data = pattern(16 << 10, seed: UInt64(i + 1))
+            let etag = store.set(bucket: "b", key: "small/\(i)", data: data)
+            objects.append((ObjectVersion(bucket: "b", key: "small/\(i)", etag: etag, size: Int64(data.count)), data))
+        }
+        for (o, d) in objects { #expect(try await read(cache, o, 0, 16 << 10) == d) }
+        let gets = store.requests["GetObject"]
+        for (o, d) in objects { #expect(try await read(cache, o, 0, 16 << 10) == d) }
+        #expect(store.requests["GetObject"] == gets, "60 small files must all stay resident in 32 MiB")
+        #expect(cache.memoryUsage.bytes == 60 * (16 << 10))
+    }
+
     @Test func prefetchFillsAheadWithoutDemandGets() async throws {
         let (store, cache, obj, _) = setup(size: 16 * bs)
         cache.prefetch(obj, blocks: 0..<8)
@@ -214,12 +233,14 @@ struct UncheckedBuffer: @unchecked Sendable {
         #expect(ra.currentWindow == 0)
     }
 
-    @Test func prefetchRangeCoversTheWindowOnce() {
+    @Test func prefetchRangeIsTheWindowAheadOfTheRead() {
         var ra = ReadAhead(initialWindow: 4 << 20, maximumWindow: 64 << 20)
         let bs = 1 << 20
         let first = ra.record(offset: 0, length: 1 << 20, blockSize: bs, objectSize: 100 << 20)
         #expect(first == 1..<5)
         let second = ra.record(offset: 1 << 20, length: 1 << 20, blockSize: bs, objectSize: 100 << 20)
-        #expect(second == 5..<10)
+        #expect(second == 2..<10)
+        // Never past the end of the object.
+        #expect(ra.record(offset: 98 << 20, length: 1 << 20, blockSize: bs, objectSize: 100 << 20) == nil)
     }
 }
