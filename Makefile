@@ -19,6 +19,8 @@ build-debug: deps
 ## test: every test (unit and integration), with moto and the bench object store started and stopped around it
 test: build-debug
 	$(PYTHON) scripts/with-test-servers.py $(SWIFT) test --skip-build
+	@echo "== bench smoke test (bench/run.py --quick on lakecache and local disk)"
+	LAKECACHE_BUILD_DIR=$$($(SWIFT) build --show-bin-path) $(PYTHON) bench/run.py --quick --systems lakecache,local --docs '' --output .build/bench-smoke.json --check
 
 ## test-unit: only the tests that need no server
 test-unit: build-debug

@@ -21,8 +21,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAKECACHE = os.path.join(ROOT, ".build/release/lakecache")
-S3BENCH = os.path.join(ROOT, ".build/release/lakecache-s3bench")
+BUILD = os.environ.get("LAKECACHE_BUILD_DIR", os.path.join(ROOT, ".build/release"))
+LAKECACHE = os.path.join(BUILD, "lakecache")
+S3BENCH = os.path.join(BUILD, "lakecache-s3bench")
 BUCKET = "bench"
 KEY, SECRET = "benchkey", "benchsecret"
 MiB = 1 << 20
@@ -123,34 +124,53 @@ class Sizes:
         self.large_checkpoint = 4096 * MiB if large else 0
 
 
-def generate(env, sz):
-    """Seeds the bucket and a local copy (the local-disk system) with the same bytes."""
-    local = os.path.join(env.work, "local")
-    s3 = env.s3()
-    rng = random.Random(1234)
-    jobs = []
-    for i in range(sz.small_files):
-        key = "small/d%02d/f%05d.bin" % (i % sz.small_dirs, i)
-        jobs.append((key, rng.randbytes(sz.small_size)))
-    for i in range(sz.dir_entries):
-        jobs.append(("dir10k/e%05d" % i, b"x" * 100))
-    log("uploading %d small objects" % len(jobs))
+def seed_object(objdir, key, data=None, path=None):
+    """Writes one object in the bench store's on-disk format (it indexes these files when it starts)."""
+    import hashlib
+    h = hashlib.sha256(key.encode()).hexdigest()
+    seg = os.path.join(objdir, h + ".seed.00000")
+    if path is not None:
+        os.link(path, seg)  # the local copy and the stored object share their bytes
+        md5 = hashlib.md5()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(8 * MiB), b""):
+                md5.update(chunk)
+        size = os.path.getsize(path)
+    else:
+        with open(seg, "wb") as f:
+            f.write(data)
+        md5 = hashlib.md5(data)
+        size = len(data)
+    with open(os.path.join(objdir, h + ".json"), "w") as f:
+        json.dump({"key": key, "size": size, "etag": md5.hexdigest(), "mtime": time.time(), "metadata": {},
+                   "content_type": None, "segments": [[seg, size]]}, f)
 
-    def put(job):
-        key, data = job
-        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+
+def generate(env, sz):
+    """Seeds the store (before it starts) and a local copy (the local-disk system) with the same bytes."""
+    local = os.path.join(env.work, "local")
+    objdir = os.path.join(env.work, "store", BUCKET, "objects")
+    os.makedirs(objdir, exist_ok=True)
+    os.makedirs(os.path.join(env.work, "store", BUCKET, "uploads"), exist_ok=True)
+    rng = random.Random(1234)
+    objects = []
+    for i in range(sz.small_files):
+        objects.append(("small/d%02d/f%05d.bin" % (i % sz.small_dirs, i), rng.randbytes(sz.small_size)))
+    for i in range(sz.dir_entries):
+        objects.append(("dir10k/e%05d" % i, b"x" * 100))
+    log("seeding %d small objects" % len(objects))
+    for key, data in objects:
         path = os.path.join(local, key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
-    with ThreadPoolExecutor(32) as ex:
-        list(ex.map(put, jobs))
+        seed_object(objdir, key, data=data)
     os.makedirs(os.path.join(local, "big"), exist_ok=True)
     for name, seed in (("a.bin", 1), ("b.bin", 2)):
         path = os.path.join(local, "big", name)
         deterministic_file(path, sz.big, seed)
-        log("uploading big/%s (%d MiB)" % (name, sz.big // MiB))
-        run_json([S3BENCH, "put", "--endpoint", env.endpoint, "--bucket", BUCKET, "--key", "big/" + name, "--file", path, "--concurrency", "8"])
+        seed_object(objdir, "big/" + name, path=path)
+    log("seeded two %d MiB objects" % (sz.big // MiB))
     deterministic_file(os.path.join(env.work, "checkpoint.bin"), sz.checkpoint, 3)
     if sz.large_checkpoint:
         deterministic_file(os.path.join(env.work, "checkpoint-large.bin"), sz.large_checkpoint, 4)
@@ -437,6 +457,7 @@ def main():
     ap.add_argument("--systems", default="lakecache,s3fs,rclone,local,raw-s3")
     ap.add_argument("--output", default=os.path.join(ROOT, "bench-results/results.json"))
     ap.add_argument("--docs", default=os.path.join(ROOT, "docs/benchmarks.md"), help="page to regenerate ('' to skip)")
+    ap.add_argument("--check", action="store_true", help="exit non-zero unless every system produced its read results (smoke test)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (mounts and dropping the page cache need it)")
@@ -452,9 +473,9 @@ def main():
     results = {}
     started = time.time()
     try:
+        local = generate(env, sz)
         env.start_store()
         log("bench store on %s, profile %s, work dir %s" % (env.endpoint, args.profile, env.work))
-        local = generate(env, sz)
         systems = {"lakecache": LakeCache(env), "s3fs": S3FS(env), "rclone": Rclone(env), "local": Local(env, local)}
         for name in wanted:
             if name == "raw-s3":
@@ -481,6 +502,13 @@ def main():
         import report
         report.write(meta, results, args.docs)
         log("wrote %s" % args.docs)
+    if args.check:
+        needed = ["small_cold", "small_warm", "ls_cold", "seq_cold", "seq_warm", "concurrent_cold", "random_warm"]
+        bad = ["%s: %s" % (n, results.get(n, {}).get("error", "missing " + ",".join(k for k in needed if k not in results.get(n, {}))))
+               for n in wanted if n != "raw-s3" and ("error" in results.get(n, {}) or any(k not in results.get(n, {}) for k in needed))]
+        if bad:
+            raise SystemExit("bench: smoke check failed: " + "; ".join(bad))
+        log("smoke check passed: %s" % ", ".join(wanted))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Measures lakecache's daemon memory while walking a large tree (find + stat of every entry).
+
+Seeds the bench store's on-disk format directly (empty objects, DIRS x PER_DIR keys), mounts lakecache,
+walks the tree twice with lstat on every entry, and samples the daemon's RSS. Prints one JSON line.
+Usage: scripts/walk-memory.py [--dirs 200] [--per-dir 1000]   (root; needs a build: make build)
+"""
+import argparse, hashlib, json, os, subprocess, sys, tempfile, time, shutil, signal
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("LAKECACHE_BUILD_DIR", os.path.join(ROOT, ".build/release")) + "/lakecache"
+
+
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dirs", type=int, default=200)
+    ap.add_argument("--per-dir", type=int, default=1000)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="lakecache-walk-", dir="/var/tmp")
+    objdir = os.path.join(work, "store", "walk", "objects")
+    os.makedirs(objdir)
+    os.makedirs(os.path.join(work, "store", "walk", "uploads"))
+    seg = os.path.join(objdir, "empty.seg")
+    open(seg, "w").close()
+    n = 0
+    for d in range(a.dirs):
+        for i in range(a.per_dir):
+            key = "tree/d%04d/file-%06d.bin" % (d, i)
+            h = hashlib.sha256(key.encode()).hexdigest()
+            with open(os.path.join(objdir, h + ".json"), "w") as f:
+                json.dump({"key": key, "size": 0, "etag": "d41d8cd98f00b204e9800998ecf8427e", "mtime": 1.7e9, "metadata": {},
+                           "content_type": None, "segments": [[seg, 0]]}, f)
+            n += 1
+    store = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools/benchstore/benchstore.py"), "--root", os.path.join(work, "store"),
+                              "--port-file", os.path.join(work, "port")], stderr=subprocess.DEVNULL, start_new_session=True)
+    mp = os.path.join(work, "mnt")
+    os.makedirs(mp)
+    try:
+        while not os.path.exists(os.path.join(work, "port")):
+            time.sleep(0.1)
+        port = open(os.path.join(work, "port")).read()
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
+        subprocess.run([BIN, "mount", "s3://walk", mp, "--endpoint", "http://127.0.0.1:" + port, "--cache-dir", os.path.join(work, "cache")], check=True, env=env)
+        pid = json.loads(subprocess.run([BIN, "status", "--json", mp], capture_output=True, text=True).stdout)["pid"]
+        base = rss(pid)
+        peak = base
+        seen = 0
+        t0 = time.time()
+        for _ in range(2):
+            for d, _, files in os.walk(mp):
+                for name in files:
+                    os.lstat(os.path.join(d, name))
+                    seen += 1
+                    if seen % 20000 == 0:
+                        peak = max(peak, rss(pid))
+            peak = max(peak, rss(pid))
+        status = json.loads(subprocess.run([BIN, "status", "--json", mp], capture_output=True, text=True).stdout)
+        print(json.dumps({"entries": n, "walked": seen, "seconds": round(time.time() - t0, 1), "rss_after_mount": base,
+                          "peak_rss": peak, "per_entry_bytes": round((peak - base) / n, 1),
+                          "inodes_held": status["namespace"]["inodes"], "cached_listing_entries": status["namespace"]["cached_listing_entries"]}))
+    finally:
+        subprocess.run([BIN, "unmount", mp], capture_output=True)
+        os.killpg(store.pid, signal.SIGTERM)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
