@@ -91,7 +91,7 @@ def write(meta, results, doc_path):
     L.append("- **Systems.** lakecache `%s`; s3fs `-o %s`; rclone mount `%s` (started with `env -u AWS_CA_BUNDLE`); "
              "local: the same files on the local ext4 disk (the limit for warm work); raw S3: `lakecache-s3bench`, "
              "lakecache's own S3 client at the same concurrency with no filesystem (the backend's limit for cold work)."
-             % (" ".join(meta["options"]["lakecache"]), ",".join(meta["options"]["s3fs"]), " ".join(meta["options"]["rclone"])))
+             % (" ".join(meta["options"]["lakecache"]), ",".join(meta["options"]["s3fs"]).replace("{cache}", "CACHE_DIR"), " ".join(meta["options"]["rclone"])))
     L.append("- **Cold** means a fresh mount with an empty cache directory and the kernel page cache dropped "
              "(`echo 3 > /proc/sys/vm/drop_caches`). **Warm** means the same mount after the data was read once, with "
              "the page cache dropped again, so the filesystem's own cache serves it.")

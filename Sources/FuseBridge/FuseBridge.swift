@@ -67,7 +67,7 @@ package final class FuseBridge: @unchecked Sendable {
         let seBox = SessionBox(se)
         filesystem.setInvalidator { ino in
             // Never from inside a request handler: the kernel may hold locks the notification needs.
-            Thread.detach { fuse_lowlevel_notify_inval_inode(seBox.raw, fuse_ino_t(ino), 0, 0) }
+            startDetachedThread { fuse_lowlevel_notify_inval_inode(seBox.raw, fuse_ino_t(ino), 0, 0) }
         }
     }
 
@@ -102,22 +102,4 @@ package final class FuseBridge: @unchecked Sendable {
 struct SessionBox: @unchecked Sendable {
     let raw: OpaquePointer
     init(_ raw: OpaquePointer) { self.raw = raw }
-}
-
-/// A detached pthread for rare one-off work that must not run on a FUSE worker.
-enum Thread {
-    final class Box { let work: () -> Void; init(_ w: @escaping () -> Void) { work = w } }
-
-    static func detach(_ work: @escaping () -> Void) {
-        var t = pthread_t()
-        let box = Unmanaged.passRetained(Box(work)).toOpaque()
-        if pthread_create(&t, nil, { arg in
-            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().work()
-            return nil
-        }, box) == 0 {
-            pthread_detach(t)
-        } else {
-            Unmanaged<Box>.fromOpaque(box).release()
-        }
-    }
 }

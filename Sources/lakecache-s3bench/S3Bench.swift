@@ -24,14 +24,7 @@ struct Common: ParsableArguments {
     @Option(help: "Requests in flight.") var concurrency = 16
 
     func client() throws -> S3Client {
-        var env: [String: String] = [:]
-        var p = environ
-        while let e = p.pointee {
-            let s = String(cString: e)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            p += 1
-        }
-        var config = try S3Configuration.resolve(endpoint: endpoint, region: nil, profile: nil, anonymous: false, environment: env)
+        var config = try S3Configuration.resolve(endpoint: endpoint, region: nil, profile: nil, anonymous: false, environment: processEnvironment())
         config.transport.maxConcurrentTransfers = max(concurrency, 1)
         return S3Client(configuration: config)
     }

@@ -6,16 +6,7 @@ import Glibc
 
 /// The pre-flight checks of `mount`, each turning a problem into a message that names the thing and the fix.
 enum MountChecks {
-    static func environment() -> [String: String] {
-        var env: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            p += 1
-        }
-        return env
-    }
+    static func environment() -> [String: String] { processEnvironment() }
 
     /// Returns the absolute mountpoint; fails if it is missing, not a directory or already mounted.
     static func checkMountpoint(_ path: String) throws(CLIFailure) -> String {

@@ -88,7 +88,8 @@ final class MountDaemon: @unchecked Sendable {
         logger.info("mounted", metadata: ["bucket": "\(plan.bucket)", "mountpoint": "\(plan.mountpoint)", "endpoint": "\(plan.s3.endpoint)"])
 
         let rc: Int32 = await withCheckedContinuation { continuation in
-            FuseLoopThread.start { continuation.resume(returning: bridge.serve()) }
+            // Its own thread: the loop lives as long as the mount, and must not hold a cooperative thread.
+            startDetachedThread { continuation.resume(returning: bridge.serve()) }
         }
         logger.info("unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
         control.stop()
@@ -128,20 +129,4 @@ func runProcess(_ path: String, _ args: [String]) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
-}
-
-/// The thread the FUSE loop's main function runs on, so no cooperative thread is held for the mount's life.
-enum FuseLoopThread {
-    final class Box { let work: () -> Void; init(_ w: @escaping () -> Void) { work = w } }
-
-    static func start(_ work: @escaping () -> Void) {
-        var t = pthread_t()
-        let box = Unmanaged.passRetained(Box(work)).toOpaque()
-        let rc = pthread_create(&t, nil, { arg in
-            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().work()
-            return nil
-        }, box)
-        precondition(rc == 0, "cannot start the FUSE loop thread")
-        pthread_detach(t)
-    }
 }

@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The process environment as a dictionary (configuration resolution takes it explicitly, for tests).
+package func processEnvironment() -> [String: String] {
+    var env: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return env
+}
+
+/// Runs `work` on a new detached pthread: for long-lived loops and rare one-off work that must stay off
+/// FUSE workers and the cooperative pool.
+package func startDetachedThread(_ work: @escaping () -> Void) {
+    final class Box {
+        let work: () -> Void
+        init(_ w: @escaping () -> Void) { work = w }
+    }
+    var t = pthread_t()
+    let box = Unmanaged.passRetained(Box(work)).toOpaque()
+    let rc = pthread_create(&t, nil, { arg in
+        Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().work()
+        return nil
+    }, box)
+    precondition(rc == 0, "cannot start a thread: \(Errno(rc))")
+    pthread_detach(t)
+}
