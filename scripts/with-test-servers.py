@@ -8,8 +8,10 @@ Starts on free 127.0.0.1 ports:
   * the bench object store (unshaped)                   -> LAKECACHE_TEST_BENCH_ENDPOINT
 and exports AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the unauthenticated servers.
 
-Usage: scripts/with-test-servers.py COMMAND [ARG...]
-Exit status is the command's. Servers are stopped on exit, Ctrl-C and SIGTERM.
+Usage: scripts/with-test-servers.py [--timeout SECONDS] COMMAND [ARG...]
+Exit status is the command's. Servers are stopped on exit, Ctrl-C and SIGTERM. A command still running after
+the timeout (default 1800 s) is killed, with any FUSE mount it left, and the exit status is 124: a hang
+fails fast instead of eating the CI budget.
 """
 import json
 import os
@@ -79,8 +81,22 @@ def bootstrap_iam(endpoint):
     return allowed, denied
 
 
+def unmount_leftovers():
+    """Lazily unmounts every lakecache FUSE mount (after a killed test run)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if "fuse.lakecache" in line and len(fields) > 4:
+                subprocess.call(["umount", "-l", fields[4]], stderr=subprocess.DEVNULL)
+
+
 def main():
-    if len(sys.argv) < 2:
+    timeout = 1800
+    args = sys.argv[1:]
+    if len(args) >= 2 and args[0] == "--timeout":
+        timeout = int(args[1])
+        args = args[2:]
+    if not args:
         sys.exit(__doc__)
     work = tempfile.mkdtemp(prefix="lakecache-servers-")
     env = dict(os.environ)
@@ -124,7 +140,16 @@ def main():
             "LAKECACHE_TEST_BENCH_ROOT": os.path.join(work, "bench"),
         })
         print("with-test-servers: moto :%d, moto-auth :%d, bench store :%d" % (mp, ap, bp), flush=True)
-        return subprocess.call(sys.argv[1:], env=env)
+        proc = subprocess.Popen(args, env=env, start_new_session=True)
+        children.insert(0, ("tests", proc))  # stopped first on Ctrl-C or SIGTERM
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print("with-test-servers: %s still running after %d s: killing it" % (" ".join(args), timeout), flush=True)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            unmount_leftovers()
+            return 124
     finally:
         stop_all()
         subprocess.call(["rm", "-rf", work])

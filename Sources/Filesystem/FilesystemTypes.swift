@@ -17,7 +17,7 @@ package struct FilesystemOptions: Sendable {
     /// Listings kept in memory, counted in entries; beyond it the least recently used directories are dropped.
     package var maxCachedListingEntries = 2_000_000
     /// Read-ahead window bounds.
-    package var initialReadAhead: Int64 = 8 << 20
+    package var initialReadAhead: Int64 = 16 << 20
     package var maximumReadAhead: Int64 = 256 << 20
 
     package init(bucket: BucketURL, uid: UInt32, gid: UInt32) {

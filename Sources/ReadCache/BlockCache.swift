@@ -14,8 +14,9 @@ package struct BlockCacheConfiguration: Sendable {
     /// Bound of the memory tier; prefetched blocks count against it.
     package var memoryBytes: Int64 = 1 << 30
     package var policy: EvictionPolicyKind = .s3fifo
-    /// Prefetched blocks allowed in flight at once.
-    package var maxPrefetchInFlight = 16
+    /// Prefetched blocks allowed in flight at once (32 × 4 MiB keeps a 100 MB/s-per-connection store busy
+    /// at over 2 GB/s).
+    package var maxPrefetchInFlight = 32
 
     package init() {}
 }

@@ -25,14 +25,19 @@ enum MountChecks {
     }
 
     /// Whether `path` is a mount point, per /proc/self/mountinfo (field 5, with octal escapes).
-    static func isMounted(_ path: String) -> Bool {
-        guard let text = readTextFile("/proc/self/mountinfo") else { return false }
+    static func isMounted(_ path: String) -> Bool { deviceNumber(of: path) != nil }
+
+    /// The `MAJOR:MINOR` of the filesystem mounted at `path` (mountinfo field 3), without touching the mount.
+    static func deviceNumber(of path: String) -> String? {
+        guard let text = readTextFile("/proc/self/mountinfo") else { return nil }
+        var found: String?
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard fields.count > 4 else { continue }
-            if unescapeMountinfo(String(fields[4])) == path { return true }
+            // The last matching line is the mount on top.
+            if unescapeMountinfo(String(fields[4])) == path { found = String(fields[2]) }
         }
-        return false
+        return found
     }
 
     static func unescapeMountinfo(_ s: String) -> String {

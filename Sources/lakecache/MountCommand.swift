@@ -38,6 +38,7 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .customShort("o"), help: "Comma-separated mount options, fstab style (ro, allow_other, uid=, gid=, ...).") var options: [String] = []
     @Option(help: "Cache block size, e.g. 4M (1M to 16M).") var blockSize: String = "4M"
     @Option(help: "FUSE worker threads.") var fuseThreads: Int = 16
+    @Option(help: "Kernel readahead for the mount in KiB (0 keeps the kernel default; needs root).") var kernelReadahead: Int = 1024
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
     @Option(help: .hidden) var daemonReadyFd: Int32?
 
@@ -165,6 +166,7 @@ struct MountPlan {
     var foreground: Bool
     var blockSize: Int
     var fuseThreads: Int
+    var kernelReadaheadKB: Int
 
     /// `prepare` as a `Result`.
     static func result(_ cmd: MountCommand) async -> Result<MountPlan, CLIFailure> {
@@ -201,6 +203,9 @@ struct MountPlan {
         guard blockSize >= 1 << 20, blockSize <= 16 << 20, blockSize & (blockSize - 1) == 0 else {
             throw CLIFailure(message: "invalid --block-size '\(cmd.blockSize)': expected a power of two from 1M to 16M", exitCode: 64)
         }
+        guard (0...65536).contains(cmd.kernelReadahead) else {
+            throw CLIFailure(message: "invalid --kernel-readahead \(cmd.kernelReadahead): expected 0 to 65536 (KiB)", exitCode: 64)
+        }
         guard (1...256).contains(cmd.fuseThreads) else {
             throw CLIFailure(message: "invalid --fuse-threads \(cmd.fuseThreads): expected 1 to 256", exitCode: 64)
         }
@@ -229,7 +234,7 @@ struct MountPlan {
             cacheSize: cacheSize, memoryCache: memoryCache,
             writeMode: cmd.writeMode, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
             uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground,
-            blockSize: Int(blockSize), fuseThreads: cmd.fuseThreads)
+            blockSize: Int(blockSize), fuseThreads: cmd.fuseThreads, kernelReadaheadKB: cmd.kernelReadahead)
     }
 
     /// Folds `-o a,b=c` into the typed options, as mount.fuse3 and fstab pass them.

@@ -65,6 +65,7 @@ final class MountDaemon: @unchecked Sendable {
             ready(CLIFailure(message: error.message))
             return 1
         }
+        Self.raiseKernelReadahead(plan.mountpoint, kilobytes: plan.kernelReadaheadKB, logger: logger)
         var started = timespec()
         clock_gettime(CLOCK_MONOTONIC, &started)
         let startedAt = Double(started.tv_sec) + Double(started.tv_nsec) / 1e9
@@ -97,6 +98,24 @@ final class MountDaemon: @unchecked Sendable {
         disk.shutdown()
         client.shutdown()
         return rc == 0 ? 0 : 1
+    }
+
+    /// Raises the kernel's readahead for this mount (its backing device info), so sequential reads reach the
+    /// daemon as 1 MiB requests instead of 128 KiB ones: eight times fewer round trips. Needs root; else the
+    /// kernel default stays.
+    static func raiseKernelReadahead(_ mountpoint: String, kilobytes: Int, logger: Logger) {
+        // The device number comes from mountinfo: a stat of the mountpoint would be a FUSE request that no
+        // one serves yet, and would deadlock the mount.
+        guard kilobytes > 0, let device = MountChecks.deviceNumber(of: mountpoint) else { return }
+        let path = "/sys/class/bdi/\(device)/read_ahead_kb"
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            logger.debug("kernel readahead left at its default", metadata: ["file": "\(path)", "error": "\(Errno(errno))"])
+            return
+        }
+        var text = "\(kilobytes)\n"
+        _ = text.withUTF8 { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 
     /// The free space the disk tier leaves on its filesystem: 5% of it, at most 1 GiB.
