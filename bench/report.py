@@ -123,6 +123,7 @@ def write(meta, results, doc_path):
         best = (max(peers) if higher else min(peers)) if peers else None
         L.append("\nlakecache vs best peer: **%s**; vs limit (%s): **%s**\n" % (
             ratio(lc, best, higher), limit, ratio(lc, value(results, limit, key, metric), higher)))
+    L.append(targets(results))
     L.append("### 9. Daemon peak RSS\n")
     L.append("| system | peak RSS |")
     L.append("|---|---:|")
@@ -136,7 +137,60 @@ def write(meta, results, doc_path):
         f.write("\n".join(L) + "\n")
 
 
-STATIC = """## Bench object store speed floor
+def targets(results):
+    """The read-path targets of the issue tracker, checked against this run."""
+    def v(system, key, metric):
+        return value(results, system, key, metric)
+
+    def check(name, got, goal, ok):
+        if got is None:
+            return "| %s | — | %s | not measured |" % (name, goal)
+        return "| %s | %s | %s | %s |" % (name, got, goal, "met" if ok else "**missed**")
+    rows = ["### Read-path targets\n", "| target | this run | goal | |", "|---|---:|---:|---|"]
+    lc = lambda k, m: v("lakecache", k, m)
+    def r(a, b):
+        return a / b if a is not None and b else None
+    x = r(lc("small_cold", "files_per_s"), v("raw-s3", "small_cold", "files_per_s"))
+    rows.append(check("cold epoch vs raw S3", x and "%.2f×" % x, "≥ 0.8×", x is not None and x >= 0.8))
+    peers = [p for p in (v("s3fs", "small_cold", "files_per_s"), v("rclone", "small_cold", "files_per_s")) if p]
+    x = r(lc("small_cold", "files_per_s"), max(peers) if peers else None)
+    rows.append(check("cold epoch vs better of s3fs, rclone", x and "%.2f×" % x, "≥ 3×", x is not None and x >= 3))
+    x = r(lc("small_warm", "files_per_s"), v("local", "small_warm", "files_per_s"))
+    rows.append(check("warm epoch vs local disk", x and "%.2f×" % x, "≥ 0.5×", x is not None and x >= 0.5))
+    x = r(lc("small_warm", "files_per_s"), v("rclone", "small_warm", "files_per_s"))
+    rows.append(check("warm epoch vs rclone", x and "%.2f×" % x, "≥ 3×", x is not None and x >= 3))
+    x = r(lc("seq_cold", "mb_per_s"), v("raw-s3", "seq_cold", "mb_per_s"))
+    rows.append(check("sequential read cold vs raw ranged GETs", x and "%.2f×" % x, "≥ 0.8×", x is not None and x >= 0.8))
+    x = r(lc("seq_warm", "mb_per_s"), v("local", "seq_warm", "mb_per_s"))
+    rows.append(check("sequential read warm vs local disk", x and "%.2f×" % x, "≥ 0.8×", x is not None and x >= 0.8))
+    x = r(lc("concurrent_cold", "mb_per_s"), lc("seq_cold", "mb_per_s"))
+    rows.append(check("4 cold readers, aggregate vs one cold reader", x and "%.2f×" % x, "≥ 1×", x is not None and x >= 1))
+    b = results.get("lakecache", {}).get("concurrent_cold", {}).get("backend_bytes_ratio")
+    rows.append(check("4 cold readers, backend bytes", b and "%.2f×" % b, "≤ 1.05×", b is not None and b <= 1.05))
+    rss = results.get("lakecache", {}).get("peak_rss_bytes")
+    rows.append(check("daemon peak RSS (--memory-cache 2G)", rss and "%.0f MiB" % (rss / 2 ** 20), "≤ 2,304 MiB", rss is not None and rss <= (2048 + 256) * 2 ** 20))
+    rows.append("")
+    return "\n".join(rows)
+
+
+STATIC = """## Known gaps (2026-11-29)
+
+- **Sequential cold read.** This workload measures 400–565 MB/s when run on its own (a fresh mount, page
+  cache dropped, the same 1 GiB object and store). Inside the full suite it measures about 200 MB/s. I have
+  not found the cause of that difference yet. Raw ranged GETs reach about 1.1 GB/s with 16 connections. The
+  daemon keeps 32 blocks of 4 MiB in flight, and the kernel sends it 1 MiB requests. Each block is also
+  hashed (XXH64) and written to the disk tier behind the fill. On 2 cores that write-behind competes with the
+  bench store's Python and with the reader.
+- **Warm small-file epoch.** Each file costs four or more FUSE round trips: lookup, open, read and release.
+  The reader runs 8 Python threads, and the two cores are shared with the daemon's 16 FUSE workers. I have
+  not profiled this workload yet.
+- **Random reads in a warm 1 GiB object.** The object no longer fits the 1.75 GiB whole-block memory pool
+  once the second 1 GiB object has been read. Misses then load a whole 4 MiB block from the disk tier,
+  checksum included, to serve a read of 4 KiB to 1 MiB.
+- **Checkpoint workloads (7, 8).** These are not run on lakecache yet, because the write path is the next
+  issue.
+
+## Bench object store speed floor
 
 Measured with `scripts/benchstore-speed.sh`: the store unshaped on 127.0.0.1, driven by `lakecache-s3bench`
 on the same 2-core machine, so client and server share the CPUs (2026-11-29, one run).
