@@ -186,6 +186,35 @@ struct UncheckedBuffer: @unchecked Sendable {
         #expect(disk.evictions.load(ordering: .relaxed) > 0)
     }
 
+    @Test func aReadWaitsForASlotWhenAllArePinned() async throws {
+        let (_, cache, obj, data) = setup(size: 12 * bs, memoryBlocks: 8)
+        // Hold every whole-block slot pinned.
+        var held: [PinnedRange] = []
+        for b in 0..<cache.slotCount {
+            held.append(try await withCheckedThrowingContinuation { c in cache.read(obj, offset: Int64(b * bs), length: 10) { c.resume(with: $0) } })
+        }
+        let done = Atomic<Bool>(false)
+        let got = Mutex<[UInt8]>([])
+        cache.read(obj, offset: Int64(10 * bs), length: 100) { result in
+            if case .success(let r) = result {
+                got.withLock { $0 = r.copyBytes() }
+                cache.release(r)
+            }
+            done.store(true, ordering: .releasing)
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let finishedEarly = done.load(ordering: .acquiring)
+        #expect(!finishedEarly, "a read must wait, not fail or overwrite a pinned block")
+        cache.release(held.removeFirst())
+        for _ in 0..<100 where !done.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(10)) }
+        let finished = done.load(ordering: .acquiring)
+        #expect(finished)
+        #expect(got.withLock { $0 } == Array(data[(10 * bs)..<(10 * bs + 100)]))
+        // The pinned blocks were never disturbed.
+        for (i, r) in held.enumerated() { #expect(r.copyBytes() == Array(data[((i + 1) * bs)..<((i + 1) * bs + 10)])) }
+        for r in held { cache.release(r) }
+    }
+
     @Test func smallObjectsUseSmallSlots() async throws {
         let store = InMemoryObjectStore(buckets: ["b"])
         var config = BlockCacheConfiguration()
