@@ -71,12 +71,10 @@ package final class FuseBridge: @unchecked Sendable {
         }
     }
 
-    /// Serves requests until unmounted or `stop()`; installs SIGINT/SIGTERM/SIGHUP handlers for the loop.
+    /// Serves requests until the kernel side is unmounted (signals are the daemon's business, not ours).
     package func serve() -> Int32 {
         guard let se = session else { return -1 }
-        fuse_set_signal_handlers(se)
         let rc = CFuse_session_loop_mt(se, 1, UInt32(options.threads))
-        fuse_remove_signal_handlers(se)
         exited.store(true, ordering: .releasing)
         return rc
     }

@@ -12,7 +12,8 @@ import Glibc
 
 /// Serves one mount in this process: builds the layers, mounts, answers the control socket, and owns the
 /// order of shutdown (stop the control socket, leave the FUSE loop, unmount, drain disk writes, stop the
-/// network thread). Signals (SIGTERM, SIGINT, SIGHUP) are handled by the FUSE loop and end up here too.
+/// network thread). SIGTERM, SIGINT and SIGHUP unmount the kernel side through `SignalWatcher`, which ends
+/// the loop and runs the same order.
 final class MountDaemon: @unchecked Sendable {
     let plan: MountPlan
     let logger: Logger
@@ -86,6 +87,16 @@ final class MountDaemon: @unchecked Sendable {
             logger.error("control socket unavailable; status and unmount will not work", metadata: ["error": "\(error)"])
         }
         ready(nil)
+        let logger = self.logger
+        SignalWatcher.install { sig in
+            logger.info("signal \(sig): unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
+            // A busy mountpoint must not keep a stopping service alive: detach lazily if a plain unmount fails.
+            if getuid() == 0 {
+                if umount2(plan.mountpoint, 0) != 0 { umount2(plan.mountpoint, Int32(MNT_DETACH)) }
+            } else if runProcess("/bin/fusermount3", ["-u", plan.mountpoint]) != 0 {
+                _ = runProcess("/bin/fusermount3", ["-uz", plan.mountpoint])
+            }
+        }
         logger.info("mounted", metadata: ["bucket": "\(plan.bucket)", "mountpoint": "\(plan.mountpoint)", "endpoint": "\(plan.s3.endpoint)"])
 
         let rc: Int32 = await withCheckedContinuation { continuation in

@@ -282,6 +282,22 @@ struct ReadPathTests {
         #expect(try await benchCount(bucket, "GetObject") == gets)
     }
 
+    @Test func sigtermUnmountsCleanly() async throws {
+        let bucket = try await freshBucket(s3, "term")
+        try await put(bucket, "f", Array("hello".utf8))
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        try mount.start()
+        defer { mount.stop() }
+        #expect(try readFile(mount.path("f")) == Array("hello".utf8))
+        let pid = try mount.daemonPID()
+        #expect(kill(pid, SIGTERM) == 0)
+        for _ in 0..<200 where kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(kill(pid, 0) != 0, "the daemon did not exit on SIGTERM")
+        #expect(spawn("/bin/mountpoint", ["-q", mount.mountpoint]).status != 0, "SIGTERM left the mount behind")
+        // The control socket is gone too, so status says so plainly.
+        #expect(TestMount.run(["status", mount.mountpoint]).status != 0)
+    }
+
     @Test func secondMountOnTheSameMountpointIsRefused() async throws {
         let bucket = try await freshBucket(s3, "twice")
         try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
