@@ -298,6 +298,23 @@ struct ReadPathTests {
         #expect(TestMount.run(["status", mount.mountpoint]).status != 0)
     }
 
+    @Test func unmountOfABusyMountSaysSoAndLosesNothing() async throws {
+        let bucket = try await freshBucket(s3, "busy")
+        try await put(bucket, "f", Array("data".utf8))
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        try mount.start()
+        defer { mount.stop() }
+        let fd = open(mount.path("f"), O_RDONLY)
+        #expect(fd >= 0)
+        let busy = TestMount.run(["unmount", mount.mountpoint])
+        #expect(busy.status == 1)
+        #expect(busy.output.contains("busy"), "\(busy.output)")
+        #expect(try preadFile(fd, 0, 4).get() == Array("data".utf8), "the mount must keep serving after a refused unmount")
+        close(fd)
+        #expect(TestMount.run(["unmount", mount.mountpoint]).status == 0)
+        #expect(spawn("/bin/mountpoint", ["-q", mount.mountpoint]).status != 0)
+    }
+
     @Test func secondMountOnTheSameMountpointIsRefused() async throws {
         let bucket = try await freshBucket(s3, "twice")
         try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
