@@ -211,7 +211,9 @@ package final class Filesystem: @unchecked Sendable {
             if node.lookups == 0 && !s.files.values.contains(where: { $0.ino == ino }) {
                 s.nodes.removeValue(forKey: ino)
                 s.negative.removeValue(forKey: ino)
-                if let l = s.listings.removeValue(forKey: ino) { s.listingEntries -= l.entries.count }
+                // The listing stays (bounded by the entry budget and the TTL): the inode number is a hash of
+                // the path, so when the kernel looks the directory up again (after dropping its dentries, say)
+                // the listing is found again without a LIST.
             } else {
                 s.nodes[ino] = node
             }
