@@ -112,8 +112,8 @@ package final class ControlServer: @unchecked Sendable {
     }
 }
 
-/// Reads up to a newline (or 64 KiB) from a socket.
-func readLine(_ fd: Int32) -> String {
+/// Reads up to a newline, end of file or 64 KiB from a socket or pipe, retrying on EINTR.
+package func readLine(_ fd: Int32) -> String {
     var bytes: [UInt8] = []
     var c: UInt8 = 0
     while bytes.count < 65_536 {

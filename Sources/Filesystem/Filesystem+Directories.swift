@@ -8,7 +8,7 @@ import Glibc
 extension Filesystem {
     /// Opens a directory: a fresh cached listing is reused, otherwise paging starts at the first readdir.
     package func opendir(_ ino: UInt64, reply: @escaping @Sendable (Result<UInt64, FilesystemError>) -> Void) {
-        let now = monotonicNow()
+        let now = monotonicSeconds()
         let result = state.withLock { s -> Result<UInt64, FilesystemError> in
             guard let node = s.nodes[ino] else { return .failure(FilesystemError(ESTALE, "unknown inode \(ino)")) }
             guard node.attributes.kind == .directory else { return .failure(FilesystemError(ENOTDIR, "not a directory")) }
@@ -90,7 +90,7 @@ extension Filesystem {
             s.counters.skippedKeys += counts.skipped
             s.counters.shadowedFiles += counts.shadowed
             if h.listing.complete {
-                h.listing.fetched = monotonicNow()
+                h.listing.fetched = monotonicSeconds()
                 cacheListing(&s, ino: h.ino, listing: h.listing)
             }
             s.directories[handle] = h

@@ -21,7 +21,7 @@ extension Filesystem {
             reply(.failure(FilesystemError(EROFS, "writes are not supported by this build")))
             return
         }
-        let now = monotonicNow()
+        let now = monotonicSeconds()
         let node = state.withLock { $0.nodes[ino] }
         guard let node else {
             reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)")))
@@ -78,10 +78,10 @@ extension Filesystem {
     private func read(_ handle: UInt64, offset: Int64, size: Int, retried: Bool, reply: @escaping @Sendable (Result<PinnedRange, FilesystemError>) -> Void) {
         let blockSize = cache.blockSize
         let plan = state.withLock { s -> (ObjectVersion, Range<Int64>?)? in
-            guard var h = s.files[handle] else { return nil }
-            let ahead = h.readAhead.record(offset: offset, length: size, blockSize: blockSize, objectSize: h.version.size)
-            s.files[handle] = h
-            return (h.version, ahead)
+            // Mutated in place: the handle is not copied out of the dictionary and written back.
+            guard let version = s.files[handle]?.version else { return nil }
+            let ahead = s.files[handle]!.readAhead.record(offset: offset, length: size, blockSize: blockSize, objectSize: version.size)
+            return (version, ahead)
         }
         guard let (version, ahead) = plan else {
             reply(.failure(FilesystemError(EBADF, "unknown file handle")))

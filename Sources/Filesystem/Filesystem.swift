@@ -85,7 +85,7 @@ package final class Filesystem: @unchecked Sendable {
     /// The listing prefix of a directory path.
     func prefix(for path: String) -> String { path.isEmpty ? options.bucket.prefix : options.bucket.prefix + path + "/" }
 
-    var expiry: Double { options.metadataTTL.map { monotonicNow() + $0 } ?? .infinity }
+    var expiry: Double { options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity }
 
     func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String]) -> FileAttributes {
         var mode = kind == .directory ? options.dirMode : options.fileMode
@@ -135,7 +135,7 @@ package final class Filesystem: @unchecked Sendable {
         }
         enum Step { case answer(Result<EntryReply, FilesystemError>), fetch(path: String) }
         let ttl = options.kernelTTL
-        let now = monotonicNow()
+        let now = monotonicSeconds()
         let step = state.withLock { s -> Step in
             guard let dir = s.nodes[parent] else { return .answer(.failure(FilesystemError(ESTALE, "unknown parent inode \(parent)"))) }
             guard dir.attributes.kind == .directory else { return .answer(.failure(FilesystemError(ENOTDIR, "not a directory"))) }
@@ -195,7 +195,7 @@ package final class Filesystem: @unchecked Sendable {
                 let attrs = remember(&s, parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, countLookup: true)
                 return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
             }
-            if let ttl = options.metadataTTL { s.negative[parent, default: [:]][name] = monotonicNow() + ttl } else {
+            if let ttl = options.metadataTTL { s.negative[parent, default: [:]][name] = monotonicSeconds() + ttl } else {
                 s.negative[parent, default: [:]][name] = .infinity
             }
             return .failure(FilesystemError(ENOENT, "no such object or prefix"))
@@ -221,7 +221,7 @@ package final class Filesystem: @unchecked Sendable {
     }
 
     package func getattr(_ ino: UInt64, reply: @escaping @Sendable (Result<EntryReply, FilesystemError>) -> Void) {
-        let now = monotonicNow()
+        let now = monotonicSeconds()
         let cached = state.withLock { s -> (Node?, Bool) in
             guard let n = s.nodes[ino] else { return (nil, false) }
             return (n, n.expires > now || n.attributes.kind == .directory)

@@ -100,10 +100,3 @@ enum Namespace {
         parent.isEmpty ? name : parent + "/" + name
     }
 }
-
-/// Monotonic seconds, for TTLs.
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

@@ -35,7 +35,6 @@ package final class FuseBridge: @unchecked Sendable {
     let options: FuseOptions
     let logger: Logger
     private var session: OpaquePointer?
-    private let exited = Atomic<Bool>(false)
 
     package init(filesystem: Filesystem, options: FuseOptions, logger: Logger = Logger(label: "lakecache.fuse")) {
         self.filesystem = filesystem
@@ -75,13 +74,7 @@ package final class FuseBridge: @unchecked Sendable {
     package func serve() -> Int32 {
         guard let se = session else { return -1 }
         let rc = CFuse_session_loop_mt(se, 1, UInt32(options.threads))
-        exited.store(true, ordering: .releasing)
         return rc
-    }
-
-    /// Makes `serve()` return (the kernel mount goes in `unmount()`).
-    package func stop() {
-        if let se = session { fuse_session_exit(se) }
     }
 
     /// Unmounts and frees the session; call after `serve()` returned.

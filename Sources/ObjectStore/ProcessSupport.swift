@@ -30,3 +30,10 @@ package func startDetachedThread(_ work: @escaping () -> Void) {
     precondition(rc == 0, "cannot start a thread: \(Errno(rc))")
     pthread_detach(t)
 }
+
+/// Monotonic seconds, for TTLs, deadlines and benchmarks.
+package func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -109,6 +109,11 @@ package final class DiskTier: @unchecked Sendable {
     }
 
     private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        // The header lives on the disk thread's stack: a disk hit allocates nothing for it.
+        withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: 64) { readNow(key, into: buffer, header: $0) }
+    }
+
+    private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, header: UnsafeMutableRawBufferPointer) -> Int? {
         let dk = DiskKey(object: key.object.id, index: key.index)
         let p = path(dk)
         let fd = open(p, O_RDONLY | O_CLOEXEC)
@@ -117,8 +122,6 @@ package final class DiskTier: @unchecked Sendable {
             return nil
         }
         defer { close(fd) }
-        let header = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.headerSize, alignment: 64)
-        defer { header.deallocate() }
         guard case .success(Self.headerSize) = Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) else {
             return discard(dk, p, "short header")
         }
@@ -188,15 +191,9 @@ package final class DiskTier: @unchecked Sendable {
             state.withLock { $0.used -= size }
             return
         }
-        let header = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.headerSize, alignment: 64)
-        defer { header.deallocate() }
-        header.initializeMemory(as: UInt8.self, repeating: 0)
-        header.storeBytes(of: Self.magic, toByteOffset: 0, as: UInt64.self)
-        header.storeBytes(of: UInt64(data.count), toByteOffset: 8, as: UInt64.self)
-        header.storeBytes(of: XXHash64.hash(data), toByteOffset: 16, as: UInt64.self)
-        header.storeBytes(of: UInt32(identity.count), toByteOffset: 24, as: UInt32.self)
-        identity.withUnsafeBytes { (header.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: identity.count) }
-        let ok = Syscall.pwriteFully(fd, UnsafeRawBufferPointer(header), 0) && Syscall.pwriteFully(fd, data, Int64(Self.headerSize))
+        let ok = withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: 64) { header in
+            writeBlock(fd, header: header, identity: identity, data: data)
+        }
         close(fd)
         guard ok, rename(tmp, p) == 0 else {
             // ENOSPC and friends: the block simply is not cached.
@@ -214,6 +211,17 @@ package final class DiskTier: @unchecked Sendable {
             if let old = s.entries[dk] { s.used -= old.bytes }
             s.entries[dk] = Entry(bytes: size, lastUse: s.clock)
         }
+    }
+
+    /// Fills the header (magic, length, checksum, identity) and writes header and data.
+    private func writeBlock(_ fd: Int32, header: UnsafeMutableRawBufferPointer, identity: [UInt8], data: UnsafeRawBufferPointer) -> Bool {
+        header.initializeMemory(as: UInt8.self, repeating: 0)
+        header.storeBytes(of: Self.magic, toByteOffset: 0, as: UInt64.self)
+        header.storeBytes(of: UInt64(data.count), toByteOffset: 8, as: UInt64.self)
+        header.storeBytes(of: XXHash64.hash(data), toByteOffset: 16, as: UInt64.self)
+        header.storeBytes(of: UInt32(identity.count), toByteOffset: 24, as: UInt32.self)
+        identity.withUnsafeBytes { (header.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: identity.count) }
+        return Syscall.pwriteFully(fd, UnsafeRawBufferPointer(header), 0) && Syscall.pwriteFully(fd, data, Int64(Self.headerSize))
     }
 
     /// Evicts least-recently-used blocks until `size` more bytes fit under the capacity and above the

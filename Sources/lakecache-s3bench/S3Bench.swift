@@ -30,16 +30,32 @@ struct Common: ParsableArguments {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// One GET into `buffer`, awaited.
 func fetch(_ s3: S3Client, _ request: GetObjectRequest, _ buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
     try await withCheckedThrowingContinuation { c in
         s3.getObject(request, into: buffer) { c.resume(with: $0.map(\.bytesWritten)) }
+    }
+}
+
+/// Runs `count` GETs with `workers` in flight, each worker reusing one buffer; returns the bytes read.
+func fetchAll(
+    _ s3: S3Client, workers: Int, count: Int, bufferBytes: Int, request: @escaping @Sendable (Int) -> GetObjectRequest
+) async throws -> Int {
+    let counter = Counter()
+    return try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<workers {
+            group.addTask {
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 4096)
+                defer { buffer.deallocate() }
+                var bytes = 0
+                while true {
+                    let i = counter.take()
+                    guard i < count else { return bytes }
+                    bytes += try await fetch(s3, request(i), buffer)
+                }
+            }
+        }
+        return try await group.reduce(0, +)
     }
 }
 
@@ -67,24 +83,10 @@ struct RangedRead: AsyncParsableCommand {
                 off += len
             }
         }
-        let counter = Counter()
-        let (bucket, partSize, jobs) = (common.bucket, partSize, work)
+        let (bucket, jobs) = (common.bucket, work)
         let start = monotonicSeconds()
-        let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<common.concurrency {
-                group.addTask {
-                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: partSize, alignment: 4096)
-                    defer { buffer.deallocate() }
-                    var bytes = 0
-                    while true {
-                        let i = counter.take()
-                        guard i < jobs.count else { return bytes }
-                        let (k, range, etag) = jobs[i]
-                        bytes += try await fetch(s3, GetObjectRequest(bucket: bucket, key: k, range: range, ifMatch: etag), buffer)
-                    }
-                }
-            }
-            return try await group.reduce(0, +)
+        let total = try await fetchAll(s3, workers: common.concurrency, count: jobs.count, bufferBytes: partSize) { i in
+            GetObjectRequest(bucket: bucket, key: jobs[i].0, range: jobs[i].1, ifMatch: jobs[i].2)
         }
         let seconds = monotonicSeconds() - start
         print("{\"workload\":\"ranged-read\",\"bytes\":\(total),\"seconds\":\(seconds),\"mb_per_s\":\(Double(total) / seconds / 1e6),\"requests\":\(work.count),\"concurrency\":\(common.concurrency)}")
@@ -110,23 +112,10 @@ struct SmallGets: AsyncParsableCommand {
             token = page.nextContinuationToken
         } while token != nil
         let maxSize = Int(keys.map(\.1).max() ?? 0)
-        let counter = Counter()
         let n = keys.count * rounds
         let (bucket, list) = (common.bucket, keys)
-        let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<common.concurrency {
-                group.addTask {
-                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(maxSize, 1), alignment: 4096)
-                    defer { buffer.deallocate() }
-                    var bytes = 0
-                    while true {
-                        let i = counter.take()
-                        guard i < n else { return bytes }
-                        bytes += try await fetch(s3, GetObjectRequest(bucket: bucket, key: list[i % list.count].0), buffer)
-                    }
-                }
-            }
-            return try await group.reduce(0, +)
+        let total = try await fetchAll(s3, workers: common.concurrency, count: n, bufferBytes: max(maxSize, 1)) { i in
+            GetObjectRequest(bucket: bucket, key: list[i % list.count].0)
         }
         let seconds = monotonicSeconds() - start
         print("{\"workload\":\"small-gets\",\"objects\":\(n),\"bytes\":\(total),\"seconds\":\(seconds),\"gets_per_s\":\(Double(n) / seconds),\"concurrency\":\(common.concurrency)}")

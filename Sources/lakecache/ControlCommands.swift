@@ -57,12 +57,6 @@ struct UnmountCommand: AsyncParsableCommand {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// `lakecache status [MOUNTPOINT] [--json]`.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import CSpawn
 import ArgumentParser
+import Control
 import Logging
 import ObjectStore
 
@@ -92,7 +93,7 @@ enum Daemonizer {
         guard rc == 0 else {
             CLIFailure(message: "cannot start the daemon: \(Errno(rc))").exit(command: "mount")
         }
-        let line = readPipeLine(fds[0])
+        let line = readLine(fds[0])
         close(fds[0])
         if line == "ok" { return 0 }
         if line.hasPrefix("error ") {
@@ -104,18 +105,6 @@ enum Daemonizer {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         CLIFailure(message: "the daemon exited before the mount was live (status \(status)); run with --foreground to see its log").exit(command: "mount")
-    }
-
-    static func readPipeLine(_ fd: Int32) -> String {
-        var bytes: [UInt8] = []
-        var c: UInt8 = 0
-        while true {
-            let n = read(fd, &c, 1)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 || c == 0x0A { break }
-            bytes.append(c)
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Reports a failure to the waiting parent (or stderr in the foreground) and exits.
