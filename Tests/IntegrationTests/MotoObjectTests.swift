@@ -71,16 +71,7 @@ import Testing
     @Test func listing2500KeysAcrossPages() async throws {
         let bucket = try await freshBucket(s3, "list")
         let keys = (0..<2500).map { String(format: "data/%05d.bin", $0) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for chunk in stride(from: 0, to: keys.count, by: 100) {
-                group.addTask {
-                    for key in keys[chunk..<min(chunk + 100, keys.count)] {
-                        _ = try await s3.putObject(bucket: bucket, key: key, body: .empty, options: PutOptions())
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await putMany(s3, bucket: bucket, count: keys.count) { (keys[$0], []) }
         _ = try await s3.putObject(bucket: bucket, key: "data/sub/a", body: .empty, options: PutOptions())
         _ = try await s3.putObject(bucket: bucket, key: "other", body: .empty, options: PutOptions())
         var seen: [String] = []
@@ -180,14 +171,7 @@ import Testing
         try await s3.deleteObject(bucket: bucket, key: "one")
         await expectError(.noSuchKey) { _ = try await s3.headObject(bucket: bucket, key: "one") }
         let keys = (0..<1500).map { "many/\($0) & <x>" }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for chunk in stride(from: 0, to: keys.count, by: 150) {
-                group.addTask {
-                    for key in keys[chunk..<(chunk + 150)] { _ = try await s3.putObject(bucket: bucket, key: key, body: .empty, options: PutOptions()) }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await putMany(s3, bucket: bucket, count: keys.count) { (keys[$0], []) }
         let failed = try await s3.deleteObjects(bucket: bucket, keys: keys)
         #expect(failed.isEmpty)
         #expect(try await s3.listObjects(ListObjectsRequest(bucket: bucket)).objects.isEmpty)

@@ -72,16 +72,7 @@ struct ReadPathTests {
 
     @Test func tenThousandEntryDirectoryAndNestedPrefixes() async throws {
         let bucket = try await freshBucket(s3, "big")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<20 {
-                group.addTask {
-                    for i in stride(from: w, to: 10_000, by: 20) {
-                        _ = try await s3.putObject(bucket: bucket, key: String(format: "many/f%05d", i), body: .empty, options: PutOptions())
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await putMany(s3, bucket: bucket, count: 10_000, workers: 20) { (String(format: "many/f%05d", $0), []) }
         try await put(bucket, "a/b/c/d/deep.txt", Array("deep".utf8))
         try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
             let names = try FileManager.default.contentsOfDirectory(atPath: m.path("many"))
@@ -195,16 +186,7 @@ struct ReadPathTests {
 
     @Test func lsDashLAfterListingMakesNoHead() async throws {
         let bucket = try await freshBucket(s3, "lsl")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<10 {
-                group.addTask {
-                    for i in stride(from: w, to: 1000, by: 10) {
-                        _ = try await s3.putObject(bucket: bucket, key: "d/f\(i)", body: .bytes([UInt8](repeating: 1, count: i)), options: PutOptions())
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await putMany(s3, bucket: bucket, count: 1000, workers: 10) { ("d/f\($0)", [UInt8](repeating: 1, count: $0)) }
         try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
             let names = try FileManager.default.contentsOfDirectory(atPath: m.path("d"))
             let heads = try await benchCount(bucket, "HeadObject")
@@ -337,16 +319,7 @@ struct MotoReadPathTests {
         let bucket = try await freshBucket(s3, "mread")
         let big = patternBytes(9 << 20, seed: 3)
         _ = try await s3.putObject(bucket: bucket, key: "data/train/shard-0.bin", body: .bytes(big), options: PutOptions())
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<10 {
-                group.addTask {
-                    for i in stride(from: w, to: 1000, by: 10) {
-                        _ = try await s3.putObject(bucket: bucket, key: "data/list/k\(i)", body: .bytes(Array("\(i)".utf8)), options: PutOptions())
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await putMany(s3, bucket: bucket, count: 1000, workers: 10) { ("data/list/k\($0)", Array("\($0)".utf8)) }
         try await withMount(TestMount(bucket: bucket, prefix: "data", endpoint: moto)) { m throws in
             #expect(try readFile(m.path("train/shard-0.bin")) == big)
             let fd = open(m.path("train/shard-0.bin"), O_RDONLY)

@@ -42,6 +42,21 @@ func freshBucket(_ client: S3Client, _ tag: String) async throws -> String {
     return name
 }
 
+/// Uploads `count` objects with `workers` in flight; `object(i)` names the i-th key and its bytes.
+func putMany(_ s3: S3Client, bucket: String, count: Int, workers: Int = 16, object: @escaping @Sendable (Int) -> (String, [UInt8])) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for w in 0..<workers {
+            group.addTask {
+                for i in stride(from: w, to: count, by: workers) {
+                    let (key, data) = object(i)
+                    _ = try await s3.putObject(bucket: bucket, key: key, body: data.isEmpty ? .empty : .bytes(data), options: PutOptions())
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so a failure is reproducible.
 func patternBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     var x = seed | 1
