@@ -18,11 +18,12 @@ let package = Package(
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
         .target(name: "CSpawn"),
+        .target(name: "CLinux"),
 
         .target(
             name: "ObjectStore",
             dependencies: [
-                "CCurl", "CCrypto",
+                "CCurl", "CCrypto", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -35,18 +36,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "WriteBack",
+            dependencies: ["ObjectStore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "Filesystem",
-            dependencies: ["ObjectStore", "ReadCache", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ObjectStore", "ReadCache", "WriteBack", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "FuseBridge",
-            dependencies: ["CFuse", "Filesystem", "ReadCache", "ObjectStore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFuse", "Filesystem", "ReadCache", "WriteBack", "ObjectStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "Control", dependencies: ["ObjectStore", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "lakecache",
             dependencies: [
-                "ObjectStore", "ReadCache", "Filesystem", "FuseBridge", "Control", "CSpawn",
+                "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "CSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -60,7 +65,8 @@ let package = Package(
 
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReadCacheTests", dependencies: ["ReadCache", "ObjectStore"]),
-        .testTarget(name: "FilesystemTests", dependencies: ["Filesystem", "ReadCache", "ObjectStore"]),
+        .testTarget(name: "WriteBackTests", dependencies: ["WriteBack", "ObjectStore"]),
+        .testTarget(name: "FilesystemTests", dependencies: ["Filesystem", "ReadCache", "WriteBack", "ObjectStore"]),
         .testTarget(name: "ControlTests", dependencies: ["Control"]),
         .testTarget(name: "FuseBridgeTests", dependencies: ["FuseBridge", "Filesystem", "CFuse"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore", "CSpawn"]),

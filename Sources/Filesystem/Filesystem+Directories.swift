@@ -67,8 +67,13 @@ extension Filesystem {
                 let e = h.listing.entries[i - 2]
                 let path = Namespace.join(dir?.path ?? "", e.name)
                 let ino = Namespace.inode(for: path)
-                let known = s.nodes[ino].flatMap { $0.path == path && $0.etag == e.etag ? $0.metadata : nil } ?? [:]
-                out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: e.kind, size: e.size, mtime: e.mtime, metadata: known), offset: i + 1))
+                if let f = s.local[path] {
+                    out.append(DirectoryEntry(name: e.name, attributes: localAttributes(ino: ino, file: f), offset: i + 1))
+                } else {
+                    let known = s.nodes[ino].flatMap { $0.path == path && $0.etag == e.etag ? $0.metadata : nil } ?? [:]
+                    let kind = known.isEmpty ? e.kind : (s.nodes[ino]?.attributes.kind ?? e.kind)
+                    out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: kind, size: e.size, mtime: e.mtime, metadata: known), offset: i + 1))
+                }
             } else {
                 break
             }
@@ -90,6 +95,15 @@ extension Filesystem {
             s.counters.skippedKeys += counts.skipped
             s.counters.shadowedFiles += counts.shadowed
             if h.listing.complete {
+                // Files written here but not yet uploaded are part of the directory too; deleted ones are not.
+                let dir = s.nodes[h.ino]?.path ?? ""
+                for (name, f) in localChildren(s, of: dir) {
+                    let (size, mtime, _, _) = writeBack!.attributes(f)
+                    h.listing.upsert(ListingEntry(name: name, kind: .file, size: size, mtime: mtime, etag: ""))
+                }
+                for key in s.deferredDeletes.values {
+                    if let p = path(forKey: key), Self.split(p).parent == dir { h.listing.remove(Self.split(p).name) }
+                }
                 h.listing.fetched = monotonicSeconds()
                 cacheListing(&s, ino: h.ino, listing: h.listing)
             }
@@ -123,6 +137,10 @@ extension Filesystem {
                 guard let i = h.listing.byName[e.name] else { continue }
                 let le = h.listing.entries[i]
                 let path = Namespace.join(s.nodes[h.ino]?.path ?? "", e.name)
+                if let f = s.local[path] {
+                    _ = rememberLocal(&s, parent: h.ino, name: e.name, file: f)
+                    continue
+                }
                 let known = s.nodes[Namespace.inode(for: path)].flatMap { $0.path == path && $0.etag == le.etag ? $0.metadata : nil } ?? [:]
                 _ = remember(&s, parent: h.ino, name: e.name, kind: le.kind, size: le.size, mtime: le.mtime, etag: le.etag, metadata: known, countLookup: true)
             }

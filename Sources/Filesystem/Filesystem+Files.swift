@@ -1,5 +1,6 @@
 import ObjectStore
 import ReadCache
+import WriteBack
 
 #if canImport(Glibc)
 import Glibc
@@ -12,13 +13,18 @@ package struct OpenReply: Sendable {
 }
 
 extension Filesystem {
-    /// Opens a file for reading. Writes are refused with EROFS until the write path exists.
+    /// Opens a file. Writable opens stage the file (see `openForWriting`); a file written here is read from
+    /// its staged image.
     ///
     /// Close-to-open consistency: expired metadata is revalidated with HEAD; a changed ETag drops the
     /// kernel's pages of the file, an unchanged one keeps them (`FOPEN_KEEP_CACHE`).
     package func open(_ ino: UInt64, flags: Int32, reply: @escaping @Sendable (Result<OpenReply, FilesystemError>) -> Void) {
         if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 {
-            reply(.failure(FilesystemError(EROFS, "writes are not supported by this build")))
+            openForWriting(ino, flags: flags, reply: reply)
+            return
+        }
+        if let handle = openStaged(ino, flags: flags, writable: false) {
+            reply(.success(OpenReply(handle: handle, keepCache: false)))
             return
         }
         let now = monotonicSeconds()
@@ -133,9 +139,19 @@ extension Filesystem {
     package func release(_ range: PinnedRange) { cache.release(range) }
 
     package func release(handle: UInt64) {
-        state.withLock { s in
-            guard let h = s.files.removeValue(forKey: handle) else { return }
-            if let n = s.nodes[h.ino], n.lookups == 0 { s.nodes.removeValue(forKey: h.ino) }
+        let (closed, deleteKey) = state.withLock { s -> (StagedFile?, String?) in
+            guard let h = s.files.removeValue(forKey: handle) else { return (nil, nil) }
+            var deleteKey: String?
+            if !s.files.values.contains(where: { $0.ino == h.ino }) {
+                deleteKey = s.deferredDeletes.removeValue(forKey: h.ino)
+                if let n = s.nodes[h.ino], n.lookups == 0 { s.nodes.removeValue(forKey: h.ino) }
+            }
+            return (h.writable ? h.staged : nil, deleteKey)
+        }
+        if let closed { writeBack?.closeWriter(closed) }
+        if let deleteKey {
+            // The last reader of an unlinked file is gone: now the object goes.
+            Task { try? await store.deleteObject(bucket: options.bucket.bucket, key: deleteKey) }
         }
     }
 
@@ -143,8 +159,9 @@ extension Filesystem {
     package func xattrs(_ ino: UInt64) -> [String: String] {
         state.withLock { s in
             guard let n = s.nodes[ino] else { return [:] }
+            let metadata = s.local[n.path].map { writeBack!.attributes($0).metadata } ?? n.metadata
             var out: [String: String] = [:]
-            for (k, v) in n.metadata where !["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(k) { out["user." + k] = v }
+            for (k, v) in metadata where !["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(k) { out["user." + k] = v }
             return out
         }
     }
@@ -153,7 +170,7 @@ extension Filesystem {
     package func access(_ ino: UInt64, mask: Int32, uid: UInt32, gid: UInt32) -> Int32 {
         guard let a = state.withLock({ $0.nodes[ino]?.attributes }) else { return ENOENT }
         if mask == F_OK { return 0 }
-        if mask & W_OK != 0 && options.readOnly { return EROFS }
+        if mask & W_OK != 0 && writeBack == nil { return EROFS }
         if uid == 0 {
             return mask & X_OK != 0 && a.kind == .file && a.mode & 0o111 == 0 ? EACCES : 0
         }

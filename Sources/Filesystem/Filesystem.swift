@@ -2,6 +2,7 @@ import Logging
 import ObjectStore
 import ReadCache
 import Synchronization
+import WriteBack
 
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,8 @@ package final class Filesystem: @unchecked Sendable {
     package let options: FilesystemOptions
     package let store: any ObjectStore
     package let cache: BlockCache
+    /// The write path; nil on a read-only mount.
+    package let writeBack: WriteBack?
     let logger: Logger
     let mountTime: Timestamp
 
@@ -22,6 +25,10 @@ package final class Filesystem: @unchecked Sendable {
         var ino: UInt64
         var version: ObjectVersion
         var readAhead: ReadAhead
+        /// Set when the file's bytes come from a staging file (written here) rather than the block cache.
+        var staged: StagedFile?
+        var writable = false
+        var append = false
     }
 
     struct DirectoryHandle {
@@ -40,14 +47,22 @@ package final class Filesystem: @unchecked Sendable {
         var nextHandle: UInt64 = 1
         var clock: UInt64 = 0
         var counters = NamespaceCounters()
+        /// Files written through this mount, by path: their staged image is the truth until evicted.
+        var local: [String: StagedFile] = [:]
+        /// Unlinked while open for reading: the object is deleted at the last release (POSIX keeps it readable).
+        var deferredDeletes: [UInt64: String] = [:]
     }
 
     let state = Mutex(State())
     private let invalidator = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
 
-    package init(store: any ObjectStore, cache: BlockCache, options: FilesystemOptions, logger: Logger = Logger(label: "lakecache.fs")) {
+    package init(
+        store: any ObjectStore, cache: BlockCache, writeBack: WriteBack? = nil, options: FilesystemOptions,
+        logger: Logger = Logger(label: "lakecache.fs")
+    ) {
         self.store = store
         self.cache = cache
+        self.writeBack = options.readOnly ? nil : writeBack
         self.options = options
         self.logger = logger
         var now = timespec()
@@ -58,6 +73,9 @@ package final class Filesystem: @unchecked Sendable {
             attributes: FileAttributes(ino: 1, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid),
             expires: .infinity, lookups: 1, etag: "", metadata: [:])
         state.withLock { $0.nodes[1] = root }
+        self.writeBack?.setHooks(
+            durable: { [weak self] f, key, etag, size in self?.uploaded(f, key: key, etag: etag, size: size) },
+            evicted: { [weak self] f, key in self?.evicted(f, key: key) })
     }
 
     /// Sets the hook that drops the kernel's cached pages of an inode when its object changed.
@@ -139,16 +157,22 @@ package final class Filesystem: @unchecked Sendable {
         let step = state.withLock { s -> Step in
             guard let dir = s.nodes[parent] else { return .answer(.failure(FilesystemError(ESTALE, "unknown parent inode \(parent)"))) }
             guard dir.attributes.kind == .directory else { return .answer(.failure(FilesystemError(ENOTDIR, "not a directory"))) }
+            let path = Namespace.join(dir.path, name)
+            if let f = s.local[path] {
+                let attrs = rememberLocal(&s, parent: parent, name: name, file: f)
+                return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
+            }
             if var listing = s.listings[parent], listing.fetched + (options.metadataTTL ?? .infinity) > now {
                 s.clock += 1
                 listing.lastUse = s.clock
                 s.listings[parent] = listing
                 if let i = listing.byName[name] {
                     let e = listing.entries[i]
-                    let path = Namespace.join(dir.path, name)
                     // Keep metadata we already have for this path (modes from a HEAD); the listing has none.
-                    let known = s.nodes[Namespace.inode(for: path)].flatMap { $0.etag == e.etag && $0.path == path ? $0.metadata : nil } ?? [:]
-                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: known, countLookup: true)
+                    let known = s.nodes[Namespace.inode(for: path)].flatMap { $0.etag == e.etag && $0.path == path ? $0.metadata : nil }
+                    // A listing has no metadata. Tiny objects may be symlinks: learn their type with a HEAD.
+                    if known == nil && e.kind == .file && e.size < 4096 { return .fetch(path: path) }
+                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: known ?? [:], countLookup: true)
                     return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
                 }
                 if listing.complete { return .answer(.failure(FilesystemError(ENOENT, "no such entry"))) }
@@ -156,7 +180,6 @@ package final class Filesystem: @unchecked Sendable {
             if let until = s.negative[parent]?[name], until > now {
                 return .answer(.failure(FilesystemError(ENOENT, "no such entry (cached)")))
             }
-            let path = Namespace.join(dir.path, name)
             if var node = s.nodes[Namespace.inode(for: path)], node.path == path, node.expires > now {
                 node.lookups += 1
                 s.nodes[node.ino] = node
@@ -223,7 +246,11 @@ package final class Filesystem: @unchecked Sendable {
     package func getattr(_ ino: UInt64, reply: @escaping @Sendable (Result<EntryReply, FilesystemError>) -> Void) {
         let now = monotonicSeconds()
         let cached = state.withLock { s -> (Node?, Bool) in
-            guard let n = s.nodes[ino] else { return (nil, false) }
+            guard var n = s.nodes[ino] else { return (nil, false) }
+            if let f = s.local[n.path] {
+                n.attributes = localAttributes(ino: ino, file: f)
+                return (n, true)
+            }
             return (n, n.expires > now || n.attributes.kind == .directory)
         }
         guard let node = cached.0 else {

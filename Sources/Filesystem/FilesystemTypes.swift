@@ -13,7 +13,9 @@ package struct FilesystemOptions: Sendable {
     package var dirMode: UInt32 = 0o755
     /// Metadata lifetime in seconds; nil is indefinite (immutable datasets).
     package var metadataTTL: Double? = 60
-    package var readOnly = true
+    package var readOnly = false
+    /// close() waits for the upload (sync) or returns once the bytes are staged and journaled (async).
+    package var syncClose = false
     /// Listings kept in memory, counted in entries; beyond it the least recently used directories are dropped.
     package var maxCachedListingEntries = 2_000_000
     /// Read-ahead window bounds.

@@ -78,6 +78,8 @@ struct Node {
     var metadata: [String: String]
     /// The ETag whose pages the kernel may still cache (set at open).
     var kernelCachedETag: String?
+    /// A symbolic link's target, once read.
+    var symlinkTarget: String?
 }
 
 /// Pure naming rules: which keys can be names, and how paths map to keys and inode numbers.

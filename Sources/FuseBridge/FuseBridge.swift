@@ -14,7 +14,7 @@ package struct FuseOptions: Sendable {
     package var mountpoint: String
     package var fsName: String
     package var allowOther = false
-    package var readOnly = true
+    package var readOnly = false
     /// Worker threads of the multithreaded loop (each with its own /dev/fuse clone).
     package var threads = 16
     /// Largest read or write request, bounded by libfuse's 1 MiB buffers.

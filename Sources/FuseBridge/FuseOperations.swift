@@ -84,6 +84,10 @@ extension FuseBridge {
         ops.read = { req, _, size, off, fi in
             let r = FuseRequest(raw: req!)
             let fs = FuseBridge.from(req).filesystem
+            if let staged = fs.staged(fi!.pointee.fh) {
+                replyStaged(r, staged, offset: Int64(off), size: size)
+                return
+            }
             fs.read(fi!.pointee.fh, offset: Int64(off), size: size) { result in
                 switch result {
                 case .success(let range):
@@ -129,13 +133,15 @@ extension FuseBridge {
             let ctx = fuse_req_ctx(req)!.pointee
             fuse_reply_err(req, FuseBridge.from(req).filesystem.access(UInt64(ino), mask: mask, uid: ctx.uid, gid: ctx.gid))
         }
+        addWriteOperations(&ops)
         return ops
     }
 
     /// Negotiates the connection: async reads, readdirplus, parallel directory operations, 1 MiB requests.
     func configure(_ capable: UInt32, _ conn: inout fuse_conn_info) {
         var want = conn.want
-        for cap in [FUSE_CAP_ASYNC_READ, FUSE_CAP_READDIRPLUS, FUSE_CAP_PARALLEL_DIROPS] where capable & UInt32(cap) != 0 {
+        // ATOMIC_O_TRUNC: open(O_TRUNC) arrives as one open, not a setattr that would upload an empty object first.
+        for cap in [FUSE_CAP_ASYNC_READ, FUSE_CAP_READDIRPLUS, FUSE_CAP_PARALLEL_DIROPS, FUSE_CAP_ATOMIC_O_TRUNC] where capable & UInt32(cap) != 0 {
             want |= UInt32(cap)
         }
         // Always readdirplus: `ls -l` then needs no lookup per entry.

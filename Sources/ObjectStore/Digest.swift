@@ -112,3 +112,10 @@ package final class IncrementalDigest {
         return Array(out.prefix(Int(n)))
     }
 }
+
+extension Digest {
+    /// MD5 of a byte range of an open file (a part's ETag), or nil if it cannot be read whole.
+    package static func md5(file fd: Int32, offset: Int64, length: Int64) -> [UInt8]? {
+        try? S3RequestBuilder.hashFile(fd: fd, offset: offset, length: length, .md5)
+    }
+}

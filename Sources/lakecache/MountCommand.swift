@@ -27,6 +27,8 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Bound of the disk tier, e.g. 200G.") var cacheSize: String = "100G"
     @Option(help: "Bound of the memory tier, e.g. 2G.") var memoryCache: String = "1G"
     @Option(help: "Close mode for written files: async or sync.") var writeMode: String = "async"
+    @Option(help: "Multipart part size for the first 1,000 parts (doubling every 1,000 after), e.g. 16M.") var partSize: String = "16M"
+    @Option(help: "Upload parts in flight across all files.") var uploadConcurrency: Int = 8
     @Option(help: "Metadata cache lifetime in seconds, or 'indefinite' for immutable data.") var metadataTtl: String = "60"
     @Flag(help: "Refuse all writes.") var readOnly = false
     @Flag(help: "Let other users access the mount (needs user_allow_other for non-root).") var allowOther = false
@@ -144,6 +146,8 @@ struct MountPlan {
     var cacheSize: Int64
     var memoryCache: Int64
     var writeMode: String
+    var partSize: Int64
+    var uploadConcurrency: Int
     /// nil means indefinite.
     var metadataTTL: Double?
     var readOnly: Bool
@@ -203,6 +207,13 @@ struct MountPlan {
         guard (1...1024).contains(cmd.maxConcurrency) else {
             throw CLIFailure(message: "invalid --max-concurrency \(cmd.maxConcurrency): expected 1 to 1024", exitCode: 64)
         }
+        let partSize = try ByteSize.parse(cmd.partSize)
+        guard partSize >= 5 << 20, partSize <= 5 << 30 else {
+            throw CLIFailure(message: "invalid --part-size '\(cmd.partSize)': S3 parts must be 5M to 5G", exitCode: 64)
+        }
+        guard (1...256).contains(cmd.uploadConcurrency) else {
+            throw CLIFailure(message: "invalid --upload-concurrency \(cmd.uploadConcurrency): expected 1 to 256", exitCode: 64)
+        }
         let mountpoint = try MountChecks.checkMountpoint(cmd.mountpoint)
         try MountChecks.checkFuseDevice()
         try MountChecks.prepareCacheDir(cmd.cacheDir)
@@ -221,7 +232,7 @@ struct MountPlan {
         return MountPlan(
             bucket: bucket, mountpoint: mountpoint, s3: s3, cacheDir: cmd.cacheDir,
             cacheSize: cacheSize, memoryCache: memoryCache,
-            writeMode: cmd.writeMode, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
+            writeMode: cmd.writeMode, partSize: partSize, uploadConcurrency: cmd.uploadConcurrency, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
             uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground,
             blockSize: Int(blockSize), fuseThreads: cmd.fuseThreads, kernelReadaheadKB: cmd.kernelReadahead)
     }

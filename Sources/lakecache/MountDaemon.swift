@@ -4,6 +4,7 @@ import FuseBridge
 import Logging
 import ObjectStore
 import ReadCache
+import WriteBack
 import Synchronization
 
 #if canImport(Glibc)
@@ -47,15 +48,42 @@ final class MountDaemon: @unchecked Sendable {
         cacheConfig.blockSize = plan.blockSize
         cacheConfig.memoryBytes = plan.memoryCache
         let cache = BlockCache(store: client, configuration: cacheConfig, disk: disk, logger: Logger(label: "lakecache.cache"))
+        var writeBack: WriteBack?
+        var replayed = ReplayReport()
+        if !plan.readOnly {
+            var wb = WriteBackOptions(directory: plan.cacheDir)
+            wb.partSize = plan.partSize
+            wb.concurrency = plan.uploadConcurrency
+            wb.residentBytes = plan.cacheSize / 2
+            do {
+                writeBack = try WriteBack(store: client, options: wb, logger: Logger(label: "lakecache.writeback"))
+            } catch {
+                disk.shutdown()
+                client.shutdown()
+                ready(CLIFailure(message: error.message))
+                return 1
+            }
+            // Acknowledged writes from before a crash go first: reads of those paths must see them.
+            replayed = await writeBack!.replay()
+            if !replayed.resumed.isEmpty || replayed.abortedUploads > 0 || !replayed.unusable.isEmpty {
+                logger.info("journal replayed", metadata: [
+                    "resumed": "\(replayed.resumed.count)", "reused_parts": "\(replayed.reusedParts)",
+                    "aborted_uploads": "\(replayed.abortedUploads)", "unusable_records": "\(replayed.unusable.count)",
+                ])
+            }
+        }
         var fsOptions = FilesystemOptions(bucket: plan.bucket, uid: plan.uid, gid: plan.gid)
         fsOptions.fileMode = plan.fileMode
         fsOptions.dirMode = plan.dirMode
         fsOptions.metadataTTL = plan.metadataTTL
-        fsOptions.readOnly = true
-        let filesystem = Filesystem(store: client, cache: cache, options: fsOptions, logger: Logger(label: "lakecache.fs"))
+        fsOptions.readOnly = plan.readOnly
+        fsOptions.syncClose = plan.writeMode == "sync"
+        let writer = writeBack
+        let filesystem = Filesystem(store: client, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))
+        filesystem.adoptReplayed(replayed.resumed)
         var fuseOptions = FuseOptions(mountpoint: plan.mountpoint, fsName: "lakecache:\(plan.bucket.bucket)")
         fuseOptions.allowOther = plan.allowOther
-        fuseOptions.readOnly = true
+        fuseOptions.readOnly = plan.readOnly
         fuseOptions.threads = plan.fuseThreads
         let bridge = FuseBridge(filesystem: filesystem, options: fuseOptions, logger: Logger(label: "lakecache.fuse"))
         do {
@@ -74,7 +102,10 @@ final class MountDaemon: @unchecked Sendable {
         let control = ControlServer(path: ControlPaths.socket(for: plan.mountpoint), logger: logger) { command in
             switch command.split(separator: " ").first.map(String.init) ?? "" {
             case "status":
-                return StatusReport.build(plan: plan, client: client, cache: cache, disk: disk, filesystem: filesystem, started: startedAt).encoded()
+                return StatusReport.build(plan: plan, client: client, cache: cache, disk: disk, filesystem: filesystem, writeBack: writer, started: startedAt).encoded()
+            case "pending":
+                let path = command.split(separator: " ", maxSplits: 1).dropFirst().first.flatMap { URIEncoding.decode(String($0)) } ?? ""
+                return StatusReport.pending(writer, key: plan.bucket.prefix + path).encoded()
             case "unmount":
                 return Self.unmountKernel(plan.mountpoint)
             default:
@@ -105,6 +136,7 @@ final class MountDaemon: @unchecked Sendable {
         }
         logger.info("unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
         control.stop()
+        writeBack?.shutdown()
         bridge.unmount()
         disk.shutdown()
         client.shutdown()

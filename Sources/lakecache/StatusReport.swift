@@ -2,6 +2,7 @@ import Control
 import Filesystem
 import ObjectStore
 import ReadCache
+import WriteBack
 
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ import Glibc
 
 /// The `status --json` document of a running mount.
 enum StatusReport {
-    static func build(plan: MountPlan, client: S3Client, cache: BlockCache, disk: DiskTier?, filesystem: Filesystem, started: Double) -> JSONValue {
+    static func build(plan: MountPlan, client: S3Client, cache: BlockCache, disk: DiskTier?, filesystem: Filesystem, writeBack: WriteBack?, started: Double) -> JSONValue {
         func n(_ v: Int) -> JSONValue { .number(Double(v)) }
         func n64(_ v: Int64) -> JSONValue { .number(Double(v)) }
         let memory = cache.memoryUsage
@@ -27,8 +28,8 @@ enum StatusReport {
             ("endpoint", .string(plan.s3.endpoint.description)),
             ("pid", n(Int(getpid()))),
             ("uptime_seconds", .number((uptime * 10).rounded() / 10)),
-            // The write path is not built yet: every mount is read-only for now.
-            ("read_only", .bool(true)),
+            ("read_only", .bool(plan.readOnly)),
+            ("write_mode", .string(plan.writeMode)),
             ("cache", .object([
                 ("block_size", n(cache.blockSize)),
                 ("memory", .object([
@@ -55,13 +56,34 @@ enum StatusReport {
                 ("errors", n(m.errors.load(ordering: .relaxed))),
                 ("retries", n(m.retries.load(ordering: .relaxed))),
             ])),
-            ("uploads", .object([
-                ("pending", n(0)), ("pending_bytes", n(0)), ("failed", n(0)), ("oldest_age_seconds", n(0)),
-            ])),
+            ("uploads", uploads(writeBack?.stats() ?? UploadStats())),
             ("namespace", .object([
                 ("inodes", n(sizes.nodes)), ("cached_listing_entries", n(sizes.listingEntries)), ("open_files", n(sizes.openFiles)),
                 ("skipped_keys", n(counters.skippedKeys)), ("shadowed_files", n(counters.shadowedFiles)),
             ])),
         ])
+    }
+
+    static func uploads(_ u: UploadStats) -> JSONValue {
+        .object([
+            ("pending", .number(Double(u.pendingFiles))), ("pending_bytes", .number(Double(u.pendingBytes))),
+            ("uploaded_bytes", .number(Double(u.uploadedBytes))), ("open_for_writing", .number(Double(u.openForWriting))),
+            ("failed", .number(Double(u.failures.count))),
+            ("oldest_age_seconds", .number(((u.oldestPendingSeconds ?? 0) * 10).rounded() / 10)),
+            ("completed", .number(Double(u.completedUploads))),
+            ("resident_files", .number(Double(u.residentFiles))), ("resident_bytes", .number(Double(u.residentBytes))),
+            ("failures", .array(u.failures.map { f in
+                .object([("key", .string(f.key)), ("error", .string(f.failure.message)), ("permanent", .bool(f.failure.permanent))])
+            })),
+        ])
+    }
+
+    /// Upload progress below one key or key prefix, for `flush` and `unmount`; asks failed ones to retry now.
+    static func pending(_ writeBack: WriteBack?, key: String) -> JSONValue {
+        guard let writeBack else { return uploads(UploadStats()) }
+        let base = key.hasSuffix("/") ? String(key.dropLast()) : key
+        let matches: (String) -> Bool = { k in base.isEmpty || k == base || k.hasPrefix(base + "/") }
+        writeBack.retryNow(matching: matches)
+        return uploads(writeBack.stats(matching: matches))
     }
 }

@@ -1,0 +1,135 @@
+import ObjectStore
+import ReadCache
+import WriteBack
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// setattr and user xattrs: staged files change locally and travel with the next upload; objects that are
+/// only in the bucket get their metadata replaced by a copy onto themselves.
+extension Filesystem {
+    package func setattr(_ ino: UInt64, _ changes: AttributeChanges, reply: @escaping Reply<EntryReply>) {
+        guard writeBack != nil else { return reply(.failure(readOnlyError)) }
+        guard let node = state.withLock({ $0.nodes[ino] }) else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
+        if node.attributes.kind == .directory && changes.size != nil { return reply(.failure(FilesystemError(EISDIR, "is a directory"))) }
+        run(reply) { [self] in
+            if node.attributes.kind == .directory {
+                return try await setDirectoryAttributes(ino, node, changes)
+            }
+            if let f = state.withLock({ $0.local[node.path] }) {
+                try await apply(changes, to: f)
+                return EntryReply(attributes: localAttributes(ino: ino, file: f), ttl: options.kernelTTL)
+            }
+            if let size = changes.size {
+                let f = try await stage(ino: ino, node: node, truncate: size == 0)
+                defer { writeBack!.closeWriter(f) }
+                try await apply(changes, to: f)
+                return EntryReply(attributes: localAttributes(ino: ino, file: f), ttl: options.kernelTTL)
+            }
+            let metadata = merged(node.metadata, node.attributes, changes)
+            let etag = try await replaceMetadata(key: key(for: node.path), etag: node.etag, size: node.attributes.size, metadata)
+            return state.withLock { s in
+                guard var n = s.nodes[ino] else { return EntryReply(attributes: node.attributes, ttl: 0) }
+                n.metadata = metadata
+                n.etag = etag
+                n.attributes = attributes(ino: ino, kind: n.attributes.kind == .symlink ? .file : n.attributes.kind, size: n.attributes.size, mtime: n.attributes.mtime, metadata: metadata)
+                n.expires = expiry
+                s.nodes[ino] = n
+                listingInsert(&s, path: n.path, kind: .file, size: n.attributes.size, mtime: n.attributes.mtime, etag: etag)
+                return EntryReply(attributes: n.attributes, ttl: options.kernelTTL)
+            }
+        }
+    }
+
+    /// Applies changes to a staged file; a file nobody has open is committed right away.
+    private func apply(_ changes: AttributeChanges, to f: StagedFile) async throws {
+        let writeBack = writeBack!
+        if let size = changes.size, case .failure(let e) = writeBack.truncate(f, to: size, mtime: changes.mtime ?? Self.now()) {
+            throw FilesystemError(e.rawValue, "cannot truncate the staging file: \(e)")
+        }
+        let (_, mtime, metadata, _) = writeBack.attributes(f)
+        let current = attributes(ino: 0, kind: .file, size: 0, mtime: mtime, metadata: metadata)
+        var next = merged(metadata, current, changes)
+        next.removeValue(forKey: "mtime")
+        if metadata["mtime"] != nil { next["mtime"] = metadata["mtime"] }
+        writeBack.setMetadata(f, next)
+        if let t = changes.mtime { writeBack.setModificationTime(f, t) }
+        if writeBack.writers(f) == 0 {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                commit(f, sync: options.syncClose) { error in
+                    if let error { c.resume(throwing: error) } else { c.resume() }
+                }
+            }
+        }
+    }
+
+    /// Metadata after a setattr, starting from what the object has (or the defaults it shows).
+    func merged(_ metadata: [String: String], _ shown: FileAttributes, _ c: AttributeChanges) -> [String: String] {
+        let mode = (shown.fullMode & ~0o7777) | ((c.mode ?? shown.mode) & 0o7777)
+        return Self.posixMetadata(mode: mode, uid: c.uid ?? shown.uid, gid: c.gid ?? shown.gid, mtime: c.mtime ?? metadata["mtime"].flatMap(Self.parseTime), keeping: metadata)
+    }
+
+    /// CopyObject onto itself with new metadata, pinned to the ETag we know.
+    func replaceMetadata(key: String, etag: String, size: Int64, _ metadata: [String: String]) async throws -> String {
+        guard size <= PartGeometry.maximumPartSize else {
+            throw FilesystemError(EFBIG, "changing metadata of objects over 5 GiB needs a full copy; not supported")
+        }
+        let source = ObjectLocation(bucket: options.bucket.bucket, key: key)
+        return try await store.copyObject(source: source, bucket: source.bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: etag.isEmpty ? nil : etag))
+    }
+
+    /// A directory's mode and owner live on its marker object, created if the directory was implicit.
+    private func setDirectoryAttributes(_ ino: UInt64, _ node: Node, _ changes: AttributeChanges) async throws -> EntryReply {
+        let metadata = merged(node.metadata, node.attributes, changes)
+        if ino != 1 || !options.bucket.prefix.isEmpty {
+            _ = try await store.putObject(bucket: options.bucket.bucket, key: prefix(for: node.path), body: .empty, options: PutOptions(metadata: metadata))
+        }
+        return state.withLock { s in
+            guard var n = s.nodes[ino] else { return EntryReply(attributes: node.attributes, ttl: 0) }
+            n.metadata = metadata
+            n.attributes = attributes(ino: ino, kind: .directory, size: 0, mtime: changes.mtime ?? n.attributes.mtime, metadata: metadata)
+            s.nodes[ino] = n
+            return EntryReply(attributes: n.attributes, ttl: options.kernelTTL)
+        }
+    }
+
+    /// setxattr/removexattr of `user.*` names, kept as object metadata (printable ASCII values).
+    package func setxattr(_ ino: UInt64, name: String, value: String?, flags: Int32, reply: @escaping Reply<Void>) {
+        guard writeBack != nil else { return reply(.failure(readOnlyError)) }
+        guard name.hasPrefix("user."), name.count > 5 else {
+            return reply(.failure(FilesystemError(ENOTSUP, "only user.* attributes are stored (as object metadata)")))
+        }
+        let field = String(name.dropFirst(5)).lowercased()
+        if ["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(field) {
+            return reply(.failure(FilesystemError(EPERM, "user.\(field) is reserved for POSIX metadata")))
+        }
+        if let value, !value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {
+            return reply(.failure(FilesystemError(EINVAL, "attribute values must be printable ASCII to be stored as S3 metadata")))
+        }
+        guard let node = state.withLock({ $0.nodes[ino] }) else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
+        let existing = xattrs(ino)[name]
+        if value == nil && existing == nil { return reply(.failure(FilesystemError(ENODATA, "no such attribute"))) }
+        if flags & 1 != 0 && existing != nil { return reply(.failure(FilesystemError(EEXIST, "attribute exists"))) }
+        if flags & 2 != 0 && existing == nil { return reply(.failure(FilesystemError(ENODATA, "no such attribute"))) }
+        run(reply) { [self] in
+            if let f = state.withLock({ $0.local[node.path] }) {
+                var metadata = writeBack!.attributes(f).metadata
+                metadata[field] = value
+                writeBack!.setMetadata(f, metadata)
+                if writeBack!.writers(f) == 0 { try await apply(AttributeChanges(), to: f) }
+                return
+            }
+            guard node.attributes.kind != .directory else { throw FilesystemError(ENOTSUP, "directory attributes are not stored") }
+            var metadata = node.metadata
+            if metadata["mode"] == nil { metadata = merged(metadata, node.attributes, AttributeChanges()) }
+            metadata[field] = value
+            let etag = try await replaceMetadata(key: key(for: node.path), etag: node.etag, size: node.attributes.size, metadata)
+            state.withLock { s in
+                s.nodes[ino]?.metadata = metadata
+                s.nodes[ino]?.etag = etag
+                listingInsert(&s, path: node.path, kind: .file, size: node.attributes.size, mtime: node.attributes.mtime, etag: etag)
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import ObjectStore
+import ReadCache
+import WriteBack
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The overlay of files written through this mount, and how it stays in step with listings and nodes.
+extension Filesystem {
+    /// Attributes of a staged file: its size and times as the application left them, modes from metadata.
+    func localAttributes(ino: UInt64, file: StagedFile) -> FileAttributes {
+        let (size, mtime, metadata, _) = writeBack!.attributes(file)
+        var a = attributes(ino: ino, kind: .file, size: size, mtime: mtime, metadata: metadata)
+        a.mtime = mtime
+        return a
+    }
+
+    /// Records a node for a staged file and counts a lookup; caller holds the lock.
+    func rememberLocal(_ s: inout State, parent: UInt64, name: String, file: StagedFile, countLookup: Bool = true) -> FileAttributes {
+        let (size, mtime, metadata, _) = writeBack!.attributes(file)
+        var attrs = remember(&s, parent: parent, name: name, kind: .file, size: size, mtime: mtime, etag: "", metadata: metadata, countLookup: countLookup)
+        attrs = localAttributes(ino: attrs.ino, file: file)
+        s.nodes[attrs.ino]?.attributes = attrs
+        return attrs
+    }
+
+    /// POSIX metadata as s3fs and rclone write it: decimal st_mode with the type bits, uid, gid, mtime.
+    static func posixMetadata(mode: UInt32, uid: UInt32, gid: UInt32, mtime: Timestamp?, keeping old: [String: String] = [:]) -> [String: String] {
+        var m = old
+        m["mode"] = String(mode)
+        m["uid"] = String(uid)
+        m["gid"] = String(gid)
+        if let mtime { m["mtime"] = formatTime(mtime) }
+        return m
+    }
+
+    static func formatTime(_ t: Timestamp) -> String {
+        if t.nanoseconds == 0 { return String(t.seconds) }
+        let ns = String(t.nanoseconds)
+        return "\(t.seconds)." + String(repeating: "0", count: 9 - ns.count) + ns
+    }
+
+    static func parseTime(_ text: String) -> Timestamp? {
+        let parts = text.split(separator: ".", maxSplits: 1)
+        guard let seconds = parts.first.flatMap({ Int64($0) }) else {
+            return Double(text).map { Timestamp(seconds: Int64($0), nanoseconds: Int32(($0 - $0.rounded(.down)) * 1e9)) }
+        }
+        var ns: Int32 = 0
+        if parts.count == 2 {
+            let digits = String(parts[1].prefix(9))
+            ns = (Int32(digits) ?? 0) * Int32(pow10(9 - digits.count))
+        }
+        return Timestamp(seconds: seconds, nanoseconds: ns)
+    }
+
+    private static func pow10(_ n: Int) -> Int { n <= 0 ? 1 : 10 * pow10(n - 1) }
+
+    static func now() -> Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
+    }
+
+    /// The path below the mount root for a key of this mount, or nil if the key is elsewhere.
+    func path(forKey key: String) -> String? {
+        let prefix = options.bucket.prefix
+        guard key.hasPrefix(prefix) else { return nil }
+        return String(key.dropFirst(prefix.count))
+    }
+
+    /// Splits a path into its parent directory path and name.
+    static func split(_ path: String) -> (parent: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+    }
+
+    /// The cached listing of a directory path, if any, by the inode its path hashes to.
+    func withListing(_ s: inout State, directory: String, _ body: (inout Listing) -> Void) {
+        let ino = Namespace.inode(for: directory)
+        guard var l = s.listings[ino] else { return }
+        let before = l.entries.count
+        body(&l)
+        s.listingEntries += l.entries.count - before
+        s.listings[ino] = l
+    }
+
+    /// Shows a new or changed child in its parent's cached listing and forgets any negative entry for it.
+    func listingInsert(_ s: inout State, path: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, etag: String) {
+        let (dir, name) = Self.split(path)
+        s.negative[Namespace.inode(for: dir)]?.removeValue(forKey: name)
+        withListing(&s, directory: dir) { $0.upsert(ListingEntry(name: name, kind: kind, size: size, mtime: mtime, etag: etag)) }
+    }
+
+    func listingRemove(_ s: inout State, path: String) {
+        let (dir, name) = Self.split(path)
+        withListing(&s, directory: dir) { $0.remove(name) }
+    }
+
+    /// Staged files inside directory `dir` (direct children), for merging into a fresh listing.
+    func localChildren(_ s: State, of dir: String) -> [(String, StagedFile)] {
+        s.local.compactMap { path, f in
+            let (parent, name) = Self.split(path)
+            return parent == dir ? (name, f) : nil
+        }
+    }
+
+    /// Staged files anywhere below `dir`.
+    func localDescendants(_ s: State, of dir: String) -> [(String, StagedFile)] {
+        let prefix = dir.isEmpty ? "" : dir + "/"
+        return s.local.filter { $0.key.hasPrefix(prefix) }.map { ($0.key, $0.value) }
+    }
+
+    /// The upload of a staged file finished: the node and listing learn the new ETag, so the block cache
+    /// serves it correctly once the staged image is evicted.
+    func uploaded(_ f: StagedFile, key: String, etag: String, size: Int64) {
+        guard let path = path(forKey: key) else { return }
+        state.withLock { s in
+            let ino = Namespace.inode(for: path)
+            for i in [ino] + s.nodes.values.filter({ $0.path == path && $0.ino != ino }).map(\.ino) {
+                guard var n = s.nodes[i], n.path == path else { continue }
+                n.etag = etag
+                n.kernelCachedETag = etag
+                s.nodes[i] = n
+            }
+            listingInsert(&s, path: path, kind: .file, size: size, mtime: Self.now(), etag: etag)
+        }
+    }
+
+    /// A clean staged file was dropped to make room: reads of its path go to the bucket again.
+    func evicted(_ f: StagedFile, key: String) {
+        guard let path = path(forKey: key) else { return }
+        state.withLock { s in
+            if s.local[path] === f { s.local.removeValue(forKey: path) }
+        }
+    }
+
+    /// Files the journal replay resumed: until uploaded, their paths show the staged bytes.
+    package func adoptReplayed(_ files: [StagedFile]) {
+        state.withLock { s in
+            for f in files {
+                if let path = path(forKey: writeBack!.attributes(f).key) { s.local[path] = f }
+            }
+        }
+    }
+}
+
+extension Listing {
+    mutating func upsert(_ e: ListingEntry) {
+        if let i = byName[e.name] {
+            entries[i] = e
+        } else {
+            byName[e.name] = entries.count
+            entries.append(e)
+        }
+    }
+
+    mutating func remove(_ name: String) {
+        guard let i = byName.removeValue(forKey: name) else { return }
+        entries.remove(at: i)
+        for j in i..<entries.count { byName[entries[j].name] = j }
+    }
+}

@@ -1,0 +1,223 @@
+import ObjectStore
+import ReadCache
+import WriteBack
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who asked: the caller's ids, for the owner of new files.
+package struct Caller: Sendable {
+    package var uid: UInt32
+    package var gid: UInt32
+    package var umask: UInt32
+    package init(uid: UInt32, gid: UInt32, umask: UInt32 = 0o022) {
+        self.uid = uid
+        self.gid = gid
+        self.umask = umask
+    }
+}
+
+/// Attribute changes of a setattr; nil fields stay as they are.
+package struct AttributeChanges: Sendable {
+    package var size: Int64?
+    package var mode: UInt32?
+    package var uid: UInt32?
+    package var gid: UInt32?
+    package var mtime: Timestamp?
+    package init() {}
+}
+
+extension Filesystem {
+    var readOnlyError: FilesystemError { FilesystemError(EROFS, "the mount is read-only; remount without --read-only to write") }
+
+    /// A read-only or writable handle on a file staged here; nil if the file is not staged.
+    func openStaged(_ ino: UInt64, flags: Int32, writable: Bool) -> UInt64? {
+        let opened = state.withLock { s -> (UInt64, StagedFile)? in
+            guard let n = s.nodes[ino], let f = s.local[n.path] else { return nil }
+            let handle = s.nextHandle
+            s.nextHandle += 1
+            let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: n.path), etag: "", size: 0)
+            s.files[handle] = FileHandle(
+                ino: ino, version: version, readAhead: ReadAhead(initialWindow: 0, maximumWindow: 0), staged: f,
+                writable: writable, append: flags & O_APPEND != 0)
+            return (handle, f)
+        }
+        guard let (handle, f) = opened else { return nil }
+        if writable { writeBack?.openWriter(f) } else { writeBack?.touch(f) }
+        return handle
+    }
+
+    /// The staged file behind a handle, when reads must come from it rather than the block cache.
+    package func staged(_ handle: UInt64) -> StagedFile? {
+        state.withLock { $0.files[handle]?.staged }
+    }
+
+    /// Opens for writing: a staged file is reused; otherwise the object is staged (downloaded whole unless
+    /// O_TRUNC makes it empty). The write reaches the bucket at flush/close.
+    func openForWriting(_ ino: UInt64, flags: Int32, reply: @escaping @Sendable (Result<OpenReply, FilesystemError>) -> Void) {
+        guard let writeBack else { return reply(.failure(readOnlyError)) }
+        guard let node = state.withLock({ $0.nodes[ino] }) else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
+        guard node.attributes.kind == .file else {
+            return reply(.failure(FilesystemError(node.attributes.kind == .directory ? EISDIR : EINVAL, "not a regular file")))
+        }
+        if let handle = openStaged(ino, flags: flags, writable: true) {
+            if flags & O_TRUNC != 0, let f = staged(handle), case .failure(let e) = writeBack.truncate(f, to: 0, mtime: Self.now()) {
+                release(handle: handle)
+                return reply(.failure(FilesystemError(e.rawValue, "cannot truncate the staging file: \(e)")))
+            }
+            return reply(.success(OpenReply(handle: handle, keepCache: false)))
+        }
+        Task {
+            do {
+                let f = try await stage(ino: ino, node: node, truncate: flags & O_TRUNC != 0)
+                writeBack.closeWriter(f)  // `stage` counted a writer; the handle below counts its own
+                guard let handle = openStaged(ino, flags: flags, writable: true) else { throw FilesystemError(ESTALE, "file vanished while opening") }
+                reply(.success(OpenReply(handle: handle, keepCache: false)))
+            } catch {
+                reply(.failure(FilesystemError.from(error)))
+            }
+        }
+    }
+
+    /// Creates the staged image of an existing object (empty when truncating) and puts it in the overlay.
+    func stage(ino: UInt64, node: Node, truncate: Bool) async throws -> StagedFile {
+        let writeBack = writeBack!
+        let key = key(for: node.path)
+        var metadata = node.metadata
+        if metadata["mode"] == nil {
+            metadata = Self.posixMetadata(mode: node.attributes.fullMode, uid: node.attributes.uid, gid: node.attributes.gid, mtime: nil, keeping: metadata)
+        }
+        metadata.removeValue(forKey: "mtime")
+        let f: StagedFile
+        do {
+            f = try writeBack.create(bucket: options.bucket.bucket, key: key, metadata: metadata, mtime: node.attributes.mtime)
+        } catch {
+            throw FilesystemError(error.errno, error.message)
+        }
+        if !truncate && node.attributes.size > 0 {
+            do {
+                try await download(key: key, etag: node.etag, size: node.attributes.size, into: f)
+            } catch {
+                writeBack.cancel(f)
+                throw error
+            }
+        }
+        state.withLock { s in
+            if let old = s.local[node.path], old !== f { writeBack.cancel(old) }
+            s.local[node.path] = f
+        }
+        if truncate {
+            // An O_TRUNC open is a change even if nothing is written: the object becomes empty at close.
+            _ = writeBack.truncate(f, to: 0, mtime: Self.now())
+        }
+        return f
+    }
+
+    /// Copies an object into a staging file, 8 MiB at a time, pinned to one ETag.
+    private func download(key: String, etag: String, size: Int64, into f: StagedFile) async throws {
+        let chunk = 8 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
+        let box = BufferBox(buffer)
+        var offset: Int64 = 0
+        while offset < size {
+            let length = Int(min(Int64(chunk), size - offset))
+            let request = GetObjectRequest(bucket: options.bucket.bucket, key: key, range: ByteRange(offset: offset, length: Int64(length)), ifMatch: etag.isEmpty ? nil : etag)
+            let got = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+                store.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: box.buffer[0..<length])) { result in
+                    c.resume(with: result.map(\.bytesWritten).mapError { $0 as any Error })
+                }
+            }
+            guard got == length else { throw FilesystemError(EIO, "short read of \(key) while staging it for writing") }
+            if case .failure(let e) = writeBack!.write(f, offset: offset, UnsafeRawBufferPointer(rebasing: buffer[0..<length]), mtime: Self.now()) {
+                throw FilesystemError(e.rawValue, "cannot stage \(key): \(e)")
+            }
+            offset += Int64(length)
+        }
+    }
+
+    /// Creates and opens a new empty file owned by the caller.
+    package func create(
+        parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller,
+        reply: @escaping @Sendable (Result<(EntryReply, OpenReply), FilesystemError>) -> Void
+    ) {
+        guard let writeBack else { return reply(.failure(readOnlyError)) }
+        guard Namespace.isValidName(name) else { return reply(.failure(FilesystemError(EINVAL, "not a valid name"))) }
+        guard let dir = state.withLock({ $0.nodes[parent] }), dir.attributes.kind == .directory else {
+            return reply(.failure(FilesystemError(ENOTDIR, "parent is not a directory")))
+        }
+        let path = Namespace.join(dir.path, name)
+        let metadata = Self.posixMetadata(mode: UInt32(S_IFREG) | (mode & 0o7777), uid: caller.uid, gid: caller.gid, mtime: nil)
+        let f: StagedFile
+        do {
+            f = try writeBack.create(bucket: options.bucket.bucket, key: key(for: path), metadata: metadata, mtime: Self.now())
+        } catch {
+            return reply(.failure(FilesystemError(error.errno, error.message)))
+        }
+        // A new file is a change even if nothing is ever written: close makes an empty object.
+        _ = writeBack.truncate(f, to: 0, mtime: Self.now())
+        let result = state.withLock { s -> (EntryReply, OpenReply) in
+            if let old = s.local[path] { writeBack.cancel(old) }
+            s.local[path] = f
+            let attrs = rememberLocal(&s, parent: parent, name: name, file: f)
+            s.deferredDeletes.removeValue(forKey: attrs.ino)
+            listingInsert(&s, path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "")
+            let handle = s.nextHandle
+            s.nextHandle += 1
+            let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: path), etag: "", size: 0)
+            s.files[handle] = FileHandle(
+                ino: attrs.ino, version: version, readAhead: ReadAhead(initialWindow: 0, maximumWindow: 0), staged: f,
+                writable: true, append: flags & O_APPEND != 0)
+            return (EntryReply(attributes: attrs, ttl: options.kernelTTL), OpenReply(handle: handle, keepCache: false))
+        }
+        reply(.success(result))
+    }
+
+    /// Writes into the staged image; the kernel's O_APPEND offset is replaced by the staged size.
+    package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer) -> Result<Int, FilesystemError> {
+        guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else {
+            return .failure(FilesystemError(EBADF, "handle is not open for writing"))
+        }
+        let at = h.append ? writeBack!.attributes(f).size : offset
+        return writeBack!.write(f, offset: at, data, mtime: Self.now()).mapError { e in
+            FilesystemError(e.rawValue, e.rawValue == ENOSPC ? "the cache disk is full; free space in the cache directory" : "cannot write the staging file: \(e)")
+        }
+    }
+
+    /// close(): commits what this handle wrote, sync or async per the mount's write mode.
+    package func flush(_ handle: UInt64, reply: @escaping @Sendable (FilesystemError?) -> Void) {
+        guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else { return reply(nil) }
+        commit(f, sync: options.syncClose, reply: reply)
+    }
+
+    /// fsync(): waits until the bucket holds the file, in either write mode.
+    package func fsync(_ handle: UInt64, reply: @escaping @Sendable (FilesystemError?) -> Void) {
+        guard let f = staged(handle) else { return reply(nil) }
+        commit(f, sync: true, reply: reply)
+    }
+
+    func commit(_ f: StagedFile, sync: Bool, reply: @escaping @Sendable (FilesystemError?) -> Void) {
+        // The modification time travels with the object, as other S3 filesystems store it.
+        let (_, mtime, metadata, _) = writeBack!.attributes(f)
+        let stamp = Self.formatTime(mtime)
+        if metadata["mtime"] != stamp { writeBack!.setMetadata(f, metadata.merging(["mtime": stamp]) { $1 }) }
+        Task {
+            do {
+                try await writeBack!.commit(f, sync: sync)
+                reply(nil)
+            } catch let e as WriteBackError {
+                logger.error("close could not secure the file", metadata: ["error": "\(e)"])
+                reply(FilesystemError(EIO, e.message))
+            } catch {
+                reply(FilesystemError.from(error))
+            }
+        }
+    }
+}
+
+/// Carries a buffer across an await; the owner keeps it alive until the request completes.
+struct BufferBox: @unchecked Sendable {
+    let buffer: UnsafeMutableRawBufferPointer
+    init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+}

@@ -1,0 +1,158 @@
+import CFuse
+import Filesystem
+import ObjectStore
+import WriteBack
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension FuseBridge {
+    /// Adds the write and namespace operations to the table.
+    static func addWriteOperations(_ ops: inout fuse_lowlevel_ops) {
+        ops.create = { req, parent, name, mode, fi in
+            let r = FuseRequest(raw: req!)
+            let info = FileInfoBox(fi!)
+            FuseBridge.from(req).filesystem.create(parent: UInt64(parent), name: String(cString: name!), mode: mode, flags: CFuse_fi_flags(fi), caller: FuseBridge.caller(req)) { result in
+                switch result {
+                case .success(let (entry, open)):
+                    var e = entryParam(entry)
+                    info.raw.pointee.fh = open.handle
+                    fuse_reply_create(r.raw, &e, info.raw)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.write = { req, _, buf, size, off, fi in
+            let fs = FuseBridge.from(req).filesystem
+            switch fs.write(fi!.pointee.fh, offset: Int64(off), data: UnsafeRawBufferPointer(start: buf, count: size)) {
+            case .success(let n): fuse_reply_write(req, n)
+            case .failure(let e): fuse_reply_err(req, e.errno)
+            }
+        }
+        ops.flush = { req, _, fi in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.flush(fi!.pointee.fh) { r.error($0?.errno ?? 0) }
+        }
+        ops.fsync = { req, _, _, fi in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.fsync(fi!.pointee.fh) { r.error($0?.errno ?? 0) }
+        }
+        ops.setattr = { req, ino, attr, toSet, _ in
+            let r = FuseRequest(raw: req!)
+            var c = AttributeChanges()
+            let st = attr!.pointee
+            if toSet & FUSE_SET_ATTR_SIZE != 0 { c.size = Int64(st.st_size) }
+            if toSet & FUSE_SET_ATTR_MODE != 0 { c.mode = st.st_mode & 0o7777 }
+            if toSet & FUSE_SET_ATTR_UID != 0 { c.uid = st.st_uid }
+            if toSet & FUSE_SET_ATTR_GID != 0 { c.gid = st.st_gid }
+            if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 {
+                var now = timespec()
+                clock_gettime(CLOCK_REALTIME, &now)
+                c.mtime = Timestamp(seconds: Int64(now.tv_sec), nanoseconds: Int32(now.tv_nsec))
+            } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
+                c.mtime = Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: Int32(st.st_mtim.tv_nsec))
+            }
+            // atime alone is accepted and not stored (object stores keep no access time).
+            guard c.size != nil || c.mode != nil || c.uid != nil || c.gid != nil || c.mtime != nil else {
+                FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { result in
+                    switch result {
+                    case .success(let e): r.attr(e)
+                    case .failure(let e): r.error(e)
+                    }
+                }
+                return
+            }
+            FuseBridge.from(req).filesystem.setattr(UInt64(ino), c) { result in
+                switch result {
+                case .success(let e): r.attr(e)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.mkdir = { req, parent, name, mode in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.mkdir(parent: UInt64(parent), name: String(cString: name!), mode: mode, caller: FuseBridge.caller(req)) { r.entryOrError($0) }
+        }
+        ops.symlink = { req, link, parent, name in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.symlink(target: String(cString: link!), parent: UInt64(parent), name: String(cString: name!), caller: FuseBridge.caller(req)) { r.entryOrError($0) }
+        }
+        ops.readlink = { req, ino in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.readlink(UInt64(ino)) { result in
+                switch result {
+                case .success(let target): fuse_reply_readlink(r.raw, target)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
+        ops.unlink = { req, parent, name in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.unlink(parent: UInt64(parent), name: String(cString: name!)) { r.doneOrError($0) }
+        }
+        ops.rmdir = { req, parent, name in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.rmdir(parent: UInt64(parent), name: String(cString: name!)) { r.doneOrError($0) }
+        }
+        ops.rename = { req, parent, name, newParent, newName, flags in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.rename(
+                parent: UInt64(parent), name: String(cString: name!), newParent: UInt64(newParent), newName: String(cString: newName!), flags: flags
+            ) { r.doneOrError($0) }
+        }
+        ops.setxattr = { req, ino, name, value, size, flags in
+            let r = FuseRequest(raw: req!)
+            let text = String(decoding: UnsafeRawBufferPointer(start: value, count: size), as: UTF8.self)
+            FuseBridge.from(req).filesystem.setxattr(UInt64(ino), name: String(cString: name!), value: text, flags: flags) { r.doneOrError($0) }
+        }
+        ops.removexattr = { req, ino, name in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.setxattr(UInt64(ino), name: String(cString: name!), value: nil, flags: 0) { r.doneOrError($0) }
+        }
+        // Object storage has no hard links and no device or FIFO nodes.
+        ops.link = { req, _, _, _ in fuse_reply_err(req, EPERM) }
+        ops.mknod = { req, _, _, _, _ in fuse_reply_err(req, EPERM) }
+    }
+
+    static func caller(_ req: fuse_req_t?) -> Caller {
+        let ctx = fuse_req_ctx(req)!.pointee
+        return Caller(uid: ctx.uid, gid: ctx.gid, umask: ctx.umask)
+    }
+}
+
+/// Replies to a read of a staged file from its descriptor: libfuse reads (or splices) the bytes itself.
+func replyStaged(_ r: FuseRequest, _ file: StagedFile, offset: Int64, size: Int) {
+    var vec = CFuse_bufvec_init(size)
+    vec.buf.flags = fuse_buf_flags(rawValue: FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
+    vec.buf.fd = file.descriptor
+    vec.buf.pos = off_t(offset)
+    let rc = fuse_reply_data(r.raw, &vec, fuse_buf_copy_flags(rawValue: 0))
+    if rc < 0 { fuse_reply_err(r.raw, -rc) }
+}
+
+func entryParam(_ reply: EntryReply) -> fuse_entry_param {
+    var e = fuse_entry_param()
+    e.ino = fuse_ino_t(reply.attributes.ino)
+    e.generation = 1
+    e.attr = stat(reply.attributes)
+    e.attr_timeout = reply.ttl
+    e.entry_timeout = reply.ttl
+    return e
+}
+
+extension FuseRequest {
+    func entryOrError(_ result: Result<EntryReply, FilesystemError>) {
+        switch result {
+        case .success(let e): entry(e)
+        case .failure(let e): error(e)
+        }
+    }
+
+    func doneOrError(_ result: Result<Void, FilesystemError>) {
+        switch result {
+        case .success: error(0)
+        case .failure(let e): error(e)
+        }
+    }
+}

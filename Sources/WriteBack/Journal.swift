@@ -1,0 +1,123 @@
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One pending object as the journal keeps it: enough to finish its upload after a crash.
+///
+/// `committed` records were acknowledged by `close()` and must reach the bucket. `open` records exist only so
+/// that a multipart upload started for a file still being written can be found and aborted after a crash.
+package struct JournalRecord: Sendable, Equatable {
+    package enum State: String, Sendable { case open, committed }
+
+    package var id: String
+    package var bucket: String
+    package var key: String
+    package var state: State
+    package var size: Int64
+    package var uploadID: String?
+    /// Parts known uploaded when the record was written (ListParts is the authority on replay).
+    package var parts: [CompletedPart]
+    package var metadata: [String: String]
+    /// Wall-clock seconds when the record was first written.
+    package var created: Int64
+}
+
+/// The crash-safe list of pending objects: one small file per record, replaced atomically.
+///
+/// Each record file is written to a temporary name, fsynced, renamed into place and the directory fsynced,
+/// so after a crash a record is either the old one or the new one, never torn. A SHA-256 over the body
+/// rejects anything damaged on the device.
+package struct Journal: Sendable {
+    package let directory: String
+
+    package init(directory: String) {
+        self.directory = directory
+    }
+
+    func path(_ id: String) -> String { directory + "/" + id + ".rec" }
+
+    package func write(_ record: JournalRecord) -> Result<Void, Errno> {
+        Syscall.writeFileAtomically(path(record.id), Array(Self.encode(record).utf8), directory: directory)
+    }
+
+    /// Deletes a record; the directory is not fsynced, since replaying a finished record only re-uploads it.
+    package func remove(_ id: String) {
+        _ = Syscall.unlink(path(id))
+    }
+
+    /// Every readable record, and the names of record files that failed their checksum.
+    package func load() -> (records: [JournalRecord], damaged: [String]) {
+        guard let dir = opendir(directory) else { return ([], []) }
+        defer { closedir(dir) }
+        var records: [JournalRecord] = []
+        var damaged: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name.hasSuffix(".rec.tmp") {
+                _ = Syscall.unlink(directory + "/" + name)
+                continue
+            }
+            guard name.hasSuffix(".rec") else { continue }
+            guard let text = Self.readSmallFile(directory + "/" + name), let record = Self.decode(text) else {
+                damaged.append(name)
+                continue
+            }
+            records.append(record)
+        }
+        return (records.sorted { $0.created < $1.created }, damaged)
+    }
+
+    static func readSmallFile(_ path: String) -> String? {
+        guard case .success(let fd) = Syscall.open(path, O_RDONLY) else { return nil }
+        defer { Syscall.close(fd) }
+        guard case .success(let size) = Syscall.fileSize(fd), size < 16 << 20 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        let n = bytes.withUnsafeMutableBytes { Syscall.preadFully(fd, $0.baseAddress!, Int(size), 0) }
+        guard case .success(Int(size)) = n else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    // MARK: - Format: "name value" lines, values URI-encoded, the last line a SHA-256 of the others.
+
+    static func encode(_ r: JournalRecord) -> String {
+        var lines = [
+            "lakecache-journal 1", "id \(r.id)", "bucket \(URIEncoding.encode(r.bucket))", "key \(URIEncoding.encode(r.key))",
+            "state \(r.state.rawValue)", "size \(r.size)", "created \(r.created)",
+        ]
+        if let u = r.uploadID { lines.append("upload \(URIEncoding.encode(u))") }
+        for (k, v) in r.metadata.sorted(by: { $0.key < $1.key }) { lines.append("meta \(URIEncoding.encode(k)) \(URIEncoding.encode(v))") }
+        for p in r.parts { lines.append("part \(p.partNumber) \(URIEncoding.encode(p.etag))") }
+        let body = lines.joined(separator: "\n") + "\n"
+        return body + "sha256 " + Digest.hex(Digest.sha256(Array(body.utf8))) + "\n"
+    }
+
+    static func decode(_ text: String) -> JournalRecord? {
+        var all = text.split(separator: "\n", omittingEmptySubsequences: false)
+        while all.last == "" { all.removeLast() }
+        guard let last = all.popLast(), last.hasPrefix("sha256 ") else { return nil }
+        let body = all.joined(separator: "\n") + "\n"
+        guard Digest.hex(Digest.sha256(Array(body.utf8))) == String(last.dropFirst(7)) else { return nil }
+        var r = JournalRecord(id: "", bucket: "", key: "", state: .open, size: 0, uploadID: nil, parts: [], metadata: [:], created: 0)
+        let lines = body.split(separator: "\n", omittingEmptySubsequences: true)
+        guard lines.first == "lakecache-journal 1" else { return nil }
+        for line in lines.dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 2 else { return nil }
+            switch f[0] {
+            case "id": r.id = f[1]
+            case "bucket": r.bucket = URIEncoding.decode(f[1]) ?? ""
+            case "key": r.key = URIEncoding.decode(f[1]) ?? ""
+            case "state": r.state = JournalRecord.State(rawValue: f[1]) ?? .open
+            case "size": r.size = Int64(f[1]) ?? -1
+            case "created": r.created = Int64(f[1]) ?? 0
+            case "upload": r.uploadID = URIEncoding.decode(f[1])
+            case "meta" where f.count == 3: r.metadata[URIEncoding.decode(f[1]) ?? ""] = URIEncoding.decode(f[2]) ?? ""
+            case "part" where f.count == 3: r.parts.append(CompletedPart(partNumber: Int(f[1]) ?? 0, etag: URIEncoding.decode(f[2]) ?? ""))
+            default: return nil
+            }
+        }
+        return r.id.isEmpty || r.bucket.isEmpty || r.size < 0 ? nil : r
+    }
+}

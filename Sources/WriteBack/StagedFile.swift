@@ -1,0 +1,89 @@
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file being written, or written recently: a full local image on the NVMe tier, and its upload state.
+///
+/// The descriptor stays open as long as anything (an upload, a reader) holds the object, so unlinking the
+/// staging file never pulls bytes from under a request. All mutable state is guarded by `WriteBack`'s lock.
+package final class StagedFile: @unchecked Sendable {
+    package let id: String
+    /// Read it with `pread`; writes go through `WriteBack.write` so uploads see them.
+    package let descriptor: Int32
+    let path: String
+    var s: FileState
+
+    init(id: String, descriptor: Int32, path: String, state: FileState) {
+        self.id = id
+        self.descriptor = descriptor
+        self.path = path
+        self.s = state
+    }
+
+    deinit { Syscall.close(descriptor) }
+}
+
+/// An uploaded part: which generation of the file it holds, and its length then.
+struct UploadedPart {
+    var generation: UInt64
+    var etag: String
+    var length: Int64
+}
+
+/// Why the last upload attempt failed, for `status` and for waiters.
+package struct UploadFailure: Sendable, Equatable {
+    package var message: String
+    /// AccessDenied, NoSuchBucket and the like: retried slowly, until someone fixes the cause.
+    package var permanent: Bool
+    package var errno: Int32
+}
+
+struct FileState {
+    var bucket: String
+    var key: String
+    var size: Int64
+    var mtime: Timestamp
+    var metadata: [String: String]
+
+    /// Bumped by every change of bytes or metadata; the upload machinery compares against it.
+    var generation: UInt64 = 1
+    /// The generation of the last change to the bytes (a metadata-only change does not move it).
+    var dataGeneration: UInt64 = 1
+    /// The generation that last wrote into each part.
+    var partGeneration: [Int: UInt64] = [:]
+    var uploaded: [Int: UploadedPart] = [:]
+    var inFlight: Set<Int> = []
+    var uploadID: String?
+    var uploadMetadata: [String: String] = [:]
+    var creatingUpload = false
+    /// The end of the furthest write since the file was staged: parts wholly below it stream early.
+    var highWater: Int64 = 0
+
+    var writers = 0
+    /// The newest generation `close()`/`flush()` acknowledged; it must reach the bucket.
+    var committed: UInt64 = 0
+    /// The newest generation known to be in the bucket, with its ETag and data generation.
+    var durable: UInt64 = 0
+    var durableData: UInt64 = 0
+    var etag: String?
+    var finishing = false
+    var journaled = false
+    var cancelled = false
+    var failure: UploadFailure?
+    var attempts = 0
+    var retryAt: Double = 0
+    var committedAt: Double = 0
+    var lastUse: Double = 0
+    var created: Int64 = 0
+    var waiters: [(generation: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+
+    /// Whether the newest acknowledged state still has to reach the bucket.
+    var pending: Bool { committed > durable }
+    /// Nothing left to do: the file can be kept for reads or dropped.
+    var clean: Bool { writers == 0 && !pending && generation == durable }
+
+    /// Bytes of the file already in the bucket as uploaded parts of the current upload (for progress).
+    var uploadedBytes: Int64 { uploaded.values.reduce(0) { $0 + $1.length } }
+}

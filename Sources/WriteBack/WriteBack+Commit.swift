@@ -1,0 +1,158 @@
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension WriteBack {
+    /// Makes the file's current state the one the bucket must get.
+    ///
+    /// `sync`: returns once the object is durable, or throws the upload's failure (EIO to the application).
+    /// Async: fdatasyncs the staged bytes and journals the object before returning, so that kill -9 or a power
+    /// cut afterwards loses nothing; the upload finishes in the background.
+    package func commit(_ f: StagedFile, sync: Bool) async throws {
+        let generation = lock.withLock { r -> UInt64? in
+            guard !f.s.cancelled, f.s.generation > f.s.durable else { return nil }
+            if !f.s.pending { f.s.committedAt = monotonicSeconds() }
+            f.s.committed = f.s.generation
+            r.active[f.id] = f
+            return f.s.generation
+        }
+        guard let generation else { return }
+        if sync {
+            pump()
+            try await waitDurable(f, generation: generation)
+            return
+        }
+        if case .failure(let e) = Syscall.fdatasync(f.descriptor) {
+            throw WriteBackError("cannot sync staging file \(f.path): \(e)", errno: e.rawValue)
+        }
+        let record = lock.withLock { _ in makeRecord(f) }
+        if case .failure(let e) = journal.write(record) {
+            throw WriteBackError("cannot write journal record in \(journal.directory): \(e); the cache disk may be full", errno: e.rawValue)
+        }
+        lock.withLock { _ in f.s.journaled = true }
+        pump()
+    }
+
+    /// Commits if needed and waits until the bucket holds the file as it is now (fsync, in both modes).
+    package func fsync(_ f: StagedFile) async throws {
+        try await commit(f, sync: true)
+    }
+
+    /// Waits until `generation` (or a newer one) is durable; throws when an attempt fails meanwhile.
+    package func waitDurable(_ f: StagedFile, generation: UInt64? = nil) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let ready = lock.withLock { _ -> Bool in
+                let target = generation ?? f.s.committed
+                if f.s.cancelled || f.s.durable >= target { return true }
+                f.s.waiters.append((target, c))
+                return false
+            }
+            if ready { c.resume() }
+        }
+    }
+
+    /// The file was deleted: stop its upload, abort any multipart upload, drop the record and staged bytes.
+    package func cancel(_ f: StagedFile) {
+        let (upload, bucket, key, wake) = lock.withLock { r in
+            f.s.cancelled = true
+            r.files.removeValue(forKey: f.id)
+            r.active.removeValue(forKey: f.id)
+            let w = f.s.waiters.map(\.continuation)
+            f.s.waiters = []
+            let u = f.s.uploadID
+            f.s.uploadID = nil
+            return (u, f.s.bucket, f.s.key, w)
+        }
+        for c in wake { c.resume() }
+        _ = Syscall.unlink(f.path)
+        guard let upload else {
+            journal.remove(f.id)
+            return
+        }
+        // Mark the record "open" first: if we crash before the abort, replay aborts it instead of uploading.
+        var record = lock.withLock { _ in makeRecord(f) }
+        record.state = .open
+        record.uploadID = upload
+        _ = journal.write(record)
+        Task {
+            try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: upload)
+            journal.remove(f.id)
+        }
+    }
+
+    /// The file was renamed. A clean file whose object was copied server-side keeps its ETag; otherwise the
+    /// upload restarts under the new key (the old multipart upload is aborted, never completed twice).
+    package func retarget(_ f: StagedFile, bucket: String, key: String, copiedETag: String?) {
+        let (upload, oldBucket, oldKey, journaled) = lock.withLock { r in
+            let u = f.s.uploadID
+            let old = (f.s.bucket, f.s.key)
+            f.s.bucket = bucket
+            f.s.key = key
+            f.s.uploadID = nil
+            f.s.uploaded = [:]
+            if let copiedETag, f.s.clean {
+                f.s.etag = copiedETag
+            } else if f.s.durable > 0 || f.s.pending {
+                // The new key has nothing yet: everything acknowledged must go there.
+                f.s.durable = 0
+                f.s.durableData = 0
+                f.s.etag = nil
+                f.s.committed = max(f.s.committed, f.s.generation)
+                if f.s.committedAt == 0 { f.s.committedAt = monotonicSeconds() }
+            }
+            r.active[f.id] = f
+            return (u, old.0, old.1, f.s.journaled)
+        }
+        if journaled { _ = journal.write(lock.withLock { _ in makeRecord(f) }) }
+        if let upload { Task { try? await store.abortMultipartUpload(bucket: oldBucket, key: oldKey, uploadID: upload) } }
+        pump()
+    }
+
+    // MARK: - Residency
+
+    /// Drops the least recently used clean files beyond the resident bound.
+    func enforceResidency() {
+        evict { total, _ in total > options.residentBytes }
+    }
+
+    /// Drops clean files until `bytes` are freed (a full disk); returns the bytes freed.
+    @discardableResult
+    package func evictResident(atLeast bytes: Int64) -> Int64 {
+        evict { _, freed in freed < bytes }
+    }
+
+    private func evict(while condition: (_ total: Int64, _ freed: Int64) -> Bool) -> Int64 {
+        let victims = lock.withLock { r -> [(StagedFile, String)] in
+            let clean = r.files.values.filter { $0.s.clean && !$0.s.finishing && $0.s.inFlight.isEmpty }.sorted { $0.s.lastUse < $1.s.lastUse }
+            var total = clean.reduce(Int64(0)) { $0 + $1.s.size }
+            var freed: Int64 = 0
+            var out: [(StagedFile, String)] = []
+            for f in clean where condition(total, freed) {
+                r.files.removeValue(forKey: f.id)
+                r.active.removeValue(forKey: f.id)
+                f.s.cancelled = true
+                total -= f.s.size
+                freed += f.s.size
+                out.append((f, f.s.key))
+            }
+            return out
+        }
+        for (f, key) in victims {
+            _ = Syscall.unlink(f.path)
+            notifyEvicted(f, key: key)
+        }
+        return victims.reduce(0) { $0 + $1.0.s.size }
+    }
+
+    /// Retries due uploads once a second (backoff timers) while the mount runs.
+    func startTicker() {
+        Task { [weak self] in
+            while let self, !self.lock.withLock({ $0.stopped }) {
+                try? await Task.sleep(nanoseconds: 500_000_000)
+                self.pump()
+            }
+        }
+    }
+}

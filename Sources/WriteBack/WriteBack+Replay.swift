@@ -1,0 +1,118 @@
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What replay found, for the log and for the filesystem's view of pending paths.
+package struct ReplayReport: Sendable {
+    /// Acknowledged objects now uploading again; reads of these keys must see the staged bytes.
+    package var resumed: [StagedFile] = []
+    /// Parts already in the bucket that matched the staged bytes (MD5) and were kept.
+    package var reusedParts = 0
+    /// Multipart uploads no record owned, or that belonged to files never closed, now aborted.
+    package var abortedUploads = 0
+    /// Records that could not be used (damaged, or their staged bytes missing), kept aside for inspection.
+    package var unusable: [String] = []
+    package init() {}
+}
+
+extension WriteBack {
+    /// Replays the journal before the mount serves writes: resumes every acknowledged upload, reusing parts
+    /// ListParts shows with a matching MD5, and aborts uploads for keys we staged but never committed.
+    package func replay() async -> ReplayReport {
+        var report = ReplayReport()
+        let (records, damaged) = journal.load()
+        for name in damaged {
+            _ = Syscall.rename(journal.directory + "/" + name, journal.directory + "/" + name + ".damaged")
+            report.unusable.append(name)
+            logger.error("journal record is damaged; moved aside", metadata: ["record": "\(name)"])
+        }
+        let owned = Set(records.compactMap(\.uploadID))
+        var swept = Set<String>()
+        for record in records {
+            // Any upload for this key that no record owns was started by us before a crash.
+            if swept.insert(record.bucket + "\u{0}" + record.key).inserted {
+                report.abortedUploads += await abortOrphans(bucket: record.bucket, key: record.key, keep: owned)
+            }
+            let path = stagingDirectory + "/" + record.id + ".data"
+            if record.state == .open {
+                if let id = record.uploadID, (try? await store.abortMultipartUpload(bucket: record.bucket, key: record.key, uploadID: id)) != nil {
+                    report.abortedUploads += 1
+                }
+                _ = Syscall.unlink(path)
+                journal.remove(record.id)
+                continue
+            }
+            guard case .success(let fd) = Syscall.open(path, O_RDWR), case .success(let size) = Syscall.fileSize(fd), size == record.size else {
+                logger.error("staged bytes of an acknowledged object are missing or the wrong size; record kept aside", metadata: ["key": "\(record.key)", "staging": "\(path)"])
+                _ = Syscall.rename(journal.path(record.id), journal.path(record.id) + ".damaged")
+                report.unusable.append(record.id)
+                continue
+            }
+            var state = FileState(bucket: record.bucket, key: record.key, size: size, mtime: Timestamp(seconds: record.created), metadata: record.metadata)
+            state.committed = state.generation
+            state.journaled = true
+            state.committedAt = monotonicSeconds()
+            state.created = record.created
+            state.lastUse = monotonicSeconds()
+            state.highWater = size
+            let file = StagedFile(id: record.id, descriptor: fd, path: path, state: state)
+            if let id = record.uploadID {
+                report.reusedParts += await adoptParts(file, uploadID: id)
+            }
+            lock.withLock { r in
+                r.files[file.id] = file
+                r.active[file.id] = file
+            }
+            report.resumed.append(file)
+        }
+        // Staging files without a record were never acknowledged.
+        let known = Set(records.map(\.id))
+        for name in listDirectory(stagingDirectory) where !known.contains(String(name.prefix { $0 != "." })) {
+            _ = Syscall.unlink(stagingDirectory + "/" + name)
+        }
+        pump()
+        return report
+    }
+
+    /// Keeps the parts of `uploadID` whose ETag is the MD5 of the staged bytes; returns how many.
+    private func adoptParts(_ f: StagedFile, uploadID: String) async -> Int {
+        let (bucket, key, size) = (f.s.bucket, f.s.key, f.s.size)
+        guard let parts = try? await store.listParts(bucket: bucket, key: key, uploadID: uploadID) else { return 0 }
+        var kept = 0
+        f.s.uploadID = uploadID
+        f.s.uploadMetadata = f.s.metadata
+        for part in parts where part.partNumber <= geometry.partCount(fileSize: size) {
+            let range = geometry.range(ofPart: part.partNumber, fileSize: size)
+            guard Int64(range.count) == part.size,
+                let md5 = Digest.md5(file: f.descriptor, offset: range.lowerBound, length: Int64(range.count)),
+                "\"" + Digest.hex(md5) + "\"" == part.etag || Digest.hex(md5) == part.etag
+            else { continue }
+            f.s.uploaded[part.partNumber] = UploadedPart(generation: f.s.generation, etag: part.etag, length: part.size)
+            f.s.partGeneration[part.partNumber] = f.s.generation
+            kept += 1
+        }
+        return kept
+    }
+
+    private func abortOrphans(bucket: String, key: String, keep: Set<String>) async -> Int {
+        guard let uploads = try? await store.listMultipartUploads(bucket: bucket, prefix: key) else { return 0 }
+        var aborted = 0
+        for u in uploads where u.key == key && !keep.contains(u.uploadID) {
+            if (try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: u.uploadID)) != nil { aborted += 1 }
+        }
+        return aborted
+    }
+
+    func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

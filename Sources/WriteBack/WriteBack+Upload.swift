@@ -1,0 +1,276 @@
+import ObjectStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The upload engine: one pass (`pump`) decides what to start, tasks report back and pump again.
+extension WriteBack {
+    /// Starts whatever uploads are due, within the in-flight bound.
+    func pump() {
+        var starts: [@Sendable () async -> Void] = []
+        lock.withLock { r in
+            guard !r.stopped else { return }
+            let now = monotonicSeconds()
+            for f in r.active.values.sorted(by: { $0.s.created < $1.s.created }) {
+                if f.s.cancelled || (f.s.clean && f.s.inFlight.isEmpty && !f.s.finishing && !f.s.creatingUpload) {
+                    r.active.removeValue(forKey: f.id)
+                    continue
+                }
+                if f.s.finishing || f.s.creatingUpload || f.s.retryAt > now || f.s.clean { continue }
+                let final = f.s.pending
+                let size = f.s.size
+                if final && f.s.inFlight.isEmpty && (size <= geometry.base || metadataOnly(f)) {
+                    f.s.finishing = true
+                    starts.append { await self.finishWithoutParts(f) }
+                    continue
+                }
+                if size <= geometry.base { continue }
+                let room = options.concurrency - r.inFlight
+                let needed = neededParts(f, final: final, limit: max(room, 1))
+                if needed.isEmpty {
+                    if final && f.s.inFlight.isEmpty && f.s.uploadID != nil {
+                        f.s.finishing = true
+                        starts.append { await self.complete(f) }
+                    }
+                    continue
+                }
+                guard let uploadID = f.s.uploadID else {
+                    f.s.creatingUpload = true
+                    starts.append { await self.createUpload(f) }
+                    continue
+                }
+                for p in needed where r.inFlight < options.concurrency {
+                    f.s.inFlight.insert(p)
+                    r.inFlight += 1
+                    let job = PartJob(part: p, generation: f.s.generation, uploadID: uploadID, bucket: f.s.bucket, key: f.s.key, range: geometry.range(ofPart: p, fileSize: size))
+                    starts.append { await self.upload(f, job) }
+                }
+            }
+        }
+        for start in starts { Task { await start() } }
+    }
+
+    struct PartJob: Sendable {
+        var part: Int
+        var generation: UInt64
+        var uploadID: String
+        var bucket: String
+        var key: String
+        var range: Range<Int64>
+    }
+
+    /// Only the metadata changed since the bucket got the bytes: a server-side copy replaces it.
+    private func metadataOnly(_ f: StagedFile) -> Bool {
+        f.s.etag != nil && f.s.dataGeneration == f.s.durableData && f.s.size <= PartGeometry.maximumPartSize
+    }
+
+    /// Parts to upload now. While writing, only whole parts below the furthest write stream out; at commit,
+    /// every part that is missing, stale (written since its upload) or of the wrong length.
+    private func neededParts(_ f: StagedFile, final: Bool, limit: Int) -> [Int] {
+        var out: [Int] = []
+        let size = f.s.size
+        let count = geometry.partCount(fileSize: size)
+        var p = 1
+        while p <= count && out.count < limit {
+            defer { p += 1 }
+            if f.s.inFlight.contains(p) { continue }
+            let range = geometry.range(ofPart: p, fileSize: size)
+            if let u = f.s.uploaded[p] {
+                if !final || (u.generation >= (f.s.partGeneration[p] ?? 0) && u.length == Int64(range.count)) { continue }
+            } else if !final {
+                // Streaming: whole parts the writer has moved past.
+                guard range.upperBound < f.s.highWater, Int64(range.count) == geometry.size(ofPart: p) else { break }
+            }
+            out.append(p)
+        }
+        return out
+    }
+
+    private func createUpload(_ f: StagedFile) async {
+        let (bucket, key, metadata, record) = lock.withLock { _ in (f.s.bucket, f.s.key, f.s.metadata, makeRecord(f)) }
+        // The record names the key before the upload exists, so a crash cannot leave an upload nobody owns.
+        if case .failure(let e) = journal.write(record) {
+            lock.withLock { _ in f.s.creatingUpload = false }
+            fail(f, WriteBackError("cannot write journal record in \(journal.directory): \(e)", errno: e.rawValue), permanent: false)
+            return
+        }
+        do {
+            let id = try await store.createMultipartUpload(bucket: bucket, key: key, options: PutOptions(metadata: metadata))
+            let stale = lock.withLock { _ -> Bool in
+                f.s.creatingUpload = false
+                f.s.journaled = true
+                guard !f.s.cancelled, f.s.key == key, f.s.bucket == bucket else { return true }
+                f.s.uploadID = id
+                f.s.uploadMetadata = metadata
+                f.s.uploaded = [:]
+                return false
+            }
+            if stale {
+                try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: id)
+            } else {
+                _ = journal.write(lock.withLock { _ in makeRecord(f) })
+            }
+        } catch {
+            lock.withLock { _ in f.s.creatingUpload = false }
+            fail(f, error)
+        }
+        pump()
+    }
+
+    private func upload(_ f: StagedFile, _ job: PartJob) async {
+        do {
+            let body = RequestBody.file(descriptor: f.descriptor, offset: job.range.lowerBound, length: Int64(job.range.count))
+            let etag = try await store.uploadPart(bucket: job.bucket, key: job.key, uploadID: job.uploadID, partNumber: job.part, body: body)
+            lock.withLock { r in
+                f.s.inFlight.remove(job.part)
+                r.inFlight -= 1
+                guard f.s.uploadID == job.uploadID else { return }
+                f.s.uploaded[job.part] = UploadedPart(generation: job.generation, etag: etag, length: Int64(job.range.count))
+            }
+        } catch {
+            lock.withLock { r in
+                f.s.inFlight.remove(job.part)
+                r.inFlight -= 1
+                if (error as? ObjectStoreError)?.kind == .noSuchUpload && f.s.uploadID == job.uploadID {
+                    // Aborted under us (another client, or a lifecycle rule): start a new upload.
+                    f.s.uploadID = nil
+                    f.s.uploaded = [:]
+                }
+            }
+            fail(f, error)
+        }
+        pump()
+    }
+
+    private func complete(_ f: StagedFile) async {
+        let snap = lock.withLock { _ in
+            (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.metadata, f.s.uploadMetadata,
+             (1...geometry.partCount(fileSize: f.s.size)).map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]?.etag ?? "") })
+        }
+        let (generation, dataGeneration, uploadID, bucket, key, size, metadata, uploadMetadata, parts) = snap
+        do {
+            var etag = try await store.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
+            if metadata != uploadMetadata {
+                // chmod or utimens after the upload began: CreateMultipartUpload fixed the old metadata.
+                let source = ObjectLocation(bucket: bucket, key: key)
+                etag = try await store.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: etag))
+            }
+            finished(f, generation: generation, dataGeneration: dataGeneration, etag: etag, bucket: bucket, key: key, size: size)
+        } catch {
+            lock.withLock { _ in
+                f.s.finishing = false
+                if let kind = (error as? ObjectStoreError)?.kind, kind == .invalidPart || kind == .noSuchUpload {
+                    f.s.uploadID = nil
+                    f.s.uploaded = [:]
+                }
+            }
+            fail(f, error)
+        }
+        pump()
+    }
+
+    /// A single PutObject for a file of one part or less, or a copy onto itself when only metadata changed.
+    private func finishWithoutParts(_ f: StagedFile) async {
+        let snap = lock.withLock { _ in
+            (f.s.generation, f.s.dataGeneration, f.s.bucket, f.s.key, f.s.size, f.s.metadata, f.s.uploadID, metadataOnly(f) ? f.s.etag : nil)
+        }
+        let (generation, dataGeneration, bucket, key, size, metadata, staleUpload, copyOf) = snap
+        do {
+            let etag: String
+            if let copyOf {
+                let source = ObjectLocation(bucket: bucket, key: key)
+                etag = try await store.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: copyOf))
+            } else {
+                let body: RequestBody = size == 0 ? .empty : .file(descriptor: f.descriptor, offset: 0, length: size)
+                etag = try await store.putObject(bucket: bucket, key: key, body: body, options: PutOptions(metadata: metadata))
+            }
+            if let staleUpload {
+                lock.withLock { _ in if f.s.uploadID == staleUpload { f.s.uploadID = nil } }
+                try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: staleUpload)
+            }
+            finished(f, generation: generation, dataGeneration: dataGeneration, etag: etag, bucket: bucket, key: key, size: size)
+        } catch {
+            lock.withLock { _ in
+                f.s.finishing = false
+                // The source changed or vanished: upload the bytes instead.
+                if copyOf != nil { f.s.etag = nil }
+            }
+            fail(f, error)
+        }
+        pump()
+    }
+
+    /// The bucket holds `generation`: wake its waiters, drop the journal record when nothing is left.
+    private func finished(_ f: StagedFile, generation: UInt64, dataGeneration: UInt64, etag: String, bucket: String, key: String, size: Int64) {
+        var wake: [CheckedContinuation<Void, any Error>] = []
+        let (current, dropRecord, moved) = lock.withLock { r -> (Bool, Bool, Bool) in
+            f.s.finishing = false
+            guard !f.s.cancelled else { return (false, false, false) }
+            guard f.s.key == key, f.s.bucket == bucket else { return (false, false, true) }
+            r.completedUploads += 1
+            f.s.durable = max(f.s.durable, generation)
+            f.s.durableData = dataGeneration
+            f.s.etag = etag
+            f.s.uploadID = nil
+            f.s.uploaded = [:]
+            f.s.attempts = 0
+            f.s.failure = nil
+            f.s.retryAt = 0
+            f.s.waiters.removeAll { w in
+                guard w.generation <= f.s.durable else { return false }
+                wake.append(w.continuation)
+                return true
+            }
+            let drop = f.s.journaled && !f.s.pending
+            if drop { f.s.journaled = false }
+            return (generation == f.s.generation, drop, false)
+        }
+        if moved {
+            // Renamed while uploading: the old name must not keep a copy.
+            Task { try? await store.deleteObject(bucket: bucket, key: key) }
+            return
+        }
+        for c in wake { c.resume() }
+        if dropRecord { journal.remove(f.id) }
+        if current { notifyDurable(f, key: key, etag: etag, size: size) }
+        logger.debug("uploaded", metadata: ["key": "\(key)", "bytes": "\(size)"])
+        enforceResidency()
+    }
+
+    /// Records a failed attempt, backs off, and fails the waiters (sync close, fsync, flush) with the reason.
+    func fail(_ f: StagedFile, _ error: any Error, permanent: Bool? = nil) {
+        let s3 = error as? ObjectStoreError
+        let isPermanent = permanent ?? {
+            guard let s3 else { return false }
+            switch s3.kind {
+            case .accessDenied, .invalidCredentials, .noSuchBucket, .entityTooLarge, .configuration: return true
+            default: return false
+            }
+        }()
+        let failure = UploadFailure(
+            message: "\(error)", permanent: isPermanent,
+            errno: s3?.errno ?? (error as? WriteBackError)?.errno ?? EIO)
+        var wake: [CheckedContinuation<Void, any Error>] = []
+        let key = lock.withLock { _ -> String in
+            f.s.attempts += 1
+            f.s.failure = failure
+            let backoff = isPermanent ? 30 : min(0.25 * Double(1 << min(f.s.attempts, 7)), 30)
+            f.s.retryAt = monotonicSeconds() + backoff
+            wake = f.s.waiters.map(\.continuation)
+            f.s.waiters = []
+            return f.s.key
+        }
+        logger.warning("upload attempt failed; will retry", metadata: ["key": "\(key)", "error": "\(failure.message)", "permanent": "\(isPermanent)"])
+        for c in wake { c.resume(throwing: WriteBackError("upload of \(key) failed: \(failure.message)", errno: EIO)) }
+    }
+
+    /// The journal record for a file as it stands; caller holds the lock.
+    func makeRecord(_ f: StagedFile) -> JournalRecord {
+        JournalRecord(
+            id: f.id, bucket: f.s.bucket, key: f.s.key, state: f.s.pending ? .committed : .open, size: f.s.size,
+            uploadID: f.s.uploadID,
+            parts: f.s.uploaded.keys.sorted().map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]!.etag) },
+            metadata: f.s.metadata, created: f.s.created)
+    }
+}

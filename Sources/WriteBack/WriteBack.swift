@@ -1,0 +1,279 @@
+import Logging
+import ObjectStore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of the write path.
+package struct WriteBackOptions: Sendable {
+    /// The cache directory; staging files go to `staging/`, journal records to `journal/`.
+    package var directory: String
+    package var partSize: Int64 = 16 << 20
+    /// Parts in flight across all files.
+    package var concurrency = 8
+    /// Uploaded files kept on disk for reads, in bytes (least recently used go first).
+    package var residentBytes: Int64 = 8 << 30
+
+    package init(directory: String) {
+        self.directory = directory
+    }
+}
+
+/// What the write path is doing, for `status` and `flush`.
+package struct UploadStats: Sendable {
+    package var pendingFiles = 0
+    package var pendingBytes: Int64 = 0
+    /// Bytes of pending files already in the bucket as parts.
+    package var uploadedBytes: Int64 = 0
+    package var openForWriting = 0
+    package var oldestPendingSeconds: Double?
+    package var failures: [(key: String, failure: UploadFailure)] = []
+    package var completedUploads = 0
+    package var residentFiles = 0
+    package var residentBytes: Int64 = 0
+    package init() {}
+}
+
+/// Staged writes and their uploads: streaming multipart, commits, the journal, residency.
+///
+/// Files are staged whole on the NVMe tier. Parts wholly written stream to the bucket while the application
+/// writes; a commit (close, flush, fsync) uploads the rest and completes the object, either before returning
+/// (sync) or in the background after fdatasync and a journal record (async). Nothing here blocks a caller on
+/// the network except `waitDurable`.
+package final class WriteBack: @unchecked Sendable {
+    package let options: WriteBackOptions
+    package let geometry: PartGeometry
+    let store: any ObjectStore
+    let journal: Journal
+    let stagingDirectory: String
+    let logger: Logger
+    let lock = Mutex(Registry())
+    private let hooks = Mutex(Hooks())
+
+    struct Registry {
+        var files: [String: StagedFile] = [:]
+        /// Files that may have upload work; `pump` looks only at these.
+        var active: [String: StagedFile] = [:]
+        var inFlight = 0
+        var completedUploads = 0
+        var stopped = false
+    }
+
+    struct Hooks {
+        var durable: (@Sendable (StagedFile, _ key: String, _ etag: String, _ size: Int64) -> Void)?
+        var evicted: (@Sendable (StagedFile, _ key: String) -> Void)?
+    }
+
+    package init(store: any ObjectStore, options: WriteBackOptions, logger: Logger = Logger(label: "lakecache.writeback")) throws(WriteBackError) {
+        self.store = store
+        self.options = options
+        self.logger = logger
+        guard options.partSize >= PartGeometry.minimumPartSize, options.partSize <= PartGeometry.maximumPartSize else {
+            throw WriteBackError("part size \(options.partSize) is outside S3's 5 MiB…5 GiB; choose --part-size within it")
+        }
+        geometry = PartGeometry(base: options.partSize)
+        stagingDirectory = options.directory + "/staging"
+        journal = Journal(directory: options.directory + "/journal")
+        for dir in [stagingDirectory, journal.directory] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            throw WriteBackError("cannot create \(dir): \(Errno(errno)); check that the cache directory is writable")
+        }
+        startTicker()
+    }
+
+    /// Called after an object became durable (with its new ETag) and after a resident file was dropped.
+    package func setHooks(
+        durable: @escaping @Sendable (StagedFile, String, String, Int64) -> Void,
+        evicted: @escaping @Sendable (StagedFile, String) -> Void
+    ) {
+        hooks.withLock { $0 = Hooks(durable: durable, evicted: evicted) }
+    }
+
+    func notifyDurable(_ f: StagedFile, key: String, etag: String, size: Int64) { hooks.withLock { $0.durable }?(f, key, etag, size) }
+    func notifyEvicted(_ f: StagedFile, key: String) { hooks.withLock { $0.evicted }?(f, key) }
+
+    /// Stops background work; pending uploads stay journaled.
+    package func shutdown() {
+        lock.withLock { $0.stopped = true }
+    }
+
+    // MARK: - Files
+
+    static func newID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let a = g.next() as UInt64
+        let b = g.next() as UInt64
+        return String(a, radix: 16) + String(b, radix: 16)
+    }
+
+    /// Creates an empty staged file for `key`, owned by one writer.
+    package func create(bucket: String, key: String, metadata: [String: String], mtime: Timestamp) throws(WriteBackError) -> StagedFile {
+        let id = Self.newID()
+        let path = stagingDirectory + "/" + id + ".data"
+        let fd: Int32
+        switch Syscall.open(path, O_RDWR | O_CREAT | O_EXCL, mode: 0o600) {
+        case .success(let d): fd = d
+        case .failure(let e): throw WriteBackError("cannot create staging file \(path): \(e)", errno: e.rawValue)
+        }
+        var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: metadata)
+        state.writers = 1
+        state.lastUse = monotonicSeconds()
+        state.created = wallSeconds()
+        let file = StagedFile(id: id, descriptor: fd, path: path, state: state)
+        lock.withLock { $0.files[id] = file }
+        return file
+    }
+
+    /// Another writable handle on a staged file.
+    package func openWriter(_ f: StagedFile) {
+        lock.withLock { _ in
+            f.s.writers += 1
+            f.s.lastUse = monotonicSeconds()
+        }
+    }
+
+    /// A writable handle went away (after its flush committed what it wrote).
+    package func closeWriter(_ f: StagedFile) {
+        lock.withLock { _ in f.s.writers = max(0, f.s.writers - 1) }
+        enforceResidency()
+    }
+
+    /// Open writable handles on the file.
+    package func writers(_ f: StagedFile) -> Int {
+        lock.withLock { _ in f.s.writers }
+    }
+
+    /// Whether the bucket holds the file exactly as staged, and with which ETag.
+    package func cleanETag(_ f: StagedFile) -> String? {
+        lock.withLock { _ in f.s.clean ? f.s.etag : nil }
+    }
+
+    /// A read of a resident or staged file: keeps it from eviction a little longer.
+    package func touch(_ f: StagedFile) {
+        lock.withLock { _ in f.s.lastUse = monotonicSeconds() }
+    }
+
+    /// Size, modification time and metadata as the application last left them.
+    package func attributes(_ f: StagedFile) -> (size: Int64, mtime: Timestamp, metadata: [String: String], key: String) {
+        lock.withLock { _ in (f.s.size, f.s.mtime, f.s.metadata, f.s.key) }
+    }
+
+    /// Writes bytes into the staging file and lets full parts stream out. A full disk is ENOSPC, never a loss.
+    package func write(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer, mtime: Timestamp) -> Result<Int, Errno> {
+        var ok = Syscall.pwriteFully(f.descriptor, data, offset)
+        if !ok && errno == ENOSPC && evictResident(atLeast: Int64(data.count)) > 0 {
+            ok = Syscall.pwriteFully(f.descriptor, data, offset)
+        }
+        guard ok else { return .failure(Errno(errno == 0 ? EIO : errno)) }
+        let end = offset + Int64(data.count)
+        let writeback = lock.withLock { r -> Range<Int64>? in
+            r.active[f.id] = f
+            f.s.generation += 1
+            f.s.dataGeneration = f.s.generation
+            if data.count > 0 {
+                for p in geometry.part(containing: offset)...geometry.part(containing: end - 1) { f.s.partGeneration[p] = f.s.generation }
+            }
+            f.s.size = max(f.s.size, end)
+            let before = f.s.highWater
+            f.s.highWater = max(f.s.highWater, end)
+            f.s.mtime = mtime
+            f.s.lastUse = monotonicSeconds()
+            // Start writeback of each completed part so that the fdatasync at close has little left to do.
+            let p = geometry.part(containing: before)
+            let r = geometry.range(ofPart: p, fileSize: f.s.size)
+            return f.s.highWater >= r.upperBound && before < r.upperBound && r.count == geometry.size(ofPart: p) ? r : nil
+        }
+        if let writeback { Syscall.startWriteback(f.descriptor, offset: writeback.lowerBound, length: Int64(writeback.count)) }
+        pump()
+        return .success(data.count)
+    }
+
+    /// Truncates or extends the staged image.
+    package func truncate(_ f: StagedFile, to size: Int64, mtime: Timestamp) -> Result<Void, Errno> {
+        if case .failure(let e) = Syscall.ftruncate(f.descriptor, size) { return .failure(e) }
+        lock.withLock { r in
+            r.active[f.id] = f
+            f.s.generation += 1
+            f.s.dataGeneration = f.s.generation
+            let old = f.s.size
+            let low = min(old, size)
+            let high = max(old, size)
+            if high > low {
+                for p in geometry.part(containing: low)...geometry.part(containing: high - 1) { f.s.partGeneration[p] = f.s.generation }
+            }
+            f.s.size = size
+            f.s.highWater = min(f.s.highWater, size)
+            f.s.mtime = mtime
+        }
+        return .success(())
+    }
+
+    /// Replaces the object metadata (modes, owner, times, user attributes) sent with the upload.
+    package func setMetadata(_ f: StagedFile, _ metadata: [String: String]) {
+        lock.withLock { r in
+            guard f.s.metadata != metadata else { return }
+            f.s.metadata = metadata
+            f.s.generation += 1
+            r.active[f.id] = f
+        }
+    }
+
+    /// Sets the modification time (utimens); it is stored with the object at the next commit.
+    package func setModificationTime(_ f: StagedFile, _ mtime: Timestamp) {
+        lock.withLock { r in
+            f.s.mtime = mtime
+            f.s.generation += 1
+            r.active[f.id] = f
+        }
+    }
+
+    /// Upload state of the files whose key passes `matching` (all by default).
+    package func stats(matching: (String) -> Bool = { _ in true }) -> UploadStats {
+        let now = monotonicSeconds()
+        return lock.withLock { r in
+            var st = UploadStats()
+            st.completedUploads = r.completedUploads
+            for f in r.files.values where !f.s.cancelled && matching(f.s.key) {
+                if f.s.writers > 0 { st.openForWriting += 1 }
+                if f.s.pending {
+                    st.pendingFiles += 1
+                    st.pendingBytes += f.s.size
+                    st.uploadedBytes += min(f.s.uploadedBytes, f.s.size)
+                    let age = now - f.s.committedAt
+                    st.oldestPendingSeconds = max(st.oldestPendingSeconds ?? 0, age)
+                    if let failure = f.s.failure { st.failures.append((f.s.key, failure)) }
+                } else if f.s.clean {
+                    st.residentFiles += 1
+                    st.residentBytes += f.s.size
+                }
+            }
+            return st
+        }
+    }
+
+    /// Someone is waiting (flush, unmount): retry failed uploads of matching files now, not after backoff.
+    package func retryNow(matching: (String) -> Bool) {
+        lock.withLock { r in
+            for f in r.active.values where f.s.failure != nil && matching(f.s.key) { f.s.retryAt = 0 }
+        }
+        pump()
+    }
+}
+
+/// A write-path failure with the thing that failed and what to do about it.
+package struct WriteBackError: Error, Sendable, CustomStringConvertible {
+    package var message: String
+    package var errno: Int32
+    package init(_ message: String, errno: Int32 = EIO) {
+        self.message = message
+        self.errno = errno
+    }
+    package var description: String { message }
+}
+
+func wallSeconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec)
+}
