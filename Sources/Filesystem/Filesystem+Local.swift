@@ -35,26 +35,8 @@ extension Filesystem {
         return m
     }
 
-    static func formatTime(_ t: Timestamp) -> String {
-        if t.nanoseconds == 0 { return String(t.seconds) }
-        let ns = String(t.nanoseconds)
-        return "\(t.seconds)." + String(repeating: "0", count: 9 - ns.count) + ns
-    }
-
-    static func parseTime(_ text: String) -> Timestamp? {
-        let parts = text.split(separator: ".", maxSplits: 1)
-        guard let seconds = parts.first.flatMap({ Int64($0) }) else {
-            return Double(text).map { Timestamp(seconds: Int64($0), nanoseconds: Int32(($0 - $0.rounded(.down)) * 1e9)) }
-        }
-        var ns: Int32 = 0
-        if parts.count == 2 {
-            let digits = String(parts[1].prefix(9))
-            ns = (Int32(digits) ?? 0) * Int32(pow10(9 - digits.count))
-        }
-        return Timestamp(seconds: seconds, nanoseconds: ns)
-    }
-
-    private static func pow10(_ n: Int) -> Int { n <= 0 ? 1 : 10 * pow10(n - 1) }
+    static func formatTime(_ t: Timestamp) -> String { MetadataTime.format(t) }
+    static func parseTime(_ text: String) -> Timestamp? { MetadataTime.parse(text) }
 
     static func now() -> Timestamp {
         var ts = timespec()

@@ -198,10 +198,6 @@ extension Filesystem {
     }
 
     func commit(_ f: StagedFile, sync: Bool, reply: @escaping @Sendable (FilesystemError?) -> Void) {
-        // The modification time travels with the object, as other S3 filesystems store it.
-        let (_, mtime, metadata, _) = writeBack!.attributes(f)
-        let stamp = Self.formatTime(mtime)
-        if metadata["mtime"] != stamp { writeBack!.setMetadata(f, metadata.merging(["mtime": stamp]) { $1 }) }
         Task {
             do {
                 try await writeBack!.commit(f, sync: sync)

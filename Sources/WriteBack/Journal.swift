@@ -1,4 +1,5 @@
 import ObjectStore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -29,8 +30,10 @@ package struct JournalRecord: Sendable, Equatable {
 /// Each record file is written to a temporary name, fsynced, renamed into place and the directory fsynced,
 /// so after a crash a record is either the old one or the new one, never torn. A SHA-256 over the body
 /// rejects anything damaged on the device.
-package struct Journal: Sendable {
+package final class Journal: Sendable {
     package let directory: String
+    /// Record writes are serialized, and each takes its snapshot inside, so an older state never lands last.
+    private let writing = Mutex(())
 
     package init(directory: String) {
         self.directory = directory
@@ -38,8 +41,12 @@ package struct Journal: Sendable {
 
     func path(_ id: String) -> String { directory + "/" + id + ".rec" }
 
-    package func write(_ record: JournalRecord) -> Result<Void, Errno> {
-        Syscall.writeFileAtomically(path(record.id), Array(Self.encode(record).utf8), directory: directory)
+    /// Writes the record `snapshot` returns, taken while no other record write runs.
+    package func write(_ snapshot: () -> JournalRecord) -> Result<Void, Errno> {
+        writing.withLock { _ in
+            let record = snapshot()
+            return Syscall.writeFileAtomically(path(record.id), Array(Self.encode(record).utf8), directory: directory)
+        }
     }
 
     /// Deletes a record; the directory is not fsynced, since replaying a finished record only re-uploads it.
@@ -55,7 +62,7 @@ package struct Journal: Sendable {
         var damaged: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name.hasSuffix(".rec.tmp") {
+            if name.hasSuffix(".tmp") {
                 _ = Syscall.unlink(directory + "/" + name)
                 continue
             }

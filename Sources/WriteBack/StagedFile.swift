@@ -56,7 +56,10 @@ struct FileState {
     var uploaded: [Int: UploadedPart] = [:]
     var inFlight: Set<Int> = []
     var uploadID: String?
+    /// The metadata CreateMultipartUpload fixed (without `mtime`).
     var uploadMetadata: [String: String] = [:]
+    /// utimens set the time: it must reach the object even if the bytes went up earlier.
+    var mtimeExplicit = false
     var creatingUpload = false
     /// The end of the furthest write since the file was staged: parts wholly below it stream early.
     var highWater: Int64 = 0
@@ -83,6 +86,13 @@ struct FileState {
     var pending: Bool { committed > durable }
     /// Nothing left to do: the file can be kept for reads or dropped.
     var clean: Bool { writers == 0 && !pending && generation == durable }
+
+    /// The metadata sent with an upload: the file's, plus its modification time as other S3 filesystems store it.
+    var uploadHeaders: [String: String] {
+        var m = metadata
+        m["mtime"] = MetadataTime.format(mtime)
+        return m
+    }
 
     /// Bytes of the file already in the bucket as uploaded parts of the current upload (for progress).
     var uploadedBytes: Int64 { uploaded.values.reduce(0) { $0 + $1.length } }

@@ -27,8 +27,7 @@ extension WriteBack {
         if case .failure(let e) = Syscall.fdatasync(f.descriptor) {
             throw WriteBackError("cannot sync staging file \(f.path): \(e)", errno: e.rawValue)
         }
-        let record = lock.withLock { _ in makeRecord(f) }
-        if case .failure(let e) = journal.write(record) {
+        if case .failure(let e) = journal.write({ lock.withLock { _ in makeRecord(f) } }) {
             throw WriteBackError("cannot write journal record in \(journal.directory): \(e); the cache disk may be full", errno: e.rawValue)
         }
         lock.withLock { _ in f.s.journaled = true }
@@ -72,10 +71,12 @@ extension WriteBack {
             return
         }
         // Mark the record "open" first: if we crash before the abort, replay aborts it instead of uploading.
-        var record = lock.withLock { _ in makeRecord(f) }
-        record.state = .open
-        record.uploadID = upload
-        _ = journal.write(record)
+        _ = journal.write {
+            var record = lock.withLock { _ in makeRecord(f) }
+            record.state = .open
+            record.uploadID = upload
+            return record
+        }
         Task {
             try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: upload)
             journal.remove(f.id)
@@ -105,7 +106,7 @@ extension WriteBack {
             r.active[f.id] = f
             return (u, old.0, old.1, f.s.journaled)
         }
-        if journaled { _ = journal.write(lock.withLock { _ in makeRecord(f) }) }
+        if journaled { _ = journal.write { lock.withLock { _ in makeRecord(f) } } }
         if let upload { Task { try? await store.abortMultipartUpload(bucket: oldBucket, key: oldKey, uploadID: upload) } }
         pump()
     }

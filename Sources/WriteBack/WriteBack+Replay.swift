@@ -50,7 +50,9 @@ extension WriteBack {
                 report.unusable.append(record.id)
                 continue
             }
-            var state = FileState(bucket: record.bucket, key: record.key, size: size, mtime: Timestamp(seconds: record.created), metadata: record.metadata)
+            var metadata = record.metadata
+            let mtime = metadata.removeValue(forKey: "mtime").flatMap(MetadataTime.parse) ?? Timestamp(seconds: record.created)
+            var state = FileState(bucket: record.bucket, key: record.key, size: size, mtime: mtime, metadata: metadata)
             state.committed = state.generation
             state.journaled = true
             state.committedAt = monotonicSeconds()

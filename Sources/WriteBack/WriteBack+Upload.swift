@@ -79,8 +79,9 @@ extension WriteBack {
             if let u = f.s.uploaded[p] {
                 if !final || (u.generation >= (f.s.partGeneration[p] ?? 0) && u.length == Int64(range.count)) { continue }
             } else if !final {
-                // Streaming: whole parts the writer has moved past.
+                // Streaming: whole parts the writer has moved past, changed since the bucket last got the file.
                 guard range.upperBound < f.s.highWater, Int64(range.count) == geometry.size(ofPart: p) else { break }
+                if (f.s.partGeneration[p] ?? 0) <= f.s.durableData { continue }
             }
             out.append(p)
         }
@@ -88,15 +89,15 @@ extension WriteBack {
     }
 
     private func createUpload(_ f: StagedFile) async {
-        let (bucket, key, metadata, record) = lock.withLock { _ in (f.s.bucket, f.s.key, f.s.metadata, makeRecord(f)) }
+        let (bucket, key, metadata, headers) = lock.withLock { _ in (f.s.bucket, f.s.key, f.s.metadata, f.s.uploadHeaders) }
         // The record names the key before the upload exists, so a crash cannot leave an upload nobody owns.
-        if case .failure(let e) = journal.write(record) {
+        if case .failure(let e) = journal.write({ lock.withLock { _ in makeRecord(f) } }) {
             lock.withLock { _ in f.s.creatingUpload = false }
             fail(f, WriteBackError("cannot write journal record in \(journal.directory): \(e)", errno: e.rawValue), permanent: false)
             return
         }
         do {
-            let id = try await store.createMultipartUpload(bucket: bucket, key: key, options: PutOptions(metadata: metadata))
+            let id = try await store.createMultipartUpload(bucket: bucket, key: key, options: PutOptions(metadata: headers))
             let stale = lock.withLock { _ -> Bool in
                 f.s.creatingUpload = false
                 f.s.journaled = true
@@ -109,7 +110,7 @@ extension WriteBack {
             if stale {
                 try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: id)
             } else {
-                _ = journal.write(lock.withLock { _ in makeRecord(f) })
+                _ = journal.write { lock.withLock { _ in makeRecord(f) } }
             }
         } catch {
             lock.withLock { _ in f.s.creatingUpload = false }
@@ -145,13 +146,14 @@ extension WriteBack {
 
     private func complete(_ f: StagedFile) async {
         let snap = lock.withLock { _ in
-            (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.metadata, f.s.uploadMetadata,
+            (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders,
+             f.s.metadata != f.s.uploadMetadata || f.s.mtimeExplicit,
              (1...geometry.partCount(fileSize: f.s.size)).map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]?.etag ?? "") })
         }
-        let (generation, dataGeneration, uploadID, bucket, key, size, metadata, uploadMetadata, parts) = snap
+        let (generation, dataGeneration, uploadID, bucket, key, size, metadata, metadataChanged, parts) = snap
         do {
             var etag = try await store.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
-            if metadata != uploadMetadata {
+            if metadataChanged {
                 // chmod or utimens after the upload began: CreateMultipartUpload fixed the old metadata.
                 let source = ObjectLocation(bucket: bucket, key: key)
                 etag = try await store.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: etag))
@@ -173,7 +175,7 @@ extension WriteBack {
     /// A single PutObject for a file of one part or less, or a copy onto itself when only metadata changed.
     private func finishWithoutParts(_ f: StagedFile) async {
         let snap = lock.withLock { _ in
-            (f.s.generation, f.s.dataGeneration, f.s.bucket, f.s.key, f.s.size, f.s.metadata, f.s.uploadID, metadataOnly(f) ? f.s.etag : nil)
+            (f.s.generation, f.s.dataGeneration, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders, f.s.uploadID, metadataOnly(f) ? f.s.etag : nil)
         }
         let (generation, dataGeneration, bucket, key, size, metadata, staleUpload, copyOf) = snap
         do {
@@ -217,8 +219,10 @@ extension WriteBack {
             f.s.attempts = 0
             f.s.failure = nil
             f.s.retryAt = 0
+            if generation == f.s.generation { f.s.mtimeExplicit = false }
+            let durable = f.s.durable
             f.s.waiters.removeAll { w in
-                guard w.generation <= f.s.durable else { return false }
+                guard w.generation <= durable else { return false }
                 wake.append(w.continuation)
                 return true
             }
@@ -271,6 +275,6 @@ extension WriteBack {
             id: f.id, bucket: f.s.bucket, key: f.s.key, state: f.s.pending ? .committed : .open, size: f.s.size,
             uploadID: f.s.uploadID,
             parts: f.s.uploaded.keys.sorted().map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]!.etag) },
-            metadata: f.s.metadata, created: f.s.created)
+            metadata: f.s.uploadHeaders, created: f.s.created)
     }
 }

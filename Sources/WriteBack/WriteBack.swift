@@ -116,7 +116,9 @@ package final class WriteBack: @unchecked Sendable {
         case .success(let d): fd = d
         case .failure(let e): throw WriteBackError("cannot create staging file \(path): \(e)", errno: e.rawValue)
         }
-        var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: metadata)
+        var clean = metadata
+        clean.removeValue(forKey: "mtime")
+        var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
         state.writers = 1
         state.lastUse = monotonicSeconds()
         state.created = wallSeconds()
@@ -211,6 +213,8 @@ package final class WriteBack: @unchecked Sendable {
 
     /// Replaces the object metadata (modes, owner, times, user attributes) sent with the upload.
     package func setMetadata(_ f: StagedFile, _ metadata: [String: String]) {
+        var metadata = metadata
+        metadata.removeValue(forKey: "mtime")
         lock.withLock { r in
             guard f.s.metadata != metadata else { return }
             f.s.metadata = metadata
@@ -223,6 +227,7 @@ package final class WriteBack: @unchecked Sendable {
     package func setModificationTime(_ f: StagedFile, _ mtime: Timestamp) {
         lock.withLock { r in
             f.s.mtime = mtime
+            f.s.mtimeExplicit = true
             f.s.generation += 1
             r.active[f.id] = f
         }

@@ -37,6 +37,9 @@ struct UnmountCommand: AsyncParsableCommand {
             print("lakecache: unmounted \(mountpoint) (no daemon was running: it had been killed)")
             return
         }
+        if !force, case .failure(let f) = UploadProgress.wait(socket: socket, path: "", label: "uploading", timeout: nil) {
+            CLIFailure(message: "not unmounted: \(f.message); use --force to unmount now and finish at the next mount").exit(command: "unmount")
+        }
         let answer = ControlClient.send(force ? "unmount force" : "unmount", to: socket, timeoutSeconds: Int(timeout))
         switch answer {
         case .success(let text):
@@ -130,5 +133,17 @@ struct FlushCommand: AsyncParsableCommand {
     @Argument(help: "Files or directories inside a mount.") var paths: [String]
     @Option(help: "Give up after this many seconds.") var timeout: Double?
 
-    func run() async throws { CLIFailure.notImplemented("flush (the write path)").exit(command: "flush") }
+    func run() async throws {
+        for path in paths {
+            guard let (mountpoint, relative) = UploadProgress.locate(path) else {
+                CLIFailure(message: "\(path) is not inside a lakecache mount").exit(command: "flush")
+            }
+            switch UploadProgress.wait(socket: ControlPaths.socket(for: mountpoint), path: relative, label: "flush \(path)", timeout: timeout) {
+            case .success(let files):
+                print("lakecache: \(path): durable\(files > 0 ? " (\(files) file(s) uploaded)" : "")")
+            case .failure(let f):
+                CLIFailure(message: "\(path): \(f.message)").exit(command: "flush")
+            }
+        }
+    }
 }

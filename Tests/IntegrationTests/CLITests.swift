@@ -87,9 +87,9 @@ import Testing
         #expect(st.st_mode & 0o777 == 0o700)
     }
 
-    @Test func commandsNotYetBuiltSayItWithStatus2() throws {
+    @Test func flushOutsideAMountSaysSo() throws {
         let o = try run(["flush", "/tmp"])
-        #expect(o.status == 2)
-        #expect(o.stderr.contains("not implemented yet"))
+        #expect(o.status == 1)
+        #expect(o.stderr.contains("/tmp is not inside a lakecache mount"))
     }
 }

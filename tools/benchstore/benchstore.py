@@ -12,7 +12,7 @@ Control API (not S3):
   DELETE /_bench/faults         clears the fault rules
   GET  /_bench/health           200 once serving
 
-A fault rule: {"action": "500"|"503"|"reset"|"truncate"|"garble"|"delay", "bucket": B, "op": "GetObject",
+A fault rule: {"action": "500"|"503"|"403"|"reset"|"truncate"|"garble"|"delay", "bucket": B, "op": "GetObject",
 "key_prefix": P, "probability": 0.2, "nth": [1, 3], "times": N, "delay_ms": 200}. Matching requests are
 numbered per rule from 1; "nth" fires on those numbers, "probability" fires at random (seeded), "times"
 caps how often the rule fires. "truncate" closes a GET body half way; "garble" replaces an XML body with junk. Signatures are not checked: this is a speed and fault harness.
@@ -485,6 +485,9 @@ class Handler(BaseHTTPRequestHandler):
                 code, msg = ("SlowDown", "Please reduce your request rate.") if action == "503" else \
                     ("InternalError", "We encountered an internal error. Please try again.")
                 return self._error(S3Error(int(action), code, msg))
+            elif action == "403":
+                self._discard_body()
+                return self._error(S3Error(403, "AccessDenied", "Access Denied"))
             elif action == "reset":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 self.close_connection = True

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+
+@testable import ObjectStore
+
+/// The write path on real mounts: part boundaries, write patterns, metadata, faults (bench store and moto).
+@Suite(.enabled(if: fuseAvailable, fuseSkipReason))
+struct WritePathTests {
+    let s3 = Servers.bench
+    let bench: String
+    let part = 5 << 20
+
+    init() throws {
+        try Servers.requireServers()
+        bench = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+    }
+
+    func mount(_ bucket: String, mode: String = "async", extra: [String] = []) -> TestMount {
+        TestMount(bucket: bucket, endpoint: bench, extra: ["--part-size", "5M", "--write-mode", mode] + extra)
+    }
+
+    @Test(arguments: ["async", "sync"])
+    func multipartBoundariesArriveByteForByte(mode: String) async throws {
+        let bucket = try await freshBucket(s3, "sizes")
+        let sizes = [0, 1, part - 1, part, part + 1, 3 * part + 7]
+        try await withMount(mount(bucket, mode: mode)) { m in
+            for (i, size) in sizes.enumerated() {
+                try writeFile(m.path("f\(size)"), patternBytes(size, seed: UInt64(i + 1)), chunk: 128 << 10)
+            }
+            #expect(flush(m.mountpoint).status == 0)
+            for (i, size) in sizes.enumerated() {
+                #expect(try await objectBytes(s3, bucket, "f\(size)") == patternBytes(size, seed: UInt64(i + 1)), "size \(size)")
+                #expect(try readFile(m.path("f\(size)")) == patternBytes(size, seed: UInt64(i + 1)))
+            }
+        }
+        let counts = try await BenchControl.requests(bucket: bucket)
+        // Only the two files over one part go multipart: 2 + 4 parts.
+        #expect(counts["CompleteMultipartUpload"] == 2)
+        #expect(counts["UploadPart"] == 6)
+        #expect(counts["PutObject"] == 4)
+        #expect(try await openUploads(s3, bucket).map(\.key) == [])
+    }
+
+    @Test func writePatternsMatchALocalModel() async throws {
+        let bucket = try await freshBucket(s3, "patterns")
+        try await withMount(mount(bucket)) { m in
+            // Sequential 3 parts, then a rewrite inside part 1 after it streamed out, then random writes.
+            var model = patternBytes(3 * part + 100, seed: 5)
+            let fd = open(m.path("w"), O_RDWR | O_CREAT | O_TRUNC, 0o644)
+            #expect(pwriteAll(fd, model, at: 0))
+            try await Task.sleep(for: .milliseconds(300))
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<50 {
+                let off = Int.random(in: 0..<(model.count + 1000), using: &rng)
+                let chunk = patternBytes(Int.random(in: 1..<70_000, using: &rng), seed: rng.next())
+                #expect(pwriteAll(fd, chunk, at: off))
+                if off + chunk.count > model.count { model += [UInt8](repeating: 0, count: off + chunk.count - model.count) }
+                model.replaceSubrange(off..<(off + chunk.count), with: chunk)
+                // A read while writing sees the newest bytes.
+                #expect(try preadFile(fd, off, chunk.count).get() == chunk)
+            }
+            #expect(ftruncate(fd, off_t(part + 3)) == 0)
+            model = Array(model[0..<(part + 3)])
+            #expect(ftruncate(fd, off_t(2 * part)) == 0)
+            model += [UInt8](repeating: 0, count: 2 * part - model.count)
+            #expect(close(fd) == 0)
+            // Append through O_APPEND.
+            let tail = patternBytes(1234, seed: 9)
+            let afd = open(m.path("w"), O_WRONLY | O_APPEND)
+            #expect(pwriteAll(afd, tail, at: 0) || write(afd, tail, tail.count) == tail.count)
+            close(afd)
+            model += tail
+            #expect(try readFile(m.path("w")) == model)
+            #expect(flush(m.path("w")).status == 0)
+            #expect(try await objectBytes(s3, bucket, "w") == model)
+        }
+        #expect(try await openUploads(s3, bucket).map(\.key) == [])
+    }
+
+    @Test func existingObjectIsStagedForInPlaceWrites() async throws {
+        let bucket = try await freshBucket(s3, "rmw")
+        var data = patternBytes(7 << 20, seed: 3)
+        _ = try await s3.putObject(bucket: bucket, key: "obj", body: .bytes(data), options: PutOptions())
+        try await withMount(mount(bucket)) { m in
+            let fd = open(m.path("obj"), O_RDWR)
+            #expect(fd >= 0)
+            #expect(pwriteAll(fd, [1, 2, 3], at: 6 << 20))
+            close(fd)
+            data.replaceSubrange((6 << 20)..<((6 << 20) + 3), with: [1, 2, 3])
+            #expect(flush(m.mountpoint).status == 0)
+        }
+        #expect(try await objectBytes(s3, bucket, "obj") == data)
+    }
+
+    @Test func namespaceOperations() async throws {
+        let bucket = try await freshBucket(s3, "ns")
+        try await withMount(mount(bucket)) { m in
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: m.path("d/e"), withIntermediateDirectories: true)
+            try writeFile(m.path("d/e/f"), Array("f".utf8))
+            try writeFile(m.path("d/g"), Array("g".utf8))
+            // rmdir of a non-empty directory, also when its child is only in the bucket.
+            #expect(rmdir(m.path("d/e")) == -1 && errno == ENOTEMPTY)
+            _ = try await s3.putObject(bucket: bucket, key: "x/hidden", body: .bytes([1]), options: PutOptions())
+            #expect(rmdir(m.path("x")) == -1 && errno == ENOTEMPTY)
+            // File rename replaces the destination; directory rename moves every key.
+            try writeFile(m.path("d/h"), Array("h".utf8))
+            #expect(rename(m.path("d/g"), m.path("d/h")) == 0)
+            #expect(try readFile(m.path("d/h")) == Array("g".utf8))
+            #expect(rename(m.path("d"), m.path("moved")) == 0)
+            #expect(try fm.contentsOfDirectory(atPath: m.path("moved")).sorted() == ["e", "h"])
+            #expect(try readFile(m.path("moved/e/f")) == Array("f".utf8))
+            #expect(!fm.fileExists(atPath: m.path("d")))
+            // Empty directories persist as markers.
+            try fm.createDirectory(atPath: m.path("empty"), withIntermediateDirectories: false)
+            #expect(link(m.path("moved/h"), m.path("hard")) == -1 && errno == EPERM)
+            #expect(mkfifo(m.path("fifo"), 0o644) == -1 && errno == EPERM)
+            // unlink of an open file keeps the open handle readable.
+            let fd = open(m.path("moved/h"), O_RDONLY)
+            #expect(unlink(m.path("moved/h")) == 0)
+            #expect(try preadFile(fd, 0, 10).get() == Array("g".utf8))
+            close(fd)
+            #expect(!fm.fileExists(atPath: m.path("moved/h")))
+            // user xattrs are object metadata.
+            let py = "import os,sys,errno\np=sys.argv[1]\nos.setxattr(p,'user.team',b'vision')\nprint(os.getxattr(p,'user.team').decode())\n"
+                + "try:\n  os.setxattr(p,'trusted.x',b'1')\nexcept OSError as e:\n  print(errno.errorcode[e.errno])\n"
+            let out = spawn("/usr/bin/env", ["python3", "-c", py, m.path("moved/e/f")])
+            #expect(out.stdout == "vision\nENOTSUP\n" || out.stdout == "vision\nEOPNOTSUPP\n", "\(out.stdout) \(out.stderr)")
+            #expect(flush(m.mountpoint).status == 0)
+        }
+        let keys = try await s3.listObjects(ListObjectsRequest(bucket: bucket)).objects.map(\.key).sorted()
+        #expect(keys == ["empty/", "moved/", "moved/e/", "moved/e/f", "x/hidden"])
+        #expect(try await s3.headObject(bucket: bucket, key: "moved/e/f").metadata["team"] == "vision")
+        #expect(try await openUploads(s3, bucket).map(\.key) == [])
+    }
+
+    @Test func readOnlyMountRefusesWrites() async throws {
+        let bucket = try await freshBucket(s3, "ro")
+        _ = try await s3.putObject(bucket: bucket, key: "f", body: .bytes([1]), options: PutOptions())
+        try await withMount(mount(bucket, extra: ["--read-only"])) { m in
+            #expect(open(m.path("f"), O_WRONLY) == -1 && errno == EROFS)
+            #expect(open(m.path("new"), O_WRONLY | O_CREAT, 0o644) == -1 && errno == EROFS)
+        }
+    }
+}
