@@ -94,8 +94,9 @@ extension Filesystem {
         let path: String
         do { path = try childPath(parent, name) } catch { return reply(.failure(error)) }
         let key = key(for: path)
-        let deferred = state.withLock { s -> Bool in
-            if let f = s.local.removeValue(forKey: path) { writeBack?.cancel(f) }
+        let (deferred, cancelled) = state.withLock { s -> (Bool, StagedFile?) in
+            let cancelled = s.local.removeValue(forKey: path)
+            if let cancelled { writeBack?.cancel(cancelled) }
             listingRemove(&s, path: path)
             let ino = Namespace.inode(for: path)
             s.negative[parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
@@ -105,10 +106,13 @@ extension Filesystem {
                 n.expires = 0
                 s.nodes[ino] = n
             }
-            return !readers.isEmpty
+            return (!readers.isEmpty, cancelled)
         }
         if deferred { return reply(.success(())) }
-        run(reply) { [self] in try await store.deleteObject(bucket: options.bucket.bucket, key: key) }
+        run(reply) { [self] in
+            if let cancelled { await writeBack?.settle(cancelled) }
+            try await store.deleteObject(bucket: options.bucket.bucket, key: key)
+        }
     }
 
     /// rmdir: ENOTEMPTY if any key (listed or not) or staged file lies below; then the marker goes.

@@ -57,7 +57,10 @@ extension Filesystem {
         let bucket = options.bucket.bucket
         let (srcKey, dstKey) = (key(for: src), key(for: dst))
         let (f, replaced) = state.withLock { s in (s.local[src], s.local[dst]) }
-        if let replaced, replaced !== f { writeBack?.cancel(replaced) }
+        if let replaced, replaced !== f {
+            writeBack?.cancel(replaced)
+            await writeBack?.settle(replaced)
+        }
         if let f, let writeBack {
             if let etag = writeBack.cleanETag(f) {
                 let copied = try await copy(from: srcKey, etag: etag, to: dstKey, size: writeBack.attributes(f).size)

@@ -83,6 +83,14 @@ extension WriteBack {
         }
     }
 
+    /// Waits until no request of a cancelled file is still in flight, so a late PUT cannot land after the
+    /// delete that follows (the bucket would get the unlinked file back).
+    package func settle(_ f: StagedFile) async {
+        while lock.withLock({ _ in f.s.finishing || f.s.creatingUpload || !f.s.inFlight.isEmpty }) {
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
     /// The file was renamed. A clean file whose object was copied server-side keeps its ETag; otherwise the
     /// upload restarts under the new key (the old multipart upload is aborted, never completed twice).
     package func retarget(_ f: StagedFile, bucket: String, key: String, copiedETag: String?) {
