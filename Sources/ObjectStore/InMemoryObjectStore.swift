@@ -136,8 +136,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
 
     package func putObject(bucket: String, key: String, body: RequestBody, options: PutOptions) async throws -> String {
         count("PutObject")
-        guard case .bytes(let b) = body else { return set(bucket: bucket, key: key, data: [], metadata: options.metadata) }
-        return set(bucket: bucket, key: key, data: b, metadata: options.metadata)
+        return set(bucket: bucket, key: key, data: try Self.bytes(of: body), metadata: options.metadata)
     }
 
     package func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String {
@@ -152,7 +151,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
 
     package func uploadPart(bucket: String, key: String, uploadID: String, partNumber: Int, body: RequestBody) async throws -> String {
         count("UploadPart")
-        guard case .bytes(let b) = body else { throw ObjectStoreError(.configuration, "in-memory store takes byte bodies") }
+        let b = try Self.bytes(of: body)
         try state.withLock { s throws(ObjectStoreError) in
             guard s.uploads[uploadID] != nil else { throw ObjectStoreError(.noSuchUpload, "no such upload") }
             s.uploads[uploadID]!.parts[partNumber] = b
@@ -213,5 +212,18 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
         let o = try object(source.bucket, source.key)
         if let want = options.sourceIfMatch, want != o.etag { throw ObjectStoreError(.preconditionFailed, "source changed") }
         return set(bucket: bucket, key: key, data: o.data, metadata: options.replaceMetadata ?? o.metadata)
+    }
+
+    /// The bytes of a request body; file bodies are read as the HTTP client would send them.
+    static func bytes(of body: RequestBody) throws(ObjectStoreError) -> [UInt8] {
+        switch body {
+        case .empty: return []
+        case .bytes(let b): return b
+        case .file(let fd, let offset, let length):
+            var out = [UInt8](repeating: 0, count: Int(length))
+            let n = out.withUnsafeMutableBytes { Syscall.preadFully(fd, $0.baseAddress!, Int(length), offset) }
+            guard case .success(Int(length)) = n else { throw ObjectStoreError(.configuration, "cannot read the body from descriptor \(fd)") }
+            return out
+        }
     }
 }

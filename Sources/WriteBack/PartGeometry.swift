@@ -1,6 +1,7 @@
 /// How a file maps onto multipart parts: sizes grow with the part number, so 10,000 parts reach past 5 TiB.
 ///
-/// Parts 1–1,000 have the base size, the next thousand twice that, and so on, each capped at S3's 5 GiB.
+/// Parts 1–1,000 have the base size, the next thousand twice that, and so on, capped at S3's 5 GiB; parts
+/// 9,001–10,000 are 5 GiB.
 /// With an 8 MiB base the 10,000 parts cover about 8 TiB; with 16 MiB, 16 TiB. The mapping is fixed for a
 /// base size, so a part number always names the same byte range and can be re-uploaded in place.
 package struct PartGeometry: Sendable, Equatable {
@@ -17,7 +18,8 @@ package struct PartGeometry: Sendable, Equatable {
         self.base = base
     }
 
-    private func size(group g: Int) -> Int64 { min(base << Int64(min(g, 20)), Self.maximumPartSize) }
+    /// The last thousand parts are always 5 GiB, so even a 5 MiB base reaches past 5 TiB.
+    private func size(group g: Int) -> Int64 { g >= 9 ? Self.maximumPartSize : min(base << Int64(g), Self.maximumPartSize) }
 
     /// The nominal size of part `n` (1-based); the last part of a file may be shorter.
     package func size(ofPart n: Int) -> Int64 { size(group: (n - 1) / Self.group) }

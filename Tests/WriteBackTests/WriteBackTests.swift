@@ -1,0 +1,91 @@
+import Foundation
+import ObjectStore
+import Testing
+
+@testable import WriteBack
+
+struct PartGeometryTests {
+    let g = PartGeometry(base: 16 << 20)
+
+    @Test func partsMapToFixedRanges() {
+        #expect(g.start(ofPart: 1) == 0)
+        #expect(g.size(ofPart: 1000) == 16 << 20)
+        #expect(g.size(ofPart: 1001) == 32 << 20)
+        #expect(g.start(ofPart: 1001) == 1000 * (16 << 20))
+        for offset: Int64 in [0, 1, (16 << 20) - 1, 16 << 20, 1000 * (16 << 20), 1000 * (16 << 20) + (32 << 20) + 5] {
+            let p = g.part(containing: offset)
+            #expect(g.start(ofPart: p) <= offset && offset < g.start(ofPart: p) + g.size(ofPart: p))
+        }
+        #expect(g.partCount(fileSize: 0) == 1)
+        #expect(g.partCount(fileSize: (16 << 20) + 1) == 2)
+    }
+
+    @Test func tenThousandPartsReachFiveTiB() {
+        #expect(g.capacity >= 5 << 40)
+        #expect(PartGeometry(base: 5 << 20).capacity >= 5 << 40)
+        #expect((1...10_000).allSatisfy { g.size(ofPart: $0) <= PartGeometry.maximumPartSize })
+    }
+}
+
+struct JournalTests {
+    @Test func recordsRoundTripAndDamageIsDetected() throws {
+        let dir = NSTemporaryDirectory() + "wb-journal-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let j = Journal(directory: dir)
+        let r = JournalRecord(
+            id: "abc", bucket: "b", key: "dir/odd key+%/é", state: .committed, size: 42, uploadID: "u/1=",
+            parts: [CompletedPart(partNumber: 1, etag: "\"e1\"")], metadata: ["mode": "33188", "mtime": "1.5"], created: 7)
+        #expect(throws: Never.self) { try j.write { r }.get() }
+        #expect(j.load().records == [r])
+        // Flip one byte: the checksum rejects the record.
+        let path = dir + "/abc.rec"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[20] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let loaded = j.load()
+        #expect(loaded.records.isEmpty && loaded.damaged == ["abc.rec"])
+    }
+}
+
+struct UploadTests {
+    @Test func syncCommitUploadsMultipartAndAsyncJournals() async throws {
+        let dir = NSTemporaryDirectory() + "wb-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = InMemoryObjectStore(buckets: ["b"])
+        var options = WriteBackOptions(directory: dir)
+        options.partSize = 5 << 20
+        let wb = try WriteBack(store: store, options: options)
+        defer { wb.shutdown() }
+        let data = (0..<(11 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let f = try wb.create(bucket: "b", key: "k", metadata: ["mode": "33188"], mtime: Timestamp(seconds: 1))
+        _ = data.withUnsafeBytes { wb.write(f, offset: 0, $0, mtime: Timestamp(seconds: 2)) }
+        try await wb.commit(f, sync: true)
+        #expect(try await fetch(store, "k") == data)
+        #expect(try await store.headObject(bucket: "b", key: "k").metadata["mtime"] == "2")
+        #expect(try await store.listMultipartUploads(bucket: "b", prefix: "").isEmpty)
+
+        // Async: the record exists when commit returns and is gone once the upload is done.
+        let g = try wb.create(bucket: "b", key: "small", metadata: [:], mtime: Timestamp(seconds: 3))
+        _ = ([1, 2, 3] as [UInt8]).withUnsafeBytes { wb.write(g, offset: 0, $0, mtime: Timestamp(seconds: 3)) }
+        try await wb.commit(g, sync: false)
+        let pendingOrDone = try await Journal(directory: dir + "/journal").load().records.map(\.key).contains("small") ? true : (try? await store.headObject(bucket: "b", key: "small")) != nil
+        #expect(pendingOrDone)
+        try await wb.waitDurable(g)
+        #expect(try await fetch(store, "small") == [1, 2, 3])
+        for _ in 0..<50 where !Journal(directory: dir + "/journal").load().records.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(Journal(directory: dir + "/journal").load().records.isEmpty)
+    }
+}
+
+/// The whole object from the in-memory store.
+func fetch(_ store: InMemoryObjectStore, _ key: String) async throws -> [UInt8] {
+    let info = try await store.headObject(bucket: "b", key: key)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(Int(info.size), 1), alignment: 16)
+    defer { buffer.deallocate() }
+    let n = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+        store.getObject(GetObjectRequest(bucket: "b", key: key), into: buffer) { c.resume(with: $0.map(\.bytesWritten).mapError { $0 }) }
+    }
+    return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+}
