@@ -26,14 +26,7 @@ package enum ControlPaths {
 
     /// Every socket present (for `status` without a mountpoint).
     package static func all() -> [String] {
-        guard let d = opendir(directory()) else { return [] }
-        defer { closedir(d) }
-        var out: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-            if name.hasSuffix(".sock") { out.append(directory() + "/" + name) }
-        }
-        return out.sorted()
+        Syscall.listDirectory(directory()).filter { $0.hasSuffix(".sock") }.map { directory() + "/" + $0 }.sorted()
     }
 }
 

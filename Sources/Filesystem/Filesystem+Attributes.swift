@@ -55,13 +55,7 @@ extension Filesystem {
         if metadata["mtime"] != nil { next["mtime"] = metadata["mtime"] }
         writeBack.setMetadata(f, next)
         if let t = changes.mtime { writeBack.setModificationTime(f, t) }
-        if writeBack.writers(f) == 0 {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                commit(f, sync: options.syncClose) { error in
-                    if let error { c.resume(throwing: error) } else { c.resume() }
-                }
-            }
-        }
+        if writeBack.writers(f) == 0, let error = await commitResult(f, sync: options.syncClose) { throw error }
     }
 
     /// Metadata after a setattr, starting from what the object has (or the defaults it shows).

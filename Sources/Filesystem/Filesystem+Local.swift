@@ -38,11 +38,7 @@ extension Filesystem {
     static func formatTime(_ t: Timestamp) -> String { MetadataTime.format(t) }
     static func parseTime(_ text: String) -> Timestamp? { MetadataTime.parse(text) }
 
-    static func now() -> Timestamp {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
-    }
+    static func now() -> Timestamp { wallClock() }
 
     /// The path below the mount root for a key of this mount, or nil if the key is elsewhere.
     func path(forKey key: String) -> String? {
@@ -57,14 +53,16 @@ extension Filesystem {
         return (String(path[..<slash]), String(path[path.index(after: slash)...]))
     }
 
-    /// The cached listing of a directory path, if any, by the inode its path hashes to.
+    /// The cached listings of a directory path: under the inode its path hashes to, and under the inode it
+    /// kept if it was renamed here.
     func withListing(_ s: inout State, directory: String, _ body: (inout Listing) -> Void) {
-        let ino = Namespace.inode(for: directory)
-        guard var l = s.listings[ino] else { return }
-        let before = l.entries.count
-        body(&l)
-        s.listingEntries += l.entries.count - before
-        s.listings[ino] = l
+        for ino in Set([Namespace.inode(for: directory), s.movedDirectories[directory]].compactMap { $0 }) {
+            guard var l = s.listings[ino] else { continue }
+            let before = l.entries.count
+            body(&l)
+            s.listingEntries += l.entries.count - before
+            s.listings[ino] = l
+        }
     }
 
     /// Shows a new or changed child in its parent's cached listing and forgets any negative entry for it.

@@ -80,11 +80,8 @@ extension Filesystem {
     func fetchSmallObject(key: String, etag: String, limit: Int) async throws -> [UInt8] {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: limit, alignment: 16)
         defer { buffer.deallocate() }
-        let box = BufferBox(buffer)
         let request = GetObjectRequest(bucket: options.bucket.bucket, key: key, range: nil, ifMatch: etag.isEmpty ? nil : etag)
-        let n = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
-            store.getObject(request, into: box.buffer) { c.resume(with: $0.map(\.bytesWritten).mapError { $0 as any Error }) }
-        }
+        let n = try await store.getObject(request, into: buffer).bytesWritten
         return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
 

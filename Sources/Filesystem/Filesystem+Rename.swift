@@ -188,6 +188,7 @@ extension Filesystem {
             // Listings of the moved subtree were keyed by the old paths' inodes; let them be fetched again.
             for (ino, n) in s.nodes where n.path == dst || n.path.hasPrefix(dst + "/") {
                 if let old = s.listings.removeValue(forKey: ino) { s.listingEntries -= old.entries.count }
+                if n.attributes.kind == .directory && ino != Namespace.inode(for: n.path) { s.movedDirectories[n.path] = ino }
             }
         }
     }

@@ -119,16 +119,11 @@ extension Filesystem {
         let chunk = 8 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
-        let box = BufferBox(buffer)
         var offset: Int64 = 0
         while offset < size {
             let length = Int(min(Int64(chunk), size - offset))
             let request = GetObjectRequest(bucket: options.bucket.bucket, key: key, range: ByteRange(offset: offset, length: Int64(length)), ifMatch: etag.isEmpty ? nil : etag)
-            let got = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
-                store.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: box.buffer[0..<length])) { result in
-                    c.resume(with: result.map(\.bytesWritten).mapError { $0 as any Error })
-                }
-            }
+            let got = try await store.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])).bytesWritten
             guard got == length else { throw FilesystemError(EIO, "short read of \(key) while staging it for writing") }
             if case .failure(let e) = writeBack!.write(f, offset: offset, UnsafeRawBufferPointer(rebasing: buffer[0..<length]), mtime: Self.now()) {
                 throw FilesystemError(e.rawValue, "cannot stage \(key): \(e)")
@@ -188,32 +183,25 @@ extension Filesystem {
     /// close(): commits what this handle wrote, sync or async per the mount's write mode.
     package func flush(_ handle: UInt64, reply: @escaping @Sendable (FilesystemError?) -> Void) {
         guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else { return reply(nil) }
-        commit(f, sync: options.syncClose, reply: reply)
+        Task { reply(await commitResult(f, sync: options.syncClose)) }
     }
 
     /// fsync(): waits until the bucket holds the file, in either write mode.
     package func fsync(_ handle: UInt64, reply: @escaping @Sendable (FilesystemError?) -> Void) {
         guard let f = staged(handle) else { return reply(nil) }
-        commit(f, sync: true, reply: reply)
+        Task { reply(await commitResult(f, sync: true)) }
     }
 
-    func commit(_ f: StagedFile, sync: Bool, reply: @escaping @Sendable (FilesystemError?) -> Void) {
-        Task {
-            do {
-                try await writeBack!.commit(f, sync: sync)
-                reply(nil)
-            } catch let e as WriteBackError {
-                logger.error("close could not secure the file", metadata: ["error": "\(e)"])
-                reply(FilesystemError(EIO, e.message))
-            } catch {
-                reply(FilesystemError.from(error))
-            }
+    /// Commits a staged file; nil when secured, else the error for the application (EIO for upload failures).
+    func commitResult(_ f: StagedFile, sync: Bool) async -> FilesystemError? {
+        do {
+            try await writeBack!.commit(f, sync: sync)
+            return nil
+        } catch let e as WriteBackError {
+            logger.error("close could not secure the file", metadata: ["error": "\(e)"])
+            return FilesystemError(EIO, e.message)
+        } catch {
+            return FilesystemError.from(error)
         }
     }
-}
-
-/// Carries a buffer across an await; the owner keeps it alive until the request completes.
-struct BufferBox: @unchecked Sendable {
-    let buffer: UnsafeMutableRawBufferPointer
-    init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
 }

@@ -49,6 +49,9 @@ package final class Filesystem: @unchecked Sendable {
         var counters = NamespaceCounters()
         /// Files written through this mount, by path: their staged image is the truth until evicted.
         var local: [String: StagedFile] = [:]
+        /// Directories renamed here keep their inode (the kernel's), which is no longer the hash of their path:
+        /// path → that inode, so listing updates by path reach the listing the kernel reads.
+        var movedDirectories: [String: UInt64] = [:]
         /// Unlinked while open for reading: the object is deleted at the last release (POSIX keeps it readable).
         var deferredDeletes: [UInt64: String] = [:]
     }
@@ -65,9 +68,7 @@ package final class Filesystem: @unchecked Sendable {
         self.writeBack = options.readOnly ? nil : writeBack
         self.options = options
         self.logger = logger
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        mountTime = Timestamp(seconds: Int64(now.tv_sec))
+        mountTime = Timestamp(seconds: wallClock().seconds)
         let root = Node(
             ino: 1, parent: 1, name: "", path: "",
             attributes: FileAttributes(ino: 1, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid),

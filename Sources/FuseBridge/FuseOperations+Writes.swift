@@ -47,28 +47,16 @@ extension FuseBridge {
             if toSet & FUSE_SET_ATTR_UID != 0 { c.uid = st.st_uid }
             if toSet & FUSE_SET_ATTR_GID != 0 { c.gid = st.st_gid }
             if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 {
-                var now = timespec()
-                clock_gettime(CLOCK_REALTIME, &now)
-                c.mtime = Timestamp(seconds: Int64(now.tv_sec), nanoseconds: Int32(now.tv_nsec))
+                c.mtime = wallClock()
             } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
                 c.mtime = Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: Int32(st.st_mtim.tv_nsec))
             }
             // atime alone is accepted and not stored (object stores keep no access time).
             guard c.size != nil || c.mode != nil || c.uid != nil || c.gid != nil || c.mtime != nil else {
-                FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { result in
-                    switch result {
-                    case .success(let e): r.attr(e)
-                    case .failure(let e): r.error(e)
-                    }
-                }
+                FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { r.attrOrError($0) }
                 return
             }
-            FuseBridge.from(req).filesystem.setattr(UInt64(ino), c) { result in
-                switch result {
-                case .success(let e): r.attr(e)
-                case .failure(let e): r.error(e)
-                }
-            }
+            FuseBridge.from(req).filesystem.setattr(UInt64(ino), c) { r.attrOrError($0) }
         }
         ops.mkdir = { req, parent, name, mode in
             let r = FuseRequest(raw: req!)
@@ -152,6 +140,15 @@ extension FuseRequest {
     func doneOrError(_ result: Result<Void, FilesystemError>) {
         switch result {
         case .success: error(0)
+        case .failure(let e): error(e)
+        }
+    }
+}
+
+extension FuseRequest {
+    func attrOrError(_ result: Result<EntryReply, FilesystemError>) {
+        switch result {
+        case .success(let e): attr(e)
         case .failure(let e): error(e)
         }
     }

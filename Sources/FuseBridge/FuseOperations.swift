@@ -39,12 +39,7 @@ extension FuseBridge {
         }
         ops.getattr = { req, ino, _ in
             let r = FuseRequest(raw: req!)
-            FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { result in
-                switch result {
-                case .success(let e): r.attr(e)
-                case .failure(let e): r.error(e)
-                }
-            }
+            FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { r.attrOrError($0) }
         }
         ops.opendir = { req, ino, fi in
             let r = FuseRequest(raw: req!)

@@ -15,12 +15,7 @@ struct FuseRequest: @unchecked Sendable {
     func error(_ e: FilesystemError) { fuse_reply_err(raw, e.errno) }
 
     func entry(_ reply: EntryReply) {
-        var e = fuse_entry_param()
-        e.ino = fuse_ino_t(reply.attributes.ino)
-        e.generation = 1
-        e.attr = stat(reply.attributes)
-        e.attr_timeout = reply.ttl
-        e.entry_timeout = reply.ttl
+        var e = entryParam(reply)
         fuse_reply_entry(raw, &e)
     }
 

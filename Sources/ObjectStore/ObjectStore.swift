@@ -47,6 +47,22 @@ package protocol ObjectStore: AnyObject, Sendable {
     func copyObject(source: ObjectLocation, bucket: String, key: String, options: CopyOptions) async throws -> String
 }
 
+extension ObjectStore {
+    /// `getObject` for callers that may suspend (staging, symlinks); the buffer must outlive the call.
+    package func getObject(_ request: GetObjectRequest, into buffer: UnsafeMutableRawBufferPointer) async throws -> GetObjectResult {
+        let target = UnsafeSendableBuffer(buffer)
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<GetObjectResult, any Error>) in
+            getObject(request, into: target.buffer) { c.resume(with: $0.mapError { $0 as any Error }) }
+        }
+    }
+}
+
+/// A buffer handed across a suspension; its owner keeps it alive until the request completes.
+package struct UnsafeSendableBuffer: @unchecked Sendable {
+    package let buffer: UnsafeMutableRawBufferPointer
+    package init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+}
+
 /// A bucket and key.
 package struct ObjectLocation: Sendable, Hashable {
     package var bucket: String

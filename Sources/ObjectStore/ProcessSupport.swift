@@ -31,6 +31,13 @@ package func startDetachedThread(_ work: @escaping () -> Void) {
     pthread_detach(t)
 }
 
+/// The wall-clock time, for modification times.
+package func wallClock() -> Timestamp {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
+}
+
 /// Monotonic seconds, for TTLs, deadlines and benchmarks.
 package func monotonicSeconds() -> Double {
     var ts = timespec()

@@ -59,6 +59,18 @@ extension Syscall {
         }
     }
 
+    /// The names in a directory, without "." and ".."; empty if it cannot be opened.
+    package static func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// `fstat` size of an open file.
     package static func fileSize(_ fd: Int32) -> Result<Int64, Errno> {
         var st = stat()

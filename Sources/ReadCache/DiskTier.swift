@@ -67,13 +67,8 @@ package final class DiskTier: @unchecked Sendable {
         var entries: [DiskKey: Entry] = [:]
         var used: Int64 = 0
         let blocks = directory + "/blocks"
-        guard let top = opendir(blocks) else { return }
-        defer { closedir(top) }
-        while let e = readdir(top) {
-            let sub = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-            guard sub.count == 2, let dir = opendir(blocks + "/" + sub) else { continue }
-            while let f = readdir(dir) {
-                let name = withUnsafeBytes(of: f.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+        for sub in Syscall.listDirectory(blocks) where sub.count == 2 {
+            for name in Syscall.listDirectory(blocks + "/" + sub) {
                 let full = blocks + "/" + sub + "/" + name
                 if name.hasSuffix(".tmp") {
                     unlink(full)  // an interrupted write
@@ -88,7 +83,6 @@ package final class DiskTier: @unchecked Sendable {
                 entries[DiskKey(object: object, index: index)] = Entry(bytes: Int64(st.st_size), lastUse: UInt64(st.st_mtim.tv_sec))
                 used += Int64(st.st_size)
             }
-            closedir(dir)
         }
         let maxUse = entries.values.map(\.lastUse).max() ?? 0
         state.withLock { $0 = (entries, used, maxUse + 1, 0, false) }

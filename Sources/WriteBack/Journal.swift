@@ -1,10 +1,6 @@
 import ObjectStore
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One pending object as the journal keeps it: enough to finish its upload after a crash.
 ///
 /// `committed` records were acknowledged by `close()` and must reach the bucket. `open` records exist only so
@@ -56,34 +52,21 @@ package final class Journal: Sendable {
 
     /// Every readable record, and the names of record files that failed their checksum.
     package func load() -> (records: [JournalRecord], damaged: [String]) {
-        guard let dir = opendir(directory) else { return ([], []) }
-        defer { closedir(dir) }
         var records: [JournalRecord] = []
         var damaged: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        for name in Syscall.listDirectory(directory) {
             if name.hasSuffix(".tmp") {
-                _ = Syscall.unlink(directory + "/" + name)
+                _ = Syscall.unlink(directory + "/" + name)  // an interrupted record write
                 continue
             }
             guard name.hasSuffix(".rec") else { continue }
-            guard let text = Self.readSmallFile(directory + "/" + name), let record = Self.decode(text) else {
+            guard let text = readTextFile(directory + "/" + name), let record = Self.decode(text) else {
                 damaged.append(name)
                 continue
             }
             records.append(record)
         }
         return (records.sorted { $0.created < $1.created }, damaged)
-    }
-
-    static func readSmallFile(_ path: String) -> String? {
-        guard case .success(let fd) = Syscall.open(path, O_RDONLY) else { return nil }
-        defer { Syscall.close(fd) }
-        guard case .success(let size) = Syscall.fileSize(fd), size < 16 << 20 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(size))
-        let n = bytes.withUnsafeMutableBytes { Syscall.preadFully(fd, $0.baseAddress!, Int(size), 0) }
-        guard case .success(Int(size)) = n else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     // MARK: - Format: "name value" lines, values URI-encoded, the last line a SHA-256 of the others.

@@ -71,7 +71,7 @@ extension WriteBack {
         }
         // Staging files without a record were never acknowledged.
         let known = Set(records.map(\.id))
-        for name in listDirectory(stagingDirectory) where !known.contains(String(name.prefix { $0 != "." })) {
+        for name in Syscall.listDirectory(stagingDirectory) where !known.contains(String(name.prefix { $0 != "." })) {
             _ = Syscall.unlink(stagingDirectory + "/" + name)
         }
         pump()
@@ -105,16 +105,5 @@ extension WriteBack {
             if (try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: u.uploadID)) != nil { aborted += 1 }
         }
         return aborted
-    }
-
-    func listDirectory(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 }

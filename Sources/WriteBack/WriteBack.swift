@@ -121,7 +121,7 @@ package final class WriteBack: @unchecked Sendable {
         var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
         state.writers = 1
         state.lastUse = monotonicSeconds()
-        state.created = wallSeconds()
+        state.created = wallClock().seconds
         let file = StagedFile(id: id, descriptor: fd, path: path, state: state)
         lock.withLock { $0.files[id] = file }
         return file
@@ -275,10 +275,4 @@ package struct WriteBackError: Error, Sendable, CustomStringConvertible {
         self.errno = errno
     }
     package var description: String { message }
-}
-
-func wallSeconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec)
 }

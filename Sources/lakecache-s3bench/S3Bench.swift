@@ -32,9 +32,7 @@ struct Common: ParsableArguments {
 
 /// One GET into `buffer`, awaited.
 func fetch(_ s3: S3Client, _ request: GetObjectRequest, _ buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-    try await withCheckedThrowingContinuation { c in
-        s3.getObject(request, into: buffer) { c.resume(with: $0.map(\.bytesWritten)) }
-    }
+    try await s3.getObject(request, into: buffer).bytesWritten
 }
 
 /// Runs `count` GETs with `workers` in flight, each worker reusing one buffer; returns the bytes read.

@@ -74,9 +74,7 @@ func patternBytes(_ count: Int, seed: UInt64) -> [UInt8] {
 func get(_ client: S3Client, _ request: GetObjectRequest, capacity: Int) async throws -> (bytes: [UInt8], result: GetObjectResult) {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(capacity, 1), alignment: 4096)
     defer { buffer.deallocate() }
-    let result: GetObjectResult = try await withCheckedThrowingContinuation { continuation in
-        client.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<capacity])) { continuation.resume(with: $0) }
-    }
+    let result = try await client.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<capacity]))
     return (Array(buffer[0..<result.bytesWritten]), result)
 }
 

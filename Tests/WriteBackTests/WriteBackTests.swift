@@ -84,8 +84,6 @@ func fetch(_ store: InMemoryObjectStore, _ key: String) async throws -> [UInt8] 
     let info = try await store.headObject(bucket: "b", key: key)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(Int(info.size), 1), alignment: 16)
     defer { buffer.deallocate() }
-    let n = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
-        store.getObject(GetObjectRequest(bucket: "b", key: key), into: buffer) { c.resume(with: $0.map(\.bytesWritten).mapError { $0 }) }
-    }
+    let n = try await store.getObject(GetObjectRequest(bucket: "b", key: key), into: buffer).bytesWritten
     return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
 }
