@@ -23,7 +23,6 @@ extension Filesystem {
             }
             if let size = changes.size {
                 let f = try await stage(ino: ino, node: node, truncate: size == 0)
-                defer { writeBack!.closeWriter(f) }
                 try await apply(changes, to: f)
                 return EntryReply(attributes: localAttributes(ino: ino, file: f), ttl: options.kernelTTL)
             }

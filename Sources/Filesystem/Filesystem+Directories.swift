@@ -71,8 +71,7 @@ extension Filesystem {
                     out.append(DirectoryEntry(name: e.name, attributes: localAttributes(ino: ino, file: f), offset: i + 1))
                 } else {
                     let known = s.nodes[ino].flatMap { $0.path == path && $0.etag == e.etag ? $0.metadata : nil } ?? [:]
-                    let kind = known.isEmpty ? e.kind : (s.nodes[ino]?.attributes.kind ?? e.kind)
-                    out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: kind, size: e.size, mtime: e.mtime, metadata: known), offset: i + 1))
+                    out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: e.kind, size: e.size, mtime: e.mtime, metadata: known), offset: i + 1))
                 }
             } else {
                 break

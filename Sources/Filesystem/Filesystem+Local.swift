@@ -96,12 +96,13 @@ extension Filesystem {
     func uploaded(_ f: StagedFile, key: String, etag: String, size: Int64) {
         guard let path = path(forKey: key) else { return }
         state.withLock { s in
+            // Only the node at the path's own inode learns the ETag: one the kernel kept across a rename has
+            // an empty ETag and revalidates with HEAD at its next open, which finds the same object.
             let ino = Namespace.inode(for: path)
-            for i in [ino] + s.nodes.values.filter({ $0.path == path && $0.ino != ino }).map(\.ino) {
-                guard var n = s.nodes[i], n.path == path else { continue }
+            if var n = s.nodes[ino], n.path == path {
                 n.etag = etag
                 n.kernelCachedETag = etag
-                s.nodes[i] = n
+                s.nodes[ino] = n
             }
             listingInsert(&s, path: path, kind: .file, size: size, mtime: Self.now(), etag: etag)
         }

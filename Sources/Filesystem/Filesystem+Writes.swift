@@ -33,17 +33,20 @@ extension Filesystem {
 
     /// A read-only or writable handle on a file staged here; nil if the file is not staged.
     func openStaged(_ ino: UInt64, flags: Int32, writable: Bool) -> UInt64? {
-        let opened = state.withLock { s -> (UInt64, StagedFile)? in
+        state.withLock { s -> UInt64? in
             guard let n = s.nodes[ino], let f = s.local[n.path] else { return nil }
-            let handle = s.nextHandle
-            s.nextHandle += 1
-            let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: n.path), etag: "", size: 0)
-            s.files[handle] = FileHandle(
-                ino: ino, version: version, readAhead: ReadAhead(initialWindow: 0, maximumWindow: 0), staged: f,
-                writable: writable, append: flags & O_APPEND != 0)
-            return (handle, f)
+            return addStagedHandle(&s, ino: ino, path: n.path, file: f, writable: writable, flags: flags)
         }
-        guard let (handle, f) = opened else { return nil }
+    }
+
+    /// Registers a handle reading (and maybe writing) a staged file; caller holds the lock.
+    func addStagedHandle(_ s: inout State, ino: UInt64, path: String, file f: StagedFile, writable: Bool, flags: Int32) -> UInt64 {
+        let handle = s.nextHandle
+        s.nextHandle += 1
+        let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: path), etag: "", size: 0)
+        s.files[handle] = FileHandle(
+            ino: ino, version: version, readAhead: ReadAhead(initialWindow: 0, maximumWindow: 0), staged: f,
+            writable: writable, append: flags & O_APPEND != 0)
         if writable { writeBack?.openWriter(f) } else { writeBack?.touch(f) }
         return handle
     }
@@ -70,8 +73,7 @@ extension Filesystem {
         }
         Task {
             do {
-                let f = try await stage(ino: ino, node: node, truncate: flags & O_TRUNC != 0)
-                writeBack.closeWriter(f)  // `stage` counted a writer; the handle below counts its own
+                _ = try await stage(ino: ino, node: node, truncate: flags & O_TRUNC != 0)
                 guard let handle = openStaged(ino, flags: flags, writable: true) else { throw FilesystemError(ESTALE, "file vanished while opening") }
                 reply(.success(OpenReply(handle: handle, keepCache: false)))
             } catch {
@@ -158,12 +160,7 @@ extension Filesystem {
             let attrs = rememberLocal(&s, parent: parent, name: name, file: f)
             s.deferredDeletes.removeValue(forKey: attrs.ino)
             listingInsert(&s, path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "")
-            let handle = s.nextHandle
-            s.nextHandle += 1
-            let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: path), etag: "", size: 0)
-            s.files[handle] = FileHandle(
-                ino: attrs.ino, version: version, readAhead: ReadAhead(initialWindow: 0, maximumWindow: 0), staged: f,
-                writable: true, append: flags & O_APPEND != 0)
+            let handle = addStagedHandle(&s, ino: attrs.ino, path: path, file: f, writable: true, flags: flags)
             return (EntryReply(attributes: attrs, ttl: options.kernelTTL), OpenReply(handle: handle, keepCache: false))
         }
         reply(.success(result))
@@ -174,7 +171,7 @@ extension Filesystem {
         guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else {
             return .failure(FilesystemError(EBADF, "handle is not open for writing"))
         }
-        let at = h.append ? writeBack!.attributes(f).size : offset
+        let at = h.append ? writeBack!.size(f) : offset
         return writeBack!.write(f, offset: at, data, mtime: Self.now()).mapError { e in
             FilesystemError(e.rawValue, e.rawValue == ENOSPC ? "the cache disk is full; free space in the cache directory" : "cannot write the staging file: \(e)")
         }

@@ -134,8 +134,11 @@ extension WriteBack {
 
     private func evict(while condition: (_ total: Int64, _ freed: Int64) -> Bool) -> Int64 {
         let victims = lock.withLock { r -> [(StagedFile, String)] in
-            let clean = r.files.values.filter { $0.s.clean && !$0.s.finishing && $0.s.inFlight.isEmpty }.sorted { $0.s.lastUse < $1.s.lastUse }
-            var total = clean.reduce(Int64(0)) { $0 + $1.s.size }
+            let candidates = r.files.values.filter { $0.s.clean && !$0.s.finishing && $0.s.inFlight.isEmpty }
+            var total = candidates.reduce(Int64(0)) { $0 + $1.s.size }
+            // Usually nothing is due: skip the sort.
+            guard condition(total, 0) else { return [] }
+            let clean = candidates.sorted { $0.s.lastUse < $1.s.lastUse }
             var freed: Int64 = 0
             var out: [(StagedFile, String)] = []
             for f in clean where condition(total, freed) {

@@ -79,8 +79,9 @@ extension WriteBack {
             if let u = f.s.uploaded[p] {
                 if !final || (u.generation >= (f.s.partGeneration[p] ?? 0) && u.length == Int64(range.count)) { continue }
             } else if !final {
-                // Streaming: whole parts the writer has moved past, changed since the bucket last got the file.
-                guard range.upperBound < f.s.highWater, Int64(range.count) == geometry.size(ofPart: p) else { break }
+                // Streaming: whole parts the writer has reached the end of, changed since the bucket last got
+                // the file. (Files of one part never get here: they are one PUT.)
+                guard range.upperBound <= f.s.highWater, Int64(range.count) == geometry.size(ofPart: p) else { break }
                 if (f.s.partGeneration[p] ?? 0) <= f.s.durableData { continue }
             }
             out.append(p)

@@ -107,7 +107,7 @@ package final class WriteBack: @unchecked Sendable {
         return String(a, radix: 16) + String(b, radix: 16)
     }
 
-    /// Creates an empty staged file for `key`, owned by one writer.
+    /// Creates an empty staged file for `key`; handles count themselves with `openWriter`.
     package func create(bucket: String, key: String, metadata: [String: String], mtime: Timestamp) throws(WriteBackError) -> StagedFile {
         let id = Self.newID()
         let path = stagingDirectory + "/" + id + ".data"
@@ -119,7 +119,6 @@ package final class WriteBack: @unchecked Sendable {
         var clean = metadata
         clean.removeValue(forKey: "mtime")
         var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
-        state.writers = 1
         state.lastUse = monotonicSeconds()
         state.created = wallClock().seconds
         let file = StagedFile(id: id, descriptor: fd, path: path, state: state)
@@ -139,6 +138,11 @@ package final class WriteBack: @unchecked Sendable {
     package func closeWriter(_ f: StagedFile) {
         lock.withLock { _ in f.s.writers = max(0, f.s.writers - 1) }
         enforceResidency()
+    }
+
+    /// The staged size (O_APPEND writes go there).
+    package func size(_ f: StagedFile) -> Int64 {
+        lock.withLock { _ in f.s.size }
     }
 
     /// Open writable handles on the file.
@@ -169,7 +173,7 @@ package final class WriteBack: @unchecked Sendable {
         }
         guard ok else { return .failure(Errno(errno == 0 ? EIO : errno)) }
         let end = offset + Int64(data.count)
-        let writeback = lock.withLock { r -> Range<Int64>? in
+        let completedPart = lock.withLock { r -> Range<Int64>? in
             r.active[f.id] = f
             f.s.generation += 1
             f.s.dataGeneration = f.s.generation
@@ -181,13 +185,16 @@ package final class WriteBack: @unchecked Sendable {
             f.s.highWater = max(f.s.highWater, end)
             f.s.mtime = mtime
             f.s.lastUse = monotonicSeconds()
-            // Start writeback of each completed part so that the fdatasync at close has little left to do.
+            // A part the writer moved past: stream it, and start its writeback so that the fdatasync at close
+            // has little left to do. Other writes start nothing.
             let p = geometry.part(containing: before)
             let r = geometry.range(ofPart: p, fileSize: f.s.size)
             return f.s.highWater >= r.upperBound && before < r.upperBound && r.count == geometry.size(ofPart: p) ? r : nil
         }
-        if let writeback { Syscall.startWriteback(f.descriptor, offset: writeback.lowerBound, length: Int64(writeback.count)) }
-        pump()
+        if let completedPart {
+            Syscall.startWriteback(f.descriptor, offset: completedPart.lowerBound, length: Int64(completedPart.count))
+            pump()
+        }
         return .success(data.count)
     }
 
