@@ -32,8 +32,7 @@ struct CLIFailure: Error, CustomStringConvertible {
 
     /// Prints `lakecache: MESSAGE` and exits with the failure's status.
     func exit(command: String) -> Never {
-        var line = "lakecache \(command): \(message)\n"
-        line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+        toStderr("lakecache \(command): \(message)\n")
         Glibc.exit(exitCode)
     }
 
