@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: all deps build build-debug test test-unit bench bench-quick clean
+.PHONY: all deps build build-debug test test-unit bench bench-quick demo demo-stop clean
 
 all: build
 
@@ -21,6 +21,8 @@ test: build-debug
 	$(PYTHON) scripts/with-test-servers.py $(SWIFT) test --skip-build
 	@echo "== bench smoke test (bench/run.py --quick on lakecache and local disk)"
 	LAKECACHE_BUILD_DIR=$$($(SWIFT) build --show-bin-path) $(PYTHON) bench/run.py --quick --systems lakecache,local --docs '' --output .build/bench-smoke.json --check
+	@echo "== demo smoke test (make demo twice in a row, then make demo-stop, on a private mount point)"
+	LAKECACHE_BUILD_DIR=$$($(SWIFT) build --show-bin-path) scripts/demo-smoke.sh
 
 ## test-unit: only the tests that need no server
 test-unit: build-debug
@@ -36,6 +38,14 @@ bench: deps
 ## bench-quick: the 3-minute smoke variant (small data sets)
 bench-quick:
 	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
+
+## demo: a local S3 server, a sample dataset, a mount at /mnt/lake ($$LAKE_MOUNT), two epochs and a checkpoint
+demo: build
+	$(PYTHON) scripts/demo.py start
+
+## demo-stop: unmount the demo, stop its S3 server, remove its data
+demo-stop:
+	$(PYTHON) scripts/demo.py stop
 
 clean:
 	rm -rf .build

@@ -13,7 +13,9 @@ WORKLOADS = [
     ("random_warm", "iops", "6. Random 4 KiB-1 MiB reads in a warm big object (4 threads)", "IOPS", True, "local"),
     ("checkpoint", "close_seconds", "7a. Checkpoint write: time to close()", "s", False, "local"),
     ("checkpoint", "durable_seconds", "7b. Checkpoint write: time until durable in the bucket", "s", False, "raw-s3"),
-    ("checkpoint_large", "close_seconds", "7c. Large checkpoint: time to close()", "s", False, "local"),
+    ("checkpoint_sync", "close_seconds", "7c. Checkpoint write with `--write-mode sync`: time to close() (durable)", "s", False, "raw-s3"),
+    ("checkpoint_large", "close_seconds", "7d. Large checkpoint: time to close()", "s", False, "local"),
+    ("checkpoint_large", "durable_seconds", "7e. Large checkpoint: time until durable in the bucket", "s", False, "raw-s3"),
     ("restore", "mb_per_s", "8. Restore of the checkpoint (cold page cache)", "MB/s", True, "local"),
 ]
 ORDER = ["lakecache", "s3fs", "rclone", "local", "raw-s3"]
@@ -115,6 +117,8 @@ def write(meta, results, doc_path):
                 note = entry["error"]
             elif key == "concurrent_cold" and isinstance(entry, dict) and "backend_bytes_ratio" in entry:
                 note = "backend bytes %.2f× the object" % entry["backend_bytes_ratio"]
+            elif key == "restore" and isinstance(entry, dict) and "backend_gets" in entry:
+                note = "%d GETs to the backend" % entry["backend_gets"]
             if v is None and not note:
                 continue
             L.append("| %s | %s | %s |" % (sname, fmt(v, unit), note))
@@ -138,7 +142,7 @@ def write(meta, results, doc_path):
 
 
 def targets(results):
-    """The read-path targets of the issue tracker, checked against this run."""
+    """The read-path and write-path targets of the issue tracker, checked against this run."""
     def v(system, key, metric):
         return value(results, system, key, metric)
 
@@ -169,6 +173,19 @@ def targets(results):
     rows.append(check("4 cold readers, backend bytes", b and "%.2f×" % b, "≤ 1.05×", b is not None and b <= 1.05))
     rss = results.get("lakecache", {}).get("peak_rss_bytes")
     rows.append(check("daemon peak RSS (--memory-cache 2G)", rss and "%.0f MiB" % (rss / 2 ** 20), "≤ 2,304 MiB", rss is not None and rss <= (2048 + 256) * 2 ** 20))
+    rows += ["", "### Write-path targets\n", "| target | this run | goal | |", "|---|---:|---:|---|"]
+    x = r(lc("checkpoint", "close_seconds"), v("local", "checkpoint", "close_seconds"))
+    rows.append(check("checkpoint close, async, vs local disk close", x and "%.2f×" % x, "≤ 1.3×", x is not None and x <= 1.3))
+    x = r(lc("checkpoint_large", "close_seconds"), v("local", "checkpoint_large", "close_seconds"))
+    rows.append(check("large checkpoint close, async, vs local disk close", x and "%.2f×" % x, "≤ 1.3×", x is not None and x <= 1.3))
+    x = r(lc("checkpoint", "durable_seconds"), v("raw-s3", "checkpoint", "durable_seconds"))
+    rows.append(check("checkpoint durable vs raw multipart upload", x and "%.2f×" % x, "≤ 1.2×", x is not None and x <= 1.2))
+    x = r(lc("checkpoint_sync", "close_seconds"), v("raw-s3", "checkpoint", "durable_seconds"))
+    rows.append(check("checkpoint close, sync, vs raw multipart upload", x and "%.2f×" % x, "≤ 1.2×", x is not None and x <= 1.2))
+    x = r(lc("restore", "mb_per_s"), v("local", "restore", "mb_per_s"))
+    gets = results.get("lakecache", {}).get("restore", {}).get("backend_gets")
+    rows.append(check("restore vs local disk", x and "%.2f×" % x, "≥ 0.8×", x is not None and x >= 0.8))
+    rows.append(check("restore GETs to the backend", gets is not None and str(gets), "0", gets == 0))
     rows.append("")
     return "\n".join(rows)
 

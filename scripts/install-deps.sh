@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what lakecache needs to build and test, only where it is missing.
-#   apt: fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config (plus EXTRA_APT)
+#   apt: fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config, s3fs (an interoperability test) (plus EXTRA_APT)
 #   pip: moto[server] boto3 (plus EXTRA_PIP)
 set -euo pipefail
 
-apt_pkgs=(fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config ${EXTRA_APT:-})
+apt_pkgs=(fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config s3fs ${EXTRA_APT:-})
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -70,7 +70,7 @@ extension Filesystem {
                 if let f = s.local[path] {
                     out.append(DirectoryEntry(name: e.name, attributes: localAttributes(ino: ino, file: f), offset: i + 1))
                 } else {
-                    let known = s.nodes[ino].flatMap { $0.path == path && $0.etag == e.etag ? $0.metadata : nil } ?? [:]
+                    let known = knownMetadata(s, path: path, entry: e)
                     out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: e.kind, size: e.size, mtime: e.mtime, metadata: known), offset: i + 1))
                 }
             } else {
@@ -88,9 +88,10 @@ extension Filesystem {
             return (h.prefix, h.listing.nextToken)
         }) else { throw FilesystemError(EBADF, "unknown directory handle") }
         let page = try await store.listObjects(ListObjectsRequest(bucket: options.bucket.bucket, prefix: prefix, delimiter: "/", continuationToken: token))
+        let markers = await markerMetadata(page.commonPrefixes)
         state.withLock { s in
             guard var h = s.directories[handle] else { return }
-            let counts = h.listing.add(page: page, prefix: prefix, mountTime: mountTime)
+            let counts = h.listing.add(page: page, prefix: prefix, mountTime: mountTime, markers: markers)
             s.counters.skippedKeys += counts.skipped
             s.counters.shadowedFiles += counts.shadowed
             if h.listing.complete {
@@ -107,6 +108,29 @@ extension Filesystem {
                 cacheListing(&s, ino: h.ino, listing: h.listing)
             }
             s.directories[handle] = h
+        }
+    }
+
+    /// POSIX metadata of subdirectory markers (`dir/` objects), by common prefix; those without one are absent.
+    ///
+    /// A listing shows directories only as common prefixes, without the mode, owner and mtime that mkdir,
+    /// chmod or s3fs stored on the marker. The HEADs run in parallel, so a page costs one round trip more
+    /// only when it has subdirectories.
+    func markerMetadata(_ prefixes: [String]) async -> [String: [String: String]] {
+        guard !prefixes.isEmpty else { return [:] }
+        let bucket = options.bucket.bucket
+        return await withTaskGroup(of: (String, [String: String]?).self) { group in
+            var out: [String: [String: String]] = [:]
+            var next = prefixes.makeIterator()
+            func add(_ key: String) {
+                group.addTask { (key, (try? await self.store.headObject(bucket: bucket, key: key))?.metadata) }
+            }
+            for _ in 0..<32 { if let p = next.next() { add(p) } }
+            for await (key, metadata) in group {
+                if let metadata, !metadata.isEmpty { out[key] = metadata }
+                if let p = next.next() { add(p) }
+            }
+            return out
         }
     }
 
@@ -140,10 +164,18 @@ extension Filesystem {
                     _ = rememberLocal(&s, parent: h.ino, name: e.name, file: f)
                     continue
                 }
-                let known = s.nodes[Namespace.inode(for: path)].flatMap { $0.path == path && $0.etag == le.etag ? $0.metadata : nil } ?? [:]
+                let known = knownMetadata(s, path: path, entry: le)
                 _ = remember(&s, parent: h.ino, name: e.name, kind: le.kind, size: le.size, mtime: le.mtime, etag: le.etag, metadata: known, countLookup: true)
             }
         }
+    }
+
+    /// Metadata for a listed entry: what a HEAD or a local change taught its node, else the listing's own
+    /// (marker metadata for directories; nothing for files).
+    func knownMetadata(_ s: State, path: String, entry e: ListingEntry) -> [String: String] {
+        let node = s.nodes[Namespace.inode(for: path)].flatMap { $0.path == path && $0.etag == e.etag ? $0.metadata : nil }
+        if let node, !(node.isEmpty && e.kind == .directory) { return node }
+        return e.metadata
     }
 
     package func releasedir(_ handle: UInt64) {

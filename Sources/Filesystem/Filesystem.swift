@@ -169,11 +169,11 @@ package final class Filesystem: @unchecked Sendable {
                 s.listings[parent] = listing
                 if let i = listing.byName[name] {
                     let e = listing.entries[i]
-                    // Keep metadata we already have for this path (modes from a HEAD); the listing has none.
-                    let known = s.nodes[Namespace.inode(for: path)].flatMap { $0.etag == e.etag && $0.path == path ? $0.metadata : nil }
-                    // A listing has no metadata. Tiny objects may be symlinks: learn their type with a HEAD.
-                    if known == nil && e.kind == .file && e.size < 4096 { return .fetch(path: path) }
-                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: known ?? [:], countLookup: true)
+                    // Keep metadata we already have for this path (modes from a HEAD); a listing has none for
+                    // files. Tiny objects may be symlinks: learn their type with a HEAD.
+                    let nodeKnows = s.nodes[Namespace.inode(for: path)].map { $0.etag == e.etag && $0.path == path } ?? false
+                    if !nodeKnows && e.kind == .file && e.size < 4096 { return .fetch(path: path) }
+                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: knownMetadata(s, path: path, entry: e), countLookup: true)
                     return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
                 }
                 if listing.complete { return .answer(.failure(FilesystemError(ENOENT, "no such entry"))) }
@@ -209,10 +209,16 @@ package final class Filesystem: @unchecked Sendable {
             return .failure(FilesystemError.from(error))
         }
         let info = await head
+        // A marker object (listed first, as "key/" sorts before its children) carries the directory's mode
+        // and owner: one more round trip, only for directories that have one.
+        var markerInfo: ObjectInfo?
+        if listed.objects.first?.key == key + "/" {
+            markerInfo = try? await store.headObject(bucket: bucket, key: key + "/")
+        }
         return state.withLock { s in
             if !listed.objects.isEmpty || !listed.commonPrefixes.isEmpty {
                 if info != nil { s.counters.shadowedFiles += 1 }
-                let attrs = remember(&s, parent: parent, name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: [:], countLookup: true)
+                let attrs = remember(&s, parent: parent, name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: markerInfo?.metadata ?? [:], countLookup: true)
                 return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
             }
             if let info {

@@ -12,6 +12,8 @@ struct ListingEntry: Sendable {
     var size: Int64
     var mtime: Timestamp
     var etag: String
+    /// A subdirectory's POSIX metadata, from a HEAD of its marker object (empty when it has none).
+    var metadata: [String: String] = [:]
 }
 
 /// A directory's contents from ListObjectsV2, possibly still being paged in.
@@ -24,7 +26,9 @@ struct Listing {
     var lastUse: UInt64 = 0
 
     /// Adds one page, applying the naming rules; returns the skipped and shadowed counts.
-    mutating func add(page: ListObjectsPage, prefix: String, mountTime: Timestamp) -> (skipped: Int, shadowed: Int) {
+    ///
+    /// `markers` holds the metadata of subdirectory marker objects, by common prefix.
+    mutating func add(page: ListObjectsPage, prefix: String, mountTime: Timestamp, markers: [String: [String: String]] = [:]) -> (skipped: Int, shadowed: Int) {
         var skipped = 0
         var shadowed = 0
         for p in page.commonPrefixes {
@@ -36,13 +40,13 @@ struct Listing {
             if let i = byName[name] {
                 // The directory wins over a file of the same name.
                 if entries[i].kind != .directory {
-                    entries[i] = ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "")
+                    entries[i] = ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: markers[p] ?? [:])
                     shadowed += 1
                 }
                 continue
             }
             byName[name] = entries.count
-            entries.append(ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: ""))
+            entries.append(ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: markers[p] ?? [:]))
         }
         for o in page.objects {
             let name = String(o.key.utf8.dropFirst(prefix.utf8.count)) ?? ""

@@ -12,6 +12,9 @@ extension WriteBack {
         lock.withLock { r in
             guard !r.stopped else { return }
             let now = monotonicSeconds()
+            // A writer that wrote within the last second has priority over the uploads (see WriteBackOptions).
+            let writing = r.active.values.contains { $0.s.writers > 0 && !$0.s.pending && now - $0.s.lastUse < 1 }
+            let bound = options.concurrency(whileWriting: writing)
             for f in r.active.values.sorted(by: { $0.s.created < $1.s.created }) {
                 if f.s.cancelled || (f.s.clean && f.s.inFlight.isEmpty && !f.s.finishing && !f.s.creatingUpload) {
                     r.active.removeValue(forKey: f.id)
@@ -26,7 +29,7 @@ extension WriteBack {
                     continue
                 }
                 if size <= geometry.base { continue }
-                let room = options.concurrency - r.inFlight
+                let room = bound - r.inFlight
                 let needed = neededParts(f, final: final, limit: max(room, 1))
                 if needed.isEmpty {
                     if final && f.s.inFlight.isEmpty && f.s.uploadID != nil {
@@ -40,7 +43,7 @@ extension WriteBack {
                     starts.append { await self.createUpload(f) }
                     continue
                 }
-                for p in needed where r.inFlight < options.concurrency {
+                for p in needed where r.inFlight < bound {
                     f.s.inFlight.insert(p)
                     r.inFlight += 1
                     let job = PartJob(part: p, generation: f.s.generation, uploadID: uploadID, bucket: f.s.bucket, key: f.s.key, range: geometry.range(ofPart: p, fileSize: size))

@@ -13,6 +13,19 @@ package struct WriteBackOptions: Sendable {
     package var partSize: Int64 = 16 << 20
     /// Parts in flight across all files.
     package var concurrency = 8
+    /// Parts in flight while an application is writing (nil: half the cores, at least 2, at most
+    /// `concurrency`).
+    ///
+    /// Uploading costs CPU (MD5, copies, the HTTP stack). On a small machine a full set of parts in flight
+    /// slows the writer down more than it speeds the upload up; after close the full bound applies.
+    package var concurrencyWhileWriting: Int? = nil
+
+    /// The in-flight bound in force: lower while some file is being written.
+    func concurrency(whileWriting: Bool) -> Int {
+        guard whileWriting else { return concurrency }
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        return min(concurrency, concurrencyWhileWriting ?? max(2, cores / 2))
+    }
     /// Uploaded files kept on disk for reads, in bytes (least recently used go first).
     package var residentBytes: Int64 = 8 << 30
 
@@ -264,10 +277,16 @@ package final class WriteBack: @unchecked Sendable {
         }
     }
 
-    /// Someone is waiting (flush, unmount): retry failed uploads of matching files now, not after backoff.
+    /// Someone started waiting (flush, unmount): retry failed uploads of matching files now, not after backoff.
+    ///
+    /// The failure is cleared until that attempt reports, so the waiter sees the outcome of the new attempt
+    /// (a grant that fixed AccessDenied, say) rather than the old error.
     package func retryNow(matching: (String) -> Bool) {
         lock.withLock { r in
-            for f in r.active.values where f.s.failure != nil && matching(f.s.key) { f.s.retryAt = 0 }
+            for f in r.active.values where f.s.failure != nil && matching(f.s.key) {
+                f.s.retryAt = 0
+                f.s.failure = nil
+            }
         }
         pump()
     }

@@ -103,9 +103,9 @@ final class MountDaemon: @unchecked Sendable {
             switch command.split(separator: " ").first.map(String.init) ?? "" {
             case "status":
                 return StatusReport.build(plan: plan, client: client, cache: cache, disk: disk, filesystem: filesystem, writeBack: writer, started: startedAt).encoded()
-            case "pending":
+            case let verb where verb == "pending" || verb == "retry":
                 let path = command.split(separator: " ", maxSplits: 1).dropFirst().first.flatMap { URIEncoding.decode(String($0)) } ?? ""
-                return StatusReport.pending(writer, key: plan.bucket.prefix + path).encoded()
+                return StatusReport.pending(writer, key: plan.bucket.prefix + path, retry: verb == "retry").encoded()
             case "unmount":
                 return Self.unmountKernel(plan.mountpoint)
             default:

@@ -78,12 +78,13 @@ enum StatusReport {
         ])
     }
 
-    /// Upload progress below one key or key prefix, for `flush` and `unmount`; asks failed ones to retry now.
-    static func pending(_ writeBack: WriteBack?, key: String) -> JSONValue {
+    /// Upload progress below one key or key prefix, for `flush` and `unmount`; with `retry` (their first
+    /// poll), failed uploads there are retried at once.
+    static func pending(_ writeBack: WriteBack?, key: String, retry: Bool) -> JSONValue {
         guard let writeBack else { return uploads(UploadStats()) }
         let base = key.hasSuffix("/") ? String(key.dropLast()) : key
         let matches: (String) -> Bool = { k in base.isEmpty || k == base || k.hasPrefix(base + "/") }
-        writeBack.retryNow(matching: matches)
+        if retry { writeBack.retryNow(matching: matches) }
         return uploads(writeBack.stats(matching: matches))
     }
 }

@@ -19,8 +19,12 @@ enum UploadProgress {
         var lastLine = 0.0
         var total: Double = 0
         var files = 0
+        var first = true
         while true {
-            guard case .success(let text) = ControlClient.send("pending " + URIEncoding.encode(path, keepSlash: true), to: socket, timeoutSeconds: 10),
+            // The first poll retries failed uploads at once; later polls only watch that attempt.
+            let verb = first ? "retry" : "pending"
+            first = false
+            guard case .success(let text) = ControlClient.send(verb + " " + URIEncoding.encode(path, keepSlash: true), to: socket, timeoutSeconds: 10),
                 let v = JSONValue.parse(text)
             else {
                 return .failure(Failure(message: "the daemon stopped answering; pending uploads stay journaled and resume at the next mount"))

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""lakecache in five minutes: `make demo` and `make demo-stop`.
+
+start: starts a local S3 server (the bench object store, shaped like remote storage) unless LAKE_ENDPOINT
+       names one, seeds a sample dataset, mounts it at /mnt/lake (or $LAKE_MOUNT), reads it for two
+       shuffled epochs, writes a checkpoint with async close, flushes it, shows status, and leaves the
+       mount up.
+stop:  unmounts, stops the server it started and removes the demo's cache and data.
+
+Environment: LAKE_MOUNT (mount point), LAKE_DEMO_DIR (state, cache and server data; default
+/var/tmp/lakecache-demo), LAKE_ENDPOINT + LAKE_BUCKET (use an existing S3 endpoint instead of the embedded
+server; objects go under the prefix lakecache-demo/), LAKECACHE_BUILD_DIR (where the binary is).
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAKECACHE = os.path.join(os.environ.get("LAKECACHE_BUILD_DIR", os.path.join(ROOT, ".build/release")), "lakecache")
+STATE_DIR = os.environ.get("LAKE_DEMO_DIR", "/var/tmp/lakecache-demo")
+STATE = os.path.join(STATE_DIR, "state.json")
+MOUNT = os.environ.get("LAKE_MOUNT", "/mnt/lake")
+KiB, MiB = 1 << 10, 1 << 20
+# The embedded server does not check signatures; these only make requests well formed.
+DEMO_KEYS = {"AWS_ACCESS_KEY_ID": "lakecache-demo", "AWS_SECRET_ACCESS_KEY": "lakecache-demo"}
+
+# The sample dataset: "images" in class directories, a few shards and a model, about 200 MiB in all.
+IMAGES, CLASSES = 1200, 12
+SHARDS, SHARD_SIZE = 4, 16 * MiB
+MODEL_SIZE = 64 * MiB
+CHECKPOINT_SIZE = 256 * MiB
+
+
+def say(label, text=""):
+    print("  %-16s %s" % (label, text), flush=True)
+
+
+def fail(msg):
+    print("demo: " + msg, file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+def human(n):
+    return "%.0f MiB" % (n / MiB) if n >= MiB else "%.0f KiB" % (n / KiB)
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def lakecache(*args, check=True, **kw):
+    return subprocess.run([LAKECACHE] + list(args), check=check, env=dict(os.environ, **credentials()), **kw)
+
+
+def credentials():
+    return {} if os.environ.get("LAKE_ENDPOINT") else DEMO_KEYS
+
+
+def load_state():
+    try:
+        with open(STATE) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------- server
+
+def start_server():
+    """Starts the bench store (profile s3-like) detached, so it outlives this script; returns its endpoint."""
+    port_file = os.path.join(STATE_DIR, "server.port")
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tools/benchstore/benchstore.py"), "--root", os.path.join(STATE_DIR, "server"),
+         "--port-file", port_file, "--profile", "s3-like", "--bucket", "lake"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(STATE_DIR, "server.log"), "w"), start_new_session=True)
+    for _ in range(200):
+        if os.path.exists(port_file):
+            return proc.pid, "http://127.0.0.1:%d" % int(open(port_file).read())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    fail("the local S3 server did not start; see %s/server.log" % STATE_DIR)
+
+
+def s3_client(endpoint):
+    import boto3
+    from botocore.config import Config
+    keys = credentials()
+    return boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                        aws_access_key_id=keys.get("AWS_ACCESS_KEY_ID"), aws_secret_access_key=keys.get("AWS_SECRET_ACCESS_KEY"),
+                        config=Config(max_pool_connections=16))
+
+
+def seed(s3, bucket, prefix):
+    rng = random.Random(7)
+    objects = []
+    for i in range(IMAGES):
+        objects.append(("%strain/class%02d/img%05d.jpg" % (prefix, i % CLASSES, i), rng.randint(8, 56) * KiB))
+    for i in range(SHARDS):
+        objects.append(("%sshards/train-%05d.tar" % (prefix, i), SHARD_SIZE))
+    objects.append(("%smodels/base.safetensors" % prefix, MODEL_SIZE))
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda o: s3.put_object(Bucket=bucket, Key=o[0], Body=os.urandom(o[1])), objects))
+    return sum(1 for o in objects if "/train/" in "/" + o[0]), sum(o[1] for o in objects)
+
+
+# ------------------------------------------------------------------------------------------- workload
+
+def drop_page_cache():
+    """Makes epoch 2 come from lakecache's cache rather than the kernel's page cache (root only)."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def epoch(root, seed):
+    t0 = time.time()
+    files = []
+    for d, _, names in os.walk(root):
+        files += [os.path.join(d, n) for n in names]
+    random.Random(seed).shuffle(files)
+
+    def read(path):
+        with open(path, "rb") as f:
+            return len(f.read())
+    with ThreadPoolExecutor(8) as ex:
+        total = sum(ex.map(read, files))
+    return len(files), total, time.time() - t0
+
+
+def write_checkpoint(path, size):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    chunk = os.urandom(8 * MiB)
+    t0 = time.time()
+    with open(path, "wb") as f:
+        for _ in range(size // len(chunk)):
+            f.write(chunk)
+    return time.time() - t0
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+def start():
+    if not os.path.exists(LAKECACHE):
+        fail("%s is missing; run `make demo` (it builds the release binary first)" % LAKECACHE)
+    if load_state():
+        stop(quiet=True)
+    if is_mounted(MOUNT):
+        fail("%s is already mounted by something else; unmount it or set LAKE_MOUNT to another directory" % MOUNT)
+    os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
+    created_mount = not os.path.exists(MOUNT)
+    try:
+        os.makedirs(MOUNT, exist_ok=True)
+    except OSError as e:
+        fail("cannot create the mount point %s (%s); run as root or set LAKE_MOUNT to a directory you own" % (MOUNT, e.strerror))
+    if os.listdir(MOUNT):
+        fail("the mount point %s is not empty; empty it or set LAKE_MOUNT to another directory" % MOUNT)
+
+    print("lakecache demo", flush=True)
+    state = {"mount": MOUNT, "cache": os.path.join(STATE_DIR, "cache"), "created_mount": created_mount}
+    endpoint, bucket, prefix = os.environ.get("LAKE_ENDPOINT"), os.environ.get("LAKE_BUCKET"), ""
+    if endpoint:
+        if not bucket:
+            fail("LAKE_ENDPOINT is set but LAKE_BUCKET is not; name the bucket to use")
+        prefix = "lakecache-demo/"
+        say("S3 server", "%s (from LAKE_ENDPOINT), bucket %s, prefix %s" % (endpoint, bucket, prefix))
+    else:
+        state["server_pid"], endpoint = start_server()
+        bucket = "lake"
+        say("S3 server", "local bench store on %s, shaped like remote storage" % endpoint)
+        say("", "(15 ms to first byte, 100 MB/s per connection)")
+    state.update(endpoint=endpoint, bucket=bucket, prefix=prefix)
+    with open(STATE, "w") as f:
+        json.dump(state, f)
+
+    t0 = time.time()
+    images, total = seed(s3_client(endpoint), bucket, prefix)
+    say("dataset", "%d images, %d shards of %s, a %s model: %s, seeded in %.1f s"
+        % (images, SHARDS, human(SHARD_SIZE), human(MODEL_SIZE), human(total), time.time() - t0))
+
+    url = "s3://%s/%s" % (bucket, prefix.rstrip("/")) if prefix else "s3://" + bucket
+    lakecache("mount", url, MOUNT, "--endpoint", endpoint, "--cache-dir", state["cache"], "--memory-cache", "512M",
+              "--cache-size", "4G")
+    say("mount", "%s on %s (cache %s)" % (url, MOUNT, state["cache"]))
+
+    n, size, t1 = epoch(MOUNT, 1)
+    say("epoch 1 (cold)", "%5d files  %s  %6.2f s  %7.1f MB/s" % (n, human(size), t1, size / t1 / 1e6))
+    dropped = drop_page_cache()
+    n, size, t2 = epoch(MOUNT, 2)
+    say("epoch 2 (warm)", "%5d files  %s  %6.2f s  %7.1f MB/s  %.1f× faster%s"
+        % (n, human(size), t2, size / t2 / 1e6, t1 / t2, "" if dropped else " (page cache not dropped: not root)"))
+
+    ckpt = os.path.join(MOUNT, "checkpoints/step-000100/model.safetensors")
+    t_close = write_checkpoint(ckpt, CHECKPOINT_SIZE)
+    say("checkpoint", "%s written, close() returned in %.2f s (%.0f MB/s); the upload goes on"
+        % (human(CHECKPOINT_SIZE), t_close, CHECKPOINT_SIZE / t_close / 1e6))
+    print("  lakecache flush %s" % os.path.dirname(ckpt), flush=True)
+    t0 = time.time()
+    lakecache("flush", os.path.dirname(ckpt), "--timeout", "600")
+    say("durable", "in the bucket %.2f s after close()" % (time.time() - t0))
+    print("  lakecache status %s" % MOUNT, flush=True)
+    out = lakecache("status", MOUNT, capture_output=True, text=True).stdout
+    print("".join("    " + line + "\n" for line in out.splitlines()), end="")
+    print("The mount stays up. Explore: ls %s   Stop: make demo-stop" % MOUNT, flush=True)
+
+
+def stop(quiet=False):
+    state = load_state()
+    mount = state["mount"] if state else MOUNT
+    if is_mounted(mount):
+        if lakecache("unmount", mount, check=False, capture_output=True).returncode != 0:
+            subprocess.run(["fusermount3", "-u", "-z", mount], capture_output=True)
+    pid = state.get("server_pid") if state else None
+    if pid:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.05)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    if state and state.get("created_mount") and os.path.isdir(mount) and not os.listdir(mount):
+        os.rmdir(mount)
+    if not quiet:
+        print("demo stopped: %s unmounted, local S3 server stopped, demo data removed" % mount if state
+              else "demo: nothing to stop (no demo state in %s)" % STATE_DIR)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "start"
+    if cmd == "start":
+        try:
+            start()
+        except (Exception, KeyboardInterrupt) as e:
+            if load_state():
+                stop(quiet=True)
+            if isinstance(e, subprocess.CalledProcessError):
+                fail("`%s` failed (exit %d); the demo was stopped and cleaned up" % (" ".join(map(str, e.cmd[1:])), e.returncode))
+            raise
+    elif cmd == "stop":
+        stop()
+    else:
+        fail("usage: demo.py start|stop")
