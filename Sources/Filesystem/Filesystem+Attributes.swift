@@ -83,6 +83,9 @@ extension Filesystem {
             n.metadata = metadata
             n.attributes = attributes(ino: ino, kind: .directory, size: 0, mtime: changes.mtime ?? n.attributes.mtime, metadata: metadata)
             s.nodes[ino] = n
+            if !n.path.isEmpty {
+                listingInsert(&s, path: n.path, kind: .directory, size: 0, mtime: n.attributes.mtime, etag: "", metadata: metadata)
+            }
             return EntryReply(attributes: n.attributes, ttl: options.kernelTTL)
         }
     }

@@ -13,12 +13,12 @@ extension Filesystem {
             guard let node = s.nodes[ino] else { return .failure(FilesystemError(ESTALE, "unknown inode \(ino)")) }
             guard node.attributes.kind == .directory else { return .failure(FilesystemError(ENOTDIR, "not a directory")) }
             var listing = Listing()
-            if let cached = s.listings[ino], cached.complete, cached.fetched + (options.metadataTTL ?? .infinity) > now {
+            if let cached = s.listings[node.path], cached.complete, cached.fetched + (options.metadataTTL ?? .infinity) > now {
                 listing = cached
             }
             let handle = s.nextHandle
             s.nextHandle += 1
-            s.directories[handle] = DirectoryHandle(ino: ino, prefix: prefix(for: node.path), listing: listing)
+            s.directories[handle] = DirectoryHandle(ino: ino, path: node.path, prefix: prefix(for: node.path), listing: listing)
             return .success(handle)
         }
         reply(result)
@@ -105,7 +105,7 @@ extension Filesystem {
                     if let p = path(forKey: key), Self.split(p).parent == dir { h.listing.remove(Self.split(p).name) }
                 }
                 h.listing.fetched = monotonicSeconds()
-                cacheListing(&s, ino: h.ino, listing: h.listing)
+                cacheListing(&s, path: h.path, listing: h.listing)
             }
             s.directories[handle] = h
         }
@@ -135,16 +135,16 @@ extension Filesystem {
     }
 
     /// Keeps a complete listing for lookups, within the entry budget (least recently used go first).
-    private func cacheListing(_ s: inout State, ino: UInt64, listing: Listing) {
+    private func cacheListing(_ s: inout State, path: String, listing: Listing) {
         s.clock += 1
         var l = listing
         l.lastUse = s.clock
-        if let old = s.listings[ino] { s.listingEntries -= old.entries.count }
-        s.listings[ino] = l
+        if let old = s.listings[path] { s.listingEntries -= old.entries.count }
+        s.listings[path] = l
         s.listingEntries += l.entries.count
-        s.negative.removeValue(forKey: ino)
+        s.negative.removeValue(forKey: path)
         if s.listingEntries > options.maxCachedListingEntries {
-            for (victim, old) in s.listings.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where victim != ino {
+            for (victim, old) in s.listings.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where victim != path {
                 s.listings.removeValue(forKey: victim)
                 s.listingEntries -= old.entries.count
                 if s.listingEntries <= options.maxCachedListingEntries { break }

@@ -53,23 +53,22 @@ extension Filesystem {
         return (String(path[..<slash]), String(path[path.index(after: slash)...]))
     }
 
-    /// The cached listings of a directory path: under the inode its path hashes to, and under the inode it
-    /// kept if it was renamed here.
+    /// Updates the cached listing of a directory path, if there is one.
     func withListing(_ s: inout State, directory: String, _ body: (inout Listing) -> Void) {
-        for ino in Set([Namespace.inode(for: directory), s.movedDirectories[directory]].compactMap { $0 }) {
-            guard var l = s.listings[ino] else { continue }
-            let before = l.entries.count
-            body(&l)
-            s.listingEntries += l.entries.count - before
-            s.listings[ino] = l
-        }
+        guard var l = s.listings[directory] else { return }
+        let before = l.entries.count
+        body(&l)
+        s.listingEntries += l.entries.count - before
+        s.listings[directory] = l
     }
 
     /// Shows a new or changed child in its parent's cached listing and forgets any negative entry for it.
-    func listingInsert(_ s: inout State, path: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, etag: String) {
+    ///
+    /// `metadata` matters for directories (their marker's mode): a listing entry keeps it.
+    func listingInsert(_ s: inout State, path: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, etag: String, metadata: [String: String] = [:]) {
         let (dir, name) = Self.split(path)
-        s.negative[Namespace.inode(for: dir)]?.removeValue(forKey: name)
-        withListing(&s, directory: dir) { $0.upsert(ListingEntry(name: name, kind: kind, size: size, mtime: mtime, etag: etag)) }
+        s.negative[dir]?.removeValue(forKey: name)
+        withListing(&s, directory: dir) { $0.upsert(ListingEntry(name: name, kind: kind, size: size, mtime: mtime, etag: etag, metadata: metadata)) }
     }
 
     func listingRemove(_ s: inout State, path: String) {

@@ -39,8 +39,8 @@ extension Filesystem {
                 var empty = Listing()
                 empty.complete = true
                 empty.fetched = monotonicSeconds()
-                s.listings[attrs.ino] = empty
-                listingInsert(&s, path: path, kind: .directory, size: 0, mtime: attrs.mtime, etag: "")
+                if let old = s.listings.updateValue(empty, forKey: path) { s.listingEntries -= old.entries.count }
+                listingInsert(&s, path: path, kind: .directory, size: 0, mtime: attrs.mtime, etag: "", metadata: metadata)
                 return EntryReply(attributes: attrs, ttl: options.kernelTTL)
             }
         }
@@ -96,7 +96,7 @@ extension Filesystem {
             if let cancelled { writeBack?.cancel(cancelled) }
             listingRemove(&s, path: path)
             let ino = Namespace.inode(for: path)
-            s.negative[parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
+            s.negative[Self.split(path).parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
             let readers = s.files.values.filter { $0.ino == ino && $0.staged == nil }
             if !readers.isEmpty { s.deferredDeletes[ino] = key }
             if var n = s.nodes[ino], n.path == path {
@@ -126,9 +126,9 @@ extension Filesystem {
             try await store.deleteObject(bucket: options.bucket.bucket, key: marker)
             state.withLock { s in
                 listingRemove(&s, path: path)
-                let ino = Namespace.inode(for: path)
-                if let old = s.listings.removeValue(forKey: ino) { s.listingEntries -= old.entries.count }
-                s.negative[parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
+                if let old = s.listings.removeValue(forKey: path) { s.listingEntries -= old.entries.count }
+                s.negative.removeValue(forKey: path)
+                s.negative[Self.split(path).parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
             }
         }
     }

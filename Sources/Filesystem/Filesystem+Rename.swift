@@ -160,6 +160,11 @@ extension Filesystem {
     private func moved(_ s: inout State, from src: String, to dst: String, kind: FileAttributes.Kind, newParent: UInt64, newName: String) {
         let (_, dstName) = Self.split(dst)
         let prefix = src + "/"
+        // What the rename replaced (a file, or an empty directory) is gone: its nodes must not answer for the
+        // destination path, which now belongs to the source's nodes.
+        for (ino, n) in s.nodes where n.path == dst || n.path.hasPrefix(dst + "/") {
+            s.nodes.removeValue(forKey: ino)
+        }
         for (ino, var n) in s.nodes where n.path == src || n.path.hasPrefix(prefix) {
             n.path = dst + n.path.dropFirst(src.count)
             if n.path == dst {
@@ -178,17 +183,29 @@ extension Filesystem {
             listingInsert(&s, path: dst, kind: .file, size: size, mtime: mtime, etag: "")
         } else {
             let n = s.nodes.values.first { $0.path == dst }
-            listingInsert(&s, path: dst, kind: kind == .directory ? .directory : .file, size: n?.attributes.size ?? 0, mtime: n?.attributes.mtime ?? mountTime, etag: n?.etag ?? "")
+            // Without a node (the kernel forgot it), the source's listing entry still has a directory's mode.
+            let (srcDir, srcName) = Self.split(src)
+            let listed = s.listings[srcDir].flatMap { l in l.byName[srcName].map { l.entries[$0] } }
+            listingInsert(&s, path: dst, kind: kind == .directory ? .directory : .file, size: n?.attributes.size ?? listed?.size ?? 0,
+                          mtime: n?.attributes.mtime ?? listed?.mtime ?? mountTime, etag: n?.etag ?? listed?.etag ?? "",
+                          metadata: n.flatMap { $0.metadata.isEmpty ? nil : $0.metadata } ?? listed?.metadata ?? [:])
         }
         listingRemove(&s, path: src)
         let (srcDir, srcName) = Self.split(src)
-        s.negative[Namespace.inode(for: srcDir), default: [:]][srcName] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
-        s.negative[newParent]?.removeValue(forKey: newName)
+        s.negative[srcDir, default: [:]][srcName] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
+        s.negative[Self.split(dst).parent]?.removeValue(forKey: newName)
         if kind == .directory {
-            // Listings of the moved subtree were keyed by the old paths' inodes; let them be fetched again.
-            for (ino, n) in s.nodes where n.path == dst || n.path.hasPrefix(dst + "/") {
-                if let old = s.listings.removeValue(forKey: ino) { s.listingEntries -= old.entries.count }
-                if n.attributes.kind == .directory && ino != Namespace.inode(for: n.path) { s.movedDirectories[n.path] = ino }
+            // Cached listings and negative entries are by path: the replaced subtree's go, the moved ones follow.
+            let inside = { (path: String, root: String) in path == root || path.hasPrefix(root + "/") }
+            for path in s.listings.keys where inside(path, dst) {
+                if let old = s.listings.removeValue(forKey: path) { s.listingEntries -= old.entries.count }
+            }
+            for path in s.negative.keys where inside(path, dst) { s.negative.removeValue(forKey: path) }
+            for path in s.listings.keys where inside(path, src) {
+                s.listings[dst + path.dropFirst(src.count)] = s.listings.removeValue(forKey: path)
+            }
+            for path in s.negative.keys where inside(path, src) {
+                s.negative[dst + path.dropFirst(src.count)] = s.negative.removeValue(forKey: path)
             }
         }
     }

@@ -33,15 +33,20 @@ package final class Filesystem: @unchecked Sendable {
 
     struct DirectoryHandle {
         var ino: UInt64
+        /// The directory's path when it was opened (listings are cached by path).
+        var path: String
         var prefix: String
         var listing: Listing
     }
 
     struct State {
         var nodes: [UInt64: Node] = [:]
-        var listings: [UInt64: Listing] = [:]
+        /// Complete listings by directory path. By path, not inode: a directory renamed here keeps its inode
+        /// (the kernel's), and a new directory may later take the old path.
+        var listings: [String: Listing] = [:]
         var listingEntries = 0
-        var negative: [UInt64: [String: Double]] = [:]
+        /// Names known not to exist, by directory path: name → until when.
+        var negative: [String: [String: Double]] = [:]
         var files: [UInt64: FileHandle] = [:]
         var directories: [UInt64: DirectoryHandle] = [:]
         var nextHandle: UInt64 = 1
@@ -49,9 +54,6 @@ package final class Filesystem: @unchecked Sendable {
         var counters = NamespaceCounters()
         /// Files written through this mount, by path: their staged image is the truth until evicted.
         var local: [String: StagedFile] = [:]
-        /// Directories renamed here keep their inode (the kernel's), which is no longer the hash of their path:
-        /// path → that inode, so listing updates by path reach the listing the kernel reads.
-        var movedDirectories: [String: UInt64] = [:]
         /// Unlinked while open for reading: the object is deleted at the last release (POSIX keeps it readable).
         var deferredDeletes: [UInt64: String] = [:]
     }
@@ -163,10 +165,10 @@ package final class Filesystem: @unchecked Sendable {
                 let attrs = rememberLocal(&s, parent: parent, name: name, file: f)
                 return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
             }
-            if var listing = s.listings[parent], listing.fetched + (options.metadataTTL ?? .infinity) > now {
+            if var listing = s.listings[dir.path], listing.fetched + (options.metadataTTL ?? .infinity) > now {
                 s.clock += 1
                 listing.lastUse = s.clock
-                s.listings[parent] = listing
+                s.listings[dir.path] = listing
                 if let i = listing.byName[name] {
                     let e = listing.entries[i]
                     // Keep metadata we already have for this path (modes from a HEAD); a listing has none for
@@ -178,7 +180,7 @@ package final class Filesystem: @unchecked Sendable {
                 }
                 if listing.complete { return .answer(.failure(FilesystemError(ENOENT, "no such entry"))) }
             }
-            if let until = s.negative[parent]?[name], until > now {
+            if let until = s.negative[dir.path]?[name], until > now {
                 return .answer(.failure(FilesystemError(ENOENT, "no such entry (cached)")))
             }
             if var node = s.nodes[Namespace.inode(for: path)], node.path == path, node.expires > now {
@@ -225,9 +227,7 @@ package final class Filesystem: @unchecked Sendable {
                 let attrs = remember(&s, parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, countLookup: true)
                 return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
             }
-            if let ttl = options.metadataTTL { s.negative[parent, default: [:]][name] = monotonicSeconds() + ttl } else {
-                s.negative[parent, default: [:]][name] = .infinity
-            }
+            s.negative[Self.split(path).parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
             return .failure(FilesystemError(ENOENT, "no such object or prefix"))
         }
     }
@@ -240,7 +240,7 @@ package final class Filesystem: @unchecked Sendable {
             node.lookups = node.lookups > count ? node.lookups - count : 0
             if node.lookups == 0 && !s.files.values.contains(where: { $0.ino == ino }) {
                 s.nodes.removeValue(forKey: ino)
-                s.negative.removeValue(forKey: ino)
+                if node.attributes.kind == .directory { s.negative.removeValue(forKey: node.path) }
                 // The listing stays (bounded by the entry budget and the TTL): the inode number is a hash of
                 // the path, so when the kernel looks the directory up again (after dropping its dentries, say)
                 // the listing is found again without a LIST.

@@ -23,21 +23,23 @@ struct ReferenceModelTests {
         let local = NSTemporaryDirectory() + "lakecache-model-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: local) }
-        let seed = UInt64.random(in: 0...UInt64.max)
+        // LAKECACHE_MODEL_SEED replays a failing run.
+        let seed = ProcessInfo.processInfo.environment["LAKECACHE_MODEL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--part-size", "5M", "--write-mode", mode])
         try m.start()
         defer { m.stop() }
+        let checkEvery = ProcessInfo.processInfo.environment["LAKECACHE_MODEL_CHECK_EVERY"].flatMap { Int($0) } ?? 1000
         var runner = ModelRunner(mount: m.mountpoint, local: local, seed: seed)
         for i in 0..<Self.operations {
             let step = runner.step()
             guard step.mount == step.local else {
-                Issue.record("op \(i) (seed \(seed), \(mode)): \(step.op): mount \(step.mount) ≠ local \(step.local)")
+                Issue.record("op \(i) (seed \(seed), \(mode)): \(step.op): mount \(step.mount) ≠ local \(step.local)\n\(runner.recent)")
                 return
             }
-            if i % 1000 == 999 {
+            if i % checkEvery == checkEvery - 1 {
                 let diff = compareTrees(m.mountpoint, local)
                 guard diff.isEmpty else {
-                    Issue.record("after op \(i) (seed \(seed), \(mode)), last \(step.op): \(diff.prefix(5))")
+                    Issue.record("after op \(i) (seed \(seed), \(mode)): \(diff.prefix(5))\n\(runner.recent)")
                     return
                 }
             }
@@ -61,6 +63,14 @@ struct ModelRunner {
     let local: String
     var rng: SplitMix
     var kinds: Set<String> = []
+    var history: [String] = []
+    /// The last operations, for a failure message.
+    var recent: String {
+        // The whole run goes to a file; the message shows its end.
+        let file = NSTemporaryDirectory() + "lakecache-model-\(rng.state).log"
+        try? history.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        return history.suffix(30).joined(separator: "\n") + "\n(all operations: \(file))"
+    }
     let dirs = ["", "a", "b", "a/c"]
     let names = ["f0", "f1", "f2", "g", "a", "b", "c"]
 
@@ -153,7 +163,9 @@ struct ModelRunner {
             }
         }
         kinds.insert(String(op.prefix(while: { $0 != " " })))
-        return (op, apply(mount), apply(local))
+        let result = (op, apply(mount), apply(local))
+        history.append("\(op) → \(result.2)")
+        return result
     }
 }
 
