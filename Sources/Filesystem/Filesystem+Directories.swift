@@ -66,7 +66,7 @@ extension Filesystem {
             } else if i - 2 < h.listing.entries.count {
                 let e = h.listing.entries[i - 2]
                 let path = Namespace.join(dir?.path ?? "", e.name)
-                let ino = Namespace.inode(for: path)
+                let ino = inode(s, of: path)
                 if let f = s.local[path] {
                     out.append(DirectoryEntry(name: e.name, attributes: localAttributes(ino: ino, file: f), offset: i + 1))
                 } else {
@@ -173,7 +173,7 @@ extension Filesystem {
     /// Metadata for a listed entry: what a HEAD or a local change taught its node, else the listing's own
     /// (marker metadata for directories; nothing for files).
     func knownMetadata(_ s: State, path: String, entry e: ListingEntry) -> [String: String] {
-        let node = s.nodes[Namespace.inode(for: path)].flatMap { $0.path == path && $0.etag == e.etag ? $0.metadata : nil }
+        let node = s.nodes[inode(s, of: path)].flatMap { $0.etag == e.etag ? $0.metadata : nil }
         if let node, !(node.isEmpty && e.kind == .directory) { return node }
         return e.metadata
     }

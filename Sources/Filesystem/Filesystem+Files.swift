@@ -144,7 +144,7 @@ extension Filesystem {
             var deleteKey: String?
             if !s.files.values.contains(where: { $0.ino == h.ino }) {
                 deleteKey = s.deferredDeletes.removeValue(forKey: h.ino)
-                if let n = s.nodes[h.ino], n.lookups == 0 { s.nodes.removeValue(forKey: h.ino) }
+                if let n = s.nodes[h.ino], n.lookups == 0 { drop(&s, h.ino) }
             }
             return (h.writable ? h.staged : nil, deleteKey)
         }

@@ -53,6 +53,37 @@ extension Filesystem {
         return (String(path[..<slash]), String(path[path.index(after: slash)...]))
     }
 
+    /// The inode number a path gets (or has): the hash of the path, probing past numbers held by nodes of
+    /// other paths, as `remember` assigns them.
+    ///
+    /// A node renamed here keeps its number, so after `mv a b` and a new `a`, the new file's number is not
+    /// the hash of "a": answering with that hash would point the kernel at the moved file.
+    func inode(_ s: State, of path: String) -> UInt64 {
+        if let ino = s.byPath[path] { return ino }
+        var ino = Namespace.inode(for: path)
+        while let n = s.nodes[ino], n.path != path { ino &+= 1 }
+        return ino
+    }
+
+    /// Forgets a node.
+    func drop(_ s: inout State, _ ino: UInt64) {
+        guard let n = s.nodes.removeValue(forKey: ino) else { return }
+        if s.byPath[n.path] == ino { s.byPath.removeValue(forKey: n.path) }
+    }
+
+    /// The node of `path` no longer names anything (unlinked, removed, replaced by a rename). It stays until
+    /// the kernel forgets it, so that its number is not given to a new file the kernel could mistake for it
+    /// (and serve the old file's cached pages); open handles keep working.
+    func detach(_ s: inout State, path: String) {
+        guard let ino = s.byPath.removeValue(forKey: path), var n = s.nodes[ino] else { return }
+        n.path = Self.detachedPrefix + String(ino)
+        n.expires = 0
+        s.nodes[ino] = n
+    }
+
+    /// Paths of detached nodes: no real path starts with NUL.
+    static let detachedPrefix = "\u{0}detached/"
+
     /// Updates the cached listing of a directory path, if there is one.
     func withListing(_ s: inout State, directory: String, _ body: (inout Listing) -> Void) {
         guard var l = s.listings[directory] else { return }
@@ -95,10 +126,12 @@ extension Filesystem {
     func uploaded(_ f: StagedFile, key: String, etag: String, size: Int64) {
         guard let path = path(forKey: key) else { return }
         state.withLock { s in
+            // Unlinked or renamed since: the path is no longer this file's.
+            guard s.local[path] === f else { return }
             // Only the node at the path's own inode learns the ETag: one the kernel kept across a rename has
             // an empty ETag and revalidates with HEAD at its next open, which finds the same object.
-            let ino = Namespace.inode(for: path)
-            if var n = s.nodes[ino], n.path == path {
+            let ino = inode(s, of: path)
+            if var n = s.nodes[ino] {
                 n.etag = etag
                 n.kernelCachedETag = etag
                 s.nodes[ino] = n
@@ -111,6 +144,7 @@ extension Filesystem {
     func evicted(_ f: StagedFile, key: String) {
         guard let path = path(forKey: key) else { return }
         state.withLock { s in
+            // Unlinked or renamed since: the path is no longer this file's.
             if s.local[path] === f { s.local.removeValue(forKey: path) }
         }
     }

@@ -95,14 +95,11 @@ extension Filesystem {
             let cancelled = s.local.removeValue(forKey: path)
             if let cancelled { writeBack?.cancel(cancelled) }
             listingRemove(&s, path: path)
-            let ino = Namespace.inode(for: path)
+            let ino = inode(s, of: path)
             s.negative[Self.split(path).parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
             let readers = s.files.values.filter { $0.ino == ino && $0.staged == nil }
             if !readers.isEmpty { s.deferredDeletes[ino] = key }
-            if var n = s.nodes[ino], n.path == path {
-                n.expires = 0
-                s.nodes[ino] = n
-            }
+            detach(&s, path: path)
             return (!readers.isEmpty, cancelled)
         }
         if deferred { return reply(.success(())) }
@@ -128,6 +125,7 @@ extension Filesystem {
                 listingRemove(&s, path: path)
                 if let old = s.listings.removeValue(forKey: path) { s.listingEntries -= old.entries.count }
                 s.negative.removeValue(forKey: path)
+                detach(&s, path: path)
                 s.negative[Self.split(path).parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
             }
         }

@@ -162,11 +162,13 @@ extension Filesystem {
         let prefix = src + "/"
         // What the rename replaced (a file, or an empty directory) is gone: its nodes must not answer for the
         // destination path, which now belongs to the source's nodes.
-        for (ino, n) in s.nodes where n.path == dst || n.path.hasPrefix(dst + "/") {
-            s.nodes.removeValue(forKey: ino)
+        for n in s.nodes.values where n.path == dst || n.path.hasPrefix(dst + "/") {
+            detach(&s, path: n.path)
         }
         for (ino, var n) in s.nodes where n.path == src || n.path.hasPrefix(prefix) {
+            if s.byPath[n.path] == ino { s.byPath.removeValue(forKey: n.path) }
             n.path = dst + n.path.dropFirst(src.count)
+            s.byPath[n.path] = ino
             if n.path == dst {
                 n.parent = newParent
                 n.name = dstName

@@ -41,6 +41,9 @@ package final class Filesystem: @unchecked Sendable {
 
     struct State {
         var nodes: [UInt64: Node] = [:]
+        /// The inode of every node by its path. A node keeps its number across a rename (the kernel's inode
+        /// does), so the number of a path is not always its hash.
+        var byPath: [String: UInt64] = ["": 1]
         /// Complete listings by directory path. By path, not inode: a directory renamed here keeps its inode
         /// (the kernel's), and a new directory may later take the old path.
         var listings: [String: Listing] = [:]
@@ -120,10 +123,11 @@ package final class Filesystem: @unchecked Sendable {
         if let t = metadata["mtime"].flatMap({ Double($0) }), t.isFinite, t >= 0 {
             modified = Timestamp(seconds: Int64(t), nanoseconds: Int32((t - t.rounded(.down)) * 1e9))
         }
-        return FileAttributes(
+        var a = FileAttributes(
             ino: ino, kind: resolvedKind, size: kind == .directory ? 0 : size, mtime: modified, mode: mode,
             uid: metadata["uid"].flatMap { UInt32($0) } ?? options.uid,
             gid: metadata["gid"].flatMap { UInt32($0) } ?? options.gid)
+        return a
     }
 
     /// Records a node for `path` (new or refreshed) and counts a lookup; caller holds the lock.
@@ -133,9 +137,9 @@ package final class Filesystem: @unchecked Sendable {
     ) -> FileAttributes {
         let parentPath = s.nodes[parent]?.path ?? ""
         let path = Namespace.join(parentPath, name)
-        var ino = Namespace.inode(for: path)
-        // A 64-bit hash collision is vanishingly rare; probe rather than alias two paths.
-        while let existing = s.nodes[ino], existing.path != path { ino &+= 1 }
+        // Probe past numbers held by other paths: a 64-bit hash collision is vanishingly rare, but a node
+        // renamed here keeps its number (see `inode(_:of:)`).
+        let ino = inode(s, of: path)
         let attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, metadata: metadata)
         var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: metadata)
         node.attributes = attrs
@@ -144,6 +148,7 @@ package final class Filesystem: @unchecked Sendable {
         node.expires = expiry
         if countLookup { node.lookups += 1 }
         s.nodes[ino] = node
+        s.byPath[path] = ino
         return attrs
     }
 
@@ -173,7 +178,7 @@ package final class Filesystem: @unchecked Sendable {
                     let e = listing.entries[i]
                     // Keep metadata we already have for this path (modes from a HEAD); a listing has none for
                     // files. Tiny objects may be symlinks: learn their type with a HEAD.
-                    let nodeKnows = s.nodes[Namespace.inode(for: path)].map { $0.etag == e.etag && $0.path == path } ?? false
+                    let nodeKnows = s.nodes[inode(s, of: path)].map { $0.etag == e.etag } ?? false
                     if !nodeKnows && e.kind == .file && e.size < 4096 { return .fetch(path: path) }
                     let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: knownMetadata(s, path: path, entry: e), countLookup: true)
                     return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
@@ -183,7 +188,7 @@ package final class Filesystem: @unchecked Sendable {
             if let until = s.negative[dir.path]?[name], until > now {
                 return .answer(.failure(FilesystemError(ENOENT, "no such entry (cached)")))
             }
-            if var node = s.nodes[Namespace.inode(for: path)], node.path == path, node.expires > now {
+            if var node = s.nodes[inode(s, of: path)], node.expires > now {
                 node.lookups += 1
                 s.nodes[node.ino] = node
                 return .answer(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
@@ -239,7 +244,7 @@ package final class Filesystem: @unchecked Sendable {
             guard var node = s.nodes[ino] else { return }
             node.lookups = node.lookups > count ? node.lookups - count : 0
             if node.lookups == 0 && !s.files.values.contains(where: { $0.ino == ino }) {
-                s.nodes.removeValue(forKey: ino)
+                drop(&s, ino)
                 if node.attributes.kind == .directory { s.negative.removeValue(forKey: node.path) }
                 // The listing stays (bounded by the entry budget and the TTL): the inode number is a hash of
                 // the path, so when the kernel looks the directory up again (after dropping its dentries, say)
@@ -258,7 +263,8 @@ package final class Filesystem: @unchecked Sendable {
                 n.attributes = localAttributes(ino: ino, file: f)
                 return (n, true)
             }
-            return (n, n.expires > now || n.attributes.kind == .directory)
+            // A detached node (unlinked while open) has no key to ask about: what it last showed stands.
+            return (n, n.expires > now || n.attributes.kind == .directory || n.path.hasPrefix(Self.detachedPrefix))
         }
         guard let node = cached.0 else {
             reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)")))

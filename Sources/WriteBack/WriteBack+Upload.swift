@@ -239,9 +239,11 @@ extension WriteBack {
             Task { try? await store.deleteObject(bucket: bucket, key: key) }
             return
         }
+        // The filesystem learns the ETag before a sync close returns: the application may unlink or rename
+        // the file next, and a later hook would put it back in the listing.
+        if current { notifyDurable(f, key: key, etag: etag, size: size) }
         for c in wake { c.resume() }
         if dropRecord { journal.remove(f.id) }
-        if current { notifyDurable(f, key: key, etag: etag, size: size) }
         logger.debug("uploaded", metadata: ["key": "\(key)", "bytes": "\(size)"])
         enforceResidency()
     }

@@ -101,10 +101,11 @@ struct WriteFaultTests {
 
     @Test func unlinkDuringAPendingUploadLeavesNoOrphan() async throws {
         let bucket = try await freshBucket(s3, "orphan")
-        // Each part takes a while, so the unlink lands while parts are in flight.
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "UploadPart", "delay_ms": 2500]])
+        // Each part takes a while, and the short last part can only start at close, so the unlink lands while
+        // it is in flight however slowly the machine runs.
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "UploadPart", "delay_ms": 4000]])
         try await withMount(mount(bucket)) { m in
-            try writeFile(m.path("doomed"), patternBytes(4 * part, seed: 70))
+            try writeFile(m.path("doomed"), patternBytes(3 * part + 1000, seed: 70))
             try await Task.sleep(for: .milliseconds(200))
             #expect(unlink(m.path("doomed")) == 0)
             #expect(access(m.path("doomed"), F_OK) != 0)

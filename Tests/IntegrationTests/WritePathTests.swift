@@ -135,6 +135,23 @@ struct WritePathTests {
         #expect(try await openUploads(s3, bucket).map(\.key) == [])
     }
 
+    @Test func aNewFileAtARenamedFilesOldPathIsANewFile() async throws {
+        let bucket = try await freshBucket(s3, "reuse")
+        try await withMount(mount(bucket, mode: "sync")) { m in
+            try writeFile(m.path("a"), Array(repeating: UInt8(ascii: "z"), count: 30_000))
+            #expect(rename(m.path("a"), m.path("moved")) == 0)
+            try writeFile(m.path("a"), Array(repeating: UInt8(ascii: "y"), count: 10), flags: O_WRONLY | O_CREAT)
+            // The listing must not hand the kernel the moved file's inode number for the new name.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: m.mountpoint).sorted() == ["a", "moved"])
+            #expect(try readFile(m.path("a")) == Array(repeating: UInt8(ascii: "y"), count: 10))
+            #expect(try readFile(m.path("moved")).count == 30_000)
+            // The same after an unlink: the old number's cached pages must not show through.
+            #expect(unlink(m.path("moved")) == 0)
+            try writeFile(m.path("moved"), [1, 2, 3], flags: O_WRONLY | O_CREAT)
+            #expect(try readFile(m.path("moved")) == [1, 2, 3])
+        }
+    }
+
     @Test func readOnlyMountRefusesWrites() async throws {
         let bucket = try await freshBucket(s3, "ro")
         _ = try await s3.putObject(bucket: bucket, key: "f", body: .bytes([1]), options: PutOptions())
