@@ -187,8 +187,8 @@ def start():
 
     t0 = time.time()
     images, total = seed(s3_client(endpoint), bucket, prefix)
-    say("dataset", "%d images, %d shards of %s, a %s model: %s, seeded in %.1f s"
-        % (images, SHARDS, human(SHARD_SIZE), human(MODEL_SIZE), human(total), time.time() - t0))
+    say("dataset", "{:,} images, %d shards of %s, a %s model: %s, seeded in %.1f s".format(images)
+        % (SHARDS, human(SHARD_SIZE), human(MODEL_SIZE), human(total), time.time() - t0))
 
     url = "s3://%s/%s" % (bucket, prefix.rstrip("/")) if prefix else "s3://" + bucket
     lakecache("mount", url, MOUNT, "--endpoint", endpoint, "--cache-dir", state["cache"], "--memory-cache", "512M",
@@ -196,11 +196,11 @@ def start():
     say("mount", "%s on %s (cache %s)" % (url, MOUNT, state["cache"]))
 
     n, size, t1 = epoch(MOUNT, 1)
-    say("epoch 1 (cold)", "%5d files  %s  %6.2f s  %7.1f MB/s" % (n, human(size), t1, size / t1 / 1e6))
+    say("epoch 1 (cold)", "{:>6,} files  {}  {:6.2f} s  {:7.1f} MB/s".format(n, human(size), t1, size / t1 / 1e6))
     dropped = drop_page_cache()
     n, size, t2 = epoch(MOUNT, 2)
-    say("epoch 2 (warm)", "%5d files  %s  %6.2f s  %7.1f MB/s  %.1f× faster%s"
-        % (n, human(size), t2, size / t2 / 1e6, t1 / t2, "" if dropped else " (page cache not dropped: not root)"))
+    say("epoch 2 (warm)", "{:>6,} files  {}  {:6.2f} s  {:7.1f} MB/s  {:.1f}× faster{}".format(
+        n, human(size), t2, size / t2 / 1e6, t1 / t2, "" if dropped else " (page cache not dropped: not root)"))
 
     ckpt = os.path.join(MOUNT, "checkpoints/step-000100/model.safetensors")
     t_close = write_checkpoint(ckpt, CHECKPOINT_SIZE)
@@ -209,11 +209,12 @@ def start():
     print("  lakecache flush %s" % os.path.dirname(ckpt), flush=True)
     t0 = time.time()
     lakecache("flush", os.path.dirname(ckpt), "--timeout", "600")
-    say("durable", "in the bucket %.2f s after close()" % (time.time() - t0))
+    say("durable", "everything under %s is in the bucket (%.2f s after close())" % (os.path.dirname(ckpt), time.time() - t0))
     print("  lakecache status %s" % MOUNT, flush=True)
     out = lakecache("status", MOUNT, capture_output=True, text=True).stdout
     print("".join("    " + line + "\n" for line in out.splitlines()), end="")
-    print("The mount stays up. Explore: ls %s   Stop: make demo-stop" % MOUNT, flush=True)
+    env = "".join("%s=%s " % (k, os.environ[k]) for k in ("LAKE_MOUNT", "LAKE_DEMO_DIR") if k in os.environ)
+    print("The mount stays up. Explore: ls %s   Stop: %smake demo-stop" % (MOUNT, env), flush=True)
 
 
 def stop(quiet=False):
