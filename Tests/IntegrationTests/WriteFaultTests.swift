@@ -101,9 +101,9 @@ struct WriteFaultTests {
 
     @Test func unlinkDuringAPendingUploadLeavesNoOrphan() async throws {
         let bucket = try await freshBucket(s3, "orphan")
-        // Each part takes a while, and the short last part can only start at close, so the unlink lands while
-        // it is in flight however slowly the machine runs.
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "UploadPart", "delay_ms": 4000]])
+        // The short last part can only start at close, and it takes 8 s, so the unlink lands while it is in
+        // flight however slowly a loaded machine runs.
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "UploadPart", "nth": [4], "delay_ms": 8000]])
         try await withMount(mount(bucket)) { m in
             try writeFile(m.path("doomed"), patternBytes(3 * part + 1000, seed: 70))
             try await Task.sleep(for: .milliseconds(200))
