@@ -105,8 +105,11 @@ struct WriteFaultTests {
         // flight however slowly a loaded machine runs.
         try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "UploadPart", "nth": [4], "delay_ms": 8000]])
         try await withMount(mount(bucket)) { m in
-            try writeFile(m.path("doomed"), patternBytes(3 * part + 1000, seed: 70))
-            try await Task.sleep(for: .milliseconds(200))
+            // No suspension between close and unlink: on a loaded test run the cooperative pool can be busy for
+            // seconds with other tests' blocking calls, and the unlink would come after the upload.
+            let bytes = patternBytes(3 * part + 1000, seed: 70)
+            try writeFile(m.path("doomed"), bytes)
+            usleep(200_000)
             #expect(unlink(m.path("doomed")) == 0)
             #expect(access(m.path("doomed"), F_OK) != 0)
             #expect(flush(m.mountpoint).status == 0)
