@@ -229,11 +229,12 @@ been touched before. `--quick` skips this step.
 ## Daemon memory while walking a large tree
 
 Measured with `scripts/walk-memory.py`: 200 directories × 1,000 empty objects, `os.walk` plus `lstat` of
-every entry, twice, on a 2-core machine, one run (2026-11-29).
+every entry, twice, on a 2-core machine, one run (2026-11-29; re-measured after the path index was added,
+which took it from 744 to 900 B per entry).
 
 | entries | RSS after mount | peak RSS | per entry | inodes held | cached listing entries |
 |---:|---:|---:|---:|---:|---:|
-| 200,000 | 24 MiB | 166 MiB | 744 B | 200,202 | 200,201 |
+| 200,000 | 24 MiB | 196 MiB | 900 B | 200,202 | 200,201 |
 
 The daemon keeps two things per entry: a node for each inode the kernel still references, and the cached
 listings.
@@ -242,9 +243,9 @@ listings.
 - **Listings.** These are capped at 2 million entries, and the least recently used directories are dropped
   first.
 
-The bound is therefore about 744 B × (inodes the kernel holds + cached listing entries). For a walk of 1
-million files with no memory pressure, that is about 0.7 GiB from the nodes plus up to 2 million listing
-entries. A node stores its full path and its metadata dictionary, so shrinking it (path from the parent
+The bound is therefore about 900 B × (inodes the kernel holds + cached listing entries). For a walk of 1
+million files with no memory pressure, that is about 0.85 GiB from the nodes plus up to 2 million listing
+entries. A node stores its full path (also the key of the path index) and its metadata dictionary, so shrinking it (path from the parent
 chain, metadata only once it is fetched) is the obvious next step. It has not been done.
 
 ## Bench object store speed floor
