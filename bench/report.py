@@ -214,8 +214,11 @@ STATIC = """## Known gaps (2026-11-29)
   1.5–2.7 s, 0.7–1.3× this run's local disk, and is durable 4.0–4.5 s after the first write (the raw
   multipart upload took 2.7–3.8 s across runs). The close slows down when the mount has just read a few GiB: `perf` then shows 44% of
   the daemon's CPU samples in the kernel's copy into the staging file's page cache
-  (`copy_folio_from_iter_atomic` under `pwrite`), even with a new daemon on the same machine state. Not
-  understood yet; the staging write path itself is one `pwrite` per FUSE write request.
+  (`copy_folio_from_iter_atomic` under `pwrite`), even with a new daemon on the same machine state. In
+  that state a plain Python loop of 1 MiB `pwrite`s of 1 GiB into the cache directory, with no lakecache
+  involved, takes 2.2 s (0.2 s on an idle machine): the machine's page cache and its one disk, which also
+  holds the bench store's copy of every uploaded byte and the disk tier's write-behind, are the bottleneck
+  there, not a lakecache code path. The cause inside the kernel is not pinned down.
 - **Durable time and sync close** follow the same slowdown in the bench (2.9× and 1.6× a raw multipart
   upload); in isolation they were 1.05–1.6×.
 
