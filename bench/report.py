@@ -100,7 +100,7 @@ def write(meta, results, doc_path):
     L.append("- **Ratios.** For each workload, lakecache against the better of s3fs and rclone (above 1× means lakecache "
              "is better) and against the limit named in the table (1× means it reaches the limit).")
     L.append("- **Checkpoints** (workloads 7 and 8). A file is copied from local disk into the mount in 8 MiB writes. "
-             "*Close* is the time until `close()` returns (lakecache's default async mode). *Durable* is the time from the "
+             "Each checkpoint write starts after `sync` and a page-cache drop, so no dirty data from earlier workloads is being written back under it. *Close* is the time until `close()` returns (lakecache's default async mode). *Durable* is the time from the "
              "first write until a HEAD of the key shows the full size (polled every 50 ms); for local disk it is the time "
              "until `fsync` returns, and for raw S3 the time of a multipart upload of the same bytes by lakecache's client "
              "at the same concurrency (8 parts of 16 MiB in flight). The sync row mounts lakecache again with "

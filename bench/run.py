@@ -465,8 +465,11 @@ def run_system(env, sys_, sz, results):
     if sys_.kind == "fuse":
         r["concurrent_cold"]["backend_bytes_ratio"] = (env.stats()["bytes_out"] - before) / sz.big
     r["random_warm"] = random_reads(sys_.path("big/a.bin"), sz.random_ops)
+    # Every write workload starts with no dirty data left by the ones before (its own or another system's).
+    drop_caches()
     r["checkpoint"] = checkpoint_write(env, sys_, os.path.join(env.work, "checkpoint.bin"), "ckpt/%s/model.bin" % name)
     if sz.large_checkpoint:
+        drop_caches()
         r["checkpoint_large"] = checkpoint_write(env, sys_, os.path.join(env.work, "checkpoint-large.bin"), "ckpt/%s/large.bin" % name)
     if "error" not in r["checkpoint"]:
         drop_caches()
@@ -478,6 +481,7 @@ def run_system(env, sys_, sz, results):
     if isinstance(sys_, LakeCache):
         # The same checkpoint with close() waiting for the bucket, beside the default async close.
         sys_.remount(["--write-mode", "sync"])
+        drop_caches()
         r["checkpoint_sync"] = checkpoint_write(env, sys_, os.path.join(env.work, "checkpoint.bin"), "ckpt/%s/model-sync.bin" % name)
         sys_.extra = []
     sys_.unmount()
@@ -490,6 +494,7 @@ def run_raw(env, sz, results):
     r["small_cold"] = {"files_per_s": small["gets_per_s"], "seconds": small["seconds"]}
     seq = run_json([S3BENCH, "ranged-read", "--endpoint", env.endpoint, "--bucket", BUCKET, "--key", "big/a.bin", "--concurrency", "16", "--part-size", str(8 * MiB)])
     r["seq_cold"] = {"mb_per_s": seq["mb_per_s"], "seconds": seq["seconds"]}
+    drop_caches()
     put = run_json([S3BENCH, "put", "--endpoint", env.endpoint, "--bucket", BUCKET, "--key", "ckpt/raw/model.bin", "--file",
                     os.path.join(env.work, "checkpoint.bin"), "--concurrency", "8", "--part-size", str(16 * MiB)])
     r["checkpoint"] = {"close_seconds": None, "durable_seconds": put["seconds"], "bytes": put["bytes"]}
