@@ -199,28 +199,29 @@ def targets(results):
 
 STATIC = """## Known gaps (2026-11-29)
 
-- **Sequential cold read**, at 0.4× raw ranged GETs (about 490 MB/s against 1.2 GB/s). The daemon keeps 32
+- **Sequential cold read**, at 0.4–0.56× raw ranged GETs across the last two runs (490–650 MB/s against
+  1.2 GB/s). The daemon keeps 32
   blocks of 4 MiB in flight and the kernel sends 1 MiB requests; each filled block is also hashed (XXH64)
   and written to the disk tier behind the fill. On 2 cores that write-behind competes with the bench store
   (Python, same disk) and the reader. Touching the free memory before the run (see below) took this from
-  0.23× to 0.40×; it has not been profiled further.
+  0.23× to 0.40–0.56×; it has not been profiled further.
 - **Cold small-file epoch**, at about 1.8–2× the better peer against a target of 3×, and 0.7–0.95× of raw S3
   across runs. There is little left to take from the backend for this workload.
 - **Random reads in a warm 1 GiB object.** The object no longer fits the 1.75 GiB whole-block memory pool
   once the second 1 GiB object has been read. Misses then load a whole 4 MiB block from the disk tier,
   checksum included, to serve a read of 4 KiB to 1 MiB.
-- **Checkpoint close in the bench.** In this run the async close of 1 GiB took 3.7× local disk, against a
-  target of 1.3×. In isolation (a fresh mount on the same store and build) the same write closes in
-  1.5–2.7 s, 0.7–1.3× this run's local disk, and is durable 4.0–4.5 s after the first write (the raw
-  multipart upload took 2.7–3.8 s across runs). The close slows down when the mount has just read a few GiB: `perf` then shows 44% of
-  the daemon's CPU samples in the kernel's copy into the staging file's page cache
-  (`copy_folio_from_iter_atomic` under `pwrite`), even with a new daemon on the same machine state. In
-  that state a plain Python loop of 1 MiB `pwrite`s of 1 GiB into the cache directory, with no lakecache
-  involved, takes 2.2 s (0.2 s on an idle machine): the machine's page cache and its one disk, which also
-  holds the bench store's copy of every uploaded byte and the disk tier's write-behind, are the bottleneck
-  there, not a lakecache code path. The cause inside the kernel is not pinned down.
-- **Durable time and sync close** follow the same slowdown in the bench (2.9× and 1.6× a raw multipart
-  upload); in isolation they were 1.05–1.6×.
+- **Checkpoint close and durability.** In this run the async close of 1 GiB took 2.2× local disk (target
+  1.3×), the 4 GiB one 4.5×, and the 1 GiB object was durable 1.7× after a raw multipart upload would have
+  been (target 1.2×; sync close 1.4×). In isolation (a fresh mount on the same store and build) the same
+  1 GiB write closes in 1.5–2.7 s and is durable 4.0–4.5 s after the first write. On this machine one disk
+  holds the staging file, the disk tier's write-behind and the bench store's copy of every uploaded byte,
+  and the writes slow down when the page cache has just taken a few GiB: after reading 2 GiB through a
+  mount, `perf` puts 44% of the daemon's samples in the kernel's copy into the staging file's page cache
+  (`copy_folio_from_iter_atomic` under `pwrite`), and a plain Python loop of 1 MiB `pwrite`s of 1 GiB into
+  the cache directory, with no lakecache involved, takes 2.2 s (0.2 s on an idle machine). Each checkpoint
+  write now starts after `sync` and a page-cache drop, for every system, which took lakecache's 1 GiB close
+  from 3.7× to 2.2×. The cause inside the kernel is not pinned down, and writing the FUSE payload straight
+  into the staging file (splice, `write_buf`) has not been tried.
 
 ## Method note: memory is touched once before the run
 
