@@ -200,7 +200,7 @@ def targets(results):
 STATIC = """## Known gaps (2026-11-29)
 
 - **Sequential cold read**, at 0.4–0.56× raw ranged GETs across the last two runs (490–550 MB/s against
-X The daemon keeps 32
+  1.0–1.2 GB/s). The daemon keeps 32
   blocks of 4 MiB in flight and the kernel sends 1 MiB requests; each filled block is also hashed (XXH64)
   and written to the disk tier behind the fill. On 2 cores that write-behind competes with the bench store
   (Python, same disk) and the reader. Touching the free memory before the run (see below) took this from
