@@ -128,8 +128,6 @@ extension Filesystem {
         state.withLock { s in
             // Unlinked or renamed since: the path is no longer this file's.
             guard s.local[path] === f else { return }
-            // Only the node at the path's own inode learns the ETag: one the kernel kept across a rename has
-            // an empty ETag and revalidates with HEAD at its next open, which finds the same object.
             let ino = inode(s, of: path)
             if var n = s.nodes[ino] {
                 n.etag = etag

@@ -158,14 +158,15 @@ extension Filesystem {
 
     /// Moves the in-memory view: nodes, staged overlay, listings and negative entries.
     private func moved(_ s: inout State, from src: String, to dst: String, kind: FileAttributes.Kind, newParent: UInt64, newName: String) {
-        let (_, dstName) = Self.split(dst)
-        let prefix = src + "/"
+        let (srcDir, srcName) = Self.split(src)
+        let (dstDir, dstName) = Self.split(dst)
+        let inside = { (path: String, root: String) in path == root || path.hasPrefix(root + "/") }
         // What the rename replaced (a file, or an empty directory) is gone: its nodes must not answer for the
         // destination path, which now belongs to the source's nodes.
-        for n in s.nodes.values where n.path == dst || n.path.hasPrefix(dst + "/") {
+        for n in s.nodes.values where inside(n.path, dst) {
             detach(&s, path: n.path)
         }
-        for (ino, var n) in s.nodes where n.path == src || n.path.hasPrefix(prefix) {
+        for (ino, var n) in s.nodes where inside(n.path, src) {
             if s.byPath[n.path] == ino { s.byPath.removeValue(forKey: n.path) }
             n.path = dst + n.path.dropFirst(src.count)
             s.byPath[n.path] = ino
@@ -176,7 +177,7 @@ extension Filesystem {
             n.expires = 0
             s.nodes[ino] = n
         }
-        for (path, f) in s.local where path == src || path.hasPrefix(prefix) {
+        for (path, f) in s.local where inside(path, src) {
             s.local.removeValue(forKey: path)
             s.local[dst + path.dropFirst(src.count)] = f
         }
@@ -184,21 +185,18 @@ extension Filesystem {
             let (size, mtime, _, _) = writeBack!.attributes(f)
             listingInsert(&s, path: dst, kind: .file, size: size, mtime: mtime, etag: "")
         } else {
-            let n = s.nodes.values.first { $0.path == dst }
+            let n = s.byPath[dst].flatMap { s.nodes[$0] }
             // Without a node (the kernel forgot it), the source's listing entry still has a directory's mode.
-            let (srcDir, srcName) = Self.split(src)
             let listed = s.listings[srcDir].flatMap { l in l.byName[srcName].map { l.entries[$0] } }
             listingInsert(&s, path: dst, kind: kind == .directory ? .directory : .file, size: n?.attributes.size ?? listed?.size ?? 0,
                           mtime: n?.attributes.mtime ?? listed?.mtime ?? mountTime, etag: n?.etag ?? listed?.etag ?? "",
                           metadata: n.flatMap { $0.metadata.isEmpty ? nil : $0.metadata } ?? listed?.metadata ?? [:])
         }
         listingRemove(&s, path: src)
-        let (srcDir, srcName) = Self.split(src)
         s.negative[srcDir, default: [:]][srcName] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
-        s.negative[Self.split(dst).parent]?.removeValue(forKey: newName)
+        s.negative[dstDir]?.removeValue(forKey: newName)
         if kind == .directory {
             // Cached listings and negative entries are by path: the replaced subtree's go, the moved ones follow.
-            let inside = { (path: String, root: String) in path == root || path.hasPrefix(root + "/") }
             for path in s.listings.keys where inside(path, dst) {
                 if let old = s.listings.removeValue(forKey: path) { s.listingEntries -= old.entries.count }
             }

@@ -94,6 +94,12 @@ struct FileState {
         return m
     }
 
+    /// The multipart upload is over (completed, aborted, or gone): the next parts start a new one.
+    mutating func forgetUpload() {
+        uploadID = nil
+        uploaded = [:]
+    }
+
     /// Bytes of the file already in the bucket as uploaded parts of the current upload (for progress).
     var uploadedBytes: Int64 { uploaded.values.reduce(0) { $0 + $1.length } }
 }

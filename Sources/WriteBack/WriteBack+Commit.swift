@@ -99,8 +99,7 @@ extension WriteBack {
             let old = (f.s.bucket, f.s.key)
             f.s.bucket = bucket
             f.s.key = key
-            f.s.uploadID = nil
-            f.s.uploaded = [:]
+            f.s.forgetUpload()
             if let copiedETag, f.s.clean {
                 f.s.etag = copiedETag
             } else if f.s.durable > 0 || f.s.pending {

@@ -106,9 +106,9 @@ extension WriteBack {
                 f.s.creatingUpload = false
                 f.s.journaled = true
                 guard !f.s.cancelled, f.s.key == key, f.s.bucket == bucket else { return true }
+                f.s.forgetUpload()
                 f.s.uploadID = id
                 f.s.uploadMetadata = metadata
-                f.s.uploaded = [:]
                 return false
             }
             if stale {
@@ -137,15 +137,21 @@ extension WriteBack {
             lock.withLock { r in
                 f.s.inFlight.remove(job.part)
                 r.inFlight -= 1
-                if (error as? ObjectStoreError)?.kind == .noSuchUpload && f.s.uploadID == job.uploadID {
-                    // Aborted under us (another client, or a lifecycle rule): start a new upload.
-                    f.s.uploadID = nil
-                    f.s.uploaded = [:]
-                }
+                forgetUploadIfGone(f, job.uploadID, error)
             }
             fail(f, error)
         }
         pump()
+    }
+
+    /// The store says the multipart upload is gone (aborted under us by another client or a lifecycle rule,
+    /// or a part it no longer has): unless the file moved on to another upload, start a new one. Caller holds
+    /// the lock.
+    private func forgetUploadIfGone(_ f: StagedFile, _ uploadID: String, _ error: any Error) {
+        guard let kind = (error as? ObjectStoreError)?.kind, kind == .noSuchUpload || kind == .invalidPart,
+            f.s.uploadID == uploadID
+        else { return }
+        f.s.forgetUpload()
     }
 
     private func complete(_ f: StagedFile) async {
@@ -166,10 +172,7 @@ extension WriteBack {
         } catch {
             lock.withLock { _ in
                 f.s.finishing = false
-                if let kind = (error as? ObjectStoreError)?.kind, kind == .invalidPart || kind == .noSuchUpload {
-                    f.s.uploadID = nil
-                    f.s.uploaded = [:]
-                }
+                forgetUploadIfGone(f, uploadID, error)
             }
             fail(f, error)
         }
@@ -218,8 +221,7 @@ extension WriteBack {
             f.s.durable = max(f.s.durable, generation)
             f.s.durableData = dataGeneration
             f.s.etag = etag
-            f.s.uploadID = nil
-            f.s.uploaded = [:]
+            f.s.forgetUpload()
             f.s.attempts = 0
             f.s.failure = nil
             f.s.retryAt = 0

@@ -23,9 +23,11 @@ package struct WriteBackOptions: Sendable {
     /// The in-flight bound in force: lower while some file is being written.
     func concurrency(whileWriting: Bool) -> Int {
         guard whileWriting else { return concurrency }
-        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        return min(concurrency, concurrencyWhileWriting ?? max(2, cores / 2))
+        return min(concurrency, concurrencyWhileWriting ?? max(2, Self.cores / 2))
     }
+
+    /// Online CPUs, read once: glibc answers sysconf for this by reading a file in /sys.
+    private static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Uploaded files kept on disk for reads, in bytes (least recently used go first).
     package var residentBytes: Int64 = 8 << 30
 
