@@ -33,13 +33,13 @@ struct ReferenceModelTests {
         for i in 0..<Self.operations {
             let step = runner.step()
             guard step.mount == step.local else {
-                Issue.record("op \(i) (seed \(seed), \(mode)): \(step.op): mount \(step.mount) ≠ local \(step.local)\n\(runner.recent)")
+                Issue.record("op \(i) (seed \(seed), \(mode)): \(step.op): mount \(step.mount) ≠ local \(step.local)\n\(runner.savedHistory())")
                 return
             }
             if i % checkEvery == checkEvery - 1 {
                 let diff = compareTrees(m.mountpoint, local)
                 guard diff.isEmpty else {
-                    Issue.record("after op \(i) (seed \(seed), \(mode)): \(diff.prefix(5))\n\(runner.recent)")
+                    Issue.record("after op \(i) (seed \(seed), \(mode)): \(diff.prefix(5))\n\(runner.savedHistory())")
                     return
                 }
             }
@@ -64,13 +64,6 @@ struct ModelRunner {
     var rng: SplitMix
     var kinds: Set<String> = []
     var history: [String] = []
-    /// The last operations, for a failure message.
-    var recent: String {
-        // The whole run goes to a file; the message shows its end.
-        let file = NSTemporaryDirectory() + "lakecache-model-\(rng.state).log"
-        try? history.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
-        return history.suffix(30).joined(separator: "\n") + "\n(all operations: \(file))"
-    }
     let dirs = ["", "a", "b", "a/c"]
     let names = ["f0", "f1", "f2", "g", "a", "b", "c"]
 
@@ -78,6 +71,13 @@ struct ModelRunner {
         self.mount = mount
         self.local = local
         rng = SplitMix(seed)
+    }
+
+    /// Writes the whole run to a file and returns its last operations, for a failure message.
+    func savedHistory() -> String {
+        let file = NSTemporaryDirectory() + "lakecache-model-\(rng.state).log"
+        try? history.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        return history.suffix(30).joined(separator: "\n") + "\n(all operations: \(file))"
     }
 
     mutating func path() -> String {
