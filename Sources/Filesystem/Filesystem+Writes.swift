@@ -167,8 +167,12 @@ extension Filesystem {
     }
 
     /// Writes into the staged image; the kernel's O_APPEND offset is replaced by the staged size.
-    package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer) -> Result<Int, FilesystemError> {
-        guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else {
+    package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer, pid: Int32 = 0) -> Result<Int, FilesystemError> {
+        let handleState = state.withLock { s -> FileHandle? in
+            if let h = s.files[handle], h.writerPid != pid { s.files[handle]?.writerPid = pid }
+            return s.files[handle]
+        }
+        guard let h = handleState, let f = h.staged, h.writable else {
             return .failure(FilesystemError(EBADF, "handle is not open for writing"))
         }
         let at = h.append ? writeBack!.size(f) : offset
@@ -178,9 +182,25 @@ extension Filesystem {
     }
 
     /// close(): commits what this handle wrote, sync or async per the mount's write mode.
-    package func flush(_ handle: UInt64, reply: @escaping @Sendable (FilesystemError?) -> Void) {
+    ///
+    /// The kernel flushes at every close of a descriptor of the file, including the copies a fork hands to
+    /// a child (a data-loader worker, a subprocess) that close at exec or exit. Such a flush is not the
+    /// writer's close: committing there would upload a half-written file (in sync mode, once per fork).
+    /// It commits when the flusher is the process that wrote last (mountpoint-s3 decides the same way).
+    package func flush(_ handle: UInt64, pid: Int32 = 0, reply: @escaping @Sendable (FilesystemError?) -> Void) {
         guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else { return reply(nil) }
+        if let writer = h.writerPid, writer != pid, !Self.sameProcess(writer, pid) { return reply(nil) }
         Task { reply(await commitResult(f, sync: options.syncClose)) }
+    }
+
+    /// Whether two thread ids belong to one process (their Tgid); true when either cannot be read, so that
+    /// a doubt commits rather than skips.
+    static func sameProcess(_ a: Int32, _ b: Int32) -> Bool {
+        func tgid(_ tid: Int32) -> Substring? {
+            readTextFile("/proc/\(tid)/status")?.split(separator: "\n").first { $0.hasPrefix("Tgid:") }
+        }
+        guard let x = tgid(a), let y = tgid(b) else { return true }
+        return x == y
     }
 
     /// fsync(): waits until the bucket holds the file, in either write mode.

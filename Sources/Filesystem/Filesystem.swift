@@ -29,6 +29,8 @@ package final class Filesystem: @unchecked Sendable {
         var staged: StagedFile?
         var writable = false
         var append = false
+        /// The thread that last wrote through this handle: a flush from another process is not its close.
+        var writerPid: Int32?
     }
 
     struct DirectoryHandle {

@@ -25,14 +25,16 @@ extension FuseBridge {
         }
         ops.write = { req, _, buf, size, off, fi in
             let fs = FuseBridge.from(req).filesystem
-            switch fs.write(fi!.pointee.fh, offset: Int64(off), data: UnsafeRawBufferPointer(start: buf, count: size)) {
+            let pid = fuse_req_ctx(req)!.pointee.pid
+            switch fs.write(fi!.pointee.fh, offset: Int64(off), data: UnsafeRawBufferPointer(start: buf, count: size), pid: pid) {
             case .success(let n): fuse_reply_write(req, n)
             case .failure(let e): fuse_reply_err(req, e.errno)
             }
         }
         ops.flush = { req, _, fi in
             let r = FuseRequest(raw: req!)
-            FuseBridge.from(req).filesystem.flush(fi!.pointee.fh) { r.error($0?.errno ?? 0) }
+            let pid = fuse_req_ctx(req)!.pointee.pid
+            FuseBridge.from(req).filesystem.flush(fi!.pointee.fh, pid: pid) { r.error($0?.errno ?? 0) }
         }
         ops.fsync = { req, _, _, fi in
             let r = FuseRequest(raw: req!)

@@ -152,6 +152,22 @@ struct WritePathTests {
         }
     }
 
+    @Test func aForkedChildsCloseDoesNotCommitTheWritersFile() async throws {
+        let bucket = try await freshBucket(s3, "fork")
+        let data = patternBytes(300_000, seed: 71)
+        try await withMount(mount(bucket, mode: "sync")) { m in
+            // No O_CLOEXEC: the child inherits the descriptor and closes it when it exits (a FUSE flush).
+            let fd = open(m.path("ckpt"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            #expect(pwriteAll(fd, Array(data[0..<100_000]), at: 0))
+            #expect(spawn("/bin/true", []).status == 0)
+            #expect(pwriteAll(fd, Array(data[100_000...]), at: 100_000))
+            #expect(close(fd) == 0)
+        }
+        #expect(try await objectBytes(s3, bucket, "ckpt") == data)
+        // One upload, at the writer's close; none of the half-written file at the child's exit.
+        #expect(try await BenchControl.requests(bucket: bucket)["PutObject"] == 1)
+    }
+
     @Test func readOnlyMountRefusesWrites() async throws {
         let bucket = try await freshBucket(s3, "ro")
         _ = try await s3.putObject(bucket: bucket, key: "f", body: .bytes([1]), options: PutOptions())
