@@ -186,7 +186,7 @@ extension Filesystem {
     /// The kernel flushes at every close of a descriptor of the file, including the copies a fork hands to
     /// a child (a data-loader worker, a subprocess) that close at exec or exit. Such a flush is not the
     /// writer's close: committing there would upload a half-written file (in sync mode, once per fork).
-    /// It commits when the flusher is the process that wrote last (mountpoint-s3 decides the same way).
+    /// It commits when the flusher is the process that wrote last.
     package func flush(_ handle: UInt64, pid: Int32 = 0, reply: @escaping @Sendable (FilesystemError?) -> Void) {
         guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else { return reply(nil) }
         if let writer = h.writerPid, writer != pid, !Self.sameProcess(writer, pid) { return reply(nil) }
