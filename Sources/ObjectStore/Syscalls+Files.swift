@@ -16,6 +16,9 @@ extension Syscall {
         }
     }
 
+    /// The `O_DIRECT` open flag (hidden behind `_GNU_SOURCE` in Glibc).
+    package static let directIOFlag: Int32 = CLinux_o_direct()
+
     /// `open(2)` with O_CLOEXEC added.
     package static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o600) -> Result<Int32, Errno> {
         retrying { Glibc.open(path, flags | O_CLOEXEC, mode) }

@@ -164,6 +164,11 @@ package final class BlockCache: @unchecked Sendable {
         return i < largeSlots ? memory + i * blockSize : memory + largeSlots * blockSize + (i - largeSlots) * Self.smallSlotBytes
     }
 
+    /// The size of a slot's buffer, which the disk tier may pad a transfer to for direct I/O.
+    private func readableBytes(_ slot: Int32) -> Int {
+        Int(slot) < largeSlots ? blockSize : Self.smallSlotBytes
+    }
+
     /// Memory tier use: bytes in ready blocks, capacity, blocks in flight.
     package var memoryUsage: (bytes: Int64, capacity: Int64) {
         (state.withLock { $0.readyBytes }, Int64(mappedBytes))
@@ -249,7 +254,7 @@ package final class BlockCache: @unchecked Sendable {
         let want = length(key)
         let target = UnsafeMutableRawBufferPointer(start: buffer(slot), count: want)
         if let disk, disk.contains(key) {
-            disk.read(key, into: target) { [self] n in
+            disk.read(key, into: target, readable: readableBytes(slot)) { [self] n in
                 if let n, n == want {
                     diskFills.add(1, ordering: .relaxed)
                     finish(slot, key: key, .success(n), writeBehind: false)
@@ -317,7 +322,7 @@ package final class BlockCache: @unchecked Sendable {
         }
         if persist, let disk {
             let n = (try? result.get()) ?? 0
-            disk.write(key, from: UnsafeRawBufferPointer(start: buffer(slot), count: n)) { [self] in unpin(slot) }
+            disk.write(key, from: UnsafeRawBufferPointer(start: buffer(slot), count: n), readable: readableBytes(slot)) { [self] _ in unpin(slot) }
         }
         wake?.run()
     }

@@ -11,7 +11,9 @@ import Glibc
 /// File layout: a 4 KiB header (magic, data length, XXH64 of the data, the object identity) then the data.
 /// The identity in the header makes a hash collision between file names harmless; the checksum makes a
 /// torn or corrupted block a miss, never wrong bytes. Writes go to a temporary name and are renamed in,
-/// so a crash leaves either the old state or the whole block.
+/// so a crash leaves either the old state or the whole block. Blocks are written with `O_DIRECT` where the
+/// filesystem allows it: a write-behind through the page cache cost a third of the daemon's CPU during a cold
+/// sequential read (the copy into the page cache and its later writeback), and it competed with the fill.
 package final class DiskTier: @unchecked Sendable {
     static let headerSize = 4096
     static let magic: UInt64 = 0x4C43_424C_4B30_3031  // "LCBLK001"
@@ -38,6 +40,8 @@ package final class DiskTier: @unchecked Sendable {
     package let corrupt = Atomic<Int>(0)
     package let writeSkips = Atomic<Int>(0)
     package let evictions = Atomic<Int>(0)
+    /// Cleared the first time the cache filesystem refuses `O_DIRECT` (tmpfs, some FUSE or network filesystems).
+    private let directIO = Atomic<Bool>(true)
 
     /// Opens (creating with mode 0700) and indexes the tier. Existing blocks are kept.
     package init(directory: String, capacity: Int64, freeSpaceFloor: Int64, ioThreads: Int = 2, logger: Logger = Logger(label: "lakecache.disk")) throws(ObjectStoreError) {
@@ -53,6 +57,9 @@ package final class DiskTier: @unchecked Sendable {
     }
 
     package func shutdown() { pool.shutdown() }
+
+    /// Whether blocks are still written and read with `O_DIRECT` (false once the filesystem refused it).
+    package var usesDirectIO: Bool { directIO.load(ordering: .relaxed) }
 
     /// Bytes held and blocks indexed.
     package var usage: (bytes: Int64, blocks: Int) { state.withLock { ($0.used, $0.entries.count) } }
@@ -94,30 +101,46 @@ package final class DiskTier: @unchecked Sendable {
     }
 
     /// Reads and verifies a block into `buffer` on a disk thread; `completion` gets the length or nil on a miss.
-    package func read(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, completion: @escaping (Int?) -> Void) {
+    ///
+    /// `readable` is how many bytes from `buffer.baseAddress` may be written: a page-aligned buffer with room
+    /// for the length rounded up to a page is read with `O_DIRECT`, straight from the device into the buffer.
+    package func read(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, readable: Int, completion: @escaping (Int?) -> Void) {
         pool.submit { [self] in
-            let n = readNow(key, into: buffer)
+            let n = readNow(key, into: buffer, readable: readable)
             if n == nil { misses.add(1, ordering: .relaxed) } else { hits.add(1, ordering: .relaxed) }
             completion(n)
         }
     }
 
-    private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+    private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, readable: Int) -> Int? {
         // The header lives on the disk thread's stack: a disk hit allocates nothing for it.
-        withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: 64) { readNow(key, into: buffer, header: $0) }
+        withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: Self.pageSize) { readNow(key, into: buffer, readable: readable, header: $0) }
     }
 
-    private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, header: UnsafeMutableRawBufferPointer) -> Int? {
+    private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, readable: Int, header: UnsafeMutableRawBufferPointer) -> Int? {
         let dk = DiskKey(object: key.object.id, index: key.index)
         let p = path(dk)
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        let padded = (buffer.count + Self.pageSize - 1) / Self.pageSize * Self.pageSize
+        var direct = directIO.load(ordering: .relaxed) && Int(bitPattern: buffer.baseAddress) % Self.pageSize == 0 && readable >= padded
+        var fd: Int32 = -1
+        switch Syscall.open(p, O_RDONLY | (direct ? Syscall.directIOFlag : 0)) {
+        case .success(let f): fd = f
+        case .failure(let e) where direct && e.rawValue == EINVAL:
+            direct = false
+            if case .success(let f) = Syscall.open(p, O_RDONLY) { fd = f }
+        case .failure: break
+        }
         guard fd >= 0 else {
             forget(dk)
             return nil
         }
-        defer { close(fd) }
-        guard case .success(Self.headerSize) = Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) else {
-            return discard(dk, p, "short header")
+        defer { Syscall.close(fd) }
+        switch Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) {
+        case .success(Self.headerSize): break
+        case .failure(let e) where direct && e.rawValue == EINVAL:
+            directIO.store(false, ordering: .relaxed)
+            return nil
+        default: return discard(dk, p, "short header")
         }
         let magic = header.load(fromByteOffset: 0, as: UInt64.self)
         let length = Int(header.load(fromByteOffset: 8, as: UInt64.self))
@@ -127,8 +150,15 @@ package final class DiskTier: @unchecked Sendable {
         guard magic == Self.magic, length <= buffer.count, idLength == identity.count, idLength <= Self.headerSize - 32,
             identity.withUnsafeBytes({ memcmp($0.baseAddress!, header.baseAddress! + 32, idLength) == 0 })
         else { return discard(dk, p, "header mismatch") }
-        guard case .success(length) = Syscall.preadFully(fd, buffer.baseAddress!, length, Int64(Self.headerSize)) else {
-            return discard(dk, p, "truncated data")
+        // Direct reads ask for whole pages; the file ends at the data, so the padding reads as end of file.
+        let ask = direct ? (length + Self.pageSize - 1) / Self.pageSize * Self.pageSize : length
+        switch Syscall.preadFully(fd, buffer.baseAddress!, ask, Int64(Self.headerSize)) {
+        case .success(let got) where got >= length: break
+        case .failure(let e) where direct && e.rawValue == EINVAL:
+            // The device wants another alignment: a miss this time, buffered reads from now on.
+            directIO.store(false, ordering: .relaxed)
+            return nil
+        default: return discard(dk, p, "truncated data")
         }
         guard XXHash64.hash(UnsafeRawBufferPointer(rebasing: buffer[0..<length])) == checksum else {
             return discard(dk, p, "checksum mismatch")
@@ -160,36 +190,46 @@ package final class DiskTier: @unchecked Sendable {
 
     /// Writes a block behind a fill, on a disk thread; `done` runs when `data` may be released.
     ///
-    /// Skipped (never failing a read) when the identity is too long, space is below the floor, or the write fails.
-    package func write(_ key: BlockKey, from data: UnsafeRawBufferPointer, done: @escaping () -> Void) {
+    /// `readable` is how many bytes from `data.baseAddress` may be read: when `data` starts on a page and
+    /// `readable` covers its length rounded up to a page, the block is written with `O_DIRECT` (the padding
+    /// is cut off again by `ftruncate`). Skipped (never failing a read) when the identity is too long, space is
+    /// below the floor, or the write fails.
+    package func write(_ key: BlockKey, from data: UnsafeRawBufferPointer, readable: Int, done: @escaping (_ written: Bool) -> Void) {
         pool.submit { [self] in
-            writeNow(key, data)
-            done()
+            done(writeNow(key, data, readable: readable))
         }
     }
 
-    private func writeNow(_ key: BlockKey, _ data: UnsafeRawBufferPointer) {
+    static let pageSize = 4096
+
+    private func writeNow(_ key: BlockKey, _ data: UnsafeRawBufferPointer, readable: Int) -> Bool {
         let dk = DiskKey(object: key.object.id, index: key.index)
         let identity = Self.identity(key)
         let size = Int64(Self.headerSize + data.count)
         guard identity.count <= Self.headerSize - 32, makeRoom(size) else {
             writeSkips.add(1, ordering: .relaxed)
-            return
+            return false
         }
         let p = path(dk)
         let dir = String(p[..<p.lastIndex(of: "/")!])
         let tmp = p + ".tmp"
-        let fd = (mkdir(dir, 0o700) == 0 || errno == EEXIST) ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) : -1
-        guard fd >= 0 else {
-            writeSkips.add(1, ordering: .relaxed)
-            state.withLock { $0.used -= size }
-            return
+        let padded = (data.count + Self.pageSize - 1) / Self.pageSize * Self.pageSize
+        let aligned = Int(bitPattern: data.baseAddress) % Self.pageSize == 0 && readable >= padded
+        var ok = false
+        if aligned && directIO.load(ordering: .relaxed) {
+            switch writeFile(tmp, dir: dir, identity: identity, data: data, padded: padded, flags: Syscall.directIOFlag) {
+            case .success: ok = true
+            case .failure(let e) where e.rawValue == EINVAL:
+                // The filesystem has no direct I/O: every later block goes through the page cache.
+                directIO.store(false, ordering: .relaxed)
+                logger.info("cache directory does not support O_DIRECT; disk-tier writes go through the page cache", metadata: ["dir": "\(directory)"])
+            case .failure: break
+            }
         }
-        let ok = withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: 64) { header in
-            writeBlock(fd, header: header, identity: identity, data: data)
+        if !ok && !(aligned && directIO.load(ordering: .relaxed)) {
+            ok = (try? writeFile(tmp, dir: dir, identity: identity, data: data, padded: data.count, flags: 0).get()) != nil
         }
-        close(fd)
-        guard ok, rename(tmp, p) == 0 else {
+        guard ok, case .success = Syscall.rename(tmp, p) else {
             // ENOSPC and friends: the block simply is not cached.
             unlink(tmp)
             writeSkips.add(1, ordering: .relaxed)
@@ -197,7 +237,7 @@ package final class DiskTier: @unchecked Sendable {
                 s.lowSpace = true
                 s.used -= size
             }
-            return
+            return false
         }
         state.withLock { s in
             // `makeRoom` already counted `size` in `used`; a replaced entry gives its bytes back.
@@ -205,17 +245,40 @@ package final class DiskTier: @unchecked Sendable {
             if let old = s.entries[dk] { s.used -= old.bytes }
             s.entries[dk] = Entry(bytes: size, lastUse: s.clock)
         }
+        return true
     }
 
-    /// Fills the header (magic, length, checksum, identity) and writes header and data.
-    private func writeBlock(_ fd: Int32, header: UnsafeMutableRawBufferPointer, identity: [UInt8], data: UnsafeRawBufferPointer) -> Bool {
+    /// Creates `tmp` and writes header and data; `padded` bytes of data are written, then the file is cut to size.
+    private func writeFile(_ tmp: String, dir: String, identity: [UInt8], data: UnsafeRawBufferPointer, padded: Int, flags: Int32) -> Result<Void, Errno> {
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST { return .failure(Errno(errno)) }
+        let fd: Int32
+        switch Syscall.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | flags, mode: 0o600) {
+        case .success(let f): fd = f
+        case .failure(let e): return .failure(e)
+        }
+        defer { Syscall.close(fd) }
+        // The header buffer is page-aligned so that the same code serves direct I/O.
+        let wrote = withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: Self.pageSize) { header in
+            writeBlock(fd, header: header, identity: identity, data: data, padded: padded)
+        }
+        if let e = wrote { return .failure(e) }
+        if padded != data.count, case .failure(let e) = Syscall.ftruncate(fd, Int64(Self.headerSize + data.count)) { return .failure(e) }
+        return .success(())
+    }
+
+    /// Fills the header (magic, length, checksum, identity) and writes header and data; nil on success.
+    private func writeBlock(_ fd: Int32, header: UnsafeMutableRawBufferPointer, identity: [UInt8], data: UnsafeRawBufferPointer, padded: Int) -> Errno? {
         header.initializeMemory(as: UInt8.self, repeating: 0)
         header.storeBytes(of: Self.magic, toByteOffset: 0, as: UInt64.self)
         header.storeBytes(of: UInt64(data.count), toByteOffset: 8, as: UInt64.self)
         header.storeBytes(of: XXHash64.hash(data), toByteOffset: 16, as: UInt64.self)
         header.storeBytes(of: UInt32(identity.count), toByteOffset: 24, as: UInt32.self)
         identity.withUnsafeBytes { (header.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: identity.count) }
-        return Syscall.pwriteFully(fd, UnsafeRawBufferPointer(header), 0) && Syscall.pwriteFully(fd, data, Int64(Self.headerSize))
+        let body = UnsafeRawBufferPointer(start: data.baseAddress, count: padded)
+        guard Syscall.pwriteFully(fd, UnsafeRawBufferPointer(header), 0), Syscall.pwriteFully(fd, body, Int64(Self.headerSize)) else {
+            return Errno(errno)
+        }
+        return nil
     }
 
     /// Evicts least-recently-used blocks until `size` more bytes fit under the capacity and above the
