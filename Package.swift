@@ -24,6 +24,7 @@ let package = Package(
             name: "ObjectStore",
             dependencies: [
                 "CCurl", "CCrypto", "CLinux",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,5 +1,8 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include "CLinux.h"
 
 int CLinux_start_writeback(int fd, int64_t offset, int64_t nbytes) {
@@ -8,4 +11,12 @@ int CLinux_start_writeback(int fd, int64_t offset, int64_t nbytes) {
 
 int CLinux_o_direct(void) {
     return O_DIRECT;
+}
+
+int CLinux_set_thread_niceness(int niceness) {
+    return setpriority(PRIO_PROCESS, (id_t)gettid(), niceness);
+}
+
+int CLinux_reserve(int fd, int64_t offset, int64_t length) {
+    return fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }

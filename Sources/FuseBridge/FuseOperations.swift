@@ -80,6 +80,11 @@ extension FuseBridge {
             let r = FuseRequest(raw: req!)
             let fs = FuseBridge.from(req).filesystem
             if let staged = fs.staged(fi!.pointee.fh) {
+                // Writes still queued for the staging file land first: a read sees the newest bytes.
+                if let e = fs.writeBack?.settleWrites(staged) {
+                    r.error(FilesystemError(EIO, "a write to the staging file failed: \(e)"))
+                    return
+                }
                 replyStaged(r, staged, offset: Int64(off), size: size)
                 return
             }

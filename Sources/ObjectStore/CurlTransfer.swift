@@ -207,6 +207,8 @@ final class CurlTransfer: @unchecked Sendable {
             bytes.withUnsafeBytes { src in
                 buffer.baseAddress!.copyMemory(from: src.baseAddress! + Int(uploadOffset), byteCount: want)
             }
+        case .memory(let m):
+            buffer.baseAddress!.copyMemory(from: m.bytes.baseAddress! + Int(uploadOffset), byteCount: want)
         case .file(let fd, let offset, _):
             switch Syscall.preadFully(fd, buffer.baseAddress!, want, offset + uploadOffset) {
             case .success(let n) where n == want:

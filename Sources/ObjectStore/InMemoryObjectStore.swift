@@ -219,6 +219,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
         switch body {
         case .empty: return []
         case .bytes(let b): return b
+        case .memory(let m): return Array(m.bytes)
         case .file(let fd, let offset, let length):
             var out = [UInt8](repeating: 0, count: Int(length))
             let n = out.withUnsafeMutableBytes { Syscall.preadFully(fd, $0.baseAddress!, Int(length), offset) }

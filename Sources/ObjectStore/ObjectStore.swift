@@ -231,12 +231,27 @@ package enum RequestBody: Sendable {
     case bytes([UInt8])
     /// The descriptor must stay open until the request completes.
     case file(descriptor: Int32, offset: Int64, length: Int64)
+    /// Memory the caller owns: it must stay allocated and unchanged until the request completes (retries
+    /// included). Sends a part read once from disk without copying it into an array.
+    case memory(BodyMemory)
 
     package var count: Int64 {
         switch self {
         case .empty: return 0
         case .bytes(let b): return Int64(b.count)
         case .file(_, _, let length): return length
+        case .memory(let m): return Int64(m.bytes.count)
         }
+    }
+}
+
+/// Borrowed bytes for a request body; see `RequestBody.memory`.
+package struct BodyMemory: @unchecked Sendable {
+    package let bytes: UnsafeRawBufferPointer
+    /// The MD5 of `bytes` when the caller already has it (computed off the request's thread).
+    package let md5: [UInt8]?
+    package init(_ bytes: UnsafeRawBufferPointer, md5: [UInt8]? = nil) {
+        self.bytes = bytes
+        self.md5 = md5
     }
 }

@@ -147,6 +147,7 @@ extension S3Client {
         switch body {
         case .empty: return Digest.md5([UInt8]())
         case .bytes(let bytes): return Digest.md5(bytes)
+        case .memory(let m): return m.md5 ?? Digest.md5(m.bytes)
         case .file(let fd, let offset, let length):
             do throws(Errno) {
                 return try S3RequestBuilder.hashFile(fd: fd, offset: offset, length: length, .md5)

@@ -75,6 +75,7 @@ struct S3RequestBuilder: Sendable {
         switch body {
         case .empty: return Digest.emptySHA256Hex
         case .bytes(let bytes): return Digest.hex(Digest.sha256(bytes))
+        case .memory(let m): return Digest.hex(Digest.sha256(m.bytes))
         case .file(let fd, let offset, let length):
             // An unreadable file gets a placeholder; the transfer then fails on the same read with a clear error.
             return (try? Self.hashFile(fd: fd, offset: offset, length: length, .sha256)).map { Digest.hex($0) } ?? "UNSIGNED-PAYLOAD"

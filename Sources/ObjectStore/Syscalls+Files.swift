@@ -46,6 +46,11 @@ extension Syscall {
         _ = retrying { CLinux_start_writeback(fd, offset, length) }
     }
 
+    /// Reserves disk blocks for a range without changing the file size (`fallocate` with KEEP_SIZE).
+    package static func reserve(_ fd: Int32, offset: Int64, length: Int64) -> Result<Void, Errno> {
+        retrying { CLinux_reserve(fd, offset, length) }.map { _ in () }
+    }
+
     package static func rename(_ from: String, _ to: String) -> Result<Void, Errno> {
         retrying { Glibc.rename(from, to) }.map { _ in () }
     }

@@ -12,17 +12,27 @@ package final class StagedFile: @unchecked Sendable {
     package let id: String
     /// Read it with `pread`; writes go through `WriteBack.write` so uploads see them.
     package let descriptor: Int32
+    /// The same file opened with `O_DIRECT` (-1 where the filesystem has no direct I/O), for page-aligned
+    /// writes: they reach the device without filling the page cache, so the fdatasync at close has almost
+    /// nothing left to write and the writer is never throttled behind dirty-page writeback.
+    let directDescriptor: Int32
     let path: String
     var s: FileState
+    /// Queued writes; guarded by `StagingWriter`'s lock.
+    var q = StagingQueue()
 
     init(id: String, descriptor: Int32, path: String, state: FileState) {
         self.id = id
         self.descriptor = descriptor
         self.path = path
         self.s = state
+        directDescriptor = (try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1
     }
 
-    deinit { Syscall.close(descriptor) }
+    deinit {
+        Syscall.close(descriptor)
+        if directDescriptor >= 0 { Syscall.close(directDescriptor) }
+    }
 }
 
 /// An uploaded part: which generation of the file it holds, and its length then.

@@ -19,6 +19,13 @@ extension WriteBack {
             return f.s.generation
         }
         guard let generation else { return }
+        if let e = await staging.settled(f) {
+            throw WriteBackError("a write to staging file \(f.path) failed (\(e)); the file lacks bytes write(2) accepted, write it again", errno: e.rawValue)
+        }
+        // The committing handle is the only writer: the reservation ahead of the stream is no longer needed.
+        lock.withLock { _ in
+            if f.s.writers <= 1 { staging.trim(f, size: f.s.size) }
+        }
         if sync {
             pump()
             try await waitDurable(f, generation: generation)

@@ -125,8 +125,9 @@ extension WriteBack {
 
     private func upload(_ f: StagedFile, _ job: PartJob) async {
         do {
-            let body = RequestBody.file(descriptor: f.descriptor, offset: job.range.lowerBound, length: Int64(job.range.count))
-            let etag = try await store.uploadPart(bucket: job.bucket, key: job.key, uploadID: job.uploadID, partNumber: job.part, body: body)
+            let etag = try await withStagedBytes(f, job.range) { body in
+                try await store.uploadPart(bucket: job.bucket, key: job.key, uploadID: job.uploadID, partNumber: job.part, body: body)
+            }
             lock.withLock { r in
                 f.s.inFlight.remove(job.part)
                 r.inFlight -= 1
@@ -191,8 +192,9 @@ extension WriteBack {
                 let source = ObjectLocation(bucket: bucket, key: key)
                 etag = try await store.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: copyOf))
             } else {
-                let body: RequestBody = size == 0 ? .empty : .file(descriptor: f.descriptor, offset: 0, length: size)
-                etag = try await store.putObject(bucket: bucket, key: key, body: body, options: PutOptions(metadata: metadata))
+                etag = try await withStagedBytes(f, 0..<size) { body in
+                    try await store.putObject(bucket: bucket, key: key, body: body, options: PutOptions(metadata: metadata))
+                }
             }
             if let staleUpload {
                 lock.withLock { _ in if f.s.uploadID == staleUpload { f.s.uploadID = nil } }

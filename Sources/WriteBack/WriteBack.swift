@@ -27,7 +27,7 @@ package struct WriteBackOptions: Sendable {
     }
 
     /// Online CPUs, read once: glibc answers sysconf for this by reading a file in /sys.
-    private static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Uploaded files kept on disk for reads, in bytes (least recently used go first).
     package var residentBytes: Int64 = 8 << 30
 
@@ -66,6 +66,12 @@ package final class WriteBack: @unchecked Sendable {
     let logger: Logger
     let lock = Mutex(Registry())
     private let hooks = Mutex(Hooks())
+    /// Bounce buffers for direct writes and part buffers for uploads.
+    let buffers: AlignedBuffers
+    /// Read and hash upload parts at a low CPU priority (see `withStagedBytes`).
+    let digestThreads: IOThreadPool
+    /// Applies page-aligned writes behind `write` (see `StagingWriter`).
+    let staging: StagingWriter
 
     struct Registry {
         var files: [String: StagedFile] = [:]
@@ -89,6 +95,10 @@ package final class WriteBack: @unchecked Sendable {
             throw WriteBackError("part size \(options.partSize) is outside S3's 5 MiB…5 GiB; choose --part-size within it")
         }
         geometry = PartGeometry(base: options.partSize)
+        // Per size: a part buffer for every part in flight, a bounce buffer for every concurrent writer.
+        buffers = AlignedBuffers(keepPerSize: max(options.concurrency, 32) + 2)
+        digestThreads = IOThreadPool(threads: WriteBackOptions.cores, name: "upload-digest", niceness: 10)
+        staging = StagingWriter(limit: 32 << 20, threads: 2, buffers: buffers)
         stagingDirectory = options.directory + "/staging"
         journal = Journal(directory: options.directory + "/journal")
         for dir in [stagingDirectory, journal.directory] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
@@ -182,11 +192,11 @@ package final class WriteBack: @unchecked Sendable {
 
     /// Writes bytes into the staging file and lets full parts stream out. A full disk is ENOSPC, never a loss.
     package func write(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer, mtime: Timestamp) -> Result<Int, Errno> {
-        var ok = Syscall.pwriteFully(f.descriptor, data, offset)
-        if !ok && errno == ENOSPC && evictResident(atLeast: Int64(data.count)) > 0 {
-            ok = Syscall.pwriteFully(f.descriptor, data, offset)
+        var failure = stage(f, offset: offset, data)
+        if failure?.rawValue == ENOSPC && evictResident(atLeast: max(Int64(data.count), StagingWriter.reserveStep)) > 0 {
+            failure = stage(f, offset: offset, data)
         }
-        guard ok else { return .failure(Errno(errno == 0 ? EIO : errno)) }
+        if let failure { return .failure(failure) }
         let end = offset + Int64(data.count)
         let completedPart = lock.withLock { r -> Range<Int64>? in
             r.active[f.id] = f
@@ -207,7 +217,8 @@ package final class WriteBack: @unchecked Sendable {
             return f.s.highWater >= r.upperBound && before < r.upperBound && r.count == geometry.size(ofPart: p) ? r : nil
         }
         if let completedPart {
-            Syscall.startWriteback(f.descriptor, offset: completedPart.lowerBound, length: Int64(completedPart.count))
+            // Direct writes are on the device already; page-cache ones start their writeback.
+            if f.directDescriptor < 0 { Syscall.startWriteback(f.descriptor, offset: completedPart.lowerBound, length: Int64(completedPart.count)) }
             pump()
         }
         return .success(data.count)
@@ -215,7 +226,10 @@ package final class WriteBack: @unchecked Sendable {
 
     /// Truncates or extends the staged image.
     package func truncate(_ f: StagedFile, to size: Int64, mtime: Timestamp) -> Result<Void, Errno> {
+        // Queued writes land first, or one could write past the new end after it.
+        if let e = staging.settle(f), size > 0 { return .failure(e) }
         if case .failure(let e) = Syscall.ftruncate(f.descriptor, size) { return .failure(e) }
+        staging.truncated(f, to: size)
         lock.withLock { r in
             r.active[f.id] = f
             f.s.generation += 1

@@ -8,6 +8,12 @@
 /* sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE): start writeback of a range, without waiting. */
 int CLinux_start_writeback(int fd, int64_t offset, int64_t nbytes);
 
+/* setpriority(PRIO_PROCESS, gettid(), niceness): the niceness of the calling thread only. */
+int CLinux_set_thread_niceness(int niceness);
+
+/* fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length): reserve disk blocks without changing the size. */
+int CLinux_reserve(int fd, int64_t offset, int64_t length);
+
 /* O_DIRECT, the open flag for I/O that bypasses the page cache. */
 int CLinux_o_direct(void);
 

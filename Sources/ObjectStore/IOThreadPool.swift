@@ -1,3 +1,4 @@
+import CLinux
 import DequeModule
 import Synchronization
 
@@ -5,8 +6,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// A few dedicated threads for disk-tier `pread`/`pwrite`, so neither FUSE workers nor the network thread
-/// ever wait on the NVMe device, and the cooperative pool is never blocked.
+/// A few dedicated threads for blocking disk work (disk-tier `pread`/`pwrite`, reading and hashing upload
+/// parts), so neither FUSE workers nor the network thread ever wait on the NVMe device, and the cooperative
+/// pool is never blocked.
 package final class IOThreadPool: @unchecked Sendable {
     /// Jobs carry raw buffers between threads by design; the pool hands each to exactly one thread.
     private struct Job: @unchecked Sendable { let run: () -> Void }
@@ -16,13 +18,19 @@ package final class IOThreadPool: @unchecked Sendable {
     private var threads: [pthread_t] = []
     package let queued = Atomic<Int>(0)
 
-    package init(threads count: Int, name: String) {
+    private let niceness: Int32
+
+    /// Starts `count` threads; a positive `niceness` lowers their CPU priority (see `setpriority(2)`), so
+    /// their work takes the CPU the application leaves idle first.
+    package init(threads count: Int, name: String, niceness: Int32 = 0) {
+        self.niceness = niceness
         sem_init(semaphore, 0, 0)
         for _ in 0..<max(1, count) {
             var t = pthread_t()
             let box = Unmanaged.passRetained(self).toOpaque()
             let rc = pthread_create(&t, nil, { arg in
                 let pool = Unmanaged<IOThreadPool>.fromOpaque(arg!).takeRetainedValue()
+                if pool.niceness != 0 { _ = CLinux_set_thread_niceness(pool.niceness) }
                 pool.work()
                 return nil
             }, box)

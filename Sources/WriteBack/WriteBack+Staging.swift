@@ -1,0 +1,149 @@
+import ObjectStore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Page-aligned buffers for direct I/O on staging files, kept for reuse by size.
+///
+/// Two sizes are in use: 1 MiB bounce buffers for writes (one per concurrent writer) and part-sized buffers
+/// for uploads (one per part in flight). Reuse matters: fresh pages cost a fault each, which on a virtual
+/// machine that backs memory lazily costs more than the copy into them.
+final class AlignedBuffers: Sendable {
+    static let alignment = 4096
+    /// Addresses by buffer size, as integers: raw pointers are not Sendable.
+    private let free = Mutex<[Int: [UInt]]>([:])
+    private let keep: Int
+
+    init(keepPerSize: Int) { keep = keepPerSize }
+
+    deinit {
+        free.withLock { for list in $0.values { for a in list { UnsafeMutableRawPointer(bitPattern: a)!.deallocate() } } }
+    }
+
+    /// A buffer of `size` bytes (a multiple of the alignment), reused if one is free.
+    func take(_ size: Int) -> UnsafeMutableRawPointer {
+        if let a = free.withLock({ $0[size]?.popLast() }) { return UnsafeMutableRawPointer(bitPattern: a)! }
+        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment)
+    }
+
+    func give(_ p: UnsafeMutableRawPointer, _ size: Int) {
+        let a = UInt(bitPattern: p)
+        let kept = free.withLock { m -> Bool in
+            guard m[size, default: []].count < keep else { return false }
+            m[size, default: []].append(a)
+            return true
+        }
+        if !kept { p.deallocate() }
+    }
+
+    static func roundUp(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+}
+
+extension WriteBack {
+    /// The bounce buffer size: FUSE's largest write.
+    static let bounceSize = 1 << 20
+
+    /// Writes `data` at `offset` of the staging file; nil once it is staged (queued or written), else the errno.
+    ///
+    /// Page-aligned writes are queued for the staging threads (`StagingWriter`); the rest wait for the queue
+    /// to settle, so they never overtake a queued write of the same pages, and are written at once.
+    func stage(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer) -> Errno? {
+        if let e = staging.error(f) { return e }
+        let page = Int64(AlignedBuffers.alignment)
+        let end = offset + Int64(data.count)
+        if data.count > 0 && offset % page == 0 && Int64(data.count) % page == 0 && staging.queues(f) {
+            if let e = staging.reserve(f, offset: offset, end: end) { return e }
+            if staging.queues(f) {
+                staging.enqueue(f, offset: offset, data)
+                return nil
+            }
+        }
+        if let e = staging.settle(f) { return e }
+        return writeNow(f, offset: offset, data) ? nil : Errno(errno == 0 ? EIO : errno)
+    }
+
+    /// Writes at once: page-aligned runs through a bounce buffer to the `O_DIRECT` descriptor, unaligned heads
+    /// and tails (and everything, without direct I/O) through the page cache. Linux keeps the two coherent:
+    /// a direct write writes back and drops the cached pages it overlaps. False with `errno` set on failure.
+    private func writeNow(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer) -> Bool {
+        let page = Int64(AlignedBuffers.alignment)
+        guard f.directDescriptor >= 0, data.count >= Int(page) else { return Syscall.pwriteFully(f.descriptor, data, offset) }
+        // Split into [unaligned head][whole pages][unaligned tail].
+        let alignedStart = (offset + page - 1) / page * page
+        let end = offset + Int64(data.count)
+        let alignedEnd = end / page * page
+        guard alignedEnd > alignedStart else { return Syscall.pwriteFully(f.descriptor, data, offset) }
+        let head = Int(alignedStart - offset)
+        let tail = Int(end - alignedEnd)
+        if head > 0, !Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[0..<head]), offset) { return false }
+        let bounce = buffers.take(Self.bounceSize)
+        defer { buffers.give(bounce, Self.bounceSize) }
+        var done = head
+        while done < data.count - tail {
+            let n = min(Self.bounceSize, data.count - tail - done)
+            bounce.copyMemory(from: data.baseAddress! + done, byteCount: n)
+            if !Syscall.pwriteFully(f.directDescriptor, UnsafeRawBufferPointer(start: bounce, count: n), offset + Int64(done)) {
+                // EINVAL: this filesystem wants another alignment after all; the page cache takes the rest.
+                guard errno == EINVAL else { return false }
+                return Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[done...]), offset + Int64(done))
+            }
+            done += n
+        }
+        if tail > 0, !Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[(data.count - tail)...]), alignedEnd) { return false }
+        return true
+    }
+
+    /// Waits until the writes queued for `f` are in its staging file (before reading it some other way than
+    /// through `WriteBack`); returns the error of a queued write that failed.
+    package func settleWrites(_ f: StagedFile) -> Errno? { staging.settle(f) }
+}
+
+extension WriteBack {
+    /// Reads `range` of the staging file into `buffer` (`capacity` bytes, page-aligned), with `O_DIRECT` when
+    /// the range starts on a page: one read from the device, no page-cache copy, no second pass for the MD5.
+    func readStaged(_ f: StagedFile, _ range: Range<Int64>, into buffer: UnsafeMutableRawPointer, capacity: Int) -> Result<Void, Errno> {
+        let count = range.count
+        let ask = AlignedBuffers.roundUp(count)
+        if f.directDescriptor >= 0, range.lowerBound % Int64(AlignedBuffers.alignment) == 0, ask <= capacity {
+            switch Syscall.preadFully(f.directDescriptor, buffer, ask, range.lowerBound) {
+            case .success(let n) where n >= count: return .success(())
+            case .success: return .failure(Errno(EIO))  // the file is shorter than its state says
+            case .failure(let e) where e.rawValue == EINVAL: break  // another alignment: the page cache does it
+            case .failure(let e): return .failure(e)
+            }
+        }
+        switch Syscall.preadFully(f.descriptor, buffer, count, range.lowerBound) {
+        case .success(count): return .success(())
+        case .success: return .failure(Errno(EIO))
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    /// Runs `body` with `range` of the staging file in a pooled buffer, its MD5 already computed; throws when
+    /// it cannot be read.
+    ///
+    /// The read and the MD5 (the costliest step of an upload: about 600 MB/s per core) run on the low-priority
+    /// digest threads, so an application writing the next checkpoint keeps the CPU it needs and uploads take
+    /// what it leaves idle.
+    func withStagedBytes<T>(_ f: StagedFile, _ range: Range<Int64>, _ body: (RequestBody) async throws -> T) async throws -> T {
+        guard range.count > 0 else { return try await body(.empty) }
+        let capacity = AlignedBuffers.roundUp(max(range.count, Int(geometry.base)))
+        let buffer = BodyMemory(UnsafeRawBufferPointer(start: buffers.take(capacity), count: range.count))
+        defer { buffers.give(UnsafeMutableRawPointer(mutating: buffer.bytes.baseAddress!), capacity) }
+        let digest: Result<[UInt8], Errno> = await withCheckedContinuation { c in
+            digestThreads.submit { [self] in
+                if let e = staging.settle(f) { return c.resume(returning: .failure(e)) }
+                let target = UnsafeMutableRawPointer(mutating: buffer.bytes.baseAddress!)
+                c.resume(returning: readStaged(f, range, into: target, capacity: capacity).map { Digest.md5(buffer.bytes) })
+            }
+        }
+        switch digest {
+        case .success(let md5):
+            return try await body(.memory(BodyMemory(buffer.bytes, md5: md5)))
+        case .failure(let e):
+            throw WriteBackError("cannot read staging file \(f.path) at \(range.lowerBound): \(e)", errno: e.rawValue)
+        }
+    }
+}
