@@ -61,6 +61,8 @@ package final class Filesystem: @unchecked Sendable {
         var local: [String: StagedFile] = [:]
         /// Unlinked while open for reading: the object is deleted at the last release (POSIX keeps it readable).
         var deferredDeletes: [UInt64: String] = [:]
+        /// Small-file reads and read-ahead progress, by directory path.
+        var directoryReads: [String: DirectoryReadAhead] = [:]
     }
 
     let state = Mutex(State())

@@ -21,6 +21,9 @@ package struct FilesystemOptions: Sendable {
     /// Read-ahead window bounds.
     package var initialReadAhead: Int64 = 16 << 20
     package var maximumReadAhead: Int64 = 256 << 20
+    /// Small files of a directory fetched ahead of the application once it reads several of them (see
+    /// `Filesystem+DirectoryReadAhead.swift`); 0 turns it off.
+    package var directoryReadAhead = 64
 
     package init(bucket: BucketURL, uid: UInt32, gid: UInt32) {
         self.bucket = bucket

@@ -367,24 +367,30 @@ package final class BlockCache: @unchecked Sendable {
 
     /// Starts fills for blocks of `object` that are neither cached nor in flight, within the prefetch budget.
     ///
-    /// Only slots that can be had without waiting are used: prefetch never delays a demand read.
-    package func prefetch(_ object: ObjectVersion, blocks: Range<Int64>) {
+    /// Only slots that can be had without waiting are used: prefetch never delays a demand read. Returns how
+    /// many blocks from the start of the range are now in memory or on their way; the rest did not fit.
+    @discardableResult
+    package func prefetch(_ object: ObjectVersion, blocks: Range<Int64>) -> Int {
         let lastBlock = (object.size - 1) / Int64(blockSize)
         var started: [(Int32, BlockKey)] = []
+        var covered = 0
         state.withLock { s in
             for index in blocks where index <= lastBlock && index >= 0 {
                 let key = BlockKey(object: object, index: index)
-                if s.index[key] != nil { continue }
-                // Nearest blocks first; what does not fit the budget now is asked for again on the next read.
-                guard s.prefetchInFlight < configuration.maxPrefetchInFlight, let slot = s.take(length: length(key)) else { break }
-                s.slots[Int(slot)] = Slot(key: key, state: .filling, prefetched: true)
-                s.index[key] = slot
-                s.prefetchInFlight += 1
-                started.append((slot, key))
+                if s.index[key] == nil {
+                    // Nearest blocks first; what does not fit the budget now is asked for again on the next read.
+                    guard s.prefetchInFlight < configuration.maxPrefetchInFlight, let slot = s.take(length: length(key)) else { break }
+                    s.slots[Int(slot)] = Slot(key: key, state: .filling, prefetched: true)
+                    s.index[key] = slot
+                    s.prefetchInFlight += 1
+                    started.append((slot, key))
+                }
+                covered += 1
             }
         }
         prefetches.add(started.count, ordering: .relaxed)
         for (slot, key) in started { fill(slot, key: key, writeBehind: true) }
+        return covered
     }
 
     /// Whether a block is in memory (ready or filling).

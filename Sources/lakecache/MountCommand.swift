@@ -42,6 +42,7 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Cache block size, e.g. 4M (1M to 16M).") var blockSize: String = "4M"
     @Option(help: "FUSE worker threads.") var fuseThreads: Int = 16
     @Option(help: "Kernel readahead for the mount in KiB (0 keeps the kernel default; needs root).") var kernelReadahead: Int = 1024
+    @Option(help: "Small files of a directory fetched ahead once an application reads several of them (0 turns it off).") var dirReadAhead: Int = 64
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
     @Option(help: .hidden) var daemonReadyFd: Int32?
 
@@ -160,6 +161,7 @@ struct MountPlan {
     var blockSize: Int
     var fuseThreads: Int
     var kernelReadaheadKB: Int
+    var dirReadAhead: Int
 
     /// `prepare` as a `Result`.
     static func result(_ cmd: MountCommand) async -> Result<MountPlan, CLIFailure> {
@@ -214,6 +216,9 @@ struct MountPlan {
         guard (1...256).contains(cmd.uploadConcurrency) else {
             throw CLIFailure(message: "invalid --upload-concurrency \(cmd.uploadConcurrency): expected 1 to 256", exitCode: 64)
         }
+        guard (0...100_000).contains(cmd.dirReadAhead) else {
+            throw CLIFailure(message: "invalid --dir-read-ahead \(cmd.dirReadAhead): expected 0 (off) to 100000 files", exitCode: 64)
+        }
         let mountpoint = try MountChecks.checkMountpoint(cmd.mountpoint)
         try MountChecks.checkFuseDevice()
         try MountChecks.prepareCacheDir(cmd.cacheDir)
@@ -234,7 +239,7 @@ struct MountPlan {
             cacheSize: cacheSize, memoryCache: memoryCache,
             writeMode: cmd.writeMode, partSize: partSize, uploadConcurrency: cmd.uploadConcurrency, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
             uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground,
-            blockSize: Int(blockSize), fuseThreads: cmd.fuseThreads, kernelReadaheadKB: cmd.kernelReadahead)
+            blockSize: Int(blockSize), fuseThreads: cmd.fuseThreads, kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: cmd.dirReadAhead)
     }
 
     /// Folds `-o a,b=c` into the typed options, as mount.fuse3 and fstab pass them.

@@ -78,6 +78,7 @@ final class MountDaemon: @unchecked Sendable {
         fsOptions.metadataTTL = plan.metadataTTL
         fsOptions.readOnly = plan.readOnly
         fsOptions.syncClose = plan.writeMode == "sync"
+        fsOptions.directoryReadAhead = plan.dirReadAhead
         let writer = writeBack
         let filesystem = Filesystem(store: client, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))
         filesystem.adoptReplayed(replayed.resumed)
