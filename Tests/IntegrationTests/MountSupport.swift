@@ -16,8 +16,12 @@ final class TestMount: @unchecked Sendable {
     let url: String
     let extra: [String]
 
+    /// The test's own directory (mountpoint and default cache), removed when the mount object goes.
+    private let base: String
+
     init(bucket: String, prefix: String = "", endpoint: String, cacheDir: String? = nil, extra: [String] = []) {
         let base = NSTemporaryDirectory() + "lakecache-mnt-\(UUID().uuidString.prefix(8))"
+        self.base = base
         mountpoint = base + "/mnt"
         self.cacheDir = cacheDir ?? base + "/cache"
         self.endpoint = endpoint
@@ -29,6 +33,11 @@ final class TestMount: @unchecked Sendable {
     static func run(_ args: [String]) -> (status: Int32, output: String) {
         let r = spawn(CLITests.binary, args, mergeOutput: true)
         return (r.status, r.stdout)
+    }
+
+    deinit {
+        // Only once nothing is mounted there: removing files under a live mount would delete objects.
+        if !isMounted(mountpoint) { try? FileManager.default.removeItem(atPath: base) }
     }
 
     func start() throws {
@@ -181,4 +190,13 @@ func drain(_ fd: Int32) -> [UInt8] {
         out += buf[0..<n]
     }
     return out
+}
+
+/// Whether `path` is a mount point now (per /proc/self/mountinfo).
+func isMounted(_ path: String) -> Bool {
+    guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return true }
+    return table.split(separator: "\n").contains { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 4 && fields[4] == path
+    }
 }
