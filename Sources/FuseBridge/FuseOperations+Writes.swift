@@ -111,16 +111,6 @@ extension FuseBridge {
     }
 }
 
-/// Replies to a read of a staged file from its descriptor: libfuse reads (or splices) the bytes itself.
-func replyStaged(_ r: FuseRequest, _ file: StagedFile, offset: Int64, size: Int) {
-    var vec = CFuse_bufvec_init(size)
-    vec.buf.flags = fuse_buf_flags(rawValue: FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
-    vec.buf.fd = file.descriptor
-    vec.buf.pos = off_t(offset)
-    let rc = fuse_reply_data(r.raw, &vec, fuse_buf_copy_flags(rawValue: 0))
-    if rc < 0 { fuse_reply_err(r.raw, -rc) }
-}
-
 func entryParam(_ reply: EntryReply) -> fuse_entry_param {
     var e = fuse_entry_param()
     e.ino = fuse_ino_t(reply.attributes.ino)

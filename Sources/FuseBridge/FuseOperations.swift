@@ -79,13 +79,13 @@ extension FuseBridge {
         ops.read = { req, _, size, off, fi in
             let r = FuseRequest(raw: req!)
             let fs = FuseBridge.from(req).filesystem
-            if let staged = fs.staged(fi!.pointee.fh) {
-                // Writes still queued for the staging file land first: a read sees the newest bytes.
-                if let e = fs.writeBack?.settleWrites(staged) {
-                    r.error(FilesystemError(EIO, "a write to the staging file failed: \(e)"))
-                    return
+            if let staged = fs.staged(fi!.pointee.fh), let writeBack = fs.writeBack {
+                writeBack.read(staged, offset: Int64(off), size: size) { result in
+                    switch result {
+                    case .success(let bytes): fuse_reply_buf(r.raw, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+                    case .failure(let e): r.error(e.rawValue)
+                    }
                 }
-                replyStaged(r, staged, offset: Int64(off), size: size)
                 return
             }
             fs.read(fi!.pointee.fh, offset: Int64(off), size: size) { result in

@@ -72,6 +72,8 @@ package final class WriteBack: @unchecked Sendable {
     let digestThreads: IOThreadPool
     /// Applies page-aligned writes behind `write` (see `StagingWriter`).
     let staging: StagingWriter
+    /// Serves reads of staged and resident files (see `read(_:offset:size:reply:)`).
+    let stagedReads: IOThreadPool
 
     struct Registry {
         var files: [String: StagedFile] = [:]
@@ -99,6 +101,8 @@ package final class WriteBack: @unchecked Sendable {
         buffers = AlignedBuffers(keepPerSize: max(options.concurrency, 32) + 2)
         digestThreads = IOThreadPool(threads: WriteBackOptions.cores, name: "upload-digest", niceness: 10)
         staging = StagingWriter(limit: 32 << 20, threads: 2, buffers: buffers)
+        // Several, so the kernel's concurrent readahead requests reach the device together.
+        stagedReads = IOThreadPool(threads: 4, name: "staged-read")
         stagingDirectory = options.directory + "/staging"
         journal = Journal(directory: options.directory + "/journal")
         for dir in [stagingDirectory, journal.directory] where mkdir(dir, 0o700) != 0 && errno != EEXIST {

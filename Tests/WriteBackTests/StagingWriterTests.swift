@@ -49,7 +49,7 @@ struct StagingWriterTests {
                     write(Int.random(in: 0..<(12 << 20), using: &rng), Int.random(in: 1...9000, using: &rng), UInt8(truncatingIfNeeded: 50 + i))
                 }
             }
-            #expect(wb.settleWrites(f) == nil)
+            #expect(wb.staging.settle(f) == nil)
             #expect(staged(f, count: model.count) == model)
             try await wb.commit(f, sync: true)
             #expect(try await fetch(store, "k") == model)
