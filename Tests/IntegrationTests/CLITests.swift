@@ -22,9 +22,11 @@ import Testing
         return Outcome(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 
+    /// A scratch directory, removed when the test process exits (the CLI tests mount nothing there).
     func tempDir() -> String {
         let path = NSTemporaryDirectory() + "lakecache-cli-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        ScratchDirectories.shared.add(path)
         return path
     }
 

@@ -235,7 +235,10 @@ struct ReadPathTests {
         let cache = NSTemporaryDirectory() + "lakecache-tmpfs-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         try #require(Glibc.mount("tmpfs", cache, "tmpfs", 0, "size=6m") == 0, "cannot mount a tmpfs for the cache: \(errno)")
-        defer { umount2(cache, Int32(MNT_DETACH)) }
+        defer {
+            umount2(cache, Int32(MNT_DETACH))
+            try? FileManager.default.removeItem(atPath: cache)
+        }
         try await withMount(TestMount(bucket: bucket, endpoint: bench, cacheDir: cache)) { m throws in
             #expect(try readFile(m.path("f")) == data)
             dropPageCache()

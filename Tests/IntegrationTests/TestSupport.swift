@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ObjectStore
@@ -129,4 +130,21 @@ enum BenchControl {
         let mine = buckets?[bucket] as? [String: Any]
         return (mine?["requests"] as? [String: Int]) ?? [:]
     }
+}
+
+/// Directories to remove when the test process exits, for helpers that cannot know when a test is done.
+final class ScratchDirectories: Sendable {
+    static let shared = ScratchDirectories()
+    private let paths = Mutex<[String]>([])
+
+    private init() {
+        atexit {
+            // Only directories nothing is mounted on: removing files under a live mount would delete objects.
+            for p in ScratchDirectories.shared.paths.withLock({ $0 }) where !isMounted(p) {
+                try? FileManager.default.removeItem(atPath: p)
+            }
+        }
+    }
+
+    func add(_ path: String) { paths.withLock { $0.append(path) } }
 }

@@ -146,6 +146,7 @@ struct UncheckedBuffer: @unchecked Sendable {
 
     @Test func diskTierSurvivesANewCacheAndCatchesCorruption() async throws {
         let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let disk1 = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
         let (store, cache1, obj, data) = setup(size: 4 * bs, disk: disk1)
         for b in 0..<4 { _ = try await read(cache1, obj, Int64(b * bs), bs) }
@@ -177,6 +178,7 @@ struct UncheckedBuffer: @unchecked Sendable {
 
     @Test func diskTierStaysUnderCapacity() async throws {
         let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let capacity = Int64(6 * (bs + DiskTier.headerSize))
         let disk = try DiskTier(directory: dir, capacity: capacity, freeSpaceFloor: 0)
         let (_, cache, obj, data) = setup(size: 20 * bs, memoryBlocks: 8, disk: disk)
