@@ -24,30 +24,37 @@ import Testing
         return true
     }
 
-    @Test func unalignedLengthsRoundTripThroughDirectIO() async throws {
+    /// A fresh tier in a scratch directory and a page-aligned slot-sized buffer, all removed afterwards.
+    func withTier(_ body: (DiskTier, UnsafeMutableRawBufferPointer, String) async throws -> Void) async throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let disk = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
         defer { disk.shutdown() }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: slot, alignment: 4096)
         defer { buffer.deallocate() }
-        let object = ObjectVersion(bucket: "b", key: "k", etag: "\"e\"", size: Int64(slot) * 8)
-        for (i, length) in [1, 4095, 4096, 4097, slot - 100, slot].enumerated() {
-            let data = pattern(length, seed: UInt64(length))
-            data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: length) }
-            let key = BlockKey(object: object, index: Int64(i))
-            #expect(await write(disk, key, UnsafeRawBufferPointer(rebasing: buffer[0..<length]), readable: slot))
-            // The padding written for direct I/O is cut off again: the file is header plus data.
-            var st = stat()
-            #expect(stat(disk.path(DiskTier.DiskKey(object: object.id, index: Int64(i))), &st) == 0)
-            #expect(Int(st.st_size) == DiskTier.headerSize + length)
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
-            let n = await read(disk, key, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), readable: slot)
-            #expect(n == length)
-            #expect(Array(buffer[0..<length]) == data, "length \(length)")
+        try await body(disk, buffer, dir)
+    }
+
+    @Test func unalignedLengthsRoundTripThroughDirectIO() async throws {
+        try await withTier { disk, buffer, dir in
+            let object = ObjectVersion(bucket: "b", key: "k", etag: "\"e\"", size: Int64(slot) * 8)
+            for (i, length) in [1, 4095, 4096, 4097, slot - 100, slot].enumerated() {
+                let data = pattern(length, seed: UInt64(length))
+                data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: length) }
+                let key = BlockKey(object: object, index: Int64(i))
+                #expect(await write(disk, key, UnsafeRawBufferPointer(rebasing: buffer[0..<length]), readable: slot))
+                // The padding written for direct I/O is cut off again: the file is header plus data.
+                var st = stat()
+                #expect(stat(disk.path(DiskTier.DiskKey(object: object.id, index: Int64(i))), &st) == 0)
+                #expect(Int(st.st_size) == DiskTier.headerSize + length)
+                buffer.initializeMemory(as: UInt8.self, repeating: 0)
+                let n = await read(disk, key, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), readable: slot)
+                #expect(n == length)
+                #expect(Array(buffer[0..<length]) == data, "length \(length)")
+            }
+            #expect(disk.usesDirectIO == directIOWorks(in: dir))
+            #expect(disk.corrupt.load(ordering: .relaxed) == 0)
         }
-        #expect(disk.usesDirectIO == directIOWorks(in: dir))
-        #expect(disk.corrupt.load(ordering: .relaxed) == 0)
     }
 
     @Test func anUnalignedBufferGoesThroughThePageCache() async throws {
@@ -68,20 +75,16 @@ import Testing
     }
 
     @Test func aTruncatedBlockIsAMissNotShortData() async throws {
-        let dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let disk = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
-        defer { disk.shutdown() }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: slot, alignment: 4096)
-        defer { buffer.deallocate() }
-        let data = pattern(slot, seed: 3)
-        data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: slot) }
-        let object = ObjectVersion(bucket: "b", key: "t", etag: "\"e\"", size: Int64(slot))
-        let key = BlockKey(object: object, index: 0)
-        #expect(await write(disk, key, UnsafeRawBufferPointer(buffer), readable: slot))
-        #expect(truncate(disk.path(DiskTier.DiskKey(object: object.id, index: 0)), off_t(DiskTier.headerSize + slot - 5000)) == 0)
-        #expect(await read(disk, key, into: buffer, readable: slot) == nil)
-        #expect(disk.corrupt.load(ordering: .relaxed) == 1)
-        #expect(!disk.contains(key))
+        try await withTier { disk, buffer, _ in
+            let data = pattern(slot, seed: 3)
+            data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: slot) }
+            let object = ObjectVersion(bucket: "b", key: "t", etag: "\"e\"", size: Int64(slot))
+            let key = BlockKey(object: object, index: 0)
+            #expect(await write(disk, key, UnsafeRawBufferPointer(buffer), readable: slot))
+            #expect(truncate(disk.path(DiskTier.DiskKey(object: object.id, index: 0)), off_t(DiskTier.headerSize + slot - 5000)) == 0)
+            #expect(await read(disk, key, into: buffer, readable: slot) == nil)
+            #expect(disk.corrupt.load(ordering: .relaxed) == 1)
+            #expect(!disk.contains(key))
+        }
     }
 }

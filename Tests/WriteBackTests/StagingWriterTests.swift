@@ -4,18 +4,20 @@ import Testing
 
 @testable import WriteBack
 
+/// A WriteBack with 5 MiB parts over an in-memory bucket "b", in a scratch directory removed afterwards.
+func withWriteBack(_ body: (WriteBack, InMemoryObjectStore, _ directory: String) async throws -> Void) async throws {
+    let dir = NSTemporaryDirectory() + "wb-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let store = InMemoryObjectStore(buckets: ["b"])
+    var options = WriteBackOptions(directory: dir)
+    options.partSize = 5 << 20
+    let wb = try WriteBack(store: store, options: options)
+    defer { wb.shutdown() }
+    try await body(wb, store, dir)
+}
+
 struct StagingWriterTests {
-    func withWriteBack(_ body: (WriteBack, InMemoryObjectStore) async throws -> Void) async throws {
-        let dir = NSTemporaryDirectory() + "wb-staging-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = InMemoryObjectStore(buckets: ["b"])
-        var options = WriteBackOptions(directory: dir)
-        options.partSize = 5 << 20
-        let wb = try WriteBack(store: store, options: options)
-        defer { wb.shutdown() }
-        try await body(wb, store)
-    }
 
     func staged(_ f: StagedFile, count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
@@ -27,7 +29,7 @@ struct StagingWriterTests {
     /// Queued (aligned) and immediate (unaligned) writes interleave over the same pages; the staging file, a
     /// read after `settle` and the uploaded object all end up as a model that applies them in order.
     @Test func writesApplyInOrderWhateverTheirAlignment() async throws {
-        try await withWriteBack { wb, store in
+        try await withWriteBack { wb, store, _ in
             let f = try wb.create(bucket: "b", key: "k", metadata: [:], mtime: Timestamp(seconds: 1))
             var model = [UInt8]()
             var rng = SystemRandomNumberGenerator()
@@ -58,7 +60,7 @@ struct StagingWriterTests {
 
     /// A truncate waits for queued writes, so none lands past the new end afterwards.
     @Test func truncateAfterQueuedWritesCutsThem() async throws {
-        try await withWriteBack { wb, store in
+        try await withWriteBack { wb, store, _ in
             let f = try wb.create(bucket: "b", key: "t", metadata: [:], mtime: Timestamp(seconds: 1))
             let mib = [UInt8](repeating: 0xAB, count: 1 << 20)
             for i in 0..<16 { _ = mib.withUnsafeBytes { wb.write(f, offset: Int64(i << 20), $0, mtime: Timestamp(seconds: 2)) } }
@@ -73,7 +75,7 @@ struct StagingWriterTests {
 
     /// Blocks reserved ahead of a stream are given back at commit: the staging file holds its size, not more.
     @Test func reservationAheadIsReleasedAtCommit() async throws {
-        try await withWriteBack { wb, _ in
+        try await withWriteBack { wb, _, _ in
             let f = try wb.create(bucket: "b", key: "r", metadata: [:], mtime: Timestamp(seconds: 1))
             let mib = [UInt8](repeating: 1, count: 1 << 20)
             for i in 0..<2 { _ = mib.withUnsafeBytes { wb.write(f, offset: Int64(i << 20), $0, mtime: Timestamp(seconds: 2)) } }

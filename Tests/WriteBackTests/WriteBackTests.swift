@@ -50,32 +50,26 @@ struct JournalTests {
 
 struct UploadTests {
     @Test func syncCommitUploadsMultipartAndAsyncJournals() async throws {
-        let dir = NSTemporaryDirectory() + "wb-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = InMemoryObjectStore(buckets: ["b"])
-        var options = WriteBackOptions(directory: dir)
-        options.partSize = 5 << 20
-        let wb = try WriteBack(store: store, options: options)
-        defer { wb.shutdown() }
-        let data = (0..<(11 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let f = try wb.create(bucket: "b", key: "k", metadata: ["mode": "33188"], mtime: Timestamp(seconds: 1))
-        _ = data.withUnsafeBytes { wb.write(f, offset: 0, $0, mtime: Timestamp(seconds: 2)) }
-        try await wb.commit(f, sync: true)
-        #expect(try await fetch(store, "k") == data)
-        #expect(try await store.headObject(bucket: "b", key: "k").metadata["mtime"] == "2")
-        #expect(try await store.listMultipartUploads(bucket: "b", prefix: "").isEmpty)
+        try await withWriteBack { wb, store, dir in
+            let data = (0..<(11 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let f = try wb.create(bucket: "b", key: "k", metadata: ["mode": "33188"], mtime: Timestamp(seconds: 1))
+            _ = data.withUnsafeBytes { wb.write(f, offset: 0, $0, mtime: Timestamp(seconds: 2)) }
+            try await wb.commit(f, sync: true)
+            #expect(try await fetch(store, "k") == data)
+            #expect(try await store.headObject(bucket: "b", key: "k").metadata["mtime"] == "2")
+            #expect(try await store.listMultipartUploads(bucket: "b", prefix: "").isEmpty)
 
-        // Async: the record exists when commit returns and is gone once the upload is done.
-        let g = try wb.create(bucket: "b", key: "small", metadata: [:], mtime: Timestamp(seconds: 3))
-        _ = ([1, 2, 3] as [UInt8]).withUnsafeBytes { wb.write(g, offset: 0, $0, mtime: Timestamp(seconds: 3)) }
-        try await wb.commit(g, sync: false)
-        let pendingOrDone = try await Journal(directory: dir + "/journal").load().records.map(\.key).contains("small") ? true : (try? await store.headObject(bucket: "b", key: "small")) != nil
-        #expect(pendingOrDone)
-        try await wb.waitDurable(g)
-        #expect(try await fetch(store, "small") == [1, 2, 3])
-        for _ in 0..<50 where !Journal(directory: dir + "/journal").load().records.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(Journal(directory: dir + "/journal").load().records.isEmpty)
+            // Async: the record exists when commit returns and is gone once the upload is done.
+            let g = try wb.create(bucket: "b", key: "small", metadata: [:], mtime: Timestamp(seconds: 3))
+            _ = ([1, 2, 3] as [UInt8]).withUnsafeBytes { wb.write(g, offset: 0, $0, mtime: Timestamp(seconds: 3)) }
+            try await wb.commit(g, sync: false)
+            let pendingOrDone = try await Journal(directory: dir + "/journal").load().records.map(\.key).contains("small") ? true : (try? await store.headObject(bucket: "b", key: "small")) != nil
+            #expect(pendingOrDone)
+            try await wb.waitDurable(g)
+            #expect(try await fetch(store, "small") == [1, 2, 3])
+            for _ in 0..<50 where !Journal(directory: dir + "/journal").load().records.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(Journal(directory: dir + "/journal").load().records.isEmpty)
+        }
     }
 }
 
