@@ -11,6 +11,13 @@ import ReadCache
 /// bounding the GETs in flight. Only files that fit a small memory slot take part, so read-ahead never
 /// displaces whole blocks, and only names a listing showed, so it never guesses keys.
 struct DirectoryReadAhead {
+    /// Files chosen to fetch ahead in one directory, with their listing index (to give back what the prefetch
+    /// budget refuses).
+    struct Batch {
+        var directory: String
+        var files: [(index: Int, version: ObjectVersion)]
+    }
+
     /// Small files of the directory read from their start.
     var reads = 0
     /// Files handed to the cache's prefetch.
@@ -25,19 +32,19 @@ extension Filesystem {
     /// Directories tracked at once; beyond it the table starts over (it holds counters only).
     static let directoryReadAheadTable = 10_000
 
-    /// Records a read of `path` (of `size` bytes) at `offset` and returns the files to fetch ahead, with their
-    /// listing index; caller holds the state lock.
-    func directoryReadAhead(_ s: inout State, path: String, size: Int64, offset: Int64) -> [(index: Int, version: ObjectVersion)] {
+    /// Records a read of inode `ino` (of `size` bytes) at `offset` and returns the files to fetch ahead, if
+    /// any; caller holds the state lock. Reads of anything but a small file from its start return at once.
+    func directoryReadAhead(_ s: inout State, ino: UInt64, size: Int64, offset: Int64) -> DirectoryReadAhead.Batch? {
         let limit = options.directoryReadAhead
-        guard limit > 0, offset == 0, size <= BlockCache.smallSlotBytes else { return [] }
+        guard limit > 0, offset == 0, size <= BlockCache.smallSlotBytes, let path = s.nodes[ino]?.path else { return nil }
         let dir = Self.split(path).parent
-        guard let listing = s.listings[dir] else { return [] }
+        guard let listing = s.listings[dir] else { return nil }
         if s.directoryReads[dir] == nil && s.directoryReads.count >= Self.directoryReadAheadTable { s.directoryReads = [:] }
         var d = s.directoryReads[dir, default: DirectoryReadAhead()]
         d.reads += 1
         defer { s.directoryReads[dir] = d }
-        guard d.reads >= Self.directoryReadAheadTrigger else { return [] }
-        var out: [(Int, ObjectVersion)] = []
+        guard d.reads >= Self.directoryReadAheadTrigger else { return nil }
+        var out: [(index: Int, version: ObjectVersion)] = []
         while d.cursor < listing.entries.count && d.issued < d.reads + limit {
             let i = d.cursor
             d.cursor += 1
@@ -48,19 +55,19 @@ extension Filesystem {
             d.issued += 1
             out.append((i, ObjectVersion(bucket: options.bucket.bucket, key: key(for: p), etag: e.etag, size: e.size)))
         }
-        return out
+        return out.isEmpty ? nil : DirectoryReadAhead.Batch(directory: dir, files: out)
     }
 
     /// Starts the fetches `directoryReadAhead` chose; what the prefetch budget refuses is offered again on the
     /// directory's next read.
-    func startDirectoryReadAhead(_ dir: String, _ files: [(index: Int, version: ObjectVersion)]) {
-        for (n, file) in files.enumerated() where cache.prefetch(file.version, blocks: 0..<1) == 0 {
-            let unstarted = files.count - n
+    func startDirectoryReadAhead(_ batch: DirectoryReadAhead.Batch) {
+        for (n, file) in batch.files.enumerated() where cache.prefetch(file.version, blocks: 0..<1) == 0 {
+            let unstarted = batch.files.count - n
             state.withLock { s in
-                guard var d = s.directoryReads[dir] else { return }
+                guard var d = s.directoryReads[batch.directory] else { return }
                 d.cursor = min(d.cursor, file.index)
                 d.issued = max(0, d.issued - unstarted)
-                s.directoryReads[dir] = d
+                s.directoryReads[batch.directory] = d
             }
             return
         }

@@ -83,24 +83,19 @@ extension Filesystem {
 
     private func read(_ handle: UInt64, offset: Int64, size: Int, retried: Bool, reply: @escaping @Sendable (Result<PinnedRange, FilesystemError>) -> Void) {
         let blockSize = cache.blockSize
-        let plan = state.withLock { s -> (ObjectVersion, Range<Int64>?, (String, [(index: Int, version: ObjectVersion)])?)? in
+        let plan = state.withLock { s -> (ObjectVersion, Range<Int64>?, DirectoryReadAhead.Batch?)? in
             // Mutated in place: the handle is not copied out of the dictionary and written back.
             guard let h = s.files[handle] else { return nil }
-            let version = h.version
-            let ahead = s.files[handle]!.readAhead.record(offset: offset, length: size, blockSize: blockSize, objectSize: version.size)
-            var siblings: (String, [(index: Int, version: ObjectVersion)])?
-            if !retried, offset == 0, version.size <= BlockCache.smallSlotBytes, let path = s.nodes[h.ino]?.path {
-                let files = directoryReadAhead(&s, path: path, size: version.size, offset: offset)
-                if !files.isEmpty { siblings = (Self.split(path).parent, files) }
-            }
-            return (version, ahead, siblings)
+            let ahead = s.files[handle]!.readAhead.record(offset: offset, length: size, blockSize: blockSize, objectSize: h.version.size)
+            let siblings = retried ? nil : directoryReadAhead(&s, ino: h.ino, size: h.version.size, offset: offset)
+            return (h.version, ahead, siblings)
         }
         guard let (version, ahead, siblings) = plan else {
             reply(.failure(FilesystemError(EBADF, "unknown file handle")))
             return
         }
         if let ahead { cache.prefetch(version, blocks: ahead) }
-        if let (dir, files) = siblings { startDirectoryReadAhead(dir, files) }
+        if let siblings { startDirectoryReadAhead(siblings) }
         cache.read(version, offset: offset, length: min(size, blockSize)) { [self] result in
             switch result {
             case .success(let range):

@@ -169,7 +169,7 @@ extension Filesystem {
     /// Writes into the staged image; the kernel's O_APPEND offset is replaced by the staged size.
     package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer, pid: Int32 = 0) -> Result<Int, FilesystemError> {
         let handleState = state.withLock { s -> FileHandle? in
-            if let h = s.files[handle], h.writerPid != pid { s.files[handle]?.writerPid = pid }
+            s.files[handle]?.writerPid = pid
             return s.files[handle]
         }
         guard let h = handleState, let f = h.staged, h.writable else {

@@ -127,11 +127,10 @@ package final class Filesystem: @unchecked Sendable {
         if let t = metadata["mtime"].flatMap({ Double($0) }), t.isFinite, t >= 0 {
             modified = Timestamp(seconds: Int64(t), nanoseconds: Int32((t - t.rounded(.down)) * 1e9))
         }
-        var a = FileAttributes(
+        return FileAttributes(
             ino: ino, kind: resolvedKind, size: kind == .directory ? 0 : size, mtime: modified, mode: mode,
             uid: metadata["uid"].flatMap { UInt32($0) } ?? options.uid,
             gid: metadata["gid"].flatMap { UInt32($0) } ?? options.gid)
-        return a
     }
 
     /// Records a node for `path` (new or refreshed) and counts a lookup; caller holds the lock.
