@@ -19,6 +19,21 @@ extension Syscall {
     /// The `O_DIRECT` open flag (hidden behind `_GNU_SOURCE` in Glibc).
     package static let directIOFlag: Int32 = CLinux_o_direct()
 
+    /// The alignment used for direct I/O (buffer addresses, file offsets, lengths): a page, which covers the
+    /// logical block size of common devices. One that wants more answers EINVAL, and callers fall back to the
+    /// page cache.
+    package static let directIOAlignment = 4096
+
+    /// `n` rounded up to `directIOAlignment`.
+    package static func directIOPadded(_ n: Int) -> Int {
+        (n + directIOAlignment - 1) / directIOAlignment * directIOAlignment
+    }
+
+    /// Whether `p` may be the buffer of a direct transfer.
+    package static func isDirectIOAligned(_ p: UnsafeRawPointer?) -> Bool {
+        Int(bitPattern: p) % directIOAlignment == 0
+    }
+
     /// `open(2)` with O_CLOEXEC added.
     package static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o600) -> Result<Int32, Errno> {
         retrying { Glibc.open(path, flags | O_CLOEXEC, mode) }

@@ -11,9 +11,9 @@ import Glibc
 /// File layout: a 4 KiB header (magic, data length, XXH64 of the data, the object identity) then the data.
 /// The identity in the header makes a hash collision between file names harmless; the checksum makes a
 /// torn or corrupted block a miss, never wrong bytes. Writes go to a temporary name and are renamed in,
-/// so a crash leaves either the old state or the whole block. Blocks are written with `O_DIRECT` where the
-/// filesystem allows it: a write-behind through the page cache cost a third of the daemon's CPU during a cold
-/// sequential read (the copy into the page cache and its later writeback), and it competed with the fill.
+/// so a crash leaves either the old state or the whole block. Blocks are written and read with `O_DIRECT`
+/// where the filesystem allows it: the write-behind's copy into the page cache was 18% of the daemon's CPU
+/// during a cold sequential read, and every block took page-cache memory a second time.
 package final class DiskTier: @unchecked Sendable {
     static let headerSize = 4096
     static let magic: UInt64 = 0x4C43_424C_4B30_3031  // "LCBLK001"
@@ -114,32 +114,30 @@ package final class DiskTier: @unchecked Sendable {
 
     private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, readable: Int) -> Int? {
         // The header lives on the disk thread's stack: a disk hit allocates nothing for it.
-        withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: Self.pageSize) { readNow(key, into: buffer, readable: readable, header: $0) }
+        withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: Syscall.directIOAlignment) { readNow(key, into: buffer, readable: readable, header: $0) }
     }
 
     private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, readable: Int, header: UnsafeMutableRawBufferPointer) -> Int? {
         let dk = DiskKey(object: key.object.id, index: key.index)
         let p = path(dk)
-        let padded = (buffer.count + Self.pageSize - 1) / Self.pageSize * Self.pageSize
-        var direct = directIO.load(ordering: .relaxed) && Int(bitPattern: buffer.baseAddress) % Self.pageSize == 0 && readable >= padded
-        var fd: Int32 = -1
+        let direct = directIO.load(ordering: .relaxed) && Syscall.isDirectIOAligned(buffer.baseAddress) && readable >= Syscall.directIOPadded(buffer.count)
+        /// Direct I/O refused (EINVAL): a miss this time, the page cache from now on.
+        func refused(_ e: Errno) -> Bool {
+            guard direct, e.rawValue == EINVAL else { return false }
+            directIO.store(false, ordering: .relaxed)
+            return true
+        }
+        let fd: Int32
         switch Syscall.open(p, O_RDONLY | (direct ? Syscall.directIOFlag : 0)) {
         case .success(let f): fd = f
-        case .failure(let e) where direct && e.rawValue == EINVAL:
-            direct = false
-            if case .success(let f) = Syscall.open(p, O_RDONLY) { fd = f }
-        case .failure: break
-        }
-        guard fd >= 0 else {
-            forget(dk)
+        case .failure(let e):
+            if !refused(e) { forget(dk) }
             return nil
         }
         defer { Syscall.close(fd) }
         switch Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) {
         case .success(Self.headerSize): break
-        case .failure(let e) where direct && e.rawValue == EINVAL:
-            directIO.store(false, ordering: .relaxed)
-            return nil
+        case .failure(let e) where refused(e): return nil
         default: return discard(dk, p, "short header")
         }
         let magic = header.load(fromByteOffset: 0, as: UInt64.self)
@@ -151,13 +149,10 @@ package final class DiskTier: @unchecked Sendable {
             identity.withUnsafeBytes({ memcmp($0.baseAddress!, header.baseAddress! + 32, idLength) == 0 })
         else { return discard(dk, p, "header mismatch") }
         // Direct reads ask for whole pages; the file ends at the data, so the padding reads as end of file.
-        let ask = direct ? (length + Self.pageSize - 1) / Self.pageSize * Self.pageSize : length
+        let ask = direct ? Syscall.directIOPadded(length) : length
         switch Syscall.preadFully(fd, buffer.baseAddress!, ask, Int64(Self.headerSize)) {
         case .success(let got) where got >= length: break
-        case .failure(let e) where direct && e.rawValue == EINVAL:
-            // The device wants another alignment: a miss this time, buffered reads from now on.
-            directIO.store(false, ordering: .relaxed)
-            return nil
+        case .failure(let e) where refused(e): return nil
         default: return discard(dk, p, "truncated data")
         }
         guard XXHash64.hash(UnsafeRawBufferPointer(rebasing: buffer[0..<length])) == checksum else {
@@ -200,8 +195,6 @@ package final class DiskTier: @unchecked Sendable {
         }
     }
 
-    static let pageSize = 4096
-
     private func writeNow(_ key: BlockKey, _ data: UnsafeRawBufferPointer, readable: Int) -> Bool {
         let dk = DiskKey(object: key.object.id, index: key.index)
         let identity = Self.identity(key)
@@ -213,23 +206,15 @@ package final class DiskTier: @unchecked Sendable {
         let p = path(dk)
         let dir = String(p[..<p.lastIndex(of: "/")!])
         let tmp = p + ".tmp"
-        let padded = (data.count + Self.pageSize - 1) / Self.pageSize * Self.pageSize
-        let aligned = Int(bitPattern: data.baseAddress) % Self.pageSize == 0 && readable >= padded
-        var ok = false
-        if aligned && directIO.load(ordering: .relaxed) {
-            switch writeFile(tmp, dir: dir, identity: identity, data: data, padded: padded, flags: Syscall.directIOFlag) {
-            case .success: ok = true
-            case .failure(let e) where e.rawValue == EINVAL:
-                // The filesystem has no direct I/O: every later block goes through the page cache.
-                directIO.store(false, ordering: .relaxed)
-                logger.info("cache directory does not support O_DIRECT; disk-tier writes go through the page cache", metadata: ["dir": "\(directory)"])
-            case .failure: break
-            }
+        let direct = directIO.load(ordering: .relaxed) && Syscall.isDirectIOAligned(data.baseAddress) && readable >= Syscall.directIOPadded(data.count)
+        var written = writeFile(tmp, dir: dir, identity: identity, data: data, direct: direct)
+        if direct, case .failure(let e) = written, e.rawValue == EINVAL {
+            // The filesystem has no direct I/O: this and every later block go through the page cache.
+            directIO.store(false, ordering: .relaxed)
+            logger.info("cache directory does not support O_DIRECT; disk-tier writes go through the page cache", metadata: ["dir": "\(directory)"])
+            written = writeFile(tmp, dir: dir, identity: identity, data: data, direct: false)
         }
-        if !ok && !(aligned && directIO.load(ordering: .relaxed)) {
-            ok = (try? writeFile(tmp, dir: dir, identity: identity, data: data, padded: data.count, flags: 0).get()) != nil
-        }
-        guard ok, case .success = Syscall.rename(tmp, p) else {
+        guard case .success = written, case .success = Syscall.rename(tmp, p) else {
             // ENOSPC and friends: the block simply is not cached.
             unlink(tmp)
             writeSkips.add(1, ordering: .relaxed)
@@ -248,17 +233,19 @@ package final class DiskTier: @unchecked Sendable {
         return true
     }
 
-    /// Creates `tmp` and writes header and data; `padded` bytes of data are written, then the file is cut to size.
-    private func writeFile(_ tmp: String, dir: String, identity: [UInt8], data: UnsafeRawBufferPointer, padded: Int, flags: Int32) -> Result<Void, Errno> {
+    /// Creates `tmp` and writes header and data. A direct write sends the data padded to whole pages, then
+    /// cuts the file to size.
+    private func writeFile(_ tmp: String, dir: String, identity: [UInt8], data: UnsafeRawBufferPointer, direct: Bool) -> Result<Void, Errno> {
         if mkdir(dir, 0o700) != 0 && errno != EEXIST { return .failure(Errno(errno)) }
+        let padded = direct ? Syscall.directIOPadded(data.count) : data.count
         let fd: Int32
-        switch Syscall.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | flags, mode: 0o600) {
+        switch Syscall.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | (direct ? Syscall.directIOFlag : 0), mode: 0o600) {
         case .success(let f): fd = f
         case .failure(let e): return .failure(e)
         }
         defer { Syscall.close(fd) }
         // The header buffer is page-aligned so that the same code serves direct I/O.
-        let wrote = withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: Self.pageSize) { header in
+        let wrote = withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: Syscall.directIOAlignment) { header in
             writeBlock(fd, header: header, identity: identity, data: data, padded: padded)
         }
         if let e = wrote { return .failure(e) }

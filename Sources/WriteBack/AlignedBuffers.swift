@@ -1,3 +1,4 @@
+import ObjectStore
 import Synchronization
 
 /// Page-aligned buffers for direct I/O on staging files, kept for reuse by size.
@@ -6,7 +7,6 @@ import Synchronization
 /// for uploads (one per part in flight). Reuse matters: fresh pages cost a fault each, which on a virtual
 /// machine that backs memory lazily costs more than the copy into them.
 final class AlignedBuffers: Sendable {
-    static let alignment = 4096
     /// Addresses by buffer size, as integers: raw pointers are not Sendable.
     private let free = Mutex<[Int: [UInt]]>([:])
     private let keep: Int
@@ -17,10 +17,10 @@ final class AlignedBuffers: Sendable {
         free.withLock { for list in $0.values { for a in list { UnsafeMutableRawPointer(bitPattern: a)!.deallocate() } } }
     }
 
-    /// A buffer of `size` bytes (a multiple of the alignment), reused if one is free.
+    /// A buffer of `size` bytes (a multiple of `Syscall.directIOAlignment`), reused if one is free.
     func take(_ size: Int) -> UnsafeMutableRawPointer {
         if let a = free.withLock({ $0[size]?.popLast() }) { return UnsafeMutableRawPointer(bitPattern: a)! }
-        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment)
+        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Syscall.directIOAlignment)
     }
 
     func give(_ p: UnsafeMutableRawPointer, _ size: Int) {
@@ -32,6 +32,4 @@ final class AlignedBuffers: Sendable {
         }
         if !kept { p.deallocate() }
     }
-
-    static func roundUp(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
 }

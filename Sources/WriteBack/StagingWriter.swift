@@ -69,41 +69,43 @@ final class StagingWriter: @unchecked Sendable {
         return body()
     }
 
-    /// Whether `f` takes queued writes (it has a direct descriptor and its filesystem reserves blocks).
-    func queues(_ f: StagedFile) -> Bool { f.directDescriptor >= 0 && locked { f.q.canQueue } }
-
-    /// The error of a queued write that failed, if any (sticky until `clearError`).
+    /// The error of a queued write that failed, if any (sticky until the file is truncated to nothing).
     func error(_ f: StagedFile) -> Errno? { locked { f.q.error } }
 
-    /// The file was truncated to nothing: the missing bytes no longer matter, and the reservation is gone.
+    /// The file was truncated: to nothing, the missing bytes no longer matter; the reservation past the new
+    /// end is gone.
     func truncated(_ f: StagedFile, to size: Int64) {
+        let page = Int64(Syscall.directIOAlignment)
         locked {
             if size == 0 { f.q.error = nil }
-            f.q.reservedEnd = min(f.q.reservedEnd, size / Int64(AlignedBuffers.alignment) * Int64(AlignedBuffers.alignment))
+            f.q.reservedEnd = min(f.q.reservedEnd, size / page * page)
         }
     }
 
-    /// Reserves blocks for `[offset, end)`; false with the errno when the disk is full. Unsupported
-    /// reservation switches the file to direct, unqueued writes.
-    func reserve(_ f: StagedFile, offset: Int64, end: Int64) -> Errno? {
-        let reservedEnd = locked { f.q.reservedEnd }
-        guard end > reservedEnd else { return nil }
+    /// Gets the page-aligned `[offset, end)` ready to be queued: true once its disk blocks are reserved, false
+    /// when `f` does not take queued writes (no direct descriptor, or a filesystem that cannot reserve blocks,
+    /// which this call may find out). Fails with the file's sticky error, or ENOSPC.
+    func admit(_ f: StagedFile, offset: Int64, end: Int64) -> Result<Bool, Errno> {
+        guard f.directDescriptor >= 0 else { return .success(false) }
+        let (error, canQueue, reservedEnd) = locked { (f.q.error, f.q.canQueue, f.q.reservedEnd) }
+        if let error { return .failure(error) }
+        guard canQueue else { return .success(false) }
+        guard end > reservedEnd else { return .success(true) }
         // Contiguous growth reserves a step ahead; a write far past the end reserves only itself.
         let from = offset <= reservedEnd + Self.reserveStep ? reservedEnd : offset
         let to = from == reservedEnd ? max(end, reservedEnd + Self.reserveStep) : end
         switch Syscall.reserve(f.directDescriptor, offset: from, length: to - from) {
         case .success:
             if from == reservedEnd { locked { f.q.reservedEnd = max(f.q.reservedEnd, to) } }
-            return nil
+            return .success(true)
         case .failure(let e) where e.rawValue == EOPNOTSUPP || e.rawValue == ENOSYS:
             locked { f.q.canQueue = false }
-            return nil
+            return .success(false)
         case .failure(let e) where e.rawValue == ENOSPC && to > end:
             // Not room for the step ahead: reserve just this write.
-            if case .failure(let e2) = Syscall.reserve(f.directDescriptor, offset: offset, length: end - offset) { return e2 }
-            return nil
+            return Syscall.reserve(f.directDescriptor, offset: offset, length: end - offset).map { true }
         case .failure(let e):
-            return e
+            return .failure(e)
         }
     }
 
@@ -193,7 +195,7 @@ extension StagingWriter {
     /// A truncate to the current size is what frees blocks reserved past the end: ext4 ignores a hole punched
     /// there. With another writer active the size could move under the truncate, so the caller checks that.
     func trim(_ f: StagedFile, size: Int64) {
-        let start = Int64(AlignedBuffers.roundUp(Int(size)))
+        let start = Int64(Syscall.directIOPadded(Int(size)))
         let reserved = locked { () -> Bool in
             guard f.q.reservedEnd > start, f.q.jobs.isEmpty, !f.q.running else { return false }
             f.q.reservedEnd = start

@@ -5,57 +5,39 @@ import Glibc
 #endif
 
 extension WriteBack {
-    /// The bounce buffer size: FUSE's largest write.
-    static let bounceSize = 1 << 20
-
     /// Writes `data` at `offset` of the staging file; nil once it is staged (queued or written), else the errno.
     ///
-    /// Page-aligned writes are queued for the staging threads (`StagingWriter`); the rest wait for the queue
-    /// to settle, so they never overtake a queued write of the same pages, and are written at once.
+    /// The whole pages of a write are queued for the staging threads (`StagingWriter`); the partial pages at
+    /// its ends, and whole writes to files that take no queued writes, go through the page cache at once,
+    /// after the queued writes they could overlap. Linux keeps the two coherent: a direct write writes back
+    /// and drops the cached pages it covers.
     func stage(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer) -> Errno? {
-        if let e = staging.error(f) { return e }
-        let page = Int64(AlignedBuffers.alignment)
+        let page = Int64(Syscall.directIOAlignment)
         let end = offset + Int64(data.count)
-        if data.count > 0 && offset % page == 0 && Int64(data.count) % page == 0 && staging.queues(f) {
-            if let e = staging.reserve(f, offset: offset, end: end) { return e }
-            if staging.queues(f) {
-                staging.enqueue(f, offset: offset, data)
-                return nil
+        let first = min(end, (offset + page - 1) / page * page)
+        let last = max(first, end / page * page)
+        var queue = false
+        if last > first {
+            switch staging.admit(f, offset: first, end: last) {
+            case .success(let q): queue = q
+            case .failure(let e): return e
             }
         }
-        if let e = staging.settle(f) { return e }
-        return writeNow(f, offset: offset, data) ? nil : Errno(errno == 0 ? EIO : errno)
-    }
-
-    /// Writes at once: page-aligned runs through a bounce buffer to the `O_DIRECT` descriptor, unaligned heads
-    /// and tails (and everything, without direct I/O) through the page cache. Linux keeps the two coherent:
-    /// a direct write writes back and drops the cached pages it overlaps. False with `errno` set on failure.
-    private func writeNow(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer) -> Bool {
-        let page = Int64(AlignedBuffers.alignment)
-        guard f.directDescriptor >= 0, data.count >= Int(page) else { return Syscall.pwriteFully(f.descriptor, data, offset) }
-        // Split into [unaligned head][whole pages][unaligned tail].
-        let alignedStart = (offset + page - 1) / page * page
-        let end = offset + Int64(data.count)
-        let alignedEnd = end / page * page
-        guard alignedEnd > alignedStart else { return Syscall.pwriteFully(f.descriptor, data, offset) }
-        let head = Int(alignedStart - offset)
-        let tail = Int(end - alignedEnd)
-        if head > 0, !Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[0..<head]), offset) { return false }
-        let bounce = buffers.take(Self.bounceSize)
-        defer { buffers.give(bounce, Self.bounceSize) }
-        var done = head
-        while done < data.count - tail {
-            let n = min(Self.bounceSize, data.count - tail - done)
-            bounce.copyMemory(from: data.baseAddress! + done, byteCount: n)
-            if !Syscall.pwriteFully(f.directDescriptor, UnsafeRawBufferPointer(start: bounce, count: n), offset + Int64(done)) {
-                // EINVAL: this filesystem wants another alignment after all; the page cache takes the rest.
-                guard errno == EINVAL else { return false }
-                return Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[done...]), offset + Int64(done))
-            }
-            done += n
+        let head = Int(first - offset)
+        let tail = Int(last - offset)
+        /// Bytes `[from, to)` of `data` through the page cache.
+        func put(_ from: Int, _ to: Int) -> Errno? {
+            guard to > from else { return nil }
+            let ok = Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[from..<to]), offset + Int64(from))
+            return ok ? nil : Errno(errno == 0 ? EIO : errno)
         }
-        if tail > 0, !Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[(data.count - tail)...]), alignedEnd) { return false }
-        return true
+        if !queue || head > 0 || tail < data.count {
+            if let e = staging.settle(f) { return e }
+            if !queue { return put(0, data.count) }
+            if let e = put(0, head) ?? put(tail, data.count) { return e }
+        }
+        staging.enqueue(f, offset: first, UnsafeRawBufferPointer(rebasing: data[head..<tail]))
+        return nil
     }
 }
 
@@ -64,8 +46,8 @@ extension WriteBack {
     /// the range starts on a page: one read from the device, no page-cache copy, no second pass for the MD5.
     func readStaged(_ f: StagedFile, _ range: Range<Int64>, into buffer: UnsafeMutableRawPointer, capacity: Int) -> Result<Void, Errno> {
         let count = range.count
-        let ask = AlignedBuffers.roundUp(count)
-        if f.directDescriptor >= 0, range.lowerBound % Int64(AlignedBuffers.alignment) == 0, ask <= capacity {
+        let ask = Syscall.directIOPadded(count)
+        if f.directDescriptor >= 0, range.lowerBound % Int64(Syscall.directIOAlignment) == 0, ask <= capacity {
             switch Syscall.preadFully(f.directDescriptor, buffer, ask, range.lowerBound) {
             case .success(let n) where n >= count: return .success(())
             case .success: return .failure(Errno(EIO))  // the file is shorter than its state says
@@ -88,7 +70,7 @@ extension WriteBack {
     /// what it leaves idle.
     func withStagedBytes<T>(_ f: StagedFile, _ range: Range<Int64>, _ body: (RequestBody) async throws -> T) async throws -> T {
         guard range.count > 0 else { return try await body(.empty) }
-        let capacity = AlignedBuffers.roundUp(max(range.count, Int(geometry.base)))
+        let capacity = Syscall.directIOPadded(max(range.count, Int(geometry.base)))
         let buffer = BodyMemory(UnsafeRawBufferPointer(start: buffers.take(capacity), count: range.count))
         defer { buffers.give(UnsafeMutableRawPointer(mutating: buffer.bytes.baseAddress!), capacity) }
         let digest: Result<[UInt8], Errno> = await withCheckedContinuation { c in
@@ -118,7 +100,7 @@ extension WriteBack {
     package func read(_ f: StagedFile, offset: Int64, size: Int, reply: @escaping @Sendable (Result<UnsafeRawBufferPointer, Errno>) -> Void) {
         stagedReads.submit { [self] in
             if let e = staging.settle(f) { return reply(.failure(e)) }
-            let capacity = AlignedBuffers.roundUp(max(size, Self.bounceSize))
+            let capacity = Syscall.directIOPadded(max(size, StagingWriter.chunk))
             let buffer = buffers.take(capacity)
             defer { buffers.give(buffer, capacity) }
             let result = Syscall.preadFully(f.descriptor, buffer, size, offset)
