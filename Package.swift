@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+#if arch(x86_64)
+let md5LaneSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let md5LaneSettings: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "lakecache",
     platforms: [.macOS(.v15)],
@@ -20,10 +26,14 @@ let package = Package(
         .target(name: "CSpawn"),
         .target(name: "CLinux"),
 
+        // MD5 over eight buffers at once, for upload parts; compiled for AVX2 on x86_64, called only after
+        // CLinux_cpu_has_avx2() (see Digest+Lanes.swift).
+        .target(name: "MD5Lanes", swiftSettings: md5LaneSettings),
+
         .target(
             name: "ObjectStore",
             dependencies: [
-                "CCurl", "CCrypto", "CLinux",
+                "CCurl", "CCrypto", "CLinux", "MD5Lanes",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,4 +1,8 @@
+/* MD5_CTX and MD5_Update are deprecated in OpenSSL 3 but remain the only way to run MD5's block function
+   from a state that was advanced elsewhere (CCrypto_md5_blocks). */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "CCrypto.h"
+#include <openssl/md5.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -50,4 +54,19 @@ void CCrypto_digest_free(CCrypto_digest *digest) {
     if (!digest) return;
     EVP_MD_CTX_free(digest->ctx);
     OPENSSL_free(digest);
+}
+
+void CCrypto_md5_blocks(uint32_t state[4], const void *data, size_t blocks) {
+    MD5_CTX c;
+    MD5_Init(&c);
+    c.A = state[0];
+    c.B = state[1];
+    c.C = state[2];
+    c.D = state[3];
+    /* Whole blocks only, so nothing is buffered and the length counters, never finalised, do not matter. */
+    MD5_Update(&c, data, blocks * 64);
+    state[0] = c.A;
+    state[1] = c.B;
+    state[2] = c.C;
+    state[3] = c.D;
 }

@@ -20,3 +20,12 @@ int CLinux_set_thread_niceness(int niceness) {
 int CLinux_reserve(int fd, int64_t offset, int64_t length) {
     return fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
+
+int CLinux_cpu_has_avx2(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 1;
+#endif
+}

@@ -15,7 +15,7 @@ struct S3Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lakecache-s3bench",
         abstract: "Raw S3 throughput with lakecache's client.",
-        subcommands: [RangedRead.self, SmallGets.self, Put.self])
+        subcommands: [RangedRead.self, SmallGets.self, Put.self, MD5Speed.self])
 }
 
 struct Common: ParsableArguments {

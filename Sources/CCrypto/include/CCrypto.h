@@ -18,4 +18,7 @@ int CCrypto_digest_update(CCrypto_digest *digest, const void *data, size_t lengt
 int CCrypto_digest_final(CCrypto_digest *digest, uint8_t *out);
 void CCrypto_digest_free(CCrypto_digest *digest);
 
+/* MD5's block function over `blocks` whole 64-byte blocks, from and back into state[0..3] (A, B, C, D). */
+void CCrypto_md5_blocks(uint32_t state[4], const void *data, size_t blocks);
+
 #endif

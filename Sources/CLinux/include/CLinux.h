@@ -17,4 +17,7 @@ int CLinux_reserve(int fd, int64_t offset, int64_t length);
 /* O_DIRECT, the open flag for I/O that bypasses the page cache. */
 int CLinux_o_direct(void);
 
+/* Whether the CPU runs AVX2 code (always 1 off x86_64, where the MD5 lanes need nothing extra). */
+int CLinux_cpu_has_avx2(void);
+
 #endif
