@@ -65,27 +65,26 @@ extension WriteBack {
     /// Runs `body` with `range` of the staging file in a pooled buffer, its MD5 already computed; throws when
     /// it cannot be read.
     ///
-    /// The read and the MD5 (the costliest step of an upload: about 600 MB/s per core) run on the low-priority
-    /// digest threads, so an application writing the next checkpoint keeps the CPU it needs and uploads take
-    /// what it leaves idle.
+    /// The read runs on low-priority threads and the MD5 (the costliest step of an upload) on the
+    /// low-priority `LaneHasher`, which hashes the parts in flight side by side. An application writing the
+    /// next checkpoint keeps the CPU it needs and uploads take what it leaves idle.
     func withStagedBytes<T>(_ f: StagedFile, _ range: Range<Int64>, _ body: (RequestBody) async throws -> T) async throws -> T {
         guard range.count > 0 else { return try await body(.empty) }
         let capacity = Syscall.directIOPadded(max(range.count, Int(geometry.base)))
         let buffer = BodyMemory(UnsafeRawBufferPointer(start: buffers.take(capacity), count: range.count))
         defer { buffers.give(UnsafeMutableRawPointer(mutating: buffer.bytes.baseAddress!), capacity) }
-        let digest: Result<[UInt8], Errno> = await withCheckedContinuation { c in
-            digestThreads.submit { [self] in
+        let read: Result<Void, Errno> = await withCheckedContinuation { c in
+            partReads.submit { [self] in
                 if let e = staging.settle(f) { return c.resume(returning: .failure(e)) }
                 let target = UnsafeMutableRawPointer(mutating: buffer.bytes.baseAddress!)
-                c.resume(returning: readStaged(f, range, into: target, capacity: capacity).map { Digest.md5(buffer.bytes) })
+                c.resume(returning: readStaged(f, range, into: target, capacity: capacity))
             }
         }
-        switch digest {
-        case .success(let md5):
-            return try await body(.memory(BodyMemory(buffer.bytes, md5: md5)))
-        case .failure(let e):
+        if case .failure(let e) = read {
             throw WriteBackError("cannot read staging file \(f.path) at \(range.lowerBound): \(e)", errno: e.rawValue)
         }
+        let md5 = await partHasher.md5(buffer.bytes)
+        return try await body(.memory(BodyMemory(buffer.bytes, md5: md5)))
     }
 }
 

@@ -31,6 +31,10 @@ extension WriteBack {
                 if size <= geometry.base { continue }
                 let room = bound - r.inFlight
                 let needed = neededParts(f, final: final, limit: max(room, 1))
+                // While the application writes, parts start in whole batches of the bound, so they are read and
+                // hashed side by side (LaneHasher): two parts hashed together cost 0.7 of one hashed twice,
+                // eight 0.2. A writer that pauses for a second gets every part started as it completes.
+                if writing && !final && !needed.isEmpty && (room < bound || needed.count < bound) { continue }
                 if needed.isEmpty {
                     if final && f.s.inFlight.isEmpty && f.s.uploadID != nil {
                         f.s.finishing = true

@@ -68,8 +68,10 @@ package final class WriteBack: @unchecked Sendable {
     private let hooks = Mutex(Hooks())
     /// Bounce buffers for direct writes and part buffers for uploads.
     let buffers: AlignedBuffers
-    /// Read and hash upload parts at a low CPU priority (see `withStagedBytes`).
-    let digestThreads: IOThreadPool
+    /// Read upload parts at a low CPU priority (see `withStagedBytes`).
+    let partReads: IOThreadPool
+    /// Hashes upload parts side by side, at a low CPU priority.
+    let partHasher: LaneHasher
     /// Applies page-aligned writes behind `write` (see `StagingWriter`).
     let staging: StagingWriter
     /// Serves reads of staged and resident files (see `read(_:offset:size:reply:)`).
@@ -99,7 +101,8 @@ package final class WriteBack: @unchecked Sendable {
         geometry = PartGeometry(base: options.partSize)
         // Per size: a part buffer for every part in flight, a bounce buffer for every concurrent writer.
         buffers = AlignedBuffers(keepPerSize: max(options.concurrency, 32) + 2)
-        digestThreads = IOThreadPool(threads: WriteBackOptions.cores, name: "upload-digest", niceness: 10)
+        partReads = IOThreadPool(threads: WriteBackOptions.cores, name: "upload-read", niceness: 10)
+        partHasher = LaneHasher(name: "upload-md5", niceness: 10)
         staging = StagingWriter(limit: 32 << 20, threads: 2, buffers: buffers)
         // Several, so the kernel's concurrent readahead requests reach the device together.
         stagedReads = IOThreadPool(threads: 4, name: "staged-read")
