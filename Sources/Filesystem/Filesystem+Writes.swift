@@ -69,13 +69,13 @@ extension Filesystem {
                 release(handle: handle)
                 return reply(.failure(FilesystemError(e.rawValue, "cannot truncate the staging file: \(e)")))
             }
-            return reply(.success(OpenReply(handle: handle, keepCache: false)))
+            return reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags)))
         }
         Task {
             do {
                 _ = try await stage(ino: ino, node: node, truncate: flags & O_TRUNC != 0)
                 guard let handle = openStaged(ino, flags: flags, writable: true) else { throw FilesystemError(ESTALE, "file vanished while opening") }
-                reply(.success(OpenReply(handle: handle, keepCache: false)))
+                reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags)))
             } catch {
                 reply(.failure(FilesystemError.from(error)))
             }
@@ -161,7 +161,7 @@ extension Filesystem {
             s.deferredDeletes.removeValue(forKey: attrs.ino)
             listingInsert(&s, path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "")
             let handle = addStagedHandle(&s, ino: attrs.ino, path: path, file: f, writable: true, flags: flags)
-            return (EntryReply(attributes: attrs, ttl: options.kernelTTL), OpenReply(handle: handle, keepCache: false))
+            return (EntryReply(attributes: attrs, ttl: options.kernelTTL), OpenReply(handle: handle, keepCache: false, flags: flags))
         }
         reply(.success(result))
     }

@@ -18,6 +18,7 @@ extension FuseBridge {
                 case .success(let (entry, open)):
                     var e = entryParam(entry)
                     info.raw.pointee.fh = open.handle
+                    CFuse_fi_set_direct_io(info.raw, open.directIO ? 1 : 0)
                     fuse_reply_create(r.raw, &e, info.raw)
                 case .failure(let e): r.error(e)
                 }

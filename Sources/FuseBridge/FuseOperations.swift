@@ -71,6 +71,7 @@ extension FuseBridge {
                 case .success(let o):
                     info.raw.pointee.fh = o.handle
                     CFuse_fi_set_keep_cache(info.raw, o.keepCache ? 1 : 0)
+                    CFuse_fi_set_direct_io(info.raw, o.directIO ? 1 : 0)
                     fuse_reply_open(r.raw, info.raw)
                 case .failure(let e): r.error(e)
                 }
