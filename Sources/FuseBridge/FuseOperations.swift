@@ -213,6 +213,6 @@ func replyXattr(_ req: fuse_req_t, _ bytes: [UInt8], size: Int) {
     } else if size < bytes.count {
         fuse_reply_err(req, ERANGE)
     } else {
-        bytes.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
+        _ = bytes.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
     }
 }

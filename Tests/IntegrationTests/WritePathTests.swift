@@ -42,6 +42,39 @@ struct WritePathTests {
         #expect(try await openUploads(s3, bucket).map(\.key) == [])
     }
 
+    /// Whole parts reach the bucket while the writer still holds the file open, written through a write-only
+    /// (direct I/O) descriptor in 1 MiB writes as a checkpoint writer does; the rest goes at close.
+    @Test func partsStreamOutWhileTheFileIsOpen() async throws {
+        let bucket = try await freshBucket(s3, "stream")
+        let bytes = patternBytes(6 * part + 123, seed: 42)
+        try await withMount(mount(bucket)) { m in
+            let fd = open(m.path("ckpt.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            #expect(fd >= 0)
+            var off = 0
+            while off < 4 * part {
+                let n = min(1 << 20, 4 * part - off)
+                #expect(bytes[off..<(off + n)].withUnsafeBytes { write(fd, $0.baseAddress, n) } == n)
+                off += n
+            }
+            // Still open: the four whole parts stream out (two at a time while writing, all once idle).
+            var streamed = 0
+            for _ in 0..<100 where streamed < 4 {
+                try await Task.sleep(for: .milliseconds(100))
+                streamed = try await BenchControl.requests(bucket: bucket)["UploadPart"] ?? 0
+            }
+            #expect(streamed >= 4, "parts uploaded before close: \(streamed)")
+            #expect(try await BenchControl.requests(bucket: bucket)["CompleteMultipartUpload"] == nil)
+            #expect(bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count - off)
+            #expect(close(fd) == 0)
+            #expect(flush(m.path("ckpt.bin")).status == 0)
+            #expect(try await objectBytes(s3, bucket, "ckpt.bin") == bytes)
+            #expect(try readFile(m.path("ckpt.bin")) == bytes)
+        }
+        let counts = try await BenchControl.requests(bucket: bucket)
+        #expect(counts["CompleteMultipartUpload"] == 1)
+        #expect((counts["UploadPart"] ?? 0) >= 7)
+    }
+
     @Test func writePatternsMatchALocalModel() async throws {
         let bucket = try await freshBucket(s3, "patterns")
         try await withMount(mount(bucket)) { m in
