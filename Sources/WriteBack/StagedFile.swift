@@ -20,12 +20,15 @@ package final class StagedFile: @unchecked Sendable {
     var s: FileState
     /// Queued writes; guarded by `StagingWriter`'s lock.
     var q = StagingQueue()
+    /// Copies of whole parts just written in order, for their upload.
+    let capture: PartCapture
 
-    init(id: String, descriptor: Int32, path: String, state: FileState) {
+    init(id: String, descriptor: Int32, path: String, state: FileState, capture: PartCapture) {
         self.id = id
         self.descriptor = descriptor
         self.path = path
         self.s = state
+        self.capture = capture
         directDescriptor = (try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1
     }
 

@@ -72,6 +72,7 @@ extension WriteBack {
             return (u, f.s.bucket, f.s.key, w)
         }
         for c in wake { c.resume() }
+        f.capture.clear()
         _ = Syscall.unlink(f.path)
         guard let upload else {
             journal.remove(f.id)
@@ -129,7 +130,7 @@ extension WriteBack {
 
     /// Drops the least recently used clean files beyond the resident bound.
     func enforceResidency() {
-        evict { total, _ in total > options.residentBytes }
+        _ = evict { total, _ in total > options.residentBytes }
     }
 
     /// Drops clean files until `bytes` are freed (a full disk); returns the bytes freed.

@@ -59,7 +59,7 @@ extension WriteBack {
             state.created = record.created
             state.lastUse = monotonicSeconds()
             state.highWater = size
-            let file = StagedFile(id: record.id, descriptor: fd, path: path, state: state)
+            let file = StagedFile(id: record.id, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
             if let id = record.uploadID {
                 report.reusedParts += await adoptParts(file, uploadID: id)
             }

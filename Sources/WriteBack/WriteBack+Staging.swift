@@ -62,6 +62,19 @@ extension WriteBack {
         }
     }
 
+    /// `withStagedBytes` for an upload part, from the writer's copy of it when there is one (`PartCapture`).
+    func withPartBytes<T>(_ f: StagedFile, _ job: PartJob, _ body: (RequestBody) async throws -> T) async throws -> T {
+        guard let copy = f.capture.take(part: job.part, range: job.range) else { return try await withStagedBytes(f, job.range, body) }
+        defer { f.capture.give(copy) }
+        // A queued write that failed fails the upload too, as it would a read of the file.
+        if let e = staging.error(f) {
+            throw WriteBackError("cannot write staging file \(f.path): \(e)", errno: e.rawValue)
+        }
+        let bytes = UnsafeRawBufferPointer(start: copy, count: job.range.count)
+        let md5 = await partHasher.md5(bytes)
+        return try await body(.memory(BodyMemory(bytes, md5: md5)))
+    }
+
     /// Runs `body` with `range` of the staging file in a pooled buffer, its MD5 already computed; throws when
     /// it cannot be read.
     ///

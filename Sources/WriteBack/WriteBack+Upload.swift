@@ -30,7 +30,7 @@ extension WriteBack {
                 }
                 if size <= geometry.base { continue }
                 let room = bound - r.inFlight
-                let needed = neededParts(f, final: final, limit: max(room, 1))
+                let needed = neededParts(f, final: final, limit: max(room, 1), copiesOnly: writing && f.s.writers > 0 && f.capture.hasReady)
                 // While the application writes, parts start in whole batches of the bound, so they are read and
                 // hashed side by side (LaneHasher): two parts hashed together cost 0.7 of one hashed twice,
                 // eight 0.2. A writer that pauses for a second gets every part started as it completes.
@@ -74,7 +74,11 @@ extension WriteBack {
 
     /// Parts to upload now. While writing, only whole parts below the furthest write stream out; at commit,
     /// every part that is missing, stale (written since its upload) or of the wrong length.
-    private func neededParts(_ f: StagedFile, final: Bool, limit: Int) -> [Int] {
+    ///
+    /// `copiesOnly`: a sequential writer is ahead of the uploads and some parts wait as copies in memory;
+    /// stream only those, so no part is read back from the device the writer is writing to. The parts it
+    /// skips go once the writer closes or pauses, or when no copy is left.
+    private func neededParts(_ f: StagedFile, final: Bool, limit: Int, copiesOnly: Bool = false) -> [Int] {
         var out: [Int] = []
         let size = f.s.size
         let count = geometry.partCount(fileSize: size)
@@ -90,6 +94,7 @@ extension WriteBack {
                 // the file. (Files of one part never get here: they are one PUT.)
                 guard range.upperBound <= f.s.highWater, Int64(range.count) == geometry.size(ofPart: p) else { break }
                 if (f.s.partGeneration[p] ?? 0) <= f.s.durableData { continue }
+                if copiesOnly && !f.capture.has(p) { continue }
             }
             out.append(p)
         }
@@ -129,7 +134,7 @@ extension WriteBack {
 
     private func upload(_ f: StagedFile, _ job: PartJob) async {
         do {
-            let etag = try await withStagedBytes(f, job.range) { body in
+            let etag = try await withPartBytes(f, job) { body in
                 try await store.uploadPart(bucket: job.bucket, key: job.key, uploadID: job.uploadID, partNumber: job.part, body: body)
             }
             lock.withLock { r in
@@ -249,7 +254,11 @@ extension WriteBack {
         }
         // The filesystem learns the ETag before a sync close returns: the application may unlink or rename
         // the file next, and a later hook would put it back in the listing.
-        if current { notifyDurable(f, key: key, etag: etag, size: size) }
+        if current {
+            notifyDurable(f, key: key, etag: etag, size: size)
+            // The bucket has every byte the copies hold (a PutObject, or a part a retry read from the file).
+            f.capture.clear()
+        }
         for c in wake { c.resume() }
         if dropRecord { journal.remove(f.id) }
         logger.debug("uploaded", metadata: ["key": "\(key)", "bytes": "\(size)"])

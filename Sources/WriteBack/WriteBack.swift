@@ -153,7 +153,7 @@ package final class WriteBack: @unchecked Sendable {
         var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
         state.lastUse = monotonicSeconds()
         state.created = wallClock().seconds
-        let file = StagedFile(id: id, descriptor: fd, path: path, state: state)
+        let file = StagedFile(id: id, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
         lock.withLock { $0.files[id] = file }
         return file
     }
@@ -199,9 +199,10 @@ package final class WriteBack: @unchecked Sendable {
 
     /// Writes bytes into the staging file and lets full parts stream out. A full disk is ENOSPC, never a loss.
     package func write(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer, mtime: Timestamp) -> Result<Int, Errno> {
-        var failure = stage(f, offset: offset, data)
-        if failure?.rawValue == ENOSPC && evictResident(atLeast: max(Int64(data.count), StagingWriter.reserveStep)) > 0 {
-            failure = stage(f, offset: offset, data)
+        let failure = f.capture.write(offset: offset, data) { () -> Errno? in
+            let failure = stage(f, offset: offset, data)
+            guard failure?.rawValue == ENOSPC, evictResident(atLeast: max(Int64(data.count), StagingWriter.reserveStep)) > 0 else { return failure }
+            return stage(f, offset: offset, data)
         }
         if let failure { return .failure(failure) }
         let end = offset + Int64(data.count)
@@ -233,10 +234,14 @@ package final class WriteBack: @unchecked Sendable {
 
     /// Truncates or extends the staged image.
     package func truncate(_ f: StagedFile, to size: Int64, mtime: Timestamp) -> Result<Void, Errno> {
-        // Queued writes land first, or one could write past the new end after it.
-        if let e = staging.settle(f), size > 0 { return .failure(e) }
-        if case .failure(let e) = Syscall.ftruncate(f.descriptor, size) { return .failure(e) }
-        staging.truncated(f, to: size)
+        let truncated = f.capture.reset { () -> Errno? in
+            // Queued writes land first, or one could write past the new end after it.
+            if let e = staging.settle(f), size > 0 { return e }
+            if case .failure(let e) = Syscall.ftruncate(f.descriptor, size) { return e }
+            staging.truncated(f, to: size)
+            return nil
+        }
+        if let truncated { return .failure(truncated) }
         lock.withLock { r in
             r.active[f.id] = f
             f.s.generation += 1
