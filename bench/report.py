@@ -203,44 +203,54 @@ def targets(results):
 
 STATIC = """## Known gaps (2026-12-01)
 
-Two full runs were made on 2026-12-01 with the same build; this page is the second. The first came out
-worse for lakecache almost everywhere (its part of the run coincided with a slow phase of this shared
-machine: its cold sequential read was 283 MB/s against 653 here), so each gap gives both. The runs of
-2026-11-29, before the write-path changes below, are in git history.
+Three full runs were made on 2026-12-01; this page is the third. The first two ran the build before part
+copies (below); the third differs from them only by those. The first came out worse for lakecache almost
+everywhere (its part of the run met a slow phase of this shared machine: cold sequential read 283 MB/s,
+653 in the second), so each gap gives the spread. The runs of 2026-11-29 are in git history.
 
-- **Sequential cold read**: 0.30–0.51× raw ranged GETs (0.51× here; 0.40–0.81× on 2026-11-29; target
-  0.8×). What bounds it is CPU. Measured in isolation (1 GiB, `s3-like` store, fresh mount, 2 cores): the
-  daemon spends 1.2–1.5 core-seconds per GiB against 0.5 for the raw client, which throws the bytes away.
-  `perf` splits the daemon's time into page faults on fresh memory-tier slots (23–35%: this VM's host
-  backs a page at first touch), libcurl's receive copies (20–25%), the FUSE reply's copy into the kernel's
-  pages (19–22%) and the write-behind's XXH64 (10%). With the reader and the bench store on the same two
-  cores, that is the machine. Tried and dropped: huge pages for the slots, reusing slots a sequential
-  reader had finished, a 64 MiB first window, a nice-10 write-behind, 8 MiB of kernel readahead instead of
-  1 MiB (no change).
-- **Checkpoint close and durability.** 1 GiB async close 5.5–9.8× local disk (5.47× here; target 1.3×),
-  4 GiB 6.5–9.9×, durable 1.80–2.59× a raw multipart upload (target 1.2×), sync close 1.46–2.29×. Local
-  disk's close is a copy into the page cache (0.7–0.8 s for 1 GiB in these runs, 0.24–1.7 s in isolation:
-  this VM's memory is slow the first time it is touched again after a quiet spell). lakecache's close has
-  to push every byte through FUSE in 1 MiB requests that one writer sends one at a time, while the upload
-  streams beside it. Done since 2026-11-29: MD5 of the parts in flight is computed side by side in AVX2
-  lanes (`LaneHasher`: 3.3 GB/s for eight parts on one core, libcrypto 0.6), parts start in batches while
-  the file is written so they share the lanes, the part reads use `O_DIRECT` at nice 10, and write-only
-  opens bypass the kernel's page cache. The daemon's CPU for a 1 GiB checkpoint fell from 2.6–3.1 to
-  2.0–2.3 core-seconds, and in isolation a 4 GiB close from 13.2 to 7.9 s and 1 GiB durability to
-  1.10–1.28× raw. In the full runs the bench store (a Python process on the same two cores and the same
-  disk, about 2.4 core-seconds per GiB received, most of it its own MD5) and the disk it writes the parts
-  to hold the writer back: close comes within 0.2–1.1 s of durability. With no parts in flight while
-  writing, the 1 GiB close took 1.5–2.1 s in isolation and durability came 2.6–3 s after it. Not tried:
-  FUSE's writeback cache, which would return `write(2)` at page-cache speed but moves ENOSPC from `write`
-  to `close` and hands size and mtime to the kernel.
-- **Restore**: 0.45–1.13× local disk (0.45× here). lakecache restored at 1.75–1.83 GB/s in both runs;
-  local disk's cold read moved from 1.6 to 3.9 GB/s between them. The restore is two copies (staging file
+- **Sequential cold read**: 0.30–0.51× raw ranged GETs across the three runs (0.39× here; 0.40–0.81× on
+  2026-11-29; target 0.8×). What bounds it is CPU. Measured in isolation (1 GiB, `s3-like` store, fresh
+  mount, 2 cores): the daemon spends 1.2–1.5 core-seconds per GiB against 0.5 for the raw client, which
+  throws the bytes away. `perf` splits the daemon's time into page faults on fresh memory-tier slots
+  (23–35%: this VM's host backs a page at first touch), libcurl's receive copies (20–25%), the FUSE reply's
+  copy into the kernel's pages (19–22%) and the write-behind's XXH64 (10%). With the reader and the bench
+  store on the same two cores, that is the machine. Tried and dropped: huge pages for the slots, reusing
+  slots a sequential reader had finished, a 64 MiB first window, a nice-10 write-behind, 8 MiB of kernel
+  readahead instead of 1 MiB (no change).
+- **Checkpoint close and durability.** Here, with part copies: 1 GiB async close 3.70× local disk (target
+  1.3×), 4 GiB 3.66×, durable 1.63× a raw multipart upload (target 1.2×), sync close 1.32×. The two runs
+  before part copies: 1 GiB close 5.5–9.8×, 4 GiB 6.5–9.9×, durable 1.80–2.59×, sync 1.46–2.29×.
+  lakecache now closes a checkpoint faster than both peers (1 GiB 2.45 s against rclone's 2.74 s, 4 GiB
+  9.9 s against 18.0 s) and is durable sooner for 4 GiB (17.4 s against s3fs's 28.9 s).
+  - *What sets the floor.* Local disk's close is a copy into the page cache (0.66 s for 1 GiB here). The
+    issue's async close fdatasyncs the staged bytes before it returns (a power cut must lose nothing), so
+    lakecache's close cannot beat the device's write speed: `dd` measured 590–650 MB/s with `O_DIRECT`
+    and 750–810 MB/s buffered with fdatasync on this disk, 1.3–1.8 s for 1 GiB, which is 2–2.7× the local
+    close of this run before any FUSE or upload cost. 1.3× of a page-cache close is out of reach with that
+    guarantee on this machine.
+  - *What part copies changed.* Staging writes and part reads share the device, and reads slowed `dd`'s
+    direct writes from 600 to 420 MB/s. A 1 GiB checkpoint read 0.6–0.9 GiB of parts back before
+    `close()` returned; with copies of the parts a writer fills in order, 0–80 MiB. Four alternating
+    pairs in isolation: close mean 3.36 → 2.77 s, durable 4.28 → 3.67 s.
+  - *Earlier in this issue.* MD5 of the parts in flight runs side by side in AVX2 lanes (`LaneHasher`:
+    3.3 GB/s for eight parts on one core, libcrypto 0.6), parts start in batches while the file is
+    written so they share the lanes, part reads use `O_DIRECT` at nice 10, and write-only opens bypass the
+    kernel's page cache. The daemon's CPU for a 1 GiB checkpoint fell from 2.6–3.1 to 2.0–2.3
+    core-seconds.
+  - *What the rest is.* The bench store is a Python process on the same two cores and disk: about 2.4
+    core-seconds per GiB received, most of it its own MD5. Not tried: FUSE's writeback cache, which would
+    return `write(2)` at page-cache speed but moves ENOSPC from `write` to `close` and hands size and mtime
+    to the kernel.
+- **Restore**: 0.45–1.13× local disk across the runs (0.56× here). lakecache restored at 1.75–2.21 GB/s;
+  local disk's cold read moved from 1.6 to 3.9 GB/s between runs. The restore is two copies (staging file
   to a pooled buffer, buffer to the kernel) on top of local disk's one. Tried and dropped: replying from
   the staging descriptor with libfuse's splice (`FUSE_CAP_SPLICE_WRITE`): 1.0–1.4 GB/s against 1.7–2.5 GB/s
   for the pooled read, measured side by side.
-- **Warm small-file epoch vs rclone**: 1.81–2.35× (2.35× here; 2.48–5.85× on 2026-11-29; target 3×), with
-  lakecache at 2,531–3,373 files/s and rclone at 1,400–1,433. The files come from the memory tier; the
+- **Warm small-file epoch vs rclone**: 1.81–2.45× (2.45× here; 2.48–5.85× on 2026-11-29; target 3×), with
+  lakecache at 2,531–3,373 files/s and rclone at 1,136–1,433. The files come from the memory tier; the
   spread is the machine's.
+- **Sequential warm read** came out at 0.47× local disk here, against 0.80–1.64× in the other two runs: the
+  same build as the second run for reads, so the machine.
 - **Random reads in a warm 1 GiB object.** The object no longer fits the 1.75 GiB whole-block memory pool
   once the second 1 GiB object has been read. Misses then load a whole 4 MiB block from the disk tier,
   checksum included, to serve a read of 4 KiB to 1 MiB.
