@@ -48,7 +48,9 @@ struct WritePathTests {
         let bucket = try await freshBucket(s3, "stream")
         let bytes = patternBytes(6 * part + 123, seed: 42)
         try await withMount(mount(bucket)) { m in
-            let fd = open(m.path("ckpt.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            // O_CLOEXEC: tests running beside this one spawn processes; a child that inherited the descriptor
+            // would flush it when it exits, and a flush from a process already gone commits the file.
+            let fd = open(m.path("ckpt.bin"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             #expect(fd >= 0)
             var off = 0
             while off < 4 * part {
