@@ -61,17 +61,14 @@ final class PartCapture: Sendable {
         return failure
     }
 
-    /// The copy of `part` if it holds exactly `range`; the caller owns the buffer and gives it back with `give`.
-    func take(part: Int, range: Range<Int64>) -> UnsafeMutableRawPointer? {
+    /// The copy of `part` if it holds `count` bytes (the part's length now); the caller owns the buffer and
+    /// gives it back with `give`.
+    func take(part: Int, count: Int) -> UnsafeMutableRawPointer? {
         state.withLock { s in
-            guard let i = s.ready.firstIndex(where: { $0.part == part }) else { return nil }
-            let slot = s.ready.remove(at: i)
-            guard slot.filled == range.count, geometry.start(ofPart: part) == range.lowerBound else {
-                s.ready.append(slot)
-                return nil
-            }
+            guard let i = s.ready.firstIndex(where: { $0.part == part && $0.filled == count }) else { return nil }
+            let buffer = s.ready.remove(at: i).buffer
             publish(s)
-            return slot.buffer
+            return buffer
         }
     }
 
@@ -95,11 +92,11 @@ final class PartCapture: Sendable {
         return result
     }
 
+    /// The parts whose copies wait.
+    var waiting: Set<Int> { readyParts.withLock { $0 } }
+
     /// Whether `part` has a copy waiting.
     func has(_ part: Int) -> Bool { readyParts.withLock { $0.contains(part) } }
-
-    /// Whether any copy waits.
-    var hasReady: Bool { readyParts.withLock { !$0.isEmpty } }
 
     private func publish(_ s: State) { readyParts.withLock { $0 = Set(s.ready.map(\.part)) } }
 

@@ -64,13 +64,17 @@ extension WriteBack {
 
     /// `withStagedBytes` for an upload part, from the writer's copy of it when there is one (`PartCapture`).
     func withPartBytes<T>(_ f: StagedFile, _ job: PartJob, _ body: (RequestBody) async throws -> T) async throws -> T {
-        guard let copy = f.capture.take(part: job.part, range: job.range) else { return try await withStagedBytes(f, job.range, body) }
+        guard let copy = f.capture.take(part: job.part, count: job.range.count) else { return try await withStagedBytes(f, job.range, body) }
         defer { f.capture.give(copy) }
         // A queued write that failed fails the upload too, as it would a read of the file.
         if let e = staging.error(f) {
             throw WriteBackError("cannot write staging file \(f.path): \(e)", errno: e.rawValue)
         }
-        let bytes = UnsafeRawBufferPointer(start: copy, count: job.range.count)
+        return try await hashed(UnsafeRawBufferPointer(start: copy, count: job.range.count), body)
+    }
+
+    /// Runs `body` with `bytes` as the request body, its MD5 computed on the low-priority part hasher.
+    private func hashed<T>(_ bytes: UnsafeRawBufferPointer, _ body: (RequestBody) async throws -> T) async throws -> T {
         let md5 = await partHasher.md5(bytes)
         return try await body(.memory(BodyMemory(bytes, md5: md5)))
     }
@@ -96,8 +100,7 @@ extension WriteBack {
         if case .failure(let e) = read {
             throw WriteBackError("cannot read staging file \(f.path) at \(range.lowerBound): \(e)", errno: e.rawValue)
         }
-        let md5 = await partHasher.md5(buffer.bytes)
-        return try await body(.memory(BodyMemory(buffer.bytes, md5: md5)))
+        return try await hashed(buffer.bytes, body)
     }
 }
 

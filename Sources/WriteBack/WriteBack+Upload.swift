@@ -30,7 +30,7 @@ extension WriteBack {
                 }
                 if size <= geometry.base { continue }
                 let room = bound - r.inFlight
-                let needed = neededParts(f, final: final, limit: max(room, 1), copiesOnly: writing && f.s.writers > 0 && f.capture.hasReady)
+                let needed = neededParts(f, final: final, limit: max(room, 1), copies: writing && f.s.writers > 0 ? f.capture.waiting : [])
                 // While the application writes, parts start in whole batches of the bound, so they are read and
                 // hashed side by side (LaneHasher): two parts hashed together cost 0.7 of one hashed twice,
                 // eight 0.2. A writer that pauses for a second gets every part started as it completes.
@@ -75,10 +75,10 @@ extension WriteBack {
     /// Parts to upload now. While writing, only whole parts below the furthest write stream out; at commit,
     /// every part that is missing, stale (written since its upload) or of the wrong length.
     ///
-    /// `copiesOnly`: a sequential writer is ahead of the uploads and some parts wait as copies in memory;
-    /// stream only those, so no part is read back from the device the writer is writing to. The parts it
-    /// skips go once the writer closes or pauses, or when no copy is left.
-    private func neededParts(_ f: StagedFile, final: Bool, limit: Int, copiesOnly: Bool = false) -> [Int] {
+    /// `copies`: parts a sequential writer left as copies in memory (`PartCapture`) while it is ahead of the
+    /// uploads. When there are any, only they stream, so no part is read back from the device the writer is
+    /// writing to; the others go once the writer closes or pauses, or when no copy is left.
+    private func neededParts(_ f: StagedFile, final: Bool, limit: Int, copies: Set<Int> = []) -> [Int] {
         var out: [Int] = []
         let size = f.s.size
         let count = geometry.partCount(fileSize: size)
@@ -94,7 +94,7 @@ extension WriteBack {
                 // the file. (Files of one part never get here: they are one PUT.)
                 guard range.upperBound <= f.s.highWater, Int64(range.count) == geometry.size(ofPart: p) else { break }
                 if (f.s.partGeneration[p] ?? 0) <= f.s.durableData { continue }
-                if copiesOnly && !f.capture.has(p) { continue }
+                if !copies.isEmpty && !copies.contains(p) { continue }
             }
             out.append(p)
         }
