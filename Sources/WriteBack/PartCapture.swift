@@ -8,20 +8,32 @@ import Synchronization
 /// 420 MB/s. A writer that fills a part from its first byte to its last in order leaves a copy here; the
 /// upload of that part takes it instead of reading the file.
 ///
-/// The copy always equals the staging file: `WriteBack.write` stages and records under this object's lock,
-/// and any write, truncate or cancel that touches a copied range drops the copy. Only base-sized parts are
+/// The copy always equals the staging file: `WriteBack.write` records and stages under this object's lock,
+/// and any write, truncate or cancel that touches a copied range drops the copy. The bytes are copied once:
+/// the staging queue writes a captured range to the file from the copy. Only base-sized parts are
 /// copied (every part of a file up to `1000 × base`), and at most `maxReady` wait, so the memory it holds is
 /// bounded; a part without a copy is read from the file as before.
 final class PartCapture: Sendable {
     static let maxReady = 4
 
+    /// Bytes `range` of the file, just copied into `buffer` (which holds the part starting at `partStart`).
+    /// The staging queue writes them from there instead of copying them a second time.
+    struct Copy {
+        var range: Range<Int64>
+        var partStart: Int64
+        var buffer: PartBuffer
+
+        /// Where file offset `offset` (inside `range`) sits in the buffer.
+        func address(of offset: Int64) -> UnsafeMutableRawPointer { buffer.pointer + Int(offset - partStart) }
+    }
+
     private struct Slot {
         var part: Int
-        var buffer: UnsafeMutableRawPointer
+        var buffer: PartBuffer
         var filled: Int
     }
 
-    private struct State: @unchecked Sendable {
+    private struct State {
         /// The part being filled in order, if any.
         var open: Slot?
         /// Complete parts waiting for their upload.
@@ -42,28 +54,25 @@ final class PartCapture: Sendable {
         capacity = Syscall.directIOPadded(Int(geometry.base))
     }
 
-    deinit { clear() }
-
-    /// Runs `stage` (the write into the staging file) and, when it succeeds, records `data` at `offset`.
+    /// Records `data` at `offset`, then runs `stage` (the write into the staging file) with the copies just
+    /// made; when `stage` fails the file lacks those bytes, so the copies they touched are dropped.
     ///
     /// One lock around both keeps concurrent writers to the same bytes in the same order here as in the file.
-    func write(offset: Int64, _ data: UnsafeRawBufferPointer, stage: () -> Errno?) -> Errno? {
-        var freed: [UnsafeMutableRawPointer] = []
-        let failure = state.withLock { s -> Errno? in
-            let failure = stage()
-            if failure == nil, !data.isEmpty {
-                record(&s, offset: offset, data, freed: &freed)
-                publish(s)
+    func write(offset: Int64, _ data: UnsafeRawBufferPointer, stage: ([Copy]) -> Errno?) -> Errno? {
+        state.withLock { s in
+            let copies = data.isEmpty ? [] : record(&s, offset: offset, data)
+            let failure = stage(copies)
+            if failure != nil {
+                drop(&s, overlapping: offset..<(offset + Int64(data.count)))
+                s.open = nil
             }
+            publish(s)
             return failure
         }
-        for p in freed { buffers.give(p, capacity) }
-        return failure
     }
 
-    /// The copy of `part` if it holds `count` bytes (the part's length now); the caller owns the buffer and
-    /// gives it back with `give`.
-    func take(part: Int, count: Int) -> UnsafeMutableRawPointer? {
+    /// The copy of `part` if it holds `count` bytes (the part's length now).
+    func take(part: Int, count: Int) -> PartBuffer? {
         state.withLock { s in
             guard let i = s.ready.firstIndex(where: { $0.part == part && $0.filled == count }) else { return nil }
             let buffer = s.ready.remove(at: i).buffer
@@ -72,24 +81,17 @@ final class PartCapture: Sendable {
         }
     }
 
-    /// Gives back a buffer `take` returned.
-    func give(_ buffer: UnsafeMutableRawPointer) { buffers.give(buffer, capacity) }
-
     /// Drops every copy: the file was cancelled, or the bucket has what they hold.
     func clear() { reset { () } }
 
     /// Runs `body` (a truncate) with writes held off, then drops every copy.
     func reset<T>(_ body: () -> T) -> T {
-        let (result, freed) = state.withLock { s -> (T, [UnsafeMutableRawPointer]) in
+        state.withLock { s in
             let result = body()
-            var out = s.ready.map(\.buffer)
-            if let o = s.open { out.append(o.buffer) }
             s = State()
             publish(s)
-            return (result, out)
+            return result
         }
-        for p in freed { buffers.give(p, capacity) }
-        return result
     }
 
     /// The parts whose copies wait.
@@ -103,31 +105,32 @@ final class PartCapture: Sendable {
     /// The number of copies held, open one included (for tests).
     var held: Int { state.withLock { $0.ready.count + ($0.open == nil ? 0 : 1) } }
 
-    private func record(_ s: inout State, offset: Int64, _ data: UnsafeRawBufferPointer, freed: inout [UnsafeMutableRawPointer]) {
-        let end = offset + Int64(data.count)
-        // A write over copied bytes makes those copies stale.
+    /// Drops the waiting copies that hold any byte of `range`.
+    private func drop(_ s: inout State, overlapping range: Range<Int64>) {
         s.ready.removeAll { slot in
             let start = geometry.start(ofPart: slot.part)
-            let stale = offset < start + Int64(slot.filled) && end > start
-            if stale { freed.append(slot.buffer) }
-            return stale
+            return range.overlaps(start..<(start + Int64(slot.filled)))
         }
-        if let o = s.open, offset != geometry.start(ofPart: o.part) + Int64(o.filled) {
-            freed.append(o.buffer)
-            s.open = nil
-        }
+    }
+
+    private func record(_ s: inout State, offset: Int64, _ data: UnsafeRawBufferPointer) -> [Copy] {
+        // A write over copied bytes makes those copies stale, and one anywhere but the open copy's end breaks it.
+        drop(&s, overlapping: offset..<(offset + Int64(data.count)))
+        if let o = s.open, offset != geometry.start(ofPart: o.part) + Int64(o.filled) { s.open = nil }
+        var copies: [Copy] = []
         var at = offset
         var done = 0
         while done < data.count {
             if s.open == nil {
                 let p = geometry.part(containing: at)
                 // Only a write that begins a base-sized part starts a copy.
-                guard geometry.start(ofPart: p) == at, geometry.size(ofPart: p) == geometry.base, s.ready.count < Self.maxReady else { return }
-                s.open = Slot(part: p, buffer: buffers.take(capacity), filled: 0)
+                guard geometry.start(ofPart: p) == at, geometry.size(ofPart: p) == geometry.base, s.ready.count < Self.maxReady else { break }
+                s.open = Slot(part: p, buffer: PartBuffer(pool: buffers, capacity: capacity), filled: 0)
             }
             var o = s.open!
             let n = min(data.count - done, Int(geometry.base) - o.filled)
-            (o.buffer + o.filled).copyMemory(from: data.baseAddress! + done, byteCount: n)
+            (o.buffer.pointer + o.filled).copyMemory(from: data.baseAddress! + done, byteCount: n)
+            copies.append(Copy(range: at..<(at + Int64(n)), partStart: geometry.start(ofPart: o.part), buffer: o.buffer))
             o.filled += n
             done += n
             at += Int64(n)
@@ -138,5 +141,22 @@ final class PartCapture: Sendable {
                 s.open = o
             }
         }
+        return copies
     }
+}
+
+/// A pooled part-sized buffer that goes back to the pool when its last holder lets go: the part copy, the
+/// upload sending it, and the queued staging writes that read from it.
+final class PartBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    private let pool: AlignedBuffers
+    private let capacity: Int
+
+    init(pool: AlignedBuffers, capacity: Int) {
+        self.pool = pool
+        self.capacity = capacity
+        pointer = pool.take(capacity)
+    }
+
+    deinit { pool.give(pointer, capacity) }
 }

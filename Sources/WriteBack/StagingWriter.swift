@@ -11,6 +11,9 @@ struct StagingQueue {
         var offset: Int64
         var buffer: UnsafeMutableRawPointer
         var count: Int
+        /// The part copy `buffer` points into, held until the write is applied; nil for a pooled chunk,
+        /// which goes back to the pool then.
+        var copy: PartBuffer?
     }
 
     var jobs = Deque<Job>()
@@ -109,14 +112,23 @@ final class StagingWriter: @unchecked Sendable {
         }
     }
 
-    /// Copies page-aligned `data` into the queue for `offset`; returns once it is copied.
-    func enqueue(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer) {
+    /// Queues page-aligned `data` for `offset`; returns once it is copied. Ranges the part copies in `copies`
+    /// hold are written from there; the rest is copied into pooled chunks.
+    func enqueue(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer, copies: [PartCapture.Copy] = []) {
         var done = 0
         while done < data.count {
-            let n = min(Self.chunk, data.count - done)
-            let buffer = buffers.take(Self.chunk)
-            buffer.copyMemory(from: data.baseAddress! + done, byteCount: n)
-            let job = StagingQueue.Job(offset: offset + Int64(done), buffer: buffer, count: n)
+            let at = offset + Int64(done)
+            var n = min(Self.chunk, data.count - done)
+            let job: StagingQueue.Job
+            if let c = copies.first(where: { $0.range.contains(at) }) {
+                n = min(n, Int(c.range.upperBound - at))
+                job = StagingQueue.Job(offset: at, buffer: c.address(of: at), count: n, copy: c.buffer)
+            } else {
+                if let next = copies.lazy.map(\.range.lowerBound).filter({ $0 > at }).min() { n = min(n, Int(next - at)) }
+                let buffer = buffers.take(Self.chunk)
+                buffer.copyMemory(from: data.baseAddress! + done, byteCount: n)
+                job = StagingQueue.Job(offset: at, buffer: buffer, count: n)
+            }
             let start = locked { () -> Bool in
                 while queuedBytes > 0 && queuedBytes + n > limit { pthread_cond_wait(&changed, &mutex) }
                 queuedBytes += n
@@ -146,7 +158,7 @@ final class StagingWriter: @unchecked Sendable {
                 let e = Errno(errno)
                 if e.rawValue != EINVAL || !Syscall.pwriteFully(f.descriptor, bytes, job.offset) { failure = Errno(errno) }
             }
-            buffers.give(job.buffer, Self.chunk)
+            if job.copy == nil { buffers.give(job.buffer, Self.chunk) }
             let wake = locked { () -> [CheckedContinuation<Void, Never>] in
                 queuedBytes -= job.count
                 f.q.applied += 1

@@ -11,7 +11,7 @@ extension WriteBack {
     /// its ends, and whole writes to files that take no queued writes, go through the page cache at once,
     /// after the queued writes they could overlap. Linux keeps the two coherent: a direct write writes back
     /// and drops the cached pages it covers.
-    func stage(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer) -> Errno? {
+    func stage(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer, copies: [PartCapture.Copy] = []) -> Errno? {
         let page = Int64(Syscall.directIOAlignment)
         let end = offset + Int64(data.count)
         let first = min(end, (offset + page - 1) / page * page)
@@ -36,7 +36,7 @@ extension WriteBack {
             if !queue { return put(0, data.count) }
             if let e = put(0, head) ?? put(tail, data.count) { return e }
         }
-        staging.enqueue(f, offset: first, UnsafeRawBufferPointer(rebasing: data[head..<tail]))
+        staging.enqueue(f, offset: first, UnsafeRawBufferPointer(rebasing: data[head..<tail]), copies: copies)
         return nil
     }
 }
@@ -65,12 +65,12 @@ extension WriteBack {
     /// `withStagedBytes` for an upload part, from the writer's copy of it when there is one (`PartCapture`).
     func withPartBytes<T>(_ f: StagedFile, _ job: PartJob, _ body: (RequestBody) async throws -> T) async throws -> T {
         guard let copy = f.capture.take(part: job.part, count: job.range.count) else { return try await withStagedBytes(f, job.range, body) }
-        defer { f.capture.give(copy) }
+        defer { withExtendedLifetime(copy) {} }
         // A queued write that failed fails the upload too, as it would a read of the file.
         if let e = staging.error(f) {
             throw WriteBackError("cannot write staging file \(f.path): \(e)", errno: e.rawValue)
         }
-        return try await hashed(UnsafeRawBufferPointer(start: copy, count: job.range.count), body)
+        return try await hashed(UnsafeRawBufferPointer(start: copy.pointer, count: job.range.count), body)
     }
 
     /// Runs `body` with `bytes` as the request body, its MD5 computed on the low-priority part hasher.

@@ -199,10 +199,10 @@ package final class WriteBack: @unchecked Sendable {
 
     /// Writes bytes into the staging file and lets full parts stream out. A full disk is ENOSPC, never a loss.
     package func write(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer, mtime: Timestamp) -> Result<Int, Errno> {
-        let failure = f.capture.write(offset: offset, data) { () -> Errno? in
-            let failure = stage(f, offset: offset, data)
+        let failure = f.capture.write(offset: offset, data) { copies -> Errno? in
+            let failure = stage(f, offset: offset, data, copies: copies)
             guard failure?.rawValue == ENOSPC, evictResident(atLeast: max(Int64(data.count), StagingWriter.reserveStep)) > 0 else { return failure }
-            return stage(f, offset: offset, data)
+            return stage(f, offset: offset, data, copies: copies)
         }
         if let failure { return .failure(failure) }
         let end = offset + Int64(data.count)
