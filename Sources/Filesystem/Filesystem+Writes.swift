@@ -168,9 +168,15 @@ extension Filesystem {
 
     /// Writes into the staged image; the kernel's O_APPEND offset is replaced by the staged size.
     package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer, pid: Int32 = 0) -> Result<Int, FilesystemError> {
-        let handleState = state.withLock { s -> FileHandle? in
-            s.files[handle]?.writerPid = pid
-            return s.files[handle]
+        var handleState = state.withLock { $0.files[handle] }
+        if let h = handleState, h.writerPid != pid {
+            // A new writing thread: one read of /proc, not one per write.
+            let process = Self.processID(ofThread: pid)
+            handleState = state.withLock { s in
+                s.files[handle]?.writerPid = pid
+                s.files[handle]?.writerProcess = process
+                return s.files[handle]
+            }
         }
         guard let h = handleState, let f = h.staged, h.writable else {
             return .failure(FilesystemError(EBADF, "handle is not open for writing"))
@@ -189,18 +195,21 @@ extension Filesystem {
     /// It commits when the flusher is the process that wrote last.
     package func flush(_ handle: UInt64, pid: Int32 = 0, reply: @escaping @Sendable (FilesystemError?) -> Void) {
         guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else { return reply(nil) }
-        if let writer = h.writerPid, writer != pid, !Self.sameProcess(writer, pid) { return reply(nil) }
+        if let writer = h.writerPid, writer != pid, let process = h.writerProcess,
+            let flusher = Self.processID(ofThread: pid), flusher != process
+        {
+            return reply(nil)
+        }
         Task { reply(await commitResult(f, sync: options.syncClose)) }
     }
 
-    /// Whether two thread ids belong to one process (their Tgid); true when either cannot be read, so that
-    /// a doubt commits rather than skips.
-    static func sameProcess(_ a: Int32, _ b: Int32) -> Bool {
-        func tgid(_ tid: Int32) -> Substring? {
-            readTextFile("/proc/\(tid)/status")?.split(separator: "\n").first { $0.hasPrefix("Tgid:") }
+    /// The process (Tgid) a thread id belongs to; nil when it cannot be read, and a flush then commits: a
+    /// doubt commits rather than skips. (A flushing thread is alive: it waits for the reply.)
+    static func processID(ofThread tid: Int32) -> Int32? {
+        guard tid > 0, let line = readTextFile("/proc/\(tid)/status")?.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }) else {
+            return nil
         }
-        guard let x = tgid(a), let y = tgid(b) else { return true }
-        return x == y
+        return Int32(line.dropFirst("Tgid:".count).drop { $0 == " " || $0 == "\t" })
     }
 
     /// fsync(): waits until the bucket holds the file, in either write mode.

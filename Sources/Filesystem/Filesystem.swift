@@ -29,8 +29,11 @@ package final class Filesystem: @unchecked Sendable {
         var staged: StagedFile?
         var writable = false
         var append = false
-        /// The thread that last wrote through this handle: a flush from another process is not its close.
+        /// The thread that last wrote through this handle, and its process (Tgid), learned when the thread
+        /// changes: a flush from another process is not the writer's close. The process is kept because
+        /// the thread may be gone by the time a child's flush arrives (a writer thread that exited).
         var writerPid: Int32?
+        var writerProcess: Int32?
     }
 
     struct DirectoryHandle {

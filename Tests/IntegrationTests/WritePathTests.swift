@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ObjectStore
@@ -48,9 +49,7 @@ struct WritePathTests {
         let bucket = try await freshBucket(s3, "stream")
         let bytes = patternBytes(6 * part + 123, seed: 42)
         try await withMount(mount(bucket)) { m in
-            // O_CLOEXEC: tests running beside this one spawn processes; a child that inherited the descriptor
-            // would flush it when it exits, and a flush from a process already gone commits the file.
-            let fd = open(m.path("ckpt.bin"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            let fd = open(m.path("ckpt.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             #expect(fd >= 0)
             var off = 0
             while off < 4 * part {
@@ -200,6 +199,30 @@ struct WritePathTests {
         }
         #expect(try await objectBytes(s3, bucket, "ckpt") == data)
         // One upload, at the writer's close; none of the half-written file at the child's exit.
+        #expect(try await BenchControl.requests(bucket: bucket)["PutObject"] == 1)
+    }
+
+    /// A writer thread that has exited since it wrote: a child's flush is still not the writer's close. (The
+    /// daemon once compared processes by reading the writing thread's /proc entry at flush time; with the
+    /// thread gone it could not tell and committed the half-written file.)
+    @Test func aChildsCloseAfterTheWritingThreadExitedDoesNotCommit() async throws {
+        let bucket = try await freshBucket(s3, "fork-thread")
+        let data = patternBytes(300_000, seed: 72)
+        try await withMount(mount(bucket, mode: "sync")) { (m: TestMount) async throws in
+            let fd = open(m.path("ckpt"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            let wrote = Mutex(false)
+            let writer = Thread { wrote.withLock { $0 = pwriteAll(fd, Array(data[0..<100_000]), at: 0) } }
+            writer.start()
+            while !writer.isFinished { usleep(1_000) }
+            usleep(100_000)  // the thread's exit completes after isFinished
+            let ok = wrote.withLock { $0 }
+            #expect(ok)
+            #expect(spawn("/bin/true", []).status == 0)
+            #expect(try await BenchControl.requests(bucket: bucket)["PutObject"] == nil)
+            #expect(pwriteAll(fd, Array(data[100_000...]), at: 100_000))
+            #expect(close(fd) == 0)
+        }
+        #expect(try await objectBytes(s3, bucket, "ckpt") == data)
         #expect(try await BenchControl.requests(bucket: bucket)["PutObject"] == 1)
     }
 
