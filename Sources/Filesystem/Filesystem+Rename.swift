@@ -68,6 +68,8 @@ extension Filesystem {
             } else {
                 writeBack.retarget(f, bucket: bucket, key: dstKey, copiedETag: nil)
             }
+            // An upload to the old key already in flight lands before the delete, not after the rename.
+            await writeBack.settle(f)
             try? await store.deleteObject(bucket: bucket, key: srcKey)
             return
         }
@@ -117,7 +119,11 @@ extension Filesystem {
             let newKey = dstPrefix + key(for: path).dropFirst(srcPrefix.count)
             writeBack?.retarget(f, bucket: bucket, key: newKey, copiedETag: nil)
         }
-        var keys = objects.map(\.key)
+        // Uploads to the old keys already in flight land before the deletes below, so none outlives the
+        // rename (a later rename of the old directory would copy it back into the namespace).
+        for (_, f) in staged { await writeBack?.settle(f) }
+        let listed = Set(objects.map(\.key))
+        var keys = objects.map(\.key) + staged.map { key(for: $0.0) }.filter { !listed.contains($0) }
         if !keys.contains(srcPrefix) { keys.append(srcPrefix) }
         if !objects.contains(where: { $0.key == srcPrefix }) {
             // An implicit directory must not vanish when it had only staged files: keep it visible by a marker.

@@ -224,10 +224,11 @@ extension WriteBack {
     /// The bucket holds `generation`: wake its waiters, drop the journal record when nothing is left.
     private func finished(_ f: StagedFile, generation: UInt64, dataGeneration: UInt64, etag: String, bucket: String, key: String, size: Int64) {
         var wake: [CheckedContinuation<Void, any Error>] = []
-        let (current, dropRecord, moved) = lock.withLock { r -> (Bool, Bool, Bool) in
+        let (current, dropRecord) = lock.withLock { r -> (Bool, Bool) in
             f.s.finishing = false
-            guard !f.s.cancelled else { return (false, false, false) }
-            guard f.s.key == key, f.s.bucket == bucket else { return (false, false, true) }
+            // Cancelled or renamed while uploading: the unlink or rename waits for this upload (`settle`) and
+            // then deletes the key it wrote.
+            guard !f.s.cancelled, f.s.key == key, f.s.bucket == bucket else { return (false, false) }
             r.completedUploads += 1
             f.s.durable = max(f.s.durable, generation)
             f.s.durableData = dataGeneration
@@ -245,12 +246,7 @@ extension WriteBack {
             }
             let drop = f.s.journaled && !f.s.pending
             if drop { f.s.journaled = false }
-            return (generation == f.s.generation, drop, false)
-        }
-        if moved {
-            // Renamed while uploading: the old name must not keep a copy.
-            Task { try? await store.deleteObject(bucket: bucket, key: key) }
-            return
+            return (generation == f.s.generation, drop)
         }
         // The filesystem learns the ETag before a sync close returns: the application may unlink or rename
         // the file next, and a later hook would put it back in the listing.

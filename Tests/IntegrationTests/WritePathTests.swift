@@ -226,6 +226,27 @@ struct WritePathTests {
         #expect(try await BenchControl.requests(bucket: bucket)["PutObject"] == 1)
     }
 
+    /// A rename while the old name's upload is in flight waits for it and then deletes the old key, so the
+    /// late upload cannot land after the rename. (Before, the old key was deleted once the upload finished,
+    /// after the rename had returned: a new file written at the old name in between was overwritten by the
+    /// late upload and then deleted.)
+    @Test func aRenameDuringAnUploadLeavesNothingAtTheOldName() async throws {
+        let bucket = try await freshBucket(s3, "rename-inflight")
+        let old = patternBytes(100_000, seed: 81)
+        let new = patternBytes(70_000, seed: 82)
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "PutObject", "key_prefix": "x", "times": 1, "delay_ms": 1000]])
+        try await withMount(mount(bucket)) { m in
+            try writeFile(m.path("x"), old)  // async close: its PutObject is held for a second
+            #expect(rename(m.path("x"), m.path("y")) == 0)
+            try writeFile(m.path("x"), new)
+            #expect(flush(m.mountpoint).status == 0)
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try readFile(m.path("x")) == new)
+        }
+        #expect(try await objectBytes(s3, bucket, "y") == old)
+        #expect(try await objectBytes(s3, bucket, "x") == new)
+    }
+
     @Test func readOnlyMountRefusesWrites() async throws {
         let bucket = try await freshBucket(s3, "ro")
         _ = try await s3.putObject(bucket: bucket, key: "f", body: .bytes([1]), options: PutOptions())
