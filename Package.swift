@@ -52,7 +52,11 @@ let package = Package(
         ),
         .target(
             name: "Filesystem",
-            dependencies: ["ObjectStore", "ReadCache", "WriteBack", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "ObjectStore", "ReadCache", "WriteBack",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "FuseBridge",

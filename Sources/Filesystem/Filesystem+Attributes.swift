@@ -13,6 +13,9 @@ extension Filesystem {
         guard writeBack != nil else { return reply(.failure(readOnlyError)) }
         guard let node = state.withLock({ $0.nodes[ino] }) else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
         if node.attributes.kind == .directory && changes.size != nil { return reply(.failure(FilesystemError(EISDIR, "is a directory"))) }
+        if node.attributes.kind != .directory && options.metadata == .listing && (changes.mode != nil || changes.uid != nil || changes.gid != nil) {
+            return reply(.failure(listingPolicyError("modes and owners")))
+        }
         run(reply) { [self] in
             if node.attributes.kind == .directory {
                 return try await setDirectoryAttributes(ino, node, changes)
@@ -26,7 +29,7 @@ extension Filesystem {
                 try await apply(changes, to: f)
                 return EntryReply(attributes: localAttributes(ino: ino, file: f), ttl: options.kernelTTL)
             }
-            let metadata = merged(node.metadata, node.attributes, changes)
+            let metadata = merged(try await objectMetadata(ino, node), node.attributes, changes)
             let etag = try await replaceMetadata(key: key(for: node.path), etag: node.etag, size: node.attributes.size, metadata)
             return state.withLock { s in
                 guard var n = s.nodes[ino] else { return EntryReply(attributes: node.attributes, ttl: 0) }
@@ -35,7 +38,7 @@ extension Filesystem {
                 n.attributes = attributes(ino: ino, kind: n.attributes.kind == .symlink ? .file : n.attributes.kind, size: n.attributes.size, mtime: n.attributes.mtime, metadata: metadata)
                 n.expires = expiry
                 s.nodes[ino] = n
-                listingInsert(&s, path: n.path, kind: .file, size: n.attributes.size, mtime: n.attributes.mtime, etag: etag)
+                listingInsert(&s, path: n.path, kind: .file, size: n.attributes.size, mtime: n.attributes.mtime, etag: etag, posix: PosixMetadata(metadata))
                 return EntryReply(attributes: n.attributes, ttl: options.kernelTTL)
             }
         }
@@ -63,6 +66,16 @@ extension Filesystem {
         return Self.posixMetadata(mode: mode, uid: c.uid ?? shown.uid, gid: c.gid ?? shown.gid, mtime: c.mtime ?? metadata["mtime"].flatMap(Self.parseTime), keeping: metadata)
     }
 
+    /// The object's whole user metadata, which a node made from a listing does not have: a HEAD then fetches
+    /// it, so that a change of one field keeps the others.
+    func objectMetadata(_ ino: UInt64, _ node: Node) async throws -> [String: String] {
+        if let m = node.metadata { return m }
+        let info = try await store.headObject(bucket: options.bucket.bucket, key: key(for: node.path))
+        guard info.etag == node.etag else { throw FilesystemError(ESTALE, "\(node.path) changed in the bucket; look it up again") }
+        state.withLock { s in _ = headed(&s, ino: ino, info) }
+        return info.metadata
+    }
+
     /// CopyObject onto itself with new metadata, pinned to the ETag we know.
     func replaceMetadata(key: String, etag: String, size: Int64, _ metadata: [String: String]) async throws -> String {
         guard size <= PartGeometry.maximumPartSize else {
@@ -74,7 +87,7 @@ extension Filesystem {
 
     /// A directory's mode and owner live on its marker object, created if the directory was implicit.
     private func setDirectoryAttributes(_ ino: UInt64, _ node: Node, _ changes: AttributeChanges) async throws -> EntryReply {
-        let metadata = merged(node.metadata, node.attributes, changes)
+        let metadata = merged(node.metadata ?? [:], node.attributes, changes)
         if ino != 1 || !options.bucket.prefix.isEmpty {
             _ = try await store.putObject(bucket: options.bucket.bucket, key: prefix(for: node.path), body: .empty, options: PutOptions(metadata: metadata))
         }
@@ -84,7 +97,7 @@ extension Filesystem {
             n.attributes = attributes(ino: ino, kind: .directory, size: 0, mtime: changes.mtime ?? n.attributes.mtime, metadata: metadata)
             s.nodes[ino] = n
             if !n.path.isEmpty {
-                listingInsert(&s, path: n.path, kind: .directory, size: 0, mtime: n.attributes.mtime, etag: "", metadata: metadata)
+                listingInsert(&s, path: n.path, kind: .directory, size: 0, mtime: n.attributes.mtime, etag: "", posix: PosixMetadata(metadata))
             }
             return EntryReply(attributes: n.attributes, ttl: options.kernelTTL)
         }
@@ -97,18 +110,18 @@ extension Filesystem {
             return reply(.failure(FilesystemError(ENOTSUP, "only user.* attributes are stored (as object metadata)")))
         }
         let field = String(name.dropFirst(5)).lowercased()
-        if ["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(field) {
+        if Self.posixFields.contains(field) {
             return reply(.failure(FilesystemError(EPERM, "user.\(field) is reserved for POSIX metadata")))
         }
         if let value, !value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {
             return reply(.failure(FilesystemError(EINVAL, "attribute values must be printable ASCII to be stored as S3 metadata")))
         }
         guard let node = state.withLock({ $0.nodes[ino] }) else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
-        let existing = xattrs(ino)[name]
-        if value == nil && existing == nil { return reply(.failure(FilesystemError(ENODATA, "no such attribute"))) }
-        if flags & 1 != 0 && existing != nil { return reply(.failure(FilesystemError(EEXIST, "attribute exists"))) }
-        if flags & 2 != 0 && existing == nil { return reply(.failure(FilesystemError(ENODATA, "no such attribute"))) }
         run(reply) { [self] in
+            let existing = try await withCheckedThrowingContinuation { c in xattrs(ino) { c.resume(with: $0) } }[name]
+            if value == nil && existing == nil { throw FilesystemError(ENODATA, "no such attribute") }
+            if flags & 1 != 0 && existing != nil { throw FilesystemError(EEXIST, "attribute exists") }
+            if flags & 2 != 0 && existing == nil { throw FilesystemError(ENODATA, "no such attribute") }
             if let f = state.withLock({ $0.local[node.path] }) {
                 var metadata = writeBack!.attributes(f).metadata
                 metadata[field] = value
@@ -117,14 +130,14 @@ extension Filesystem {
                 return
             }
             guard node.attributes.kind != .directory else { throw FilesystemError(ENOTSUP, "directory attributes are not stored") }
-            var metadata = node.metadata
+            var metadata = try await objectMetadata(ino, node)
             if metadata["mode"] == nil { metadata = merged(metadata, node.attributes, AttributeChanges()) }
             metadata[field] = value
             let etag = try await replaceMetadata(key: key(for: node.path), etag: node.etag, size: node.attributes.size, metadata)
             state.withLock { s in
                 s.nodes[ino]?.metadata = metadata
                 s.nodes[ino]?.etag = etag
-                listingInsert(&s, path: node.path, kind: .file, size: node.attributes.size, mtime: node.attributes.mtime, etag: etag)
+                listingInsert(&s, path: node.path, kind: .file, size: node.attributes.size, mtime: node.attributes.mtime, etag: etag, posix: PosixMetadata(metadata))
             }
         }
     }

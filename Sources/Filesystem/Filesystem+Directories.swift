@@ -70,8 +70,9 @@ extension Filesystem {
                 if let f = s.local[path] {
                     out.append(DirectoryEntry(name: e.name, attributes: localAttributes(ino: ino, file: f), offset: i + 1))
                 } else {
-                    let known = knownMetadata(s, path: path, entry: e)
-                    out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: e.kind, size: e.size, mtime: e.mtime, metadata: known), offset: i + 1))
+                    let posix = knownPosix(s, path: path, entry: e)
+                    let exact = posix != nil || e.kind == .directory || options.metadata == .listing
+                    out.append(DirectoryEntry(name: e.name, attributes: attributes(ino: ino, kind: e.kind, size: e.size, mtime: e.mtime, posix: posix), offset: i + 1, exact: exact))
                 }
             } else {
                 break
@@ -89,9 +90,14 @@ extension Filesystem {
         }) else { throw FilesystemError(EBADF, "unknown directory handle") }
         let page = try await store.listObjects(ListObjectsRequest(bucket: options.bucket.bucket, prefix: prefix, delimiter: "/", continuationToken: token))
         let markers = await markerMetadata(page.commonPrefixes)
-        state.withLock { s in
-            guard var h = s.directories[handle] else { return }
+        let added = state.withLock { s -> (String, ArraySlice<ListingEntry>)? in
+            guard var h = s.directories[handle] else { return nil }
+            let before = h.listing.entries.count
             let counts = h.listing.add(page: page, prefix: prefix, mountTime: mountTime, markers: markers)
+            for i in before..<h.listing.entries.count where h.listing.entries[i].posix == nil {
+                h.listing.entries[i].posix = knownPosix(s, path: Namespace.join(h.path, h.listing.entries[i].name), entry: h.listing.entries[i])
+            }
+            defer { s.directories[handle] = h }
             s.counters.skippedKeys += counts.skipped
             s.counters.shadowedFiles += counts.shadowed
             if h.listing.complete {
@@ -107,8 +113,9 @@ extension Filesystem {
                 h.listing.fetched = monotonicSeconds()
                 cacheListing(&s, path: h.path, listing: h.listing)
             }
-            s.directories[handle] = h
+            return (h.path, h.listing.entries[min(before, h.listing.entries.count)...])
         }
+        if let (dir, entries) = added { readAheadMetadata(directory: dir, entries: Array(entries)) }
     }
 
     /// POSIX metadata of subdirectory markers (`dir/` objects), by common prefix; those without one are absent.
@@ -156,7 +163,8 @@ extension Filesystem {
     package func entriesReturned(_ handle: UInt64, _ returned: ArraySlice<DirectoryEntry>) {
         state.withLock { s in
             guard let h = s.directories[handle] else { return }
-            for e in returned where e.name != "." && e.name != ".." {
+            // Entries listed without attributes took no reference.
+            for e in returned where e.exact && e.name != "." && e.name != ".." {
                 guard let i = h.listing.byName[e.name] else { continue }
                 let le = h.listing.entries[i]
                 let path = Namespace.join(s.nodes[h.ino]?.path ?? "", e.name)
@@ -164,18 +172,9 @@ extension Filesystem {
                     _ = rememberLocal(&s, parent: h.ino, name: e.name, file: f)
                     continue
                 }
-                let known = knownMetadata(s, path: path, entry: le)
-                _ = remember(&s, parent: h.ino, name: e.name, kind: le.kind, size: le.size, mtime: le.mtime, etag: le.etag, metadata: known, countLookup: true)
+                _ = remember(&s, parent: h.ino, name: e.name, kind: le.kind, size: le.size, mtime: le.mtime, etag: le.etag, metadata: nil, posix: knownPosix(s, path: path, entry: le), countLookup: true)
             }
         }
-    }
-
-    /// Metadata for a listed entry: what a HEAD or a local change taught its node, else the listing's own
-    /// (marker metadata for directories; nothing for files).
-    func knownMetadata(_ s: State, path: String, entry e: ListingEntry) -> [String: String] {
-        let node = s.nodes[inode(s, of: path)].flatMap { $0.etag == e.etag ? $0.metadata : nil }
-        if let node, !(node.isEmpty && e.kind == .directory) { return node }
-        return e.metadata
     }
 
     package func releasedir(_ handle: UInt64) {

@@ -54,15 +54,9 @@ extension Filesystem {
         }
         Task {
             do {
+                // Its own HEAD, never one joined from before the open: close-to-open sees every change.
                 let info = try await store.headObject(bucket: options.bucket.bucket, key: key(for: node.path))
-                state.withLock { s in
-                    guard var n = s.nodes[ino] else { return }
-                    n.attributes = attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
-                    n.etag = info.etag
-                    n.metadata = info.metadata
-                    n.expires = expiry
-                    s.nodes[ino] = n
-                }
+                state.withLock { s in _ = headed(&s, ino: ino, info) }
                 reply(.success(finishOpen(ino: ino)))
             } catch {
                 reply(.failure(FilesystemError.from(error)))
@@ -135,14 +129,7 @@ extension Filesystem {
             guard var h = s.files[handle] else { return nil }
             h.version = ObjectVersion(bucket: old.bucket, key: old.key, etag: info.etag, size: info.size)
             s.files[handle] = h
-            if var n = s.nodes[h.ino] {
-                n.attributes = attributes(ino: h.ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
-                n.etag = info.etag
-                n.metadata = info.metadata
-                n.expires = expiry
-                n.kernelCachedETag = info.etag
-                s.nodes[h.ino] = n
-            }
+            if headed(&s, ino: h.ino, info) != nil { s.nodes[h.ino]?.kernelCachedETag = info.etag }
             return h.ino
         }
         if let ino { invalidateKernelCache(ino) }
@@ -169,15 +156,30 @@ extension Filesystem {
     }
 
     /// User metadata as `user.NAME` attributes (the POSIX ones, mode/uid/gid/mtime, are not listed).
-    package func xattrs(_ ino: UInt64) -> [String: String] {
-        state.withLock { s in
-            guard let n = s.nodes[ino] else { return [:] }
-            let metadata = s.local[n.path].map { writeBack!.attributes($0).metadata } ?? n.metadata
-            var out: [String: String] = [:]
-            for (k, v) in metadata where !["mode", "uid", "gid", "mtime", "atime", "ctime"].contains(k) { out["user." + k] = v }
-            return out
+    ///
+    /// A node a listing made has no metadata yet: one HEAD fetches it.
+    package func xattrs(_ ino: UInt64, reply: @escaping Reply<[String: String]>) {
+        let known = state.withLock { s -> Result<(Node, [String: String]?), FilesystemError> in
+            guard let n = s.nodes[ino] else { return .failure(FilesystemError(ESTALE, "unknown inode \(ino)")) }
+            return .success((n, s.local[n.path].map { writeBack!.attributes($0).metadata } ?? n.metadata))
+        }
+        switch known {
+        case .failure(let e): reply(.failure(e))
+        case .success((_, let metadata?)): reply(.success(Self.userAttributes(metadata)))
+        case .success((let node, nil)):
+            if node.attributes.kind == .directory { return reply(.success([:])) }
+            run(reply) { [self] in Self.userAttributes(try await objectMetadata(ino, node)) }
         }
     }
+
+    static func userAttributes(_ metadata: [String: String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in metadata where !posixFields.contains(k) { out["user." + k] = v }
+        return out
+    }
+
+    /// Metadata fields that carry POSIX attributes, never shown or set as user attributes.
+    static let posixFields: Set<String> = ["mode", "uid", "gid", "mtime", "atime", "ctime", "rdev"]
 
     /// access(2) against the shown owner and mode; root passes everything but execute on non-executables.
     package func access(_ ino: UInt64, mask: Int32, uid: UInt32, gid: UInt32) -> Int32 {

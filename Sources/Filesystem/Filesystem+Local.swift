@@ -95,11 +95,11 @@ extension Filesystem {
 
     /// Shows a new or changed child in its parent's cached listing and forgets any negative entry for it.
     ///
-    /// `metadata` matters for directories (their marker's mode): a listing entry keeps it.
-    func listingInsert(_ s: inout State, path: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, etag: String, metadata: [String: String] = [:]) {
+    /// `posix` is the entry's metadata when known (a directory's marker, a file written or changed here).
+    func listingInsert(_ s: inout State, path: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, etag: String, posix: PosixMetadata?) {
         let (dir, name) = Self.split(path)
         s.negative[dir]?.removeValue(forKey: name)
-        withListing(&s, directory: dir) { $0.upsert(ListingEntry(name: name, kind: kind, size: size, mtime: mtime, etag: etag, metadata: metadata)) }
+        withListing(&s, directory: dir) { $0.upsert(ListingEntry(name: name, kind: kind, size: size, mtime: mtime, etag: etag, posix: kind == .directory ? posix ?? .plain : posix)) }
     }
 
     func listingRemove(_ s: inout State, path: String) {
@@ -134,7 +134,7 @@ extension Filesystem {
                 n.kernelCachedETag = etag
                 s.nodes[ino] = n
             }
-            listingInsert(&s, path: path, kind: .file, size: size, mtime: Self.now(), etag: etag)
+            listingInsert(&s, path: path, kind: .file, size: size, mtime: Self.now(), etag: etag, posix: PosixMetadata(writeBack!.attributes(f).metadata))
         }
     }
 

@@ -19,6 +19,11 @@ extension Filesystem {
         return Namespace.join(dir.path, name)
     }
 
+    /// A change that the `listing` metadata policy could not show afterwards.
+    func listingPolicyError(_ what: String) -> FilesystemError {
+        FilesystemError(EPERM, "\(what) of files are not kept under the 'listing' metadata policy (files show the default mode and owner); mount with --metadata exact to keep them")
+    }
+
     /// Runs `body` as a task and replies with its result or its error as an errno.
     func run<T: Sendable>(_ reply: @escaping Reply<T>, _ body: @escaping @Sendable () async throws -> T) {
         Task {
@@ -40,7 +45,7 @@ extension Filesystem {
                 empty.complete = true
                 empty.fetched = monotonicSeconds()
                 if let old = s.listings.updateValue(empty, forKey: path) { s.listingEntries -= old.entries.count }
-                listingInsert(&s, path: path, kind: .directory, size: 0, mtime: attrs.mtime, etag: "", metadata: metadata)
+                listingInsert(&s, path: path, kind: .directory, size: 0, mtime: attrs.mtime, etag: "", posix: PosixMetadata(metadata))
                 return EntryReply(attributes: attrs, ttl: options.kernelTTL)
             }
         }
@@ -50,6 +55,7 @@ extension Filesystem {
     package func symlink(target: String, parent: UInt64, name: String, caller: Caller, reply: @escaping Reply<EntryReply>) {
         let path: String
         do { path = try childPath(parent, name) } catch { return reply(.failure(error)) }
+        if options.metadata == .listing { return reply(.failure(listingPolicyError("symbolic links"))) }
         let now = Self.now()
         let metadata = Self.posixMetadata(mode: UInt32(S_IFLNK) | 0o777, uid: caller.uid, gid: caller.gid, mtime: now)
         run(reply) { [self] in
@@ -59,7 +65,7 @@ extension Filesystem {
                 if let old = s.local.removeValue(forKey: path) { writeBack?.cancel(old) }
                 let attrs = remember(&s, parent: parent, name: name, kind: .file, size: Int64(bytes.count), mtime: now, etag: etag, metadata: metadata, countLookup: true)
                 s.nodes[attrs.ino]?.symlinkTarget = target
-                listingInsert(&s, path: path, kind: .file, size: Int64(bytes.count), mtime: now, etag: etag)
+                listingInsert(&s, path: path, kind: .file, size: Int64(bytes.count), mtime: now, etag: etag, posix: PosixMetadata(metadata))
                 return EntryReply(attributes: attrs, ttl: options.kernelTTL)
             }
         }

@@ -189,14 +189,14 @@ extension Filesystem {
         }
         if let f = s.local[dst], kind != .directory {
             let (size, mtime, _, _) = writeBack!.attributes(f)
-            listingInsert(&s, path: dst, kind: .file, size: size, mtime: mtime, etag: "")
+            listingInsert(&s, path: dst, kind: .file, size: size, mtime: mtime, etag: "", posix: PosixMetadata(writeBack!.attributes(f).metadata))
         } else {
             let n = s.byPath[dst].flatMap { s.nodes[$0] }
             // Without a node (the kernel forgot it), the source's listing entry still has a directory's mode.
             let listed = s.listings[srcDir].flatMap { l in l.byName[srcName].map { l.entries[$0] } }
             listingInsert(&s, path: dst, kind: kind == .directory ? .directory : .file, size: n?.attributes.size ?? listed?.size ?? 0,
                           mtime: n?.attributes.mtime ?? listed?.mtime ?? mountTime, etag: n?.etag ?? listed?.etag ?? "",
-                          metadata: n.flatMap { $0.metadata.isEmpty ? nil : $0.metadata } ?? listed?.metadata ?? [:])
+                          posix: n.map { $0.metadata.map(PosixMetadata.init) ?? $0.posix } ?? listed?.posix)
         }
         listingRemove(&s, path: src)
         s.negative[srcDir, default: [:]][srcName] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity

@@ -86,7 +86,7 @@ extension Filesystem {
     func stage(ino: UInt64, node: Node, truncate: Bool) async throws -> StagedFile {
         let writeBack = writeBack!
         let key = key(for: node.path)
-        var metadata = node.metadata
+        var metadata = node.attributes.kind == .directory ? [:] : try await objectMetadata(ino, node)
         if metadata["mode"] == nil {
             metadata = Self.posixMetadata(mode: node.attributes.fullMode, uid: node.attributes.uid, gid: node.attributes.gid, mtime: nil, keeping: metadata)
         }
@@ -159,7 +159,7 @@ extension Filesystem {
             s.local[path] = f
             let attrs = rememberLocal(&s, parent: parent, name: name, file: f)
             s.deferredDeletes.removeValue(forKey: attrs.ino)
-            listingInsert(&s, path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "")
+            listingInsert(&s, path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "", posix: PosixMetadata(metadata))
             let handle = addStagedHandle(&s, ino: attrs.ino, path: path, file: f, writable: true, flags: flags)
             return (EntryReply(attributes: attrs, ttl: options.kernelTTL), OpenReply(handle: handle, keepCache: false, flags: flags))
         }

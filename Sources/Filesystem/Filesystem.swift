@@ -69,6 +69,7 @@ package final class Filesystem: @unchecked Sendable {
     }
 
     let state = Mutex(State())
+    let metadataFetcher: MetadataFetcher
     private let invalidator = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
 
     package init(
@@ -80,12 +81,14 @@ package final class Filesystem: @unchecked Sendable {
         self.writeBack = options.readOnly ? nil : writeBack
         self.options = options
         self.logger = logger
+        metadataFetcher = MetadataFetcher(store: store, backgroundLimit: options.metadataReadAhead)
         mountTime = Timestamp(seconds: wallClock().seconds)
         let root = Node(
             ino: 1, parent: 1, name: "", path: "",
             attributes: FileAttributes(ino: 1, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid),
             expires: .infinity, lookups: 1, etag: "", metadata: [:])
         state.withLock { $0.nodes[1] = root }
+        metadataFetcher.onLearned { [weak self] bucket, key, info in self?.learnedFromHead(bucket: bucket, key: key, info: info) }
         self.writeBack?.setHooks(
             durable: { [weak self] f, key, etag, size in self?.uploaded(f, key: key, etag: etag, size: size) },
             evicted: { [weak self] f, key in self?.evicted(f, key: key) })
@@ -118,43 +121,52 @@ package final class Filesystem: @unchecked Sendable {
 
     var expiry: Double { options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity }
 
-    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String]) -> FileAttributes {
+    /// Attributes of an object or prefix; `kind` is what its key says (file or directory), the type bits of
+    /// its mode metadata may make a file a symlink. Under the `listing` policy a file's metadata is ignored,
+    /// so a path shows the same whether a listing or a HEAD described it.
+    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, posix: PosixMetadata?) -> FileAttributes {
+        let p = kind != .directory && options.metadata == .listing ? .plain : (posix ?? .plain)
         var mode = kind == .directory ? options.dirMode : options.fileMode
         var resolvedKind = kind
-        // POSIX metadata as s3fs, goofys and rclone write it: decimal st_mode, uid, gid, mtime in seconds.
-        if let m = metadata["mode"].flatMap({ UInt32($0) }) {
+        if let m = p.mode {
             mode = m & 0o7777
-            if kind == .file && (m & UInt32(S_IFMT)) == UInt32(S_IFLNK) { resolvedKind = .symlink }
-        }
-        var modified = mtime
-        if let t = metadata["mtime"].flatMap({ Double($0) }), t.isFinite, t >= 0 {
-            modified = Timestamp(seconds: Int64(t), nanoseconds: Int32((t - t.rounded(.down)) * 1e9))
+            if kind == .file { resolvedKind = p.objectKind }
         }
         return FileAttributes(
-            ino: ino, kind: resolvedKind, size: kind == .directory ? 0 : size, mtime: modified, mode: mode,
-            uid: metadata["uid"].flatMap { UInt32($0) } ?? options.uid,
-            gid: metadata["gid"].flatMap { UInt32($0) } ?? options.gid)
+            ino: ino, kind: resolvedKind, size: kind == .directory ? 0 : size, mtime: p.mtime ?? mtime, mode: mode,
+            uid: p.uid ?? options.uid, gid: p.gid ?? options.gid)
+    }
+
+    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String]) -> FileAttributes {
+        attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: PosixMetadata(metadata))
     }
 
     /// Records a node for `path` (new or refreshed) and counts a lookup; caller holds the lock.
+    ///
+    /// `metadata` is the object's own (a HEAD, a write here); without it, `posix` (a listing entry's) gives
+    /// the attributes, and what a node already knew of the same ETag is kept.
     func remember(
         _ s: inout State, parent: UInt64, name: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp,
-        etag: String, metadata: [String: String], countLookup: Bool
+        etag: String, metadata: [String: String]?, posix: PosixMetadata? = nil, countLookup: Bool
     ) -> FileAttributes {
         let parentPath = s.nodes[parent]?.path ?? ""
         let path = Namespace.join(parentPath, name)
         // Probe past numbers held by other paths: a 64-bit hash collision is vanishingly rare, but a node
         // renamed here keeps its number (see `inode(_:of:)`).
         let ino = inode(s, of: path)
-        let attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, metadata: metadata)
-        var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: metadata)
+        let old = s.nodes[ino]
+        var known = metadata
+        if known == nil, let old, old.etag == etag, old.attributes.kind != .directory || kind == .directory { known = old.metadata }
+        let attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: known.map(PosixMetadata.init) ?? posix)
+        var node = old ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
         node.attributes = attrs
         node.etag = etag
-        node.metadata = metadata
+        node.metadata = known
         node.expires = expiry
         if countLookup { node.lookups += 1 }
         s.nodes[ino] = node
         s.byPath[path] = ino
+        if let metadata, kind != .directory { learned(&s, path: path, etag: etag, posix: PosixMetadata(metadata)) }
         return attrs
     }
 
@@ -165,7 +177,7 @@ package final class Filesystem: @unchecked Sendable {
             reply(.failure(FilesystemError(ENOENT, "not a valid name")))
             return
         }
-        enum Step { case answer(Result<EntryReply, FilesystemError>), fetch(path: String) }
+        enum Step { case answer(Result<EntryReply, FilesystemError>), fetch(path: String), head(path: String, etag: String) }
         let ttl = options.kernelTTL
         let now = monotonicSeconds()
         let step = state.withLock { s -> Step in
@@ -182,11 +194,11 @@ package final class Filesystem: @unchecked Sendable {
                 s.listings[dir.path] = listing
                 if let i = listing.byName[name] {
                     let e = listing.entries[i]
-                    // Keep metadata we already have for this path (modes from a HEAD); a listing has none for
-                    // files. Tiny objects may be symlinks: learn their type with a HEAD.
-                    let nodeKnows = s.nodes[inode(s, of: path)].map { $0.etag == e.etag } ?? false
-                    if !nodeKnows && e.kind == .file && e.size < 4096 { return .fetch(path: path) }
-                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: knownMetadata(s, path: path, entry: e), countLookup: true)
+                    let posix = knownPosix(s, path: path, entry: e)
+                    // A file the listing showed but whose metadata is unknown: its HEAD (perhaps already in
+                    // flight from the listing's read-ahead) decides whether it is a symlink, and its mode.
+                    if posix == nil && e.kind == .file && options.metadata == .exact { return .head(path: path, etag: e.etag) }
+                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: nil, posix: posix, countLookup: true)
                     return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
                 }
                 if listing.complete { return .answer(.failure(FilesystemError(ENOENT, "no such entry"))) }
@@ -205,6 +217,30 @@ package final class Filesystem: @unchecked Sendable {
         case .answer(let r): reply(r)
         case .fetch(let path):
             Task { reply(await self.resolve(parent: parent, name: name, path: path)) }
+        case .head(let path, let etag):
+            Task { reply(await self.resolveListedFile(parent: parent, name: name, path: path, etag: etag)) }
+        }
+    }
+
+    /// A file a fresh listing showed: one HEAD (joined with the listing's metadata read-ahead) gives its
+    /// type and mode. If it vanished or changed kind since the listing, the full lookup decides.
+    func resolveListedFile(parent: UInt64, name: String, path: String, etag: String) async -> Result<EntryReply, FilesystemError> {
+        do {
+            let learnedMeanwhile = { [self] in
+                state.withLock { s in s.listings[Self.split(path).parent].flatMap { l in l.byName[name].map { l.entries[$0] } }?.posix != nil }
+            }
+            guard let info = try await metadataFetcher.head(bucket: options.bucket.bucket, key: key(for: path), unless: learnedMeanwhile) else {
+                // The listing's read-ahead answered just now: the lookup finds it there.
+                return await withCheckedContinuation { c in lookup(parent: parent, name: name) { c.resume(returning: $0) } }
+            }
+            return state.withLock { s in
+                let attrs = remember(&s, parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, countLookup: true)
+                return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
+            }
+        } catch let e as ObjectStoreError where e.kind == .noSuchKey {
+            return await resolve(parent: parent, name: name, path: path)
+        } catch {
+            return .failure(FilesystemError.from(error))
         }
     }
 
@@ -282,17 +318,9 @@ package final class Filesystem: @unchecked Sendable {
         }
         Task {
             do {
-                let info = try await store.headObject(bucket: options.bucket.bucket, key: key(for: node.path))
-                let attrs = state.withLock { s -> FileAttributes in
-                    let a = attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
-                    if var n = s.nodes[ino] {
-                        n.attributes = a
-                        n.etag = info.etag
-                        n.metadata = info.metadata
-                        n.expires = expiry
-                        s.nodes[ino] = n
-                    }
-                    return a
+                let info = try await metadataFetcher.head(bucket: options.bucket.bucket, key: key(for: node.path))
+                let attrs = state.withLock { s in
+                    headed(&s, ino: ino, info) ?? attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
                 }
                 reply(.success(EntryReply(attributes: attrs, ttl: options.kernelTTL)))
             } catch {

@@ -24,6 +24,10 @@ package struct FilesystemOptions: Sendable {
     /// Small files of a directory fetched ahead of the application once it reads several of them (see
     /// `Filesystem+DirectoryReadAhead.swift`); 0 turns it off.
     package var directoryReadAhead = 64
+    /// Where a listed file's type, mode and owner come from (see `MetadataPolicy`).
+    package var metadata: MetadataPolicy = .exact
+    /// HEADs in flight that learn the metadata of listed files ahead of the lookups that need it.
+    package var metadataReadAhead = 32
 
     package init(bucket: BucketURL, uid: UInt32, gid: UInt32) {
         self.bucket = bucket
@@ -33,6 +37,19 @@ package struct FilesystemOptions: Sendable {
 
     /// The TTL handed to the kernel: indefinite becomes a year.
     package var kernelTTL: Double { metadataTTL ?? 365 * 86400 }
+}
+
+/// Where the type, mode, owner and mtime of a listed file come from.
+///
+/// ListObjectsV2 carries no user metadata, so a listing alone cannot tell a symlink or a 0600 file from a
+/// plain object. Either way, a path shows the same attributes whether a listing or a lookup reached it.
+package enum MetadataPolicy: String, Sendable, CaseIterable {
+    /// Each file's own metadata: a listed file whose metadata is not known yet is listed without attributes
+    /// (the kernel looks it up), and HEADs of a listing page's files start as the page arrives.
+    case exact
+    /// The listing is the truth, for datasets of plain objects: files are regular files with the default
+    /// mode and owner, and their POSIX metadata is ignored; no HEAD per file.
+    case listing
 }
 
 /// What a file, directory or symlink looks like to `stat`.
@@ -75,8 +92,13 @@ package struct EntryReply: Sendable {
 /// One directory entry for readdir(plus). `offset` is the cookie of the entry after it.
 package struct DirectoryEntry: Sendable {
     package var name: String
+    /// Only the inode number is meaningful when `exact` is false.
     package var attributes: FileAttributes
     package var offset: Int
+    /// Whether the attributes are the entry's own. An entry whose metadata is not known yet is listed by name
+    /// only (no type, no attributes, no lookup reference), so the kernel asks for it with a lookup instead of
+    /// caching a guess.
+    package var exact = true
 }
 
 /// A failed filesystem operation: the errno for the kernel and a message for the log.

@@ -12,8 +12,9 @@ struct ListingEntry: Sendable {
     var size: Int64
     var mtime: Timestamp
     var etag: String
-    /// A subdirectory's POSIX metadata, from a HEAD of its marker object (empty when it has none).
-    var metadata: [String: String] = [:]
+    /// The entry's POSIX metadata when known: a subdirectory's from its marker object (plain when it has
+    /// none), a file's from a HEAD or a write through this mount. nil for a file that only a listing showed.
+    var posix: PosixMetadata?
 }
 
 /// A directory's contents from ListObjectsV2, possibly still being paged in.
@@ -40,13 +41,13 @@ struct Listing {
             if let i = byName[name] {
                 // The directory wins over a file of the same name.
                 if entries[i].kind != .directory {
-                    entries[i] = ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: markers[p] ?? [:])
+                    entries[i] = ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", posix: PosixMetadata(markers[p] ?? [:]))
                     shadowed += 1
                 }
                 continue
             }
             byName[name] = entries.count
-            entries.append(ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: markers[p] ?? [:]))
+            entries.append(ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", posix: PosixMetadata(markers[p] ?? [:])))
         }
         for o in page.objects {
             let name = String(o.key.utf8.dropFirst(prefix.utf8.count)) ?? ""
@@ -79,11 +80,18 @@ struct Node {
     var expires: Double
     var lookups: UInt64
     var etag: String
-    var metadata: [String: String]
+    /// The object's user metadata, from a HEAD or a write here; nil for a node made from a listing entry,
+    /// whose attributes came from its `PosixMetadata` (a metadata change HEADs first, so it keeps the rest).
+    var metadata: [String: String]?
     /// The ETag whose pages the kernel may still cache (set at open).
     var kernelCachedETag: String?
     /// A symbolic link's target, once read.
     var symlinkTarget: String?
+
+    /// The POSIX metadata the node shows (exact: a node is made only from known metadata).
+    var posix: PosixMetadata {
+        PosixMetadata(mode: attributes.fullMode, uid: attributes.uid, gid: attributes.gid, mtime: attributes.mtime)
+    }
 }
 
 /// Pure naming rules: which keys can be names, and how paths map to keys and inode numbers.

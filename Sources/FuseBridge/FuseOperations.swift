@@ -117,18 +117,28 @@ extension FuseBridge {
             fuse_reply_statfs(req, &st)
         }
         ops.getxattr = { req, ino, name, size in
-            let attrs = FuseBridge.from(req).filesystem.xattrs(UInt64(ino))
-            guard let value = attrs[String(cString: name!)] else {
-                fuse_reply_err(req, ENODATA)
-                return
+            let r = FuseRequest(raw: req!)
+            let wanted = String(cString: name!)
+            FuseBridge.from(req).filesystem.xattrs(UInt64(ino)) { result in
+                switch result {
+                case .failure(let e): r.error(e)
+                case .success(let attrs):
+                    guard let value = attrs[wanted] else { return r.error(ENODATA) }
+                    replyXattr(r.raw, Array(value.utf8), size: size)
+                }
             }
-            replyXattr(req!, Array(value.utf8), size: size)
         }
         ops.listxattr = { req, ino, size in
-            let names = FuseBridge.from(req).filesystem.xattrs(UInt64(ino)).keys.sorted()
-            var bytes: [UInt8] = []
-            for n in names { bytes += Array(n.utf8) + [0] }
-            replyXattr(req!, bytes, size: size)
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.xattrs(UInt64(ino)) { result in
+                switch result {
+                case .failure(let e): r.error(e)
+                case .success(let attrs):
+                    var bytes: [UInt8] = []
+                    for n in attrs.keys.sorted() { bytes += Array(n.utf8) + [0] }
+                    replyXattr(r.raw, bytes, size: size)
+                }
+            }
         }
         ops.access = { req, ino, mask in
             let ctx = fuse_req_ctx(req)!.pointee
@@ -168,14 +178,17 @@ extension FuseBridge {
                 var packed = 0
                 for e in entries {
                     var st = stat(e.attributes)
+                    // Not known yet: the name and number only (DT_UNKNOWN), so that the kernel looks it up.
+                    if !e.exact { st.st_mode = 0 }
                     let need: Int
                     if plus {
                         var param = fuse_entry_param()
                         param.ino = fuse_ino_t(e.attributes.ino)
                         param.generation = 1
                         param.attr = st
-                        // "." and ".." must not take lookup references.
-                        if e.name == "." || e.name == ".." { param.ino = 0 }
+                        // "." and "..", and entries without attributes, must not take lookup references: a
+                        // node id of 0 tells the kernel to cache nothing for the entry.
+                        if e.name == "." || e.name == ".." || !e.exact { param.ino = 0 }
                         param.attr_timeout = filesystem.options.kernelTTL
                         param.entry_timeout = filesystem.options.kernelTTL
                         need = fuse_add_direntry_plus(r.raw, buffer + used, size - used, e.name, &param, off_t(e.offset))

@@ -1,6 +1,7 @@
 import CSpawn
 import ArgumentParser
 import Control
+import Filesystem
 import Logging
 import ObjectStore
 
@@ -43,6 +44,8 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "FUSE worker threads.") var fuseThreads: Int = 16
     @Option(help: "Kernel readahead for the mount in KiB (0 keeps the kernel default; needs root).") var kernelReadahead: Int = 1024
     @Option(help: "Small files of a directory fetched ahead once an application reads several of them (0 turns it off).") var dirReadAhead: Int = 64
+    @Option(help: "Where listed files' type, mode and owner come from: exact (their metadata; HEADs as a listing arrives) or listing (plain objects: defaults, no HEAD per file).") var metadata: String = "exact"
+    @Option(help: "HEADs in flight that learn listed files' metadata ahead of their lookups (exact policy).") var metadataReadAhead: Int = 32
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
     @Option(help: .hidden) var daemonReadyFd: Int32?
 
@@ -162,6 +165,8 @@ struct MountPlan {
     var fuseThreads: Int
     var kernelReadaheadKB: Int
     var dirReadAhead: Int
+    var metadataPolicy: MetadataPolicy = .exact
+    var metadataReadAhead = 32
 
     /// `prepare` as a `Result`.
     static func result(_ cmd: MountCommand) async -> Result<MountPlan, CLIFailure> {
@@ -219,6 +224,12 @@ struct MountPlan {
         guard (0...100_000).contains(cmd.dirReadAhead) else {
             throw CLIFailure(message: "invalid --dir-read-ahead \(cmd.dirReadAhead): expected 0 (off) to 100000 files", exitCode: 64)
         }
+        guard let metadataPolicy = MetadataPolicy(rawValue: cmd.metadata) else {
+            throw CLIFailure(message: "invalid --metadata '\(cmd.metadata)': expected exact or listing", exitCode: 64)
+        }
+        guard (0...1024).contains(cmd.metadataReadAhead) else {
+            throw CLIFailure(message: "invalid --metadata-read-ahead \(cmd.metadataReadAhead): expected 0 (off) to 1024", exitCode: 64)
+        }
         let mountpoint = try MountChecks.checkMountpoint(cmd.mountpoint)
         try MountChecks.checkFuseDevice()
         try MountChecks.prepareCacheDir(cmd.cacheDir)
@@ -234,12 +245,15 @@ struct MountPlan {
         s3.addressing = addressing
         s3.transport.maxConcurrentTransfers = cmd.maxConcurrency
         try await MountChecks.checkBucket(bucket, configuration: s3)
-        return MountPlan(
+        var plan = MountPlan(
             bucket: bucket, mountpoint: mountpoint, s3: s3, cacheDir: cmd.cacheDir,
             cacheSize: cacheSize, memoryCache: memoryCache,
             writeMode: cmd.writeMode, partSize: partSize, uploadConcurrency: cmd.uploadConcurrency, metadataTTL: ttl, readOnly: cmd.readOnly, allowOther: cmd.allowOther,
             uid: cmd.uid ?? getuid(), gid: cmd.gid ?? getgid(), fileMode: fileMode, dirMode: dirMode, foreground: cmd.foreground,
             blockSize: Int(blockSize), fuseThreads: cmd.fuseThreads, kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: cmd.dirReadAhead)
+        plan.metadataPolicy = metadataPolicy
+        plan.metadataReadAhead = cmd.metadataReadAhead
+        return plan
     }
 
     /// Folds `-o a,b=c` into the typed options, as mount.fuse3 and fstab pass them.
@@ -275,6 +289,7 @@ struct MountPlan {
                 case "file_mode": cmd.fileMode = try need()
                 case "dir_mode": cmd.dirMode = try need()
                 case "no_sign_request": cmd.noSignRequest = true
+                case "metadata": cmd.metadata = try need()
                 default:
                     throw CLIFailure(message: "unknown mount option '\(name)'; see 'lakecache mount --help' and docs/configuration.md", exitCode: 64)
                 }

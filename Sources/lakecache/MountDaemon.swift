@@ -79,6 +79,8 @@ final class MountDaemon: @unchecked Sendable {
         fsOptions.readOnly = plan.readOnly
         fsOptions.syncClose = plan.writeMode == "sync"
         fsOptions.directoryReadAhead = plan.dirReadAhead
+        fsOptions.metadata = plan.metadataPolicy
+        fsOptions.metadataReadAhead = plan.metadataReadAhead
         let writer = writeBack
         let filesystem = Filesystem(store: client, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))
         filesystem.adoptReplayed(replayed.resumed)

@@ -10,13 +10,14 @@ import Testing
 @Suite struct FilesystemTests {
     let store = InMemoryObjectStore(buckets: ["b"])
 
-    func makeFS(prefix: String = "", ttl: Double? = 60) -> Filesystem {
+    func makeFS(prefix: String = "", ttl: Double? = 60, metadata: MetadataPolicy = .exact) -> Filesystem {
         var config = BlockCacheConfiguration()
         config.blockSize = 1 << 20
         config.memoryBytes = 16 << 20
         let cache = BlockCache(store: store, configuration: config, disk: nil)
         var options = FilesystemOptions(bucket: BucketURL(bucket: "b", prefix: prefix), uid: 1000, gid: 1000)
         options.metadataTTL = ttl
+        options.metadata = metadata
         return Filesystem(store: store, cache: cache, options: options)
     }
 
@@ -87,10 +88,9 @@ import Testing
         #expect((store.requests["ListObjectsV2"] ?? 0) >= 3, "a 2,500-entry directory takes three pages")
     }
 
-    @Test func listingAnswersLookupsWithoutHeads() async throws {
-        // 4 KiB and up: smaller objects may be symlinks and get a HEAD at lookup.
+    @Test func listingPolicyAnswersLookupsWithoutHeads() async throws {
         for i in 0..<50 { store.set(bucket: "b", key: "d/f\(i)", data: [UInt8](repeating: 0, count: 4096 + i)) }
-        let fs = makeFS()
+        let fs = makeFS(metadata: .listing)
         let ino = try await lookup(fs, 1, "d").get().attributes.ino
         _ = try await list(fs, ino)
         let heads = store.requests["HeadObject"] ?? 0
