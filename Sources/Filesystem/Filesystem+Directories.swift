@@ -100,18 +100,25 @@ extension Filesystem {
             defer { s.directories[handle] = h }
             s.counters.skippedKeys += counts.skipped
             s.counters.shadowedFiles += counts.shadowed
+            // Unlinked while open: the object is still in the bucket until the last release, not in the directory.
+            let dir = s.nodes[h.ino]?.path ?? ""
+            for key in s.deferredDeletes.values {
+                if let p = path(forKey: key), Self.split(p).parent == dir { h.listing.remove(Self.split(p).name) }
+            }
             if h.listing.complete {
-                // Files written here but not yet uploaded are part of the directory too; deleted ones are not.
-                let dir = s.nodes[h.ino]?.path ?? ""
+                // Files written here but not yet uploaded are part of the directory too.
                 for (name, f) in localChildren(s, of: dir) {
                     let (size, mtime, _, _) = writeBack!.attributes(f)
                     h.listing.upsert(ListingEntry(name: name, kind: .file, size: size, mtime: mtime, etag: ""))
                 }
-                for key in s.deferredDeletes.values {
-                    if let p = path(forKey: key), Self.split(p).parent == dir { h.listing.remove(Self.split(p).name) }
-                }
                 h.listing.fetched = monotonicSeconds()
                 cacheListing(&s, path: h.path, listing: h.listing)
+            } else if s.listings[h.path].map({ !$0.complete || $0.fetched + (options.metadataTTL ?? .infinity) <= monotonicSeconds() }) ?? true {
+                // Lookups during the paging (`ls -l` stats each name as readdir hands it out) find the entries
+                // so far instead of asking the bucket for each; a fresh complete listing is not replaced.
+                var partial = h.listing
+                partial.fetched = monotonicSeconds()
+                cacheListing(&s, path: h.path, listing: partial)
             }
             return (h.path, h.listing.entries[min(before, h.listing.entries.count)...])
         }

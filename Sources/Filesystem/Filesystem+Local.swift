@@ -86,11 +86,10 @@ extension Filesystem {
 
     /// Updates the cached listing of a directory path, if there is one.
     func withListing(_ s: inout State, directory: String, _ body: (inout Listing) -> Void) {
-        guard var l = s.listings[directory] else { return }
-        let before = l.entries.count
-        body(&l)
-        s.listingEntries += l.entries.count - before
-        s.listings[directory] = l
+        guard let before = s.listings[directory]?.entries.count else { return }
+        // In place: copying the listing out and back is O(entries) per change.
+        body(&s.listings[directory]!)
+        s.listingEntries += s.listings[directory]!.entries.count - before
     }
 
     /// Shows a new or changed child in its parent's cached listing and forgets any negative entry for it.

@@ -15,12 +15,16 @@ extension Filesystem {
     /// that directory; an entry of another ETag (changed since) is left unknown.
     func learned(_ s: inout State, path: String, etag: String, posix: PosixMetadata) {
         let (dir, name) = Self.split(path)
-        if var l = s.listings[dir], let i = l.byName[name], l.entries[i].etag == etag, l.entries[i].kind != .directory {
-            l.entries[i].posix = posix
-            s.listings[dir] = l
+        if let i = s.listings[dir]?.byName[name], s.listings[dir]!.entries[i].etag == etag, s.listings[dir]!.entries[i].kind != .directory {
+            s.listings[dir]!.entries[i].posix = posix
         }
-        for (handle, h) in s.directories where h.path == dir {
-            guard let i = h.listing.byName[name], h.listing.entries[i].etag == etag, h.listing.entries[i].kind != .directory else { continue }
+        // Handle ids first, in an array of their own: a loop over the dictionary (or its keys) would hold its
+        // storage, and the write below would then copy the handle's whole listing.
+        let handles = s.directories.compactMap { $0.value.path == dir ? $0.key : nil }
+        for handle in handles {
+            guard let i = s.directories[handle]!.listing.byName[name] else { continue }
+            let e = s.directories[handle]!.listing.entries[i]
+            guard e.etag == etag, e.kind != .directory else { continue }
             s.directories[handle]!.listing.entries[i].posix = posix
         }
     }
@@ -47,7 +51,10 @@ extension Filesystem {
     /// Starts the HEADs of the files of a listing page whose metadata is unknown (policy `exact`).
     func readAheadMetadata(directory: String, entries: [ListingEntry]) {
         guard options.metadata == .exact, options.metadataReadAhead > 0 else { return }
-        let keys = entries.compactMap { e in e.kind == .file && e.posix == nil ? key(for: Namespace.join(directory, e.name)) : nil }
-        metadataFetcher.prefetch(bucket: options.bucket.bucket, keys: keys)
+        let bucket = options.bucket.bucket
+        metadataFetcher.prefetch(entries.compactMap { e in
+            guard e.kind == .file, e.posix == nil else { return nil }
+            return MetadataFetcher.Item(bucket: bucket, key: key(for: Namespace.join(directory, e.name)), etag: e.etag, size: e.size)
+        })
     }
 }

@@ -27,7 +27,7 @@ package struct FilesystemOptions: Sendable {
     /// Where a listed file's type, mode and owner come from (see `MetadataPolicy`).
     package var metadata: MetadataPolicy = .exact
     /// HEADs in flight that learn the metadata of listed files ahead of the lookups that need it.
-    package var metadataReadAhead = 32
+    package var metadataReadAhead = 64
 
     package init(bucket: BucketURL, uid: UInt32, gid: UInt32) {
         self.bucket = bucket

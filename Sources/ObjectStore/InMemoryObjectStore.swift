@@ -83,7 +83,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
             o.data.withUnsafeBytes { src in
                 if n > 0 { buffer.baseAddress!.copyMemory(from: src.baseAddress! + first, byteCount: n) }
             }
-            completion(.success(GetObjectResult(bytesWritten: n, etag: o.etag, objectSize: Int64(o.data.count))))
+            completion(.success(GetObjectResult(bytesWritten: n, etag: o.etag, objectSize: Int64(o.data.count), metadata: o.metadata, lastModified: o.modified)))
         } catch let e as ObjectStoreError {
             completion(.failure(e))
         } catch {

@@ -142,6 +142,18 @@ package struct GetObjectResult: Sendable {
     package var etag: String
     /// Total object size, from Content-Range or Content-Length.
     package var objectSize: Int64
+    /// `x-amz-meta-*` headers, as `ObjectInfo.metadata` has them: a GET tells what a HEAD would.
+    package var metadata: [String: String] = [:]
+    /// Last-Modified, when the answer had one.
+    package var lastModified: Timestamp?
+
+    package init(bytesWritten: Int, etag: String, objectSize: Int64, metadata: [String: String] = [:], lastModified: Timestamp? = nil) {
+        self.bytesWritten = bytesWritten
+        self.etag = etag
+        self.objectSize = objectSize
+        self.metadata = metadata
+        self.lastModified = lastModified
+    }
 }
 
 package struct ListObjectsRequest: Sendable {

@@ -85,7 +85,13 @@ extension S3Client {
                 return .failure(ObjectStoreError(.malformedResponse, "server ignored the Range header (status \(response.status))"))
             }
         }
-        return .success(GetObjectResult(bytesWritten: response.bufferBytes, etag: etag, objectSize: total))
+        var metadata: [String: String] = [:]
+        for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
+            metadata[String(name.dropFirst(11))] = value
+        }
+        return .success(GetObjectResult(
+            bytesWritten: response.bufferBytes, etag: etag, objectSize: total, metadata: metadata,
+            lastModified: response.headers["last-modified"].flatMap { Timestamp(httpDate: $0) }))
     }
 
     /// Parses `bytes FIRST-LAST/TOTAL`.

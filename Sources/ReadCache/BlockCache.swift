@@ -250,24 +250,29 @@ package final class BlockCache: @unchecked Sendable {
         Int(min(Int64(blockSize), key.object.size - key.index * Int64(blockSize)))
     }
 
-    private func fill(_ slot: Int32, key: BlockKey, writeBehind: Bool) {
+    /// What a GET's headers told of its object, for a fill that asked (`prefetchSmallObject`): nil when the
+    /// block came from the disk tier, which keeps no headers.
+    package typealias MetadataSink = @Sendable (Result<GetObjectResult?, ObjectStoreError>) -> Void
+
+    private func fill(_ slot: Int32, key: BlockKey, writeBehind: Bool, metadata: MetadataSink? = nil) {
         let want = length(key)
         let target = UnsafeMutableRawBufferPointer(start: buffer(slot), count: want)
         if let disk, disk.contains(key) {
             disk.read(key, into: target, readable: readableBytes(slot)) { [self] n in
                 if let n, n == want {
                     diskFills.add(1, ordering: .relaxed)
+                    metadata?(.success(nil))
                     finish(slot, key: key, .success(n), writeBehind: false)
                 } else {
-                    fetch(slot, key: key, into: target, writeBehind: writeBehind)
+                    fetch(slot, key: key, into: target, writeBehind: writeBehind, metadata: metadata)
                 }
             }
             return
         }
-        fetch(slot, key: key, into: target, writeBehind: writeBehind)
+        fetch(slot, key: key, into: target, writeBehind: writeBehind, metadata: metadata)
     }
 
-    private func fetch(_ slot: Int32, key: BlockKey, into target: UnsafeMutableRawBufferPointer, writeBehind: Bool) {
+    private func fetch(_ slot: Int32, key: BlockKey, into target: UnsafeMutableRawBufferPointer, writeBehind: Bool, metadata: MetadataSink? = nil) {
         networkFills.add(1, ordering: .relaxed)
         let want = target.count
         let first = key.index * Int64(blockSize)
@@ -277,12 +282,16 @@ package final class BlockCache: @unchecked Sendable {
         store.getObject(request, into: target) { [self] result in
             switch result {
             case .success(let r) where r.bytesWritten == want:
+                metadata?(.success(r))
                 finish(slot, key: key, .success(r.bytesWritten), writeBehind: writeBehind)
             case .success(let r):
-                finish(slot, key: key, .failure(ObjectStoreError(
+                let e = ObjectStoreError(
                     .malformedResponse, "short block: \(r.bytesWritten) of \(want) bytes (object size changed?)",
-                    operation: "GetObject", bucket: key.object.bucket, key: key.object.key)), writeBehind: false)
+                    operation: "GetObject", bucket: key.object.bucket, key: key.object.key)
+                metadata?(.failure(e))
+                finish(slot, key: key, .failure(e), writeBehind: false)
             case .failure(let e):
+                metadata?(.failure(e))
                 finish(slot, key: key, .failure(e), writeBehind: false)
             }
         }
@@ -391,6 +400,29 @@ package final class BlockCache: @unchecked Sendable {
         prefetches.add(started.count, ordering: .relaxed)
         for (slot, key) in started { fill(slot, key: key, writeBehind: true) }
         return covered
+    }
+
+    /// Fetches a small object whole into a small slot, as a prefetch, and hands `metadata` what its GET said.
+    ///
+    /// A listing says nothing of a file's mode or type, and a GET's headers say what a HEAD's would: for an
+    /// object this small one request brings both, and the read that usually follows is a hit. Returns false,
+    /// without calling `metadata`, when nothing started: the object is not small, is in memory already, or no
+    /// small slot is free. The caller bounds how many run at once.
+    package func prefetchSmallObject(_ object: ObjectVersion, metadata: @escaping MetadataSink) -> Bool {
+        guard smallSlots > 0, object.size > 0, object.size <= Int64(Self.smallSlotBytes), !object.etag.isEmpty else { return false }
+        let key = BlockKey(object: object, index: 0)
+        let slot = state.withLock { s -> Int32? in
+            // Not against the prefetch budget: the caller bounds these, and read-ahead of files being read
+            // must not wait behind a listing's.
+            guard s.index[key] == nil, let slot = s.take(length: length(key)) else { return nil }
+            s.slots[Int(slot)] = Slot(key: key, state: .filling)
+            s.index[key] = slot
+            return slot
+        }
+        guard let slot else { return false }
+        prefetches.add(1, ordering: .relaxed)
+        fill(slot, key: key, writeBehind: true, metadata: metadata)
+        return true
     }
 
     /// Whether a block is in memory (ready or filling).

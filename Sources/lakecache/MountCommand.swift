@@ -45,7 +45,7 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Kernel readahead for the mount in KiB (0 keeps the kernel default; needs root).") var kernelReadahead: Int = 1024
     @Option(help: "Small files of a directory fetched ahead once an application reads several of them (0 turns it off).") var dirReadAhead: Int = 64
     @Option(help: "Where listed files' type, mode and owner come from: exact (their metadata; HEADs as a listing arrives) or listing (plain objects: defaults, no HEAD per file).") var metadata: String = "exact"
-    @Option(help: "HEADs in flight that learn listed files' metadata ahead of their lookups (exact policy).") var metadataReadAhead: Int = 32
+    @Option(help: "HEADs in flight that learn listed files' metadata ahead of their lookups (exact policy).") var metadataReadAhead: Int = 64
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
     @Option(help: .hidden) var daemonReadyFd: Int32?
 
@@ -166,7 +166,7 @@ struct MountPlan {
     var kernelReadaheadKB: Int
     var dirReadAhead: Int
     var metadataPolicy: MetadataPolicy = .exact
-    var metadataReadAhead = 32
+    var metadataReadAhead = 64
 
     /// `prepare` as a `Result`.
     static func result(_ cmd: MountCommand) async -> Result<MountPlan, CLIFailure> {

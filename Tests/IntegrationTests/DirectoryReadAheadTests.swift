@@ -8,6 +8,9 @@ import Testing
 @Suite(.enabled(if: fuseAvailable, fuseSkipReason))
 struct DirectoryReadAheadTests {
     let s3 = Servers.bench
+    /// The read-ahead counted alone: under the `exact` policy the listing's metadata fetches bring small
+    /// files in too (`exactPolicyFetchesEachSmallFileOnce`).
+    static let listing = ["--metadata", "listing"]
     var bench: String { try! Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT") }
 
     func dataset(_ tag: String, files: Int) async throws -> (String, [String: [UInt8]]) {
@@ -25,7 +28,7 @@ struct DirectoryReadAheadTests {
     /// fetched once, and every byte matches.
     @Test func siblingsOfAListedDirectoryAreFetchedAheadOnce() async throws {
         let (bucket, expected) = try await dataset("dra", files: 120)
-        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+        try await withMount(TestMount(bucket: bucket, endpoint: bench, extra: Self.listing)) { m throws in
             let names = try FileManager.default.contentsOfDirectory(atPath: m.path("d")).filter { $0.hasPrefix("f") }
             #expect(names.count == 120)
             let before = try await benchCount(bucket, "GetObject")
@@ -60,10 +63,29 @@ struct DirectoryReadAheadTests {
         }
     }
 
+    /// Under the `exact` policy a listing fetches its small files whole (their GET says what a HEAD would):
+    /// a shuffled read afterwards makes no request, and each file was fetched once.
+    @Test func exactPolicyFetchesEachSmallFileOnce() async throws {
+        let (bucket, expected) = try await dataset("drx", files: 120)
+        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+            let names = try FileManager.default.contentsOfDirectory(atPath: m.path("d")).filter { $0.hasPrefix("f") }
+            for name in names {
+                var st = stat()
+                #expect(lstat(m.path("d/" + name), &st) == 0 && st.st_size == off_t(expected["d/" + name]!.count))
+            }
+            let listed = try await BenchControl.requests(bucket: bucket)
+            for name in names.shuffled() { #expect(try readFile(m.path("d/" + name)) == expected["d/" + name]) }
+            let after = try await BenchControl.requests(bucket: bucket)
+            #expect((listed["GetObject"] ?? 0) == 120, "each small file once, with its metadata")
+            #expect(after["GetObject"] == listed["GetObject"], "the reads were hits")
+            #expect((after["HeadObject"] ?? 0) <= 3, "HEADs only for what is not small (the 1 MiB file, the directory)")
+        }
+    }
+
     /// Files the directory was never listed for are not guessed at.
     @Test func anUnlistedDirectoryIsNotReadAhead() async throws {
         let (bucket, expected) = try await dataset("dra-nl", files: 40)
-        try await withMount(TestMount(bucket: bucket, endpoint: bench)) { m throws in
+        try await withMount(TestMount(bucket: bucket, endpoint: bench, extra: Self.listing)) { m throws in
             let before = try await benchCount(bucket, "GetObject")
             for i in 0..<10 {
                 let name = "d/f\(String(format: "%03d", i))"
