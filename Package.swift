@@ -30,10 +30,13 @@ let package = Package(
         // CLinux_cpu_has_avx2() (see Digest+Lanes.swift).
         .target(name: "MD5Lanes", swiftSettings: md5LaneSettings),
 
+        // Syscalls with their EINTR handling, errno, thread pools, clocks, text files: every layer may import it.
+        .target(name: "Platform", dependencies: ["CLinux", .product(name: "DequeModule", package: "swift-collections")]),
+
         .target(
             name: "ObjectStore",
             dependencies: [
-                "CCurl", "CCrypto", "CLinux", "MD5Lanes",
+                "Platform", "CCurl", "CCrypto", "CLinux", "MD5Lanes",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -41,32 +44,32 @@ let package = Package(
         .target(
             name: "ReadCache",
             dependencies: [
-                "ObjectStore",
+                "Platform", "ObjectStore",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "WriteBack",
-            dependencies: ["ObjectStore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Platform", "ObjectStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Filesystem",
             dependencies: [
-                "ObjectStore", "ReadCache", "WriteBack",
+                "Platform", "ObjectStore", "ReadCache", "WriteBack",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "FuseBridge",
-            dependencies: ["CFuse", "Filesystem", "ReadCache", "WriteBack", "ObjectStore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFuse", "Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "Control", dependencies: ["ObjectStore", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Control", dependencies: ["Platform", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "lakecache",
             dependencies: [
-                "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "CSpawn",
+                "Platform", "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "CSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -75,15 +78,15 @@ let package = Package(
         // Raw-S3 load generator: the backend's own limit in `make bench`, and the bench store's speed check.
         .executableTarget(
             name: "lakecache-s3bench",
-            dependencies: ["ObjectStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Platform", "ObjectStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
-        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ReadCacheTests", dependencies: ["ReadCache", "ObjectStore"]),
-        .testTarget(name: "WriteBackTests", dependencies: ["WriteBack", "ObjectStore"]),
-        .testTarget(name: "FilesystemTests", dependencies: ["Filesystem", "ReadCache", "WriteBack", "ObjectStore"]),
-        .testTarget(name: "ControlTests", dependencies: ["Control"]),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["Platform", "ObjectStore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReadCacheTests", dependencies: ["Platform", "ReadCache", "ObjectStore"]),
+        .testTarget(name: "WriteBackTests", dependencies: ["Platform", "WriteBack", "ObjectStore"]),
+        .testTarget(name: "FilesystemTests", dependencies: ["Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore"]),
+        .testTarget(name: "ControlTests", dependencies: ["Platform", "Control"]),
         .testTarget(name: "FuseBridgeTests", dependencies: ["FuseBridge", "Filesystem", "CFuse"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ObjectStore", "CSpawn"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Platform", "ObjectStore", "CSpawn"]),
     ]
 )

@@ -1,5 +1,5 @@
 import Logging
-import ObjectStore
+import Platform
 
 #if canImport(Glibc)
 import Glibc
@@ -46,18 +46,18 @@ package final class ControlServer: @unchecked Sendable {
     }
 
     /// Binds the socket; fails with a message naming the path.
-    package func start() throws(ObjectStoreError) {
+    package func start() throws(SystemError) {
         let dir = String(path[..<path.lastIndex(of: "/")!])
         if mkdir(dir, 0o700) != 0 && errno != EEXIST {
-            throw .configuration("cannot create control directory \(dir): \(Errno(errno))")
+            throw SystemError("cannot create control directory \(dir): \(Errno(errno))", errno: Errno(errno))
         }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .configuration("cannot create control socket: \(Errno(errno))") }
+        guard fd >= 0 else { throw SystemError("cannot create control socket: \(Errno(errno))", errno: Errno(errno)) }
         unlink(path)
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw .configuration("control socket path too long: \(path)") }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("control socket path too long: \(path)") }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -66,7 +66,7 @@ package final class ControlServer: @unchecked Sendable {
         let old = umask(0o177)
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         umask(old)
-        guard rc == 0, listen(fd, 16) == 0 else { throw .configuration("cannot bind control socket \(path): \(Errno(errno))") }
+        guard rc == 0, listen(fd, 16) == 0 else { throw SystemError("cannot bind control socket \(path): \(Errno(errno))", errno: Errno(errno)) }
         chmod(path, 0o600)
         let box = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&thread, nil, { arg in

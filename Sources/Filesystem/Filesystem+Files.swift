@@ -1,3 +1,4 @@
+import Platform
 import ObjectStore
 import ReadCache
 import WriteBack

@@ -1,3 +1,4 @@
+import Platform
 import ObjectStore
 
 /// How what a HEAD or a write taught reaches the listings, so that a listed path shows what a looked-up one

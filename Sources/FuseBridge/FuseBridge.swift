@@ -1,6 +1,7 @@
 import CFuse
 import Filesystem
 import Logging
+import Platform
 import ObjectStore
 import ReadCache
 import Synchronization

@@ -1,5 +1,6 @@
 import CFuse
 import Filesystem
+import Platform
 import ObjectStore
 import WriteBack
 

@@ -1,3 +1,4 @@
+import Platform
 import Synchronization
 
 /// Counters of backend traffic, safe to bump from the network thread and read from anywhere.

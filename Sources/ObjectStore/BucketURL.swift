@@ -1,3 +1,5 @@
+import Platform
+
 /// A parsed `s3://BUCKET[/PREFIX]` URL: what a mount serves.
 package struct BucketURL: Sendable, Equatable, CustomStringConvertible {
     package var bucket: String

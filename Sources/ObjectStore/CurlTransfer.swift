@@ -1,3 +1,4 @@
+import Platform
 import CCurl
 #if canImport(Glibc)
 import Glibc

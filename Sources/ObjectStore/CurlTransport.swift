@@ -1,3 +1,4 @@
+import Platform
 import CCurl
 import Synchronization
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import Platform
 import CCrypto
 
 /// Hash and MAC helpers over libcrypto, plus the hex and base64 encodings S3 headers need.

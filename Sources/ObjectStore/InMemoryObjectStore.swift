@@ -1,3 +1,4 @@
+import Platform
 import Synchronization
 
 /// An `ObjectStore` held in memory, for unit tests of the engine; integration tests use real servers.

@@ -1,3 +1,4 @@
+import Platform
 import CCrypto
 import MD5Lanes
 

@@ -1,3 +1,4 @@
+import Platform
 import CLinux
 import DequeModule
 import MD5Lanes

@@ -1,3 +1,5 @@
+import Platform
+
 /// The object-store operations lakecache needs, independent of transport.
 ///
 /// `S3Client` implements it over HTTP; `InMemoryObjectStore` implements it for engine unit tests. Every method
@@ -85,19 +87,6 @@ package struct ByteRange: Sendable, Hashable {
     package init(offset: Int64, length: Int64) { self.init(first: offset, last: offset + length - 1) }
     package var count: Int64 { last - first + 1 }
     package var header: String { "bytes=\(first)-\(last)" }
-}
-
-/// Seconds and nanoseconds since the Unix epoch (UTC).
-package struct Timestamp: Sendable, Hashable, Comparable {
-    package var seconds: Int64
-    package var nanoseconds: Int32
-    package init(seconds: Int64, nanoseconds: Int32 = 0) {
-        self.seconds = seconds
-        self.nanoseconds = nanoseconds
-    }
-    package static func < (a: Timestamp, b: Timestamp) -> Bool {
-        (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
-    }
 }
 
 /// What HEAD (or a GET's headers) says about an object.

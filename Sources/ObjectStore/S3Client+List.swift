@@ -1,3 +1,5 @@
+import Platform
+
 extension S3Client {
     package func listObjects(_ request: ListObjectsRequest) async throws -> ListObjectsPage {
         var query: [(String, String)] = [("list-type", "2"), ("encoding-type", "url"), ("prefix", request.prefix)]

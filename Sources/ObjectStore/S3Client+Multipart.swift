@@ -1,3 +1,5 @@
+import Platform
+
 extension S3Client {
     package func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String {
         var op = Operation(name: "CreateMultipartUpload", method: "POST", bucket: bucket, key: key, query: [("uploads", "")], idempotent: false)

@@ -171,6 +171,7 @@ extension S3Client {
     }
 }
 
+import Platform
 import Synchronization
 
 extension S3Client {

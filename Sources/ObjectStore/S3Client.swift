@@ -1,3 +1,4 @@
+import Platform
 import Logging
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,5 @@
+import Platform
+
 /// An S3 endpoint: scheme, host and optional port, without path.
 package struct Endpoint: Sendable, Equatable, CustomStringConvertible {
     package var scheme: String

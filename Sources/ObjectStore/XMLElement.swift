@@ -1,3 +1,5 @@
+import Platform
+
 /// A parsed XML element: just enough of XML for S3 responses (elements, text, entities, CDATA).
 ///
 /// Attributes are ignored and namespace prefixes are stripped, because S3 bodies carry meaning only in

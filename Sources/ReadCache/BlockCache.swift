@@ -1,5 +1,6 @@
 import DequeModule
 import Logging
+import Platform
 import ObjectStore
 import Synchronization
 

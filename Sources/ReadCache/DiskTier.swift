@@ -1,4 +1,5 @@
 import Logging
+import Platform
 import ObjectStore
 import Synchronization
 
@@ -44,14 +45,14 @@ package final class DiskTier: @unchecked Sendable {
     private let directIO = Atomic<Bool>(true)
 
     /// Opens (creating with mode 0700) and indexes the tier. Existing blocks are kept.
-    package init(directory: String, capacity: Int64, freeSpaceFloor: Int64, ioThreads: Int = 2, logger: Logger = Logger(label: "lakecache.disk")) throws(ObjectStoreError) {
+    package init(directory: String, capacity: Int64, freeSpaceFloor: Int64, ioThreads: Int = 2, logger: Logger = Logger(label: "lakecache.disk")) throws(SystemError) {
         self.directory = directory
         self.capacity = capacity
         self.freeSpaceFloor = freeSpaceFloor
         self.logger = logger
         self.pool = IOThreadPool(threads: ioThreads, name: "disk-tier")
         for d in [directory, directory + "/blocks"] where mkdir(d, 0o700) != 0 && errno != EEXIST {
-            throw .configuration("cannot create cache directory \(d): \(Errno(errno))")
+            throw SystemError("cannot create cache directory \(d): \(Errno(errno)); choose another with --cache-dir", errno: Errno(errno))
         }
         scan()
     }

@@ -1,3 +1,4 @@
+import Platform
 import ObjectStore
 
 /// The `mtime` user metadata: seconds since the epoch, with up to nine decimals (s3fs writes whole seconds,

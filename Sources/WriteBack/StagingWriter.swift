@@ -1,4 +1,5 @@
 import DequeModule
+import Platform
 import ObjectStore
 
 #if canImport(Glibc)

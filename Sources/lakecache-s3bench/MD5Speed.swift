@@ -1,4 +1,5 @@
 import ArgumentParser
+import Platform
 import ObjectStore
 
 /// Hashes the same buffers with libcrypto one at a time and with `LaneHasher` side by side; prints both rates.

@@ -41,4 +41,5 @@ struct ByteSize: ExpressibleByArgument, Equatable, CustomStringConvertible {
 }
 
 import ArgumentParser
+import Platform
 import ObjectStore

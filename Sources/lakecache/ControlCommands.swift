@@ -1,5 +1,6 @@
 import ArgumentParser
 import Control
+import Platform
 import ObjectStore
 
 #if canImport(Glibc)

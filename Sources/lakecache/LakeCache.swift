@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import Platform
 import ObjectStore
 
 #if canImport(Glibc)

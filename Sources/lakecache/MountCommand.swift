@@ -3,6 +3,7 @@ import ArgumentParser
 import Control
 import Filesystem
 import Logging
+import Platform
 import ObjectStore
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import Control
 import Filesystem
 import FuseBridge
 import Logging
+import Platform
 import ObjectStore
 import ReadCache
 import WriteBack

@@ -41,4 +41,5 @@ enum SignalWatcher {
     }
 }
 
+import Platform
 import ObjectStore

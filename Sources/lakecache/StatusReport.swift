@@ -1,5 +1,6 @@
 import Control
 import Filesystem
+import Platform
 import ObjectStore
 import ReadCache
 import WriteBack

@@ -54,4 +54,4 @@ import Testing
     }
 }
 
-import ObjectStore
+import Platform

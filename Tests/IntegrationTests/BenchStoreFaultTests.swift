@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// The client against the bench object store with injected faults: correct bytes or a clean error, never wrong bytes.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// The `lakecache` binary as a user runs it: one clear line and a non-zero status for every bad input.

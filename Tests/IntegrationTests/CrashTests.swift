@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// kill -9 after close() returned (async mode): nothing acknowledged is lost, on moto and the bench store.

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// Small-file read-ahead across a directory, counted by the bench store.

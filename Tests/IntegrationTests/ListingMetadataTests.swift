@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// A tree with symlinks and modes of its own, written through the mount, is the same tree after a remount

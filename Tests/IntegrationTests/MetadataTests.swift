@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// POSIX metadata in object metadata: it survives a remount, and s3fs and lakecache read each other's.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// Every S3 operation of the client against moto, the reference for S3 behaviour.

@@ -2,6 +2,7 @@ import CSpawn
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// Whether FUSE mounts can run here; mount tests are skipped (with this reason) only when they cannot.

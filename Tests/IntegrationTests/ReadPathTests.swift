@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// The read path through a real FUSE mount, against the bench store (counters, faults) and moto.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// Random operations on a mount and on a local directory side by side: same results, same errors, same tree.

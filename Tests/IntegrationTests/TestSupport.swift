@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// The S3 servers `scripts/with-test-servers.py` starts for `make test`, read from the environment.

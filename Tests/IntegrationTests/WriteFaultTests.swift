@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// The write path under backend faults and a full cache disk: retried, reported, never silently lost.

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// The write path on real mounts: part boundaries, write patterns, metadata, faults (bench store and moto).

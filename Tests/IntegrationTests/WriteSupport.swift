@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// Writes `bytes` to a new file through the mount in `chunk`-sized write(2) calls and closes it.

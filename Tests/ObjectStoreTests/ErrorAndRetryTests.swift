@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 @Suite struct ErrorMappingTests {

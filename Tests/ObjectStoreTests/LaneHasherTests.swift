@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 @Suite("LaneHasher: MD5 in SIMD lanes agrees with libcrypto")

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 /// The worked examples of the public S3 SigV4 documentation ("Signature calculations for the Authorization header").

@@ -1,5 +1,6 @@
 import Testing
 
+import Platform
 @testable import ObjectStore
 
 @Suite struct XMLParsingTests {
