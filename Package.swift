@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // Thin, prefixed C wrappers. Logic lives in Swift.
@@ -66,10 +67,15 @@ let package = Package(
             dependencies: ["CFuse", "Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "Control", dependencies: ["Platform", .product(name: "Logging", package: "swift-log")]),
+        // The YAML config file of a namespace of links (`mount --config`), parsed and validated.
+        .target(
+            name: "MountConfig",
+            dependencies: ["Platform", "ObjectStore", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "lakecache",
             dependencies: [
-                "Platform", "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "CSpawn",
+                "Platform", "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "MountConfig", "CSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -87,6 +93,7 @@ let package = Package(
         .testTarget(name: "FilesystemTests", dependencies: ["Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore"]),
         .testTarget(name: "ControlTests", dependencies: ["Platform", "Control"]),
         .testTarget(name: "FuseBridgeTests", dependencies: ["FuseBridge", "Filesystem", "CFuse"]),
+        .testTarget(name: "MountConfigTests", dependencies: ["MountConfig", "ObjectStore", "Platform"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Platform", "ObjectStore", "CSpawn"]),
     ]
 )

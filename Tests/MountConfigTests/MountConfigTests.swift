@@ -1,0 +1,5 @@
+import Testing
+
+@testable import MountConfig
+
+@Suite struct MountConfigTests {}
