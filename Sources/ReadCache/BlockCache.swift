@@ -280,7 +280,7 @@ package final class BlockCache: @unchecked Sendable {
         let request = GetObjectRequest(
             bucket: key.object.bucket, key: key.object.key,
             range: ByteRange(offset: first, length: Int64(want)), ifMatch: key.object.etag)
-        store.getObject(request, into: target) { [self] result in
+        (key.object.store?.client ?? store).getObject(request, into: target) { [self] result in
             switch result {
             case .success(let r) where r.bytesWritten == want:
                 metadata?(.success(r))

@@ -10,6 +10,8 @@ package struct JournalRecord: Sendable, Equatable {
     package enum State: String, Sendable { case open, committed }
 
     package var id: String
+    /// The store's name ("" for a one-URL mount's, and in records written before stores had names).
+    package var store: String = ""
     package var bucket: String
     package var key: String
     package var state: State
@@ -77,6 +79,7 @@ package final class Journal: Sendable {
             "lakecache-journal 1", "id \(r.id)", "bucket \(URIEncoding.encode(r.bucket))", "key \(URIEncoding.encode(r.key))",
             "state \(r.state.rawValue)", "size \(r.size)", "created \(r.created)",
         ]
+        if !r.store.isEmpty { lines.append("store \(URIEncoding.encode(r.store))") }
         if let u = r.uploadID { lines.append("upload \(URIEncoding.encode(u))") }
         for (k, v) in r.metadata.sorted(by: { $0.key < $1.key }) { lines.append("meta \(URIEncoding.encode(k)) \(URIEncoding.encode(v))") }
         for p in r.parts { lines.append("part \(p.partNumber) \(URIEncoding.encode(p.etag))") }
@@ -98,6 +101,7 @@ package final class Journal: Sendable {
             guard f.count >= 2 else { return nil }
             switch f[0] {
             case "id": r.id = f[1]
+            case "store": r.store = URIEncoding.decode(f[1]) ?? ""
             case "bucket": r.bucket = URIEncoding.decode(f[1]) ?? ""
             case "key": r.key = URIEncoding.decode(f[1]) ?? ""
             case "state": r.state = JournalRecord.State(rawValue: f[1]) ?? .open

@@ -11,6 +11,8 @@ import Glibc
 /// staging file never pulls bytes from under a request. All mutable state is guarded by `WriteBack`'s lock.
 package final class StagedFile: @unchecked Sendable {
     package let id: String
+    /// Where it uploads to: a file never moves between stores (a rename across links is EXDEV).
+    package let store: Store
     /// Read it with `pread`; writes go through `WriteBack.write` so uploads see them.
     package let descriptor: Int32
     /// The same file opened with `O_DIRECT` (-1 where the filesystem has no direct I/O), for page-aligned
@@ -24,8 +26,9 @@ package final class StagedFile: @unchecked Sendable {
     /// Copies of whole parts just written in order, for their upload.
     let capture: PartCapture
 
-    init(id: String, descriptor: Int32, path: String, state: FileState, capture: PartCapture) {
+    init(id: String, store: Store, descriptor: Int32, path: String, state: FileState, capture: PartCapture) {
         self.id = id
+        self.store = store
         self.descriptor = descriptor
         self.path = path
         self.s = state

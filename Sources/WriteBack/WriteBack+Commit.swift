@@ -87,7 +87,7 @@ extension WriteBack {
             return record
         }
         Task {
-            try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: upload)
+            try? await f.store.client.abortMultipartUpload(bucket: bucket, key: key, uploadID: upload)
             journal.remove(f.id)
         }
     }
@@ -123,7 +123,7 @@ extension WriteBack {
             return (u, old.0, old.1, f.s.journaled)
         }
         if journaled { _ = journal.write { lock.withLock { _ in makeRecord(f) } } }
-        if let upload { Task { try? await store.abortMultipartUpload(bucket: oldBucket, key: oldKey, uploadID: upload) } }
+        if let upload { Task { try? await f.store.client.abortMultipartUpload(bucket: oldBucket, key: oldKey, uploadID: upload) } }
         pump()
     }
 

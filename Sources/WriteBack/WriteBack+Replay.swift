@@ -15,6 +15,9 @@ package struct ReplayReport: Sendable {
     package var abortedUploads = 0
     /// Records that could not be used (damaged, or their staged bytes missing), kept aside for inspection.
     package var unusable: [String] = []
+    /// Acknowledged uploads to a store no link of this mount uses (a link removed from the config): kept
+    /// journaled, untouched, for a mount that has the store again.
+    package var waitingForStore: [(store: String, key: String)] = []
     package init() {}
 }
 
@@ -31,14 +34,22 @@ extension WriteBack {
         }
         let owned = Set(records.compactMap(\.uploadID))
         var swept = Set<String>()
+        var known = Set(records.map(\.id))
         for record in records {
+            guard let store = stores(record.store) else {
+                logger.error("the journal holds an upload to a store this mount does not use; it stays journaled for a mount that does", metadata: [
+                    "store": "\(record.store)", "bucket": "\(record.bucket)", "key": "\(record.key)", "record": "\(record.id)",
+                ])
+                report.waitingForStore.append((record.store, record.key))
+                continue
+            }
             // Any upload for this key that no record owns was started by us before a crash.
-            if swept.insert(record.bucket + "\u{0}" + record.key).inserted {
-                report.abortedUploads += await abortOrphans(bucket: record.bucket, key: record.key, keep: owned)
+            if swept.insert(record.store + "\u{0}" + record.bucket + "\u{0}" + record.key).inserted {
+                report.abortedUploads += await abortOrphans(store.client, bucket: record.bucket, key: record.key, keep: owned)
             }
             let path = stagingDirectory + "/" + record.id + ".data"
             if record.state == .open {
-                if let id = record.uploadID, (try? await store.abortMultipartUpload(bucket: record.bucket, key: record.key, uploadID: id)) != nil {
+                if let id = record.uploadID, (try? await store.client.abortMultipartUpload(bucket: record.bucket, key: record.key, uploadID: id)) != nil {
                     report.abortedUploads += 1
                 }
                 _ = Syscall.unlink(path)
@@ -60,7 +71,7 @@ extension WriteBack {
             state.created = record.created
             state.lastUse = monotonicSeconds()
             state.highWater = size
-            let file = StagedFile(id: record.id, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
+            let file = StagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
             if let id = record.uploadID {
                 report.reusedParts += await adoptParts(file, uploadID: id)
             }
@@ -71,7 +82,7 @@ extension WriteBack {
             report.resumed.append(file)
         }
         // Staging files without a record were never acknowledged.
-        let known = Set(records.map(\.id))
+        known.formUnion(records.map(\.id))
         for name in Syscall.listDirectory(stagingDirectory) where !known.contains(String(name.prefix { $0 != "." })) {
             _ = Syscall.unlink(stagingDirectory + "/" + name)
         }
@@ -82,7 +93,7 @@ extension WriteBack {
     /// Keeps the parts of `uploadID` whose ETag is the MD5 of the staged bytes; returns how many.
     private func adoptParts(_ f: StagedFile, uploadID: String) async -> Int {
         let (bucket, key, size) = (f.s.bucket, f.s.key, f.s.size)
-        guard let parts = try? await store.listParts(bucket: bucket, key: key, uploadID: uploadID) else { return 0 }
+        guard let parts = try? await f.store.client.listParts(bucket: bucket, key: key, uploadID: uploadID) else { return 0 }
         var kept = 0
         f.s.uploadID = uploadID
         f.s.uploadMetadata = f.s.metadata
@@ -99,7 +110,7 @@ extension WriteBack {
         return kept
     }
 
-    private func abortOrphans(bucket: String, key: String, keep: Set<String>) async -> Int {
+    private func abortOrphans(_ store: any ObjectStore, bucket: String, key: String, keep: Set<String>) async -> Int {
         guard let uploads = try? await store.listMultipartUploads(bucket: bucket, prefix: key) else { return 0 }
         var aborted = 0
         for u in uploads where u.key == key && !keep.contains(u.uploadID) {

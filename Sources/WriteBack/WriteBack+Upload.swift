@@ -111,7 +111,7 @@ extension WriteBack {
             return
         }
         do {
-            let id = try await store.createMultipartUpload(bucket: bucket, key: key, options: PutOptions(metadata: headers))
+            let id = try await f.store.client.createMultipartUpload(bucket: bucket, key: key, options: PutOptions(metadata: headers))
             let stale = lock.withLock { _ -> Bool in
                 f.s.creatingUpload = false
                 f.s.journaled = true
@@ -122,7 +122,7 @@ extension WriteBack {
                 return false
             }
             if stale {
-                try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: id)
+                try? await f.store.client.abortMultipartUpload(bucket: bucket, key: key, uploadID: id)
             } else {
                 _ = journal.write { lock.withLock { _ in makeRecord(f) } }
             }
@@ -136,7 +136,7 @@ extension WriteBack {
     private func upload(_ f: StagedFile, _ job: PartJob) async {
         do {
             let etag = try await withPartBytes(f, job) { body in
-                try await store.uploadPart(bucket: job.bucket, key: job.key, uploadID: job.uploadID, partNumber: job.part, body: body)
+                try await f.store.client.uploadPart(bucket: job.bucket, key: job.key, uploadID: job.uploadID, partNumber: job.part, body: body)
             }
             lock.withLock { r in
                 f.s.inFlight.remove(job.part)
@@ -173,11 +173,11 @@ extension WriteBack {
         }
         let (generation, dataGeneration, uploadID, bucket, key, size, metadata, metadataChanged, parts) = snap
         do {
-            var etag = try await store.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
+            var etag = try await f.store.client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
             if metadataChanged {
                 // chmod or utimens after the upload began: CreateMultipartUpload fixed the old metadata.
                 let source = ObjectLocation(bucket: bucket, key: key)
-                etag = try await store.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: etag))
+                etag = try await f.store.client.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: etag))
             }
             finished(f, generation: generation, dataGeneration: dataGeneration, etag: etag, bucket: bucket, key: key, size: size)
         } catch {
@@ -200,15 +200,15 @@ extension WriteBack {
             let etag: String
             if let copyOf {
                 let source = ObjectLocation(bucket: bucket, key: key)
-                etag = try await store.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: copyOf))
+                etag = try await f.store.client.copyObject(source: source, bucket: bucket, key: key, options: CopyOptions(replaceMetadata: metadata, sourceIfMatch: copyOf))
             } else {
                 etag = try await withStagedBytes(f, 0..<size) { body in
-                    try await store.putObject(bucket: bucket, key: key, body: body, options: PutOptions(metadata: metadata))
+                    try await f.store.client.putObject(bucket: bucket, key: key, body: body, options: PutOptions(metadata: metadata))
                 }
             }
             if let staleUpload {
                 lock.withLock { _ in if f.s.uploadID == staleUpload { f.s.uploadID = nil } }
-                try? await store.abortMultipartUpload(bucket: bucket, key: key, uploadID: staleUpload)
+                try? await f.store.client.abortMultipartUpload(bucket: bucket, key: key, uploadID: staleUpload)
             }
             finished(f, generation: generation, dataGeneration: dataGeneration, etag: etag, bucket: bucket, key: key, size: size)
         } catch {
@@ -292,7 +292,7 @@ extension WriteBack {
     /// The journal record for a file as it stands; caller holds the lock.
     func makeRecord(_ f: StagedFile) -> JournalRecord {
         JournalRecord(
-            id: f.id, bucket: f.s.bucket, key: f.s.key, state: f.s.pending ? .committed : .open, size: f.s.size,
+            id: f.id, store: f.store.name, bucket: f.s.bucket, key: f.s.key, state: f.s.pending ? .committed : .open, size: f.s.size,
             uploadID: f.s.uploadID,
             parts: f.s.uploaded.keys.sorted().map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]!.etag) },
             metadata: f.s.uploadHeaders, created: f.s.created)

@@ -61,7 +61,8 @@ package struct UploadStats: Sendable {
 package final class WriteBack: @unchecked Sendable {
     package let options: WriteBackOptions
     package let geometry: PartGeometry
-    let store: any ObjectStore
+    /// The store a journal record names, for replay; nil when no link of this mount uses it.
+    let stores: @Sendable (String) -> Store?
     let journal: Journal
     let stagingDirectory: String
     let logger: Logger
@@ -92,8 +93,15 @@ package final class WriteBack: @unchecked Sendable {
         var evicted: (@Sendable (StagedFile, _ key: String) -> Void)?
     }
 
-    package init(store: any ObjectStore, options: WriteBackOptions, logger: Logger = Logger(label: "lakecache.writeback")) throws(WriteBackError) {
-        self.store = store
+    /// A write path over one unnamed store (a one-URL mount, tests).
+    package convenience init(store: any ObjectStore, options: WriteBackOptions, logger: Logger = Logger(label: "lakecache.writeback")) throws(WriteBackError) {
+        let only = Store(name: "", client: store)
+        try self.init(stores: { $0.isEmpty ? only : nil }, options: options, logger: logger)
+    }
+
+    /// A write path whose files each name their store; `stores` resolves the names journal records carry.
+    package init(stores: @escaping @Sendable (String) -> Store?, options: WriteBackOptions, logger: Logger = Logger(label: "lakecache.writeback")) throws(WriteBackError) {
+        self.stores = stores
         self.options = options
         self.logger = logger
         guard options.partSize >= PartGeometry.minimumPartSize, options.partSize <= PartGeometry.maximumPartSize else {
@@ -141,7 +149,11 @@ package final class WriteBack: @unchecked Sendable {
     }
 
     /// Creates an empty staged file for `key`; handles count themselves with `openWriter`.
-    package func create(bucket: String, key: String, metadata: [String: String], mtime: Timestamp) throws(WriteBackError) -> StagedFile {
+    /// Stages a new empty file that will upload to `bucket`/`key` on `store` (the unnamed store when nil).
+    package func create(store: Store? = nil, bucket: String, key: String, metadata: [String: String], mtime: Timestamp) throws(WriteBackError) -> StagedFile {
+        guard let store = store ?? stores("") else {
+            throw WriteBackError("no store to upload \(key) to; the mount has no unnamed store", errno: EIO)
+        }
         let id = Self.newID()
         let path = stagingDirectory + "/" + id + ".data"
         let fd: Int32
@@ -154,7 +166,7 @@ package final class WriteBack: @unchecked Sendable {
         var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
         state.lastUse = monotonicSeconds()
         state.created = wallClock().seconds
-        let file = StagedFile(id: id, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
+        let file = StagedFile(id: id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
         lock.withLock { $0.files[id] = file }
         return file
     }
@@ -283,12 +295,12 @@ package final class WriteBack: @unchecked Sendable {
     }
 
     /// Upload state of the files whose key passes `matching` (all by default).
-    package func stats(matching: (String) -> Bool = { _ in true }) -> UploadStats {
+    package func stats(matching: (UploadTarget) -> Bool = { _ in true }) -> UploadStats {
         let now = monotonicSeconds()
         return lock.withLock { r in
             var st = UploadStats()
             st.completedUploads = r.completedUploads
-            for f in r.files.values where !f.s.cancelled && matching(f.s.key) {
+            for f in r.files.values where !f.s.cancelled && matching(UploadTarget(store: f.store.name, bucket: f.s.bucket, key: f.s.key)) {
                 if f.s.writers > 0 { st.openForWriting += 1 }
                 if f.s.pending {
                     st.pendingFiles += 1
@@ -310,15 +322,22 @@ package final class WriteBack: @unchecked Sendable {
     ///
     /// The failure is cleared until that attempt reports, so the waiter sees the outcome of the new attempt
     /// (a grant that fixed AccessDenied, say) rather than the old error.
-    package func retryNow(matching: (String) -> Bool) {
+    package func retryNow(matching: (UploadTarget) -> Bool) {
         lock.withLock { r in
-            for f in r.active.values where f.s.failure != nil && matching(f.s.key) {
+            for f in r.active.values where f.s.failure != nil && matching(UploadTarget(store: f.store.name, bucket: f.s.bucket, key: f.s.key)) {
                 f.s.retryAt = 0
                 f.s.failure = nil
             }
         }
         pump()
     }
+}
+
+/// Where a staged file uploads to: the store's name, the bucket and the key.
+package struct UploadTarget: Sendable, Equatable {
+    package var store: String
+    package var bucket: String
+    package var key: String
 }
 
 /// A write-path failure with the thing that failed and what to do about it.

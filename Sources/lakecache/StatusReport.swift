@@ -85,7 +85,7 @@ enum StatusReport {
         guard let writeBack else { return uploads(UploadStats()) }
         let base = key.hasSuffix("/") ? String(key.dropLast()) : key
         let matches: (String) -> Bool = { k in base.isEmpty || k == base || k.hasPrefix(base + "/") }
-        if retry { writeBack.retryNow(matching: matches) }
-        return uploads(writeBack.stats(matching: matches))
+        if retry { writeBack.retryNow(matching: { matches($0.key) }) }
+        return uploads(writeBack.stats(matching: { matches($0.key) }))
     }
 }
