@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "ObjectStoreTests", dependencies: ["Platform", "ObjectStore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReadCacheTests", dependencies: ["Platform", "ReadCache", "ObjectStore"]),
         .testTarget(name: "WriteBackTests", dependencies: ["Platform", "WriteBack", "ObjectStore"]),
-        .testTarget(name: "FilesystemTests", dependencies: ["Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore"]),
+        .testTarget(name: "FilesystemTests", dependencies: ["Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ControlTests", dependencies: ["Platform", "Control"]),
         .testTarget(name: "FuseBridgeTests", dependencies: ["FuseBridge", "Filesystem", "CFuse"]),
         .testTarget(name: "MountConfigTests", dependencies: ["MountConfig", "ObjectStore", "Platform"]),

@@ -30,7 +30,8 @@ package enum ControlPaths {
     }
 }
 
-/// The daemon side: a unix socket (mode 0600) answering one command per connection on its own thread.
+/// The daemon side: a unix socket (mode 0600) answering one command per connection, each connection on a
+/// thread of its own, so that a long `sync` or `reload` does not hold up `status`.
 package final class ControlServer: @unchecked Sendable {
     package typealias Handler = @Sendable (String) -> String
     let path: String
@@ -88,19 +89,21 @@ package final class ControlServer: @unchecked Sendable {
                 return
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            let request = readLine(client)
-            let response = handler(request)
-            var out = response + "\n"
-            out.withUTF8 { buf in
-                var done = 0
-                while done < buf.count {
-                    let n = write(client, buf.baseAddress! + done, buf.count - done)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    done += n
+            let handler = self.handler
+            startDetachedThread {
+                let request = readLine(client)
+                var out = handler(request) + "\n"
+                out.withUTF8 { buf in
+                    var done = 0
+                    while done < buf.count {
+                        let n = write(client, buf.baseAddress! + done, buf.count - done)
+                        if n < 0 && errno == EINTR { continue }
+                        if n <= 0 { break }
+                        done += n
+                    }
                 }
+                close(client)
             }
-            close(client)
         }
     }
 }

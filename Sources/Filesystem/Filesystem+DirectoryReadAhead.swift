@@ -34,29 +34,32 @@ extension Filesystem {
     static let directoryReadAheadTable = 10_000
 
     /// Records a read of inode `ino` (of `size` bytes) at `offset` and returns the files to fetch ahead, if
-    /// any; caller holds the state lock. Reads of anything but a small file from its start return at once.
-    func directoryReadAhead(_ s: inout State, ino: UInt64, size: Int64, offset: Int64) -> DirectoryReadAhead.Batch? {
+    /// any. Reads of anything but a small file from its start return at once.
+    func directoryReadAhead(ino: UInt64, link: Link, size: Int64, offset: Int64) -> DirectoryReadAhead.Batch? {
         let limit = options.directoryReadAhead
-        guard limit > 0, offset == 0, size <= BlockCache.smallSlotBytes, let path = s.nodes[ino]?.path else { return nil }
-        let dir = Self.split(path).parent
-        guard let listing = s.listings[dir] else { return nil }
-        if s.directoryReads[dir] == nil && s.directoryReads.count >= Self.directoryReadAheadTable { s.directoryReads = [:] }
-        var d = s.directoryReads[dir, default: DirectoryReadAhead()]
-        d.reads += 1
-        defer { s.directoryReads[dir] = d }
-        guard d.reads >= Self.directoryReadAheadTrigger else { return nil }
-        var out: [(index: Int, version: ObjectVersion)] = []
-        while d.cursor < listing.entries.count && d.issued < d.reads + limit {
-            let i = d.cursor
-            d.cursor += 1
-            let e = listing.entries[i]
-            guard e.kind == .file, e.size > 0, e.size <= BlockCache.smallSlotBytes, !e.etag.isEmpty else { continue }
-            let p = dir.isEmpty ? e.name : dir + "/" + e.name
-            guard s.local[p] == nil else { continue }  // written here: read from its staging file
-            d.issued += 1
-            out.append((i, ObjectVersion(bucket: options.bucket.bucket, key: key(for: p), etag: e.etag, size: e.size)))
+        guard limit > 0, offset == 0, size <= BlockCache.smallSlotBytes, let path = nodes[ino]?.path else { return nil }
+        let dir = Namespace.split(path).parent
+        guard let dirRelative = link.relative(namespacePath: dir) else { return nil }
+        let staged = overlay.withLock { $0.childNames(of: dir) }
+        return listings.withLock { s -> DirectoryReadAhead.Batch? in
+            guard let listing = s.listings[dir] else { return nil }
+            if s.directoryReads[dir] == nil && s.directoryReads.count >= Self.directoryReadAheadTable { s.directoryReads = [:] }
+            var d = s.directoryReads[dir, default: DirectoryReadAhead()]
+            d.reads += 1
+            defer { s.directoryReads[dir] = d }
+            guard d.reads >= Self.directoryReadAheadTrigger else { return nil }
+            var out: [(index: Int, version: ObjectVersion)] = []
+            while d.cursor < listing.entries.count && d.issued < d.reads + limit {
+                let i = d.cursor
+                d.cursor += 1
+                let e = listing.entries[i]
+                guard e.kind == .file, e.size > 0, e.size <= BlockCache.smallSlotBytes, !e.etag.isEmpty else { continue }
+                guard !staged.contains(e.name) else { continue }  // written here: read from its staging file
+                d.issued += 1
+                out.append((i, link.version(key: link.key(Namespace.join(dirRelative, e.name)), etag: e.etag, size: e.size)))
+            }
+            return out.isEmpty ? nil : DirectoryReadAhead.Batch(directory: dir, files: out)
         }
-        return out.isEmpty ? nil : DirectoryReadAhead.Batch(directory: dir, files: out)
     }
 
     /// Starts the fetches `directoryReadAhead` chose; what the prefetch budget refuses is offered again on the
@@ -64,7 +67,7 @@ extension Filesystem {
     func startDirectoryReadAhead(_ batch: DirectoryReadAhead.Batch) {
         for (n, file) in batch.files.enumerated() where cache.prefetch(file.version, blocks: 0..<1) == 0 {
             let unstarted = batch.files.count - n
-            state.withLock { s in
+            listings.withLock { s in
                 guard var d = s.directoryReads[batch.directory] else { return }
                 d.cursor = min(d.cursor, file.index)
                 d.issued = max(0, d.issued - unstarted)

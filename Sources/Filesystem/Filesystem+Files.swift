@@ -24,6 +24,18 @@ package struct OpenReply: Sendable {
     }
 }
 
+/// The bytes of a read, valid only while the reply callback runs: one or two segments of cache blocks, or a
+/// pooled buffer of a staged file's bytes. Nothing is copied on the way to the kernel.
+package struct ReadBytes: @unchecked Sendable {
+    package var first: UnsafeRawBufferPointer
+    package var second: UnsafeRawBufferPointer
+    package var count: Int { first.count + second.count }
+    package var segmentCount: Int { second.count > 0 ? 2 : (first.count > 0 ? 1 : 0) }
+
+    /// Copies the bytes out (tests and small callers).
+    package func copyBytes() -> [UInt8] { Array(first) + Array(second) }
+}
+
 extension Filesystem {
     /// Opens a file. Writable opens stage the file (see `openForWriting`); a file written here is read from
     /// its staged image.
@@ -39,120 +51,127 @@ extension Filesystem {
             reply(.success(OpenReply(handle: handle, keepCache: false)))
             return
         }
-        let now = monotonicSeconds()
-        let node = state.withLock { $0.nodes[ino] }
-        guard let node else {
-            reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)")))
-            return
-        }
+        guard let node = nodes[ino] else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
         guard node.attributes.kind == .file else {
-            reply(.failure(FilesystemError(node.attributes.kind == .directory ? EISDIR : EINVAL, "not a regular file")))
-            return
+            return reply(.failure(FilesystemError(node.attributes.kind == .directory ? EISDIR : EINVAL, "not a regular file")))
         }
-        if node.expires > now && !node.etag.isEmpty {
-            reply(.success(finishOpen(ino: ino)))
-            return
+        guard let place = place(node.path) else { return reply(.failure(FilesystemError(ESTALE, "/\(node.path) is no longer in the namespace"))) }
+        if node.expires > monotonicSeconds() && !node.etag.isEmpty {
+            return reply(.success(finishOpen(ino: ino, place: place)))
         }
         Task {
             do {
                 // Its own HEAD, never one joined from before the open: close-to-open sees every change.
-                let info = try await store.headObject(bucket: options.bucket.bucket, key: key(for: node.path))
-                state.withLock { s in _ = headed(&s, ino: ino, info) }
-                reply(.success(finishOpen(ino: ino)))
+                let info = try await place.store.headObject(bucket: place.bucket, key: place.key)
+                headed(ino: ino, info, policy: place.policy)
+                reply(.success(finishOpen(ino: ino, place: place)))
             } catch {
-                reply(.failure(FilesystemError.from(error)))
+                reply(.failure(failed("open", node.path, error)))
             }
         }
     }
 
-    private func finishOpen(ino: UInt64) -> OpenReply {
-        let (reply, invalidate) = state.withLock { s -> (OpenReply, Bool) in
+    private func finishOpen(ino: UInt64, place: Place) -> OpenReply {
+        let (node, invalidate) = nodes.withLock { s -> (Node, Bool) in
             var n = s.nodes[ino]!
-            let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: n.path), etag: n.etag, size: n.attributes.size)
-            let keep = n.kernelCachedETag == n.etag
-            let invalidate = n.kernelCachedETag != nil && !keep
+            let invalidate = n.kernelCachedETag != nil && n.kernelCachedETag != n.etag
+            let old = n
             n.kernelCachedETag = n.etag
             s.nodes[ino] = n
-            let handle = s.nextHandle
-            s.nextHandle += 1
-            s.files[handle] = FileHandle(ino: ino, version: version, readAhead: ReadAhead(initialWindow: options.initialReadAhead, maximumWindow: options.maximumReadAhead))
-            return (OpenReply(handle: handle, keepCache: keep), invalidate)
+            return (old, invalidate)
+        }
+        let version = place.link.version(key: place.key, etag: node.etag, size: node.attributes.size)
+        let handle = handles.withLock {
+            $0.add(HandleTable.FileHandle(
+                ino: ino, link: place.link, version: version,
+                readAhead: ReadAhead(initialWindow: options.initialReadAhead, maximumWindow: options.maximumReadAhead)))
         }
         if invalidate { invalidateKernelCache(ino) }
-        return reply
+        return OpenReply(handle: handle, keepCache: node.kernelCachedETag == node.etag)
     }
 
-    /// Reads up to one block's worth at `offset`; the reply's range must be given back with `release(_:)`.
-    package func read(_ handle: UInt64, offset: Int64, size: Int, reply: @escaping @Sendable (Result<PinnedRange, FilesystemError>) -> Void) {
+    /// Reads up to one block's worth at `offset`. The bytes are valid only while `reply` runs.
+    ///
+    /// A file written here is read from its staging file; others from the block cache, which joins a fill
+    /// in flight or starts one, and never waits on a FUSE worker.
+    package func read(_ handle: UInt64, offset: Int64, size: Int, reply: @escaping @Sendable (Result<ReadBytes, FilesystemError>) -> Void) {
+        if let staged = handles[file: handle]?.staged, let writeBack {
+            writeBack.read(staged, offset: offset, size: size) { result in
+                switch result {
+                case .success(let bytes): reply(.success(ReadBytes(first: bytes, second: UnsafeRawBufferPointer(start: nil, count: 0))))
+                case .failure(let e): reply(.failure(FilesystemError(e.rawValue, "cannot read the staging file: \(e)")))
+                }
+            }
+            return
+        }
         read(handle, offset: offset, size: size, retried: false, reply: reply)
     }
 
-    private func read(_ handle: UInt64, offset: Int64, size: Int, retried: Bool, reply: @escaping @Sendable (Result<PinnedRange, FilesystemError>) -> Void) {
+    private func read(_ handle: UInt64, offset: Int64, size: Int, retried: Bool, reply: @escaping @Sendable (Result<ReadBytes, FilesystemError>) -> Void) {
         let blockSize = cache.blockSize
-        let plan = state.withLock { s -> (ObjectVersion, Range<Int64>?, DirectoryReadAhead.Batch?)? in
+        let plan = handles.withLock { s -> (HandleTable.FileHandle, Range<Int64>?)? in
             // Mutated in place: the handle is not copied out of the dictionary and written back.
-            guard let h = s.files[handle] else { return nil }
-            let ahead = s.files[handle]!.readAhead.record(offset: offset, length: size, blockSize: blockSize, objectSize: h.version.size)
-            let siblings = retried ? nil : directoryReadAhead(&s, ino: h.ino, size: h.version.size, offset: offset)
-            return (h.version, ahead, siblings)
+            guard s.files[handle] != nil else { return nil }
+            let ahead = s.files[handle]!.readAhead.record(offset: offset, length: size, blockSize: blockSize, objectSize: s.files[handle]!.version.size)
+            return (s.files[handle]!, ahead)
         }
-        guard let (version, ahead, siblings) = plan else {
-            reply(.failure(FilesystemError(EBADF, "unknown file handle")))
-            return
-        }
+        guard let (h, ahead) = plan else { return reply(.failure(FilesystemError(EBADF, "unknown file handle"))) }
+        let version = h.version
         if let ahead { cache.prefetch(version, blocks: ahead) }
-        if let siblings { startDirectoryReadAhead(siblings) }
-        cache.read(version, offset: offset, length: min(size, blockSize)) { [self] result in
+        if !retried, let siblings = directoryReadAhead(ino: h.ino, link: h.link, size: version.size, offset: offset) {
+            startDirectoryReadAhead(siblings)
+        }
+        let counters = h.link.counters
+        counters.reads.add(1, ordering: .relaxed)
+        let hit = cache.read(version, offset: offset, length: min(size, blockSize)) { [self] result in
             switch result {
             case .success(let range):
-                reply(.success(range))
+                reply(.success(ReadBytes(first: range.first, second: range.second)))
+                cache.release(range)
             case .failure(let e) where e.kind == .preconditionFailed && !retried:
                 // The object changed under us: drop the old version's blocks, learn the new one, retry once.
                 Task {
                     do {
-                        try await refresh(handle: handle, old: version)
+                        try await refresh(handle: handle, old: version, link: h.link)
                         read(handle, offset: offset, size: size, retried: true, reply: reply)
                     } catch {
-                        reply(.failure(FilesystemError.from(error)))
+                        reply(.failure(failed("read", nodes[h.ino]?.path ?? version.key, error)))
                     }
                 }
             case .failure(let e):
-                logger.warning("read failed", metadata: ["object": "\(version)", "offset": "\(offset)", "error": "\(e)"])
-                reply(.failure(FilesystemError(e)))
+                reply(.failure(failed("read", nodes[h.ino]?.path ?? version.key, e)))
             }
         }
+        if hit { counters.readHits.add(1, ordering: .relaxed) }
     }
 
-    private func refresh(handle: UInt64, old: ObjectVersion) async throws {
+    private func refresh(handle: UInt64, old: ObjectVersion, link: Link) async throws {
         cache.invalidate(old)
-        let info = try await store.headObject(bucket: old.bucket, key: old.key)
-        let ino = state.withLock { s -> UInt64? in
-            guard var h = s.files[handle] else { return nil }
-            h.version = ObjectVersion(bucket: old.bucket, key: old.key, etag: info.etag, size: info.size)
-            s.files[handle] = h
-            if headed(&s, ino: h.ino, info) != nil { s.nodes[h.ino]?.kernelCachedETag = info.etag }
-            return h.ino
+        let info = try await link.store.client.headObject(bucket: old.bucket, key: old.key)
+        let ino = handles.withLock { s -> UInt64? in
+            guard s.files[handle] != nil else { return nil }
+            s.files[handle]!.version = old.with(etag: info.etag, size: info.size)
+            return s.files[handle]!.ino
         }
-        if let ino { invalidateKernelCache(ino) }
+        guard let ino else { return }
+        if headed(ino: ino, info, policy: link.policy) != nil { nodes.withLock { $0.nodes[ino]?.kernelCachedETag = info.etag } }
+        invalidateKernelCache(ino)
     }
-
-    /// Gives back the blocks of a read once the reply has been sent.
-    package func release(_ range: PinnedRange) { cache.release(range) }
 
     package func release(handle: UInt64) {
-        let (closed, deleteKey) = state.withLock { s -> (StagedFile?, String?) in
-            guard let h = s.files.removeValue(forKey: handle) else { return (nil, nil) }
-            var deleteKey: String?
-            if !s.files.values.contains(where: { $0.ino == h.ino }) {
-                deleteKey = s.deferredDeletes.removeValue(forKey: h.ino)
-                if let n = s.nodes[h.ino], n.lookups == 0 { drop(&s, h.ino) }
-            }
-            return (h.writable ? h.staged : nil, deleteKey)
+        guard let (h, last) = handles.withLock({ s -> (HandleTable.FileHandle, Bool)? in
+            guard let h = s.files.removeValue(forKey: handle) else { return nil }
+            return (h, !s.isOpen(h.ino))
+        }) else { return }
+        var deleteKey: (link: Link, key: String)?
+        if last {
+            deleteKey = overlay.withLock { $0.deferredDeletes.removeValue(forKey: h.ino) }
+            nodes.withLock { s in if let n = s.nodes[h.ino], n.lookups == 0 { s.drop(h.ino) } }
         }
-        if let closed { writeBack?.closeWriter(closed) }
+        if h.writable, let f = h.staged { writeBack?.closeWriter(f) }
         if let deleteKey {
             // The last reader of an unlinked file is gone: now the object goes.
-            Task { try? await store.deleteObject(bucket: options.bucket.bucket, key: deleteKey) }
+            Task { try? await deleteKey.link.store.client.deleteObject(bucket: deleteKey.link.bucket.bucket, key: deleteKey.key) }
         }
     }
 
@@ -160,17 +179,11 @@ extension Filesystem {
     ///
     /// A node a listing made has no metadata yet: one HEAD fetches it.
     package func xattrs(_ ino: UInt64, reply: @escaping Reply<[String: String]>) {
-        let known = state.withLock { s -> Result<(Node, [String: String]?), FilesystemError> in
-            guard let n = s.nodes[ino] else { return .failure(FilesystemError(ESTALE, "unknown inode \(ino)")) }
-            return .success((n, s.local[n.path].map { writeBack!.attributes($0).metadata } ?? n.metadata))
-        }
-        switch known {
-        case .failure(let e): reply(.failure(e))
-        case .success((_, let metadata?)): reply(.success(Self.userAttributes(metadata)))
-        case .success((let node, nil)):
-            if node.attributes.kind == .directory { return reply(.success([:])) }
-            run(reply) { [self] in Self.userAttributes(try await objectMetadata(ino, node)) }
-        }
+        guard let node = nodes[ino] else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
+        if let f = overlay[node.path] { return reply(.success(Self.userAttributes(writeBack!.attributes(f).metadata))) }
+        if let metadata = node.metadata { return reply(.success(Self.userAttributes(metadata))) }
+        if node.attributes.kind == .directory { return reply(.success([:])) }
+        run(reply, "getxattr", node.path) { [self] in Self.userAttributes(try await objectMetadata(ino, node)) }
     }
 
     static func userAttributes(_ metadata: [String: String]) -> [String: String] {
@@ -184,9 +197,10 @@ extension Filesystem {
 
     /// access(2) against the shown owner and mode; root passes everything but execute on non-executables.
     package func access(_ ino: UInt64, mask: Int32, uid: UInt32, gid: UInt32) -> Int32 {
-        guard let a = state.withLock({ $0.nodes[ino]?.attributes }) else { return ENOENT }
+        guard let node = nodes[ino] else { return ENOENT }
+        let a = node.attributes
         if mask == F_OK { return 0 }
-        if mask & W_OK != 0 && writeBack == nil { return EROFS }
+        if mask & W_OK != 0 && !isWritable(node.path) { return EROFS }
         if uid == 0 {
             return mask & X_OK != 0 && a.kind == .file && a.mode & 0o111 == 0 ? EACCES : 0
         }

@@ -30,38 +30,51 @@ package struct AttributeChanges: Sendable {
 }
 
 extension Filesystem {
-    var readOnlyError: FilesystemError { FilesystemError(EROFS, "the mount is read-only; remount without --read-only to write") }
-
-    /// A read-only or writable handle on a file staged here; nil if the file is not staged.
-    func openStaged(_ ino: UInt64, flags: Int32, writable: Bool) -> UInt64? {
-        state.withLock { s -> UInt64? in
-            guard let n = s.nodes[ino], let f = s.local[n.path] else { return nil }
-            return addStagedHandle(&s, ino: ino, path: n.path, file: f, writable: writable, flags: flags)
+    /// Why a path cannot change: a read-only link, the directories above links, or a mount without a write path.
+    func readOnlyError(_ path: String) -> FilesystemError {
+        switch links.resolve(path) {
+        case .link(let link, relative: let r) where !r.isEmpty:
+            if writeBack == nil { return FilesystemError(EROFS, "the mount is read-only; remount without --read-only to write") }
+            return FilesystemError(EROFS, "link /\(link.path) is read-only (its policy says read-only); write below a writable link")
+        case .link(let link, _):
+            return FilesystemError(EROFS, "/\(path) is the root of link /\(link.path) → \(link.bucket); change it in the bucket or the config, not here")
+        default:
+            return FilesystemError(EROFS, "/\(path) is above the mount's links and read-only; write inside a link (lakecache links MOUNTPOINT lists them)")
         }
     }
 
-    /// Registers a handle reading (and maybe writing) a staged file; caller holds the lock.
-    func addStagedHandle(_ s: inout State, ino: UInt64, path: String, file f: StagedFile, writable: Bool, flags: Int32) -> UInt64 {
-        let handle = s.nextHandle
-        s.nextHandle += 1
-        let version = ObjectVersion(bucket: options.bucket.bucket, key: key(for: path), etag: "", size: 0)
-        s.files[handle] = FileHandle(
-            ino: ino, version: version, readAhead: ReadAhead(initialWindow: 0, maximumWindow: 0), staged: f,
-            writable: writable, append: flags & O_APPEND != 0)
+    /// Whether `path` can be changed: inside a writable link, on a mount with a write path.
+    func isWritable(_ path: String) -> Bool {
+        guard writeBack != nil, let place = place(path) else { return false }
+        return !place.policy.readOnly
+    }
+
+    /// A read-only or writable handle on a file staged here; nil if the file is not staged.
+    func openStaged(_ ino: UInt64, flags: Int32, writable: Bool) -> UInt64? {
+        guard let n = nodes[ino], let f = overlay[n.path], let place = place(n.path) else { return nil }
+        return addStagedHandle(ino: ino, place: place, file: f, writable: writable, flags: flags)
+    }
+
+    /// Registers a handle reading (and maybe writing) a staged file.
+    func addStagedHandle(ino: UInt64, place: Place, file f: StagedFile, writable: Bool, flags: Int32) -> UInt64 {
+        let version = place.link.version(key: place.key, etag: "", size: 0)
+        let handle = handles.withLock {
+            $0.add(HandleTable.FileHandle(
+                ino: ino, link: place.link, version: version, readAhead: ReadAhead(initialWindow: 0, maximumWindow: 0), staged: f,
+                writable: writable, append: flags & O_APPEND != 0))
+        }
         if writable { writeBack?.openWriter(f) } else { writeBack?.touch(f) }
         return handle
     }
 
     /// The staged file behind a handle, when reads must come from it rather than the block cache.
-    package func staged(_ handle: UInt64) -> StagedFile? {
-        state.withLock { $0.files[handle]?.staged }
-    }
+    func staged(_ handle: UInt64) -> StagedFile? { handles[file: handle]?.staged }
 
     /// Opens for writing: a staged file is reused; otherwise the object is staged (downloaded whole unless
     /// O_TRUNC makes it empty). The write reaches the bucket at flush/close.
     func openForWriting(_ ino: UInt64, flags: Int32, reply: @escaping @Sendable (Result<OpenReply, FilesystemError>) -> Void) {
-        guard let writeBack else { return reply(.failure(readOnlyError)) }
-        guard let node = state.withLock({ $0.nodes[ino] }) else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
+        guard let node = nodes[ino] else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
+        guard let writeBack, isWritable(node.path), let place = place(node.path) else { return reply(.failure(readOnlyError(node.path))) }
         guard node.attributes.kind == .file else {
             return reply(.failure(FilesystemError(node.attributes.kind == .directory ? EISDIR : EINVAL, "not a regular file")))
         }
@@ -74,42 +87,41 @@ extension Filesystem {
         }
         Task {
             do {
-                _ = try await stage(ino: ino, node: node, truncate: flags & O_TRUNC != 0)
+                _ = try await stage(ino: ino, node: node, place: place, truncate: flags & O_TRUNC != 0)
                 guard let handle = openStaged(ino, flags: flags, writable: true) else { throw FilesystemError(ESTALE, "file vanished while opening") }
                 reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags)))
             } catch {
-                reply(.failure(FilesystemError.from(error)))
+                reply(.failure(failed("open", node.path, error)))
             }
         }
     }
 
     /// Creates the staged image of an existing object (empty when truncating) and puts it in the overlay.
-    func stage(ino: UInt64, node: Node, truncate: Bool) async throws -> StagedFile {
+    func stage(ino: UInt64, node: Node, place: Place, truncate: Bool) async throws -> StagedFile {
         let writeBack = writeBack!
-        let key = key(for: node.path)
-        var metadata = node.attributes.kind == .directory ? [:] : try await objectMetadata(ino, node)
+        var metadata = try await objectMetadata(ino, node)
         if metadata["mode"] == nil {
             metadata = Self.posixMetadata(mode: node.attributes.fullMode, uid: node.attributes.uid, gid: node.attributes.gid, mtime: nil, keeping: metadata)
         }
         metadata.removeValue(forKey: "mtime")
         let f: StagedFile
         do {
-            f = try writeBack.create(bucket: options.bucket.bucket, key: key, metadata: metadata, mtime: node.attributes.mtime)
+            f = try writeBack.create(store: place.link.store, bucket: place.bucket, key: place.key, metadata: metadata, mtime: node.attributes.mtime)
         } catch {
             throw FilesystemError(error.errno, error.message)
         }
         if !truncate && node.attributes.size > 0 {
             do {
-                try await download(key: key, etag: node.etag, size: node.attributes.size, into: f)
+                try await download(place, etag: node.etag, size: node.attributes.size, into: f)
             } catch {
                 writeBack.cancel(f)
                 throw error
             }
         }
-        state.withLock { s in
-            if let old = s.local[node.path], old !== f { writeBack.cancel(old) }
-            s.local[node.path] = f
+        let replaced = overlay.withLock { s -> StagedFile? in
+            s.put(node.path, f)
         }
+        if let replaced, replaced !== f { writeBack.cancel(replaced) }
         if truncate {
             // An O_TRUNC open is a change even if nothing is written: the object becomes empty at close.
             _ = writeBack.truncate(f, to: 0, mtime: Self.now())
@@ -118,18 +130,18 @@ extension Filesystem {
     }
 
     /// Copies an object into a staging file, 8 MiB at a time, pinned to one ETag.
-    private func download(key: String, etag: String, size: Int64, into f: StagedFile) async throws {
+    private func download(_ place: Place, etag: String, size: Int64, into f: StagedFile) async throws {
         let chunk = 8 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
         var offset: Int64 = 0
         while offset < size {
             let length = Int(min(Int64(chunk), size - offset))
-            let request = GetObjectRequest(bucket: options.bucket.bucket, key: key, range: ByteRange(offset: offset, length: Int64(length)), ifMatch: etag.isEmpty ? nil : etag)
-            let got = try await store.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])).bytesWritten
-            guard got == length else { throw FilesystemError(EIO, "short read of \(key) while staging it for writing") }
+            let request = GetObjectRequest(bucket: place.bucket, key: place.key, range: ByteRange(offset: offset, length: Int64(length)), ifMatch: etag.isEmpty ? nil : etag)
+            let got = try await place.store.getObject(request, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])).bytesWritten
+            guard got == length else { throw FilesystemError(EIO, "short read of \(place.key) while staging it for writing") }
             if case .failure(let e) = writeBack!.write(f, offset: offset, UnsafeRawBufferPointer(rebasing: buffer[0..<length]), mtime: Self.now()) {
-                throw FilesystemError(e.rawValue, "cannot stage \(key): \(e)")
+                throw FilesystemError(e.rawValue, "cannot stage \(place.key): \(e)")
             }
             offset += Int64(length)
         }
@@ -140,40 +152,37 @@ extension Filesystem {
         parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller,
         reply: @escaping @Sendable (Result<(EntryReply, OpenReply), FilesystemError>) -> Void
     ) {
-        guard let writeBack else { return reply(.failure(readOnlyError)) }
-        guard Namespace.isValidName(name) else { return reply(.failure(FilesystemError(EINVAL, "not a valid name"))) }
-        guard let dir = state.withLock({ $0.nodes[parent] }), dir.attributes.kind == .directory else {
-            return reply(.failure(FilesystemError(ENOTDIR, "parent is not a directory")))
-        }
-        let path = Namespace.join(dir.path, name)
+        let path: String
+        let place: Place
+        do { (path, place) = try childPath(parent, name, "create") } catch { return reply(.failure(error)) }
+        let writeBack = writeBack!
         let metadata = Self.posixMetadata(mode: UInt32(S_IFREG) | (mode & 0o7777), uid: caller.uid, gid: caller.gid, mtime: nil)
         let f: StagedFile
         do {
-            f = try writeBack.create(bucket: options.bucket.bucket, key: key(for: path), metadata: metadata, mtime: Self.now())
+            f = try writeBack.create(store: place.link.store, bucket: place.bucket, key: place.key, metadata: metadata, mtime: Self.now())
         } catch {
-            return reply(.failure(FilesystemError(error.errno, error.message)))
+            return reply(.failure(failed("create", path, FilesystemError(error.errno, error.message))))
         }
         // A new file is a change even if nothing is ever written: close makes an empty object.
         _ = writeBack.truncate(f, to: 0, mtime: Self.now())
-        let result = state.withLock { s -> (EntryReply, OpenReply) in
-            if let old = s.local[path] { writeBack.cancel(old) }
-            s.local[path] = f
-            let attrs = rememberLocal(&s, parent: parent, name: name, file: f)
-            s.deferredDeletes.removeValue(forKey: attrs.ino)
-            listingInsert(&s, path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "", posix: PosixMetadata(metadata))
-            let handle = addStagedHandle(&s, ino: attrs.ino, path: path, file: f, writable: true, flags: flags)
-            return (EntryReply(attributes: attrs, ttl: options.kernelTTL), OpenReply(handle: handle, keepCache: false, flags: flags))
+        let old = overlay.withLock { s -> StagedFile? in
+            s.put(path, f)
         }
-        reply(.success(result))
+        if let old { writeBack.cancel(old) }
+        let attrs = rememberLocal(parent: parent, name: name, file: f, policy: place.policy)
+        overlay.withLock { _ = $0.deferredDeletes.removeValue(forKey: attrs.ino) }
+        listingInsert(path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "", posix: PosixMetadata(metadata))
+        let handle = addStagedHandle(ino: attrs.ino, place: place, file: f, writable: true, flags: flags)
+        reply(.success((EntryReply(attributes: attrs, ttl: place.policy.kernelTTL), OpenReply(handle: handle, keepCache: false, flags: flags))))
     }
 
     /// Writes into the staged image; the kernel's O_APPEND offset is replaced by the staged size.
     package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer, pid: Int32 = 0) -> Result<Int, FilesystemError> {
-        var handleState = state.withLock { $0.files[handle] }
+        var handleState = handles[file: handle]
         if let h = handleState, h.writerPid != pid {
             // A new writing thread: one read of /proc, not one per write.
             let process = Self.processID(ofThread: pid)
-            handleState = state.withLock { s in
+            handleState = handles.withLock { s in
                 s.files[handle]?.writerPid = pid
                 s.files[handle]?.writerProcess = process
                 return s.files[handle]
@@ -188,20 +197,21 @@ extension Filesystem {
         }
     }
 
-    /// close(): commits what this handle wrote, sync or async per the mount's write mode.
+    /// close(): commits what this handle wrote, sync or async per the write mode of the link it was opened on.
     ///
     /// The kernel flushes at every close of a descriptor of the file, including the copies a fork hands to
     /// a child (a data-loader worker, a subprocess) that close at exec or exit. Such a flush is not the
     /// writer's close: committing there would upload a half-written file (in sync mode, once per fork).
     /// It commits when the flusher is the process that wrote last.
     package func flush(_ handle: UInt64, pid: Int32 = 0, reply: @escaping @Sendable (FilesystemError?) -> Void) {
-        guard let h = state.withLock({ $0.files[handle] }), let f = h.staged, h.writable else { return reply(nil) }
+        guard let h = handles[file: handle], let f = h.staged, h.writable else { return reply(nil) }
         if let writer = h.writerPid, writer != pid, let process = h.writerProcess,
             let flusher = Self.processID(ofThread: pid), flusher != process
         {
             return reply(nil)
         }
-        Task { reply(await commitResult(f, sync: options.syncClose)) }
+        let path = nodes[h.ino]?.path ?? ""
+        Task { reply(await commitResult(f, sync: h.link.policy.syncClose, path: path)) }
     }
 
     /// The process (Tgid) a thread id belongs to; nil when it cannot be read, and a flush then commits: a
@@ -215,20 +225,20 @@ extension Filesystem {
 
     /// fsync(): waits until the bucket holds the file, in either write mode.
     package func fsync(_ handle: UInt64, reply: @escaping @Sendable (FilesystemError?) -> Void) {
-        guard let f = staged(handle) else { return reply(nil) }
-        Task { reply(await commitResult(f, sync: true)) }
+        guard let h = handles[file: handle], let f = h.staged else { return reply(nil) }
+        let path = nodes[h.ino]?.path ?? ""
+        Task { reply(await commitResult(f, sync: true, path: path)) }
     }
 
     /// Commits a staged file; nil when secured, else the error for the application (EIO for upload failures).
-    func commitResult(_ f: StagedFile, sync: Bool) async -> FilesystemError? {
+    func commitResult(_ f: StagedFile, sync: Bool, path: String) async -> FilesystemError? {
         do {
             try await writeBack!.commit(f, sync: sync)
             return nil
         } catch let e as WriteBackError {
-            logger.error("close could not secure the file", metadata: ["error": "\(e)"])
-            return FilesystemError(EIO, e.message)
+            return failed("close", path, FilesystemError(EIO, e.message))
         } catch {
-            return FilesystemError.from(error)
+            return failed("close", path, error)
         }
     }
 }

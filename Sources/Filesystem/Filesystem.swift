@@ -1,6 +1,6 @@
 import Logging
-import Platform
 import ObjectStore
+import Platform
 import ReadCache
 import Synchronization
 import WriteBack
@@ -9,133 +9,124 @@ import WriteBack
 import Glibc
 #endif
 
-/// The POSIX view of a bucket prefix: inodes, attributes, listings, handles. Knows nothing of FUSE or HTTP.
+/// The POSIX view of a namespace of links: inodes, attributes, listings, handles. Knows nothing of FUSE or
+/// HTTP.
 ///
 /// Every operation answers through a callback, possibly on another thread: metadata misses run as tasks,
 /// reads complete on the thread that delivered their blocks. Nothing here blocks the caller on the network.
+/// Its state is in four parts, each with its own lock and never two held at once: the node table, the
+/// listing cache, the handle table and the overlay of staged files. The kernel serializes namespace changes
+/// per directory, so a change made as several steps is not seen half done by another lookup of the same
+/// name.
 package final class Filesystem: @unchecked Sendable {
     package let options: FilesystemOptions
-    package let store: any ObjectStore
+    package let links: LinkTable
     package let cache: BlockCache
-    /// The write path; nil on a read-only mount.
+    /// The write path; nil on a mount where every link is read-only.
     package let writeBack: WriteBack?
     let logger: Logger
     let mountTime: Timestamp
 
-    struct FileHandle {
-        var ino: UInt64
-        var version: ObjectVersion
-        var readAhead: ReadAhead
-        /// Set when the file's bytes come from a staging file (written here) rather than the block cache.
-        var staged: StagedFile?
-        var writable = false
-        var append = false
-        /// The thread that last wrote through this handle, and its process (Tgid), learned when the thread
-        /// changes: a flush from another process is not the writer's close. The process is kept because
-        /// the thread may be gone by the time a child's flush arrives (a writer thread that exited).
-        var writerPid: Int32?
-        var writerProcess: Int32?
-    }
-
-    struct DirectoryHandle {
-        var ino: UInt64
-        /// The directory's path when it was opened (listings are cached by path).
-        var path: String
-        var prefix: String
-        var listing: Listing
-    }
-
-    struct State {
-        var nodes: [UInt64: Node] = [:]
-        /// The inode of every node by its path. A node keeps its number across a rename (the kernel's inode
-        /// does), so the number of a path is not always its hash.
-        var byPath: [String: UInt64] = ["": 1]
-        /// Complete listings by directory path. By path, not inode: a directory renamed here keeps its inode
-        /// (the kernel's), and a new directory may later take the old path.
-        var listings: [String: Listing] = [:]
-        var listingEntries = 0
-        /// Names known not to exist, by directory path: name → until when.
-        var negative: [String: [String: Double]] = [:]
-        var files: [UInt64: FileHandle] = [:]
-        var directories: [UInt64: DirectoryHandle] = [:]
-        var nextHandle: UInt64 = 1
-        var clock: UInt64 = 0
-        var counters = NamespaceCounters()
-        /// Files written through this mount, by path: their staged image is the truth until evicted.
-        var local: [String: StagedFile] = [:]
-        /// Unlinked while open for reading: the object is deleted at the last release (POSIX keeps it readable).
-        var deferredDeletes: [UInt64: String] = [:]
-        /// Small-file reads and read-ahead progress, by directory path.
-        var directoryReads: [String: DirectoryReadAhead] = [:]
-    }
-
-    let state = Mutex(State())
-    let metadataFetcher: MetadataFetcher
+    let nodes: NodeTable
+    let listings: ListingCache
+    let handles: HandleTable
+    let overlay: StagedOverlay
+    private let fetchers = Mutex<[String: MetadataFetcher]>([:])
     /// In a struct: a `Mutex` holding a bare closure re-wraps it in a reabstraction thunk at every
-    /// `withLock { $0 }`, so each call got slower than the one before (measured: 20,000 calls took 6 s, the
-    /// next 20,000 17 s).
-    private struct Invalidator { var run: (@Sendable (UInt64) -> Void)? }
-    private let invalidator = Mutex(Invalidator())
+    /// `withLock { $0 }`, so each call got slower than the one before (measured: 20,000 calls took 6 s,
+    /// the next 20,000 17 s).
+    private let notifier = Mutex(KernelNotifier())
+    /// Rate limit of the warnings `failed(_:_:_:)` logs.
+    let failures = FailureLog()
 
     package init(
-        store: any ObjectStore, cache: BlockCache, writeBack: WriteBack? = nil, options: FilesystemOptions,
+        links: LinkTable, cache: BlockCache, writeBack: WriteBack?, options: FilesystemOptions,
         logger: Logger = Logger(label: "lakecache.fs")
     ) {
-        self.store = store
+        self.links = links
         self.cache = cache
-        self.writeBack = options.readOnly ? nil : writeBack
+        self.writeBack = writeBack
         self.options = options
         self.logger = logger
-        // Whole small objects come with their metadata unless fetching data ahead is turned off.
-        var smallFetch: MetadataFetcher.SmallFetch?
-        if options.directoryReadAhead > 0 {
-            smallFetch = { [cache] version, sink in cache.prefetchSmallObject(version, metadata: sink) }
-        }
-        metadataFetcher = MetadataFetcher(store: store, backgroundLimit: options.metadataReadAhead, smallFetch: smallFetch)
         mountTime = Timestamp(seconds: wallClock().seconds)
         let root = Node(
             ino: 1, parent: 1, name: "", path: "",
             attributes: FileAttributes(ino: 1, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid),
             expires: .infinity, lookups: 1, etag: "", metadata: [:])
-        state.withLock { $0.nodes[1] = root }
-        metadataFetcher.onLearned { [weak self] bucket, key, info in self?.learnedFromHead(bucket: bucket, key: key, info: info) }
+        nodes = NodeTable(root: root)
+        listings = ListingCache(budget: options.maxCachedListingEntries)
+        handles = HandleTable()
+        overlay = StagedOverlay()
         self.writeBack?.setHooks(
             durable: { [weak self] f, key, etag, size in self?.uploaded(f, key: key, etag: etag, size: size) },
             evicted: { [weak self] f, key in self?.evicted(f, key: key) })
     }
 
-    /// Sets the hook that drops the kernel's cached pages of an inode when its object changed.
-    package func setInvalidator(_ hook: @escaping @Sendable (UInt64) -> Void) {
-        invalidator.withLock { $0.run = hook }
+    /// A namespace of one link at the root: `lakecache mount s3://bucket/prefix`.
+    package convenience init(
+        store: any ObjectStore, cache: BlockCache, writeBack: WriteBack? = nil, bucket: BucketURL,
+        policy: LinkPolicy = LinkPolicy(), options: FilesystemOptions, logger: Logger = Logger(label: "lakecache.fs")
+    ) {
+        let link = Link(path: "", bucket: bucket, store: Store(name: "", client: store), policy: policy)
+        self.init(links: LinkTable(root: link), cache: cache, writeBack: writeBack, options: options, logger: logger)
     }
 
-    func invalidateKernelCache(_ ino: UInt64) {
-        invalidator.withLock { $0.run }?(ino)
-    }
+    /// Sets the hooks that tell the kernel a file's pages or a directory entry are stale.
+    package func setNotifier(_ n: KernelNotifier) { notifier.withLock { $0 = n } }
 
-    /// Namespace anomaly counters.
-    package var counters: NamespaceCounters { state.withLock { $0.counters } }
+    func invalidateKernelCache(_ ino: UInt64) { notifier.withLock { $0.inode }?(ino) }
+
+    func invalidateKernelEntry(parent: UInt64, name: String) { notifier.withLock { $0.entry }?(parent, name) }
+
+    /// The metadata fetcher of a link's store: single-flight per store, shared by its links.
+    func fetcher(_ link: Link) -> MetadataFetcher {
+        fetchers.withLock { f in
+            if let existing = f[link.store.name] { return existing }
+            var smallFetch: MetadataFetcher.SmallFetch?
+            if options.directoryReadAhead > 0 {
+                smallFetch = { [cache] version, sink in cache.prefetchSmallObject(version, metadata: sink) }
+            }
+            let made = MetadataFetcher(store: link.store.client, backgroundLimit: options.metadataReadAhead, smallFetch: smallFetch)
+            made.onLearned { [weak self] bucket, key, info in self?.learnedFromFetch(store: link.store.name, bucket: bucket, key: key, info: info) }
+            f[link.store.name] = made
+            return made
+        }
+    }
 
     /// Inodes the kernel holds, listings cached (entries), open files.
     package var sizes: (nodes: Int, listingEntries: Int, openFiles: Int) {
-        state.withLock { ($0.nodes.count, $0.listingEntries, $0.files.count) }
+        (nodes.count, listings.entryCount, handles.openFiles)
     }
 
-    // MARK: - Keys and attributes
+    // MARK: - Places and attributes
 
-    /// The object key of a path ("" is the mount root's prefix itself).
-    func key(for path: String) -> String { options.bucket.prefix + path }
+    /// A namespace path inside a link: the link and the path relative to it.
+    struct Place {
+        let link: Link
+        let relative: String
+        var key: String { link.key(relative) }
+        var prefix: String { link.listPrefix(relative) }
+        var bucket: String { link.bucket.bucket }
+        var store: any ObjectStore { link.store.client }
+        var policy: LinkPolicy { link.policy }
+    }
 
-    /// The listing prefix of a directory path.
-    func prefix(for path: String) -> String { path.isEmpty ? options.bucket.prefix : options.bucket.prefix + path + "/" }
+    func place(_ path: String) -> Place? {
+        links.link(for: path).map { Place(link: $0.0, relative: $0.1) }
+    }
 
-    var expiry: Double { options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity }
+    func expiry(_ policy: LinkPolicy) -> Double { policy.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity }
+
+    func negativeExpiry(_ policy: LinkPolicy) -> Double { policy.negativeTTL.map { monotonicSeconds() + $0 } ?? .infinity }
+
+    /// How long the kernel may keep what it learns of `path` (synthetic directories: until a reload says).
+    func kernelTTL(_ path: String) -> Double { place(path)?.policy.kernelTTL ?? 365 * 86400 }
 
     /// Attributes of an object or prefix; `kind` is what its key says (file or directory), the type bits of
     /// its mode metadata may make a file a symlink. Under the `listing` policy a file's metadata is ignored,
     /// so a path shows the same whether a listing or a HEAD described it.
-    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, posix: PosixMetadata?) -> FileAttributes {
-        let p = kind != .directory && options.metadata == .listing ? .plain : (posix ?? .plain)
+    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, posix: PosixMetadata?, policy: LinkPolicy) -> FileAttributes {
+        let p = kind != .directory && policy.metadata == .listing ? .plain : (posix ?? .plain)
         var mode = kind == .directory ? options.dirMode : options.fileMode
         var resolvedKind = kind
         if let m = p.mode {
@@ -147,36 +138,43 @@ package final class Filesystem: @unchecked Sendable {
             uid: p.uid ?? options.uid, gid: p.gid ?? options.gid)
     }
 
-    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String]) -> FileAttributes {
-        attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: PosixMetadata(metadata))
+    func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String], policy: LinkPolicy) -> FileAttributes {
+        attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: PosixMetadata(metadata), policy: policy)
     }
 
-    /// Records a node for `path` (new or refreshed) and counts a lookup; caller holds the lock.
+    /// A directory above links, or a link's own root: the mount's directory mode and owner.
+    func directoryAttributes(ino: UInt64) -> FileAttributes {
+        FileAttributes(ino: ino, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid)
+    }
+
+    /// Records a node for `path` (new or refreshed) and counts a lookup.
     ///
     /// `metadata` is the object's own (a HEAD, a write here); without it, `posix` (a listing entry's) gives
     /// the attributes, and what a node already knew of the same ETag is kept.
+    @discardableResult
     func remember(
-        _ s: inout State, parent: UInt64, name: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp,
-        etag: String, metadata: [String: String]?, posix: PosixMetadata? = nil, countLookup: Bool
+        parent: UInt64, name: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp,
+        etag: String, metadata: [String: String]?, posix: PosixMetadata? = nil, policy: LinkPolicy, countLookup: Bool
     ) -> FileAttributes {
-        let parentPath = s.nodes[parent]?.path ?? ""
-        let path = Namespace.join(parentPath, name)
-        // Probe past numbers held by other paths: a 64-bit hash collision is vanishingly rare, but a node
-        // renamed here keeps its number (see `inode(_:of:)`).
-        let ino = inode(s, of: path)
-        let old = s.nodes[ino]
-        var known = metadata
-        if known == nil, let old, old.etag == etag, old.attributes.kind != .directory || kind == .directory { known = old.metadata }
-        let attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: known.map(PosixMetadata.init) ?? posix)
-        var node = old ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
-        node.attributes = attrs
-        node.etag = etag
-        node.metadata = known
-        node.expires = expiry
-        if countLookup { node.lookups += 1 }
-        s.nodes[ino] = node
-        s.byPath[path] = ino
-        if let metadata, kind != .directory { learned(&s, path: path, etag: etag, posix: PosixMetadata(metadata)) }
+        let expires = expiry(policy)
+        let (attrs, path) = nodes.withLock { s -> (FileAttributes, String) in
+            let path = Namespace.join(s.nodes[parent]?.path ?? "", name)
+            let ino = s.inode(of: path)
+            let old = s.nodes[ino]
+            var known = metadata
+            if known == nil, let old, old.etag == etag, old.attributes.kind != .directory || kind == .directory { known = old.metadata }
+            let attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: known.map(PosixMetadata.init) ?? posix, policy: policy)
+            var node = old ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
+            node.attributes = attrs
+            node.etag = etag
+            node.metadata = known
+            node.expires = expires
+            if countLookup { node.lookups += 1 }
+            s.nodes[ino] = node
+            s.byPath[path] = ino
+            return (attrs, path)
+        }
+        if let metadata, kind != .directory { learned(path: path, etag: etag, posix: PosixMetadata(metadata)) }
         return attrs
     }
 
@@ -187,77 +185,99 @@ package final class Filesystem: @unchecked Sendable {
             reply(.failure(FilesystemError(ENOENT, "not a valid name")))
             return
         }
-        enum Step { case answer(Result<EntryReply, FilesystemError>), fetch(path: String), head(path: String, etag: String) }
-        let ttl = options.kernelTTL
-        let now = monotonicSeconds()
-        let step = state.withLock { s -> Step in
-            guard let dir = s.nodes[parent] else { return .answer(.failure(FilesystemError(ESTALE, "unknown parent inode \(parent)"))) }
-            guard dir.attributes.kind == .directory else { return .answer(.failure(FilesystemError(ENOTDIR, "not a directory"))) }
-            let path = Namespace.join(dir.path, name)
-            if let f = s.local[path] {
-                let attrs = rememberLocal(&s, parent: parent, name: name, file: f)
-                return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
+        guard let dir = nodes[parent] else { return reply(.failure(FilesystemError(ESTALE, "unknown parent inode \(parent)"))) }
+        guard dir.attributes.kind == .directory else { return reply(.failure(FilesystemError(ENOTDIR, "not a directory"))) }
+        let path = Namespace.join(dir.path, name)
+        let place: Place
+        switch links.resolve(path) {
+        case .none:
+            return reply(.failure(FilesystemError(ENOENT, "no link or directory of links at /\(path)")))
+        case .synthetic, .link(_, relative: ""):
+            // A directory above links, or a link's root: directories whatever the bucket holds.
+            let ino = nodes.withLock { s -> UInt64 in
+                let ino = s.inode(of: path)
+                var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: directoryAttributes(ino: ino), expires: .infinity, lookups: 0, etag: "", metadata: [:])
+                node.lookups += 1
+                s.nodes[ino] = node
+                s.byPath[path] = ino
+                return ino
             }
-            // Read in place: a copy of a 10,000-entry listing per lookup made `ls -l` CPU-bound.
-            if let listing = s.listings[dir.path], listing.fetched + (options.metadataTTL ?? .infinity) > now {
-                s.clock += 1
-                s.listings[dir.path]!.lastUse = s.clock
+            return reply(.success(EntryReply(attributes: directoryAttributes(ino: ino), ttl: kernelTTL(path))))
+        case .link(let link, let relative):
+            place = Place(link: link, relative: relative)
+        }
+        let policy = place.policy
+        let filter = policy.filter
+        if !filter.isEmpty && !filter.admits(file: place.relative) && !filter.admits(directory: place.relative) {
+            return reply(.failure(FilesystemError(ENOENT, "excluded by the link's include/exclude globs")))
+        }
+        let ttl = policy.kernelTTL
+        if let f = overlay[path] {
+            return reply(.success(EntryReply(attributes: rememberLocal(parent: parent, name: name, file: f, policy: policy), ttl: ttl)))
+        }
+        let now = monotonicSeconds()
+        enum Step { case answer(Result<EntryReply, FilesystemError>), fetch, head(etag: String), node }
+        let step = listings.withLock { s -> Step in
+            if let listing = s.fresh(dir.path, ttl: policy.metadataTTL, now: now) {
                 if let i = listing.byName[name] {
                     let e = listing.entries[i]
-                    let posix = knownPosix(s, path: path, entry: e)
-                    // A file the listing showed but whose metadata is unknown: its HEAD (perhaps already in
-                    // flight from the listing's read-ahead) decides whether it is a symlink, and its mode.
-                    if posix == nil && e.kind == .file && options.metadata == .exact { return .head(path: path, etag: e.etag) }
-                    let attrs = remember(&s, parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: nil, posix: posix, countLookup: true)
-                    return .answer(.success(EntryReply(attributes: attrs, ttl: ttl)))
+                    if e.kind == .file && !filter.admits(file: place.relative) { return .answer(.failure(FilesystemError(ENOENT, "excluded by the link's globs"))) }
+                    return .node
                 }
                 if listing.complete { return .answer(.failure(FilesystemError(ENOENT, "no such entry"))) }
             }
-            if let until = s.negative[dir.path]?[name], until > now {
-                return .answer(.failure(FilesystemError(ENOENT, "no such entry (cached)")))
-            }
-            if var node = s.nodes[inode(s, of: path)], node.expires > now {
-                node.lookups += 1
-                s.nodes[node.ino] = node
-                return .answer(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
-            }
-            return .fetch(path: path)
+            if s.isNegative(dir.path, name, now: now) { return .answer(.failure(FilesystemError(ENOENT, "no such entry (cached)"))) }
+            return .fetch
         }
         switch step {
-        case .answer(let r): reply(r)
-        case .fetch(let path):
-            Task { reply(await self.resolve(parent: parent, name: name, path: path)) }
-        case .head(let path, let etag):
-            Task { reply(await self.resolveListedFile(parent: parent, name: name, path: path, etag: etag)) }
+        case .answer(let r): return reply(r)
+        case .node:
+            // Listed: answer from the listing, unless a file's metadata is still unknown.
+            guard let e = listings.withLock({ $0.entry(dir.path, name) }) else { break }
+            let posix = knownPosix(path: path, entry: e)
+            if posix == nil && e.kind == .file && policy.metadata == .exact {
+                // Its fetch (perhaps already in flight from the listing's read-ahead) decides whether it is a
+                // symlink, and its mode.
+                Task { reply(await self.resolveListedFile(parent: parent, name: name, path: path, place: place)) }
+                return
+            }
+            let attrs = remember(parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: nil, posix: posix, policy: policy, countLookup: true)
+            return reply(.success(EntryReply(attributes: attrs, ttl: ttl)))
+        case .fetch, .head:
+            break
         }
+        let fresh = nodes.withLock { s -> FileAttributes? in
+            guard let ino = s.byPath[path], var node = s.nodes[ino], node.expires > now else { return nil }
+            node.lookups += 1
+            s.nodes[ino] = node
+            return node.attributes
+        }
+        if let fresh { return reply(.success(EntryReply(attributes: fresh, ttl: ttl))) }
+        Task { reply(await self.resolve(parent: parent, name: name, path: path, place: place)) }
     }
 
-    /// A file a fresh listing showed: one HEAD (joined with the listing's metadata read-ahead) gives its
+    /// A file a fresh listing showed: one fetch (joined with the listing's metadata read-ahead) gives its
     /// type and mode. If it vanished or changed kind since the listing, the full lookup decides.
-    func resolveListedFile(parent: UInt64, name: String, path: String, etag: String) async -> Result<EntryReply, FilesystemError> {
+    func resolveListedFile(parent: UInt64, name: String, path: String, place: Place) async -> Result<EntryReply, FilesystemError> {
         do {
-            let learnedMeanwhile = { [self] in
-                state.withLock { s in s.listings[Self.split(path).parent].flatMap { l in l.byName[name].map { l.entries[$0] } }?.posix != nil }
-            }
-            guard let info = try await metadataFetcher.head(bucket: options.bucket.bucket, key: key(for: path), unless: learnedMeanwhile) else {
+            let dir = Namespace.split(path).parent
+            let learnedMeanwhile = { [self] in listings.withLock { $0.entry(dir, name) }?.posix != nil }
+            guard let info = try await fetcher(place.link).head(bucket: place.bucket, key: place.key, unless: learnedMeanwhile) else {
                 // The listing's read-ahead answered just now: the lookup finds it there.
                 return await withCheckedContinuation { c in lookup(parent: parent, name: name) { c.resume(returning: $0) } }
             }
-            return state.withLock { s in
-                let attrs = remember(&s, parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, countLookup: true)
-                return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
-            }
+            let attrs = remember(parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, policy: place.policy, countLookup: true)
+            return .success(EntryReply(attributes: attrs, ttl: place.policy.kernelTTL))
         } catch let e as ObjectStoreError where e.kind == .noSuchKey {
-            return await resolve(parent: parent, name: name, path: path)
+            return await resolve(parent: parent, name: name, path: path, place: place)
         } catch {
-            return .failure(FilesystemError.from(error))
+            return .failure(failed("lookup", path, error))
         }
     }
 
     /// HEAD `key` and LIST `key/` in parallel: a directory wins over a file of the same name.
-    func resolve(parent: UInt64, name: String, path: String) async -> Result<EntryReply, FilesystemError> {
-        let bucket = options.bucket.bucket
-        let key = key(for: path)
+    func resolve(parent: UInt64, name: String, path: String, place: Place) async -> Result<EntryReply, FilesystemError> {
+        let (store, bucket, key, policy) = (place.store, place.bucket, place.key, place.policy)
         async let head: ObjectInfo? = try? await store.headObject(bucket: bucket, key: key)
         async let probe: ListObjectsPage = store.listObjects(ListObjectsRequest(bucket: bucket, prefix: key + "/", delimiter: "/", maxKeys: 1))
         let listed: ListObjectsPage
@@ -265,76 +285,72 @@ package final class Filesystem: @unchecked Sendable {
             listed = try await probe
         } catch {
             _ = await head
-            return .failure(FilesystemError.from(error))
+            return .failure(failed("lookup", path, error))
         }
         let info = await head
+        let isDirectory = (!listed.objects.isEmpty || !listed.commonPrefixes.isEmpty) && policy.filter.admits(directory: place.relative)
         // A marker object (listed first, as "key/" sorts before its children) carries the directory's mode
         // and owner: one more round trip, only for directories that have one.
         var markerInfo: ObjectInfo?
-        if listed.objects.first?.key == key + "/" {
+        if isDirectory && listed.objects.first?.key == key + "/" {
             markerInfo = try? await store.headObject(bucket: bucket, key: key + "/")
         }
-        return state.withLock { s in
-            if !listed.objects.isEmpty || !listed.commonPrefixes.isEmpty {
-                if info != nil { s.counters.shadowedFiles += 1 }
-                let attrs = remember(&s, parent: parent, name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: markerInfo?.metadata ?? [:], countLookup: true)
-                return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
-            }
-            if let info {
-                let attrs = remember(&s, parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, countLookup: true)
-                return .success(EntryReply(attributes: attrs, ttl: options.kernelTTL))
-            }
-            s.negative[Self.split(path).parent, default: [:]][name] = options.metadataTTL.map { monotonicSeconds() + $0 } ?? .infinity
-            return .failure(FilesystemError(ENOENT, "no such object or prefix"))
+        if isDirectory {
+            if info != nil { place.link.counters.shadowedFiles.add(1, ordering: .relaxed) }
+            let attrs = remember(parent: parent, name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", metadata: markerInfo?.metadata ?? [:], policy: policy, countLookup: true)
+            return .success(EntryReply(attributes: attrs, ttl: policy.kernelTTL))
         }
+        if let info, policy.filter.admits(file: place.relative) {
+            let attrs = remember(parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, policy: policy, countLookup: true)
+            return .success(EntryReply(attributes: attrs, ttl: policy.kernelTTL))
+        }
+        let until = negativeExpiry(policy)
+        listings.withLock { $0.setNegative(path, until: until) }
+        return .failure(FilesystemError(ENOENT, "no such object or prefix"))
     }
 
     /// The kernel dropped `count` references to `ino`; at zero the node is forgotten (its number stays stable).
     package func forget(_ ino: UInt64, count: UInt64) {
         guard ino != 1 else { return }
-        state.withLock { s in
-            guard var node = s.nodes[ino] else { return }
+        // Open handles keep their node: checked first, under the handle table's lock alone.
+        let open = handles.withLock { $0.isOpen(ino) }
+        let forgotten = nodes.withLock { s -> Node? in
+            guard var node = s.nodes[ino] else { return nil }
             node.lookups = node.lookups > count ? node.lookups - count : 0
-            if node.lookups == 0 && !s.files.values.contains(where: { $0.ino == ino }) {
-                drop(&s, ino)
-                if node.attributes.kind == .directory { s.negative.removeValue(forKey: node.path) }
-                // The listing stays (bounded by the entry budget and the TTL): the inode number is a hash of
-                // the path, so when the kernel looks the directory up again (after dropping its dentries, say)
-                // the listing is found again without a LIST.
-            } else {
-                s.nodes[ino] = node
+            if node.lookups == 0 && !open {
+                s.drop(ino)
+                return node
             }
+            s.nodes[ino] = node
+            return nil
+        }
+        // The listing stays (bounded by the entry budget and the TTL): the inode number is a hash of the
+        // path, so when the kernel looks the directory up again the listing is found without a LIST.
+        if let forgotten, forgotten.attributes.kind == .directory {
+            listings.withLock { _ = $0.negative.removeValue(forKey: forgotten.path) }
         }
     }
 
     package func getattr(_ ino: UInt64, reply: @escaping @Sendable (Result<EntryReply, FilesystemError>) -> Void) {
-        let now = monotonicSeconds()
-        let cached = state.withLock { s -> (Node?, Bool) in
-            guard var n = s.nodes[ino] else { return (nil, false) }
-            if let f = s.local[n.path] {
-                n.attributes = localAttributes(ino: ino, file: f)
-                return (n, true)
-            }
-            // A detached node (unlinked while open) has no key to ask about: what it last showed stands.
-            return (n, n.expires > now || n.attributes.kind == .directory || n.path.hasPrefix(Self.detachedPrefix))
+        guard var node = nodes[ino] else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
+        let ttl = kernelTTL(node.path)
+        if let f = overlay[node.path], let place = place(node.path) {
+            node.attributes = localAttributes(ino: ino, file: f, policy: place.policy)
+            return reply(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
         }
-        guard let node = cached.0 else {
-            reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)")))
-            return
+        // A detached node (unlinked while open) has no key to ask about: what it last showed stands.
+        if node.expires > monotonicSeconds() || node.attributes.kind == .directory || node.path.hasPrefix(Namespace.detachedPrefix) {
+            return reply(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
         }
-        if cached.1 {
-            reply(.success(EntryReply(attributes: node.attributes, ttl: options.kernelTTL)))
-            return
-        }
+        guard let place = place(node.path) else { return reply(.failure(FilesystemError(ESTALE, "/\(node.path) is no longer in the namespace"))) }
         Task {
             do {
-                let info = try await metadataFetcher.head(bucket: options.bucket.bucket, key: key(for: node.path))
-                let attrs = state.withLock { s in
-                    headed(&s, ino: ino, info) ?? attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata)
-                }
-                reply(.success(EntryReply(attributes: attrs, ttl: options.kernelTTL)))
+                let info = try await fetcher(place.link).head(bucket: place.bucket, key: place.key)
+                let attrs = headed(ino: ino, info, policy: place.policy)
+                    ?? attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata, policy: place.policy)
+                reply(.success(EntryReply(attributes: attrs, ttl: ttl)))
             } catch {
-                reply(.failure(FilesystemError.from(error)))
+                reply(.failure(failed("getattr", node.path, error)))
             }
         }
     }
@@ -342,5 +358,18 @@ package final class Filesystem: @unchecked Sendable {
     /// statfs: a large, mostly free filesystem (object stores have no fixed size).
     package func statfs() -> (blockSize: UInt64, blocks: UInt64, free: UInt64, files: UInt64, freeFiles: UInt64, nameMax: UInt64) {
         (4096, 1 << 38, 1 << 37, 1 << 32, 1 << 31, 255)
+    }
+}
+
+/// What the filesystem tells the kernel when something it cached went stale; set by the FUSE layer.
+package struct KernelNotifier: Sendable {
+    /// Drop the cached pages (and attributes) of an inode.
+    package var inode: (@Sendable (UInt64) -> Void)?
+    /// Drop the dentry `name` in directory `parent` (it appeared, vanished or changed).
+    package var entry: (@Sendable (UInt64, String) -> Void)?
+
+    package init(inode: (@Sendable (UInt64) -> Void)? = nil, entry: (@Sendable (UInt64, String) -> Void)? = nil) {
+        self.inode = inode
+        self.entry = entry
     }
 }

@@ -5,39 +5,28 @@ import ObjectStore
 import Glibc
 #endif
 
-/// How the bucket appears as files: ownership and modes for objects without POSIX metadata, and TTLs.
+/// Mount-wide settings: ownership and modes for objects without POSIX metadata, memory bounds, read-ahead.
+/// What differs per link (TTLs, write mode, globs, the metadata policy) is in `LinkPolicy`.
 package struct FilesystemOptions: Sendable {
-    package var bucket: BucketURL
     package var uid: UInt32
     package var gid: UInt32
     package var fileMode: UInt32 = 0o644
     package var dirMode: UInt32 = 0o755
-    /// Metadata lifetime in seconds; nil is indefinite (immutable datasets).
-    package var metadataTTL: Double? = 60
-    package var readOnly = false
-    /// close() waits for the upload (sync) or returns once the bytes are staged and journaled (async).
-    package var syncClose = false
     /// Listings kept in memory, counted in entries; beyond it the least recently used directories are dropped.
     package var maxCachedListingEntries = 2_000_000
     /// Read-ahead window bounds.
     package var initialReadAhead: Int64 = 16 << 20
     package var maximumReadAhead: Int64 = 256 << 20
     /// Small files of a directory fetched ahead of the application once it reads several of them (see
-    /// `Filesystem+DirectoryReadAhead.swift`); 0 turns it off.
+    /// `Filesystem+DirectoryReadAhead.swift`); 0 turns it off, and with it whole-object metadata fetches.
     package var directoryReadAhead = 64
-    /// Where a listed file's type, mode and owner come from (see `MetadataPolicy`).
-    package var metadata: MetadataPolicy = .exact
-    /// HEADs in flight that learn the metadata of listed files ahead of the lookups that need it.
+    /// Metadata fetches in flight, per store, that learn listed files' metadata ahead of their lookups.
     package var metadataReadAhead = 64
 
-    package init(bucket: BucketURL, uid: UInt32, gid: UInt32) {
-        self.bucket = bucket
+    package init(uid: UInt32, gid: UInt32) {
         self.uid = uid
         self.gid = gid
     }
-
-    /// The TTL handed to the kernel: indefinite becomes a year.
-    package var kernelTTL: Double { metadataTTL ?? 365 * 86400 }
 }
 
 /// Where the type, mode, owner and mtime of a listed file come from.
@@ -100,6 +89,8 @@ package struct DirectoryEntry: Sendable {
     /// only (no type, no attributes, no lookup reference), so the kernel asks for it with a lookup instead of
     /// caching a guess.
     package var exact = true
+    /// How long the kernel may keep the entry (the link's metadata TTL).
+    package var ttl: Double = 60
 }
 
 /// A failed filesystem operation: the errno for the kernel and a message for the log.
@@ -120,12 +111,4 @@ package struct FilesystemError: Error, Sendable, CustomStringConvertible {
         return FilesystemError(EIO, "\(error)")
     }
     package var description: String { "\(message) (errno \(errno))" }
-}
-
-/// Counters of namespace anomalies, for `status`.
-package struct NamespaceCounters: Sendable {
-    /// Keys that cannot be file names (empty segment, `.`, `..`, over 255 bytes, NUL).
-    package var skippedKeys = 0
-    /// Files hidden because a directory of the same name exists.
-    package var shadowedFiles = 0
 }

@@ -27,16 +27,26 @@ struct Listing {
     var fetched: Double = 0
     var lastUse: UInt64 = 0
 
-    /// Adds one page, applying the naming rules; returns the skipped and shadowed counts.
+    /// Adds one page, applying the naming rules and the link's key filter; returns the skipped, shadowed
+    /// and filtered-out counts.
     ///
-    /// `markers` holds the metadata of subdirectory marker objects, by common prefix.
-    mutating func add(page: ListObjectsPage, prefix: String, mountTime: Timestamp, markers: [String: [String: String]] = [:]) -> (skipped: Int, shadowed: Int) {
+    /// `markers` holds the metadata of subdirectory marker objects, by common prefix. `admits` says whether a
+    /// child name (a directory when the flag is set) passes the link's include and exclude globs.
+    mutating func add(
+        page: ListObjectsPage, prefix: String, mountTime: Timestamp, markers: [String: [String: String]] = [:],
+        admits: (String, Bool) -> Bool = { _, _ in true }
+    ) -> (skipped: Int, shadowed: Int, excluded: Int) {
         var skipped = 0
         var shadowed = 0
+        var excluded = 0
         for p in page.commonPrefixes {
             let name = String(p.utf8.dropFirst(prefix.utf8.count).dropLast()) ?? ""
             guard Namespace.isValidName(name) else {
                 skipped += 1
+                continue
+            }
+            guard admits(name, true) else {
+                excluded += 1
                 continue
             }
             if let i = byName[name] {
@@ -57,6 +67,10 @@ struct Listing {
                 skipped += 1
                 continue
             }
+            guard admits(name, false) else {
+                excluded += 1
+                continue
+            }
             if let i = byName[name] {
                 if entries[i].kind == .directory { shadowed += 1 }
                 continue
@@ -66,7 +80,22 @@ struct Listing {
         }
         nextToken = page.nextContinuationToken
         complete = page.nextContinuationToken == nil
-        return (skipped, shadowed)
+        return (skipped, shadowed, excluded)
+    }
+
+    mutating func upsert(_ e: ListingEntry) {
+        if let i = byName[e.name] {
+            entries[i] = e
+        } else {
+            byName[e.name] = entries.count
+            entries.append(e)
+        }
+    }
+
+    mutating func remove(_ name: String) {
+        guard let i = byName.removeValue(forKey: name) else { return }
+        entries.remove(at: i)
+        for j in i..<entries.count { byName[entries[j].name] = j }
     }
 }
 
@@ -113,5 +142,19 @@ enum Namespace {
 
     static func join(_ parent: String, _ name: String) -> String {
         parent.isEmpty ? name : parent + "/" + name
+    }
+
+    /// Splits a path into its parent directory path and name.
+    static func split(_ path: String) -> (parent: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+    }
+
+    /// Paths of detached nodes: no real path starts with NUL.
+    static let detachedPrefix = "\u{0}detached/"
+
+    /// Whether `path` is `root` or lies below it ("" contains everything).
+    static func inside(_ path: String, _ root: String) -> Bool {
+        root.isEmpty || path == root || path.hasPrefix(root + "/")
     }
 }

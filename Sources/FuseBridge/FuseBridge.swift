@@ -65,10 +65,14 @@ package final class FuseBridge: @unchecked Sendable {
         }
         session = se
         let seBox = SessionBox(se)
-        filesystem.setInvalidator { ino in
-            // Never from inside a request handler: the kernel may hold locks the notification needs.
-            startDetachedThread { fuse_lowlevel_notify_inval_inode(seBox.raw, fuse_ino_t(ino), 0, 0) }
-        }
+        // Never from inside a request handler: the kernel may hold locks the notification needs.
+        filesystem.setNotifier(KernelNotifier(
+            inode: { ino in startDetachedThread { fuse_lowlevel_notify_inval_inode(seBox.raw, fuse_ino_t(ino), 0, 0) } },
+            entry: { parent, name in
+                startDetachedThread {
+                    _ = name.withCString { fuse_lowlevel_notify_inval_entry(seBox.raw, fuse_ino_t(parent), $0, name.utf8.count) }
+                }
+            }))
     }
 
     /// Serves requests until the kernel side is unmounted (signals are the daemon's business, not ours).

@@ -80,21 +80,9 @@ extension FuseBridge {
         }
         ops.read = { req, _, size, off, fi in
             let r = FuseRequest(raw: req!)
-            let fs = FuseBridge.from(req).filesystem
-            if let staged = fs.staged(fi!.pointee.fh), let writeBack = fs.writeBack {
-                writeBack.read(staged, offset: Int64(off), size: size) { result in
-                    switch result {
-                    case .success(let bytes): fuse_reply_buf(r.raw, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
-                    case .failure(let e): r.error(e.rawValue)
-                    }
-                }
-                return
-            }
-            fs.read(fi!.pointee.fh, offset: Int64(off), size: size) { result in
+            FuseBridge.from(req).filesystem.read(fi!.pointee.fh, offset: Int64(off), size: size) { result in
                 switch result {
-                case .success(let range):
-                    replyData(r, range)
-                    fs.release(range)
+                case .success(let bytes): replyData(r, bytes)
                 case .failure(let e): r.error(e)
                 }
             }
@@ -190,8 +178,8 @@ extension FuseBridge {
                         // "." and "..", and entries without attributes, must not take lookup references: a
                         // node id of 0 tells the kernel to cache nothing for the entry.
                         if e.name == "." || e.name == ".." || !e.exact { param.ino = 0 }
-                        param.attr_timeout = filesystem.options.kernelTTL
-                        param.entry_timeout = filesystem.options.kernelTTL
+                        param.attr_timeout = e.ttl
+                        param.entry_timeout = e.ttl
                         need = fuse_add_direntry_plus(r.raw, buffer + used, size - used, e.name, &param, off_t(e.offset))
                     } else {
                         need = fuse_add_direntry(r.raw, buffer + used, size - used, e.name, &st, off_t(e.offset))
@@ -212,12 +200,13 @@ struct FileInfoBox: @unchecked Sendable {
     init(_ raw: UnsafeMutablePointer<fuse_file_info>) { self.raw = raw }
 }
 
-/// Replies with the bytes of a pinned range, straight from the cache blocks (no copy in user space).
-func replyData(_ r: FuseRequest, _ range: PinnedRange) {
+/// Replies with the bytes of a read, straight from cache blocks or the staged-read buffer (no copy in user
+/// space).
+func replyData(_ r: FuseRequest, _ bytes: ReadBytes) {
     withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { iov in
-        iov[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: range.first.baseAddress), iov_len: range.first.count)
-        iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: range.second.baseAddress), iov_len: range.second.count)
-        fuse_reply_iov(r.raw, iov.baseAddress, Int32(max(range.segmentCount, 1)))
+        iov[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.first.baseAddress), iov_len: bytes.first.count)
+        iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.second.baseAddress), iov_len: bytes.second.count)
+        fuse_reply_iov(r.raw, iov.baseAddress, Int32(max(bytes.segmentCount, 1)))
     }
 }
 

@@ -181,12 +181,14 @@ package final class BlockCache: @unchecked Sendable {
     ///
     /// On a hit `completion` runs before `read` returns; on a miss it runs when the fill lands. The caller
     /// must pass the range to `release` once it has used the bytes.
-    package func read(_ object: ObjectVersion, offset: Int64, length: Int, completion: @escaping Completion) {
+    /// Returns whether it was a hit in memory (the completion has then run).
+    @discardableResult
+    package func read(_ object: ObjectVersion, offset: Int64, length: Int, completion: @escaping Completion) -> Bool {
         precondition(length <= blockSize, "a read spans at most one block's length")
         let end = min(offset + Int64(length), object.size)
         guard offset < end else {
             completion(.success(PinnedRange()))
-            return
+            return true
         }
         let firstBlock = offset / Int64(blockSize)
         let lastBlock = (end - 1) / Int64(blockSize)
@@ -208,12 +210,13 @@ package final class BlockCache: @unchecked Sendable {
         if let (a, b) = hit {
             hits.add(1, ordering: .relaxed)
             completion(.success(makeRange(offset: offset, end: end, slots: (a, b))))
-            return
+            return true
         }
         misses.add(1, ordering: .relaxed)
         let join = ReadJoin(cache: self, offset: offset, end: end, blocks: keys.1 == nil ? 1 : 2, completion: completion)
         acquire(keys.0, position: 0, join: join, allowStarve: true)
         if let k1 = keys.1 { acquire(k1, position: 1, join: join, allowStarve: true) }
+        return false
     }
 
     /// Gets one block for a join: pins a ready slot, joins a fill, or starts one.
@@ -426,9 +429,26 @@ package final class BlockCache: @unchecked Sendable {
         return true
     }
 
+    /// Bytes of ready blocks in memory, by the group `classify` puts each block's object in.
+    package func memoryUsage(by classify: (ObjectVersion) -> String?) -> [String: Int64] {
+        let objects = state.withLock { s in s.slots.compactMap { slot -> (ObjectVersion, Int)? in
+            guard slot.state == .ready, let key = slot.key else { return nil }
+            return (key.object, slot.length)
+        } }
+        var out: [String: Int64] = [:]
+        for (object, bytes) in objects { out[classify(object) ?? "\u{0}", default: 0] += Int64(bytes) }
+        return out
+    }
+
     /// Whether a block is in memory (ready or filling).
     package func isResident(_ key: BlockKey) -> Bool {
         state.withLock { $0.index[key] != nil }
+    }
+
+    /// Drops every block of `object` from memory and from the disk tier (it changed or vanished in the bucket).
+    package func evict(_ object: ObjectVersion) {
+        invalidate(object)
+        disk?.remove(object, blockSize: blockSize)
     }
 
     /// Drops every memory block of `object` (its ETag changed). Pinned blocks go when released.

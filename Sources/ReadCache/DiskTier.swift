@@ -22,6 +22,9 @@ package final class DiskTier: @unchecked Sendable {
     struct Entry {
         var bytes: Int64
         var lastUse: UInt64
+        /// The object, once written or read in this run (its strings are the cache's own): `usage(by:)`
+        /// attributes bytes to links with it. Blocks found at start are unattributed until used.
+        var object: ObjectVersion? = nil
     }
 
     struct DiskKey: Hashable {
@@ -96,6 +99,16 @@ package final class DiskTier: @unchecked Sendable {
         state.withLock { $0 = (entries, used, maxUse + 1, 0, false) }
     }
 
+    /// Bytes held, by the group `classify` puts each block's object in (nil: not known in this run).
+    package func usage(by classify: (ObjectVersion?) -> String?) -> [String: Int64] {
+        let objects = state.withLock { s in s.entries.values.map { ($0.object, $0.bytes) } }
+        var out: [String: Int64] = [:]
+        for (object, bytes) in objects {
+            out[classify(object) ?? "\u{0}", default: 0] += bytes
+        }
+        return out
+    }
+
     /// Whether the block is indexed (it may still fail verification when read).
     package func contains(_ key: BlockKey) -> Bool {
         state.withLock { $0.entries[DiskKey(object: key.object.id, index: key.index)] != nil }
@@ -162,6 +175,7 @@ package final class DiskTier: @unchecked Sendable {
         state.withLock { s in
             s.clock += 1
             s.entries[dk]?.lastUse = s.clock
+            if s.entries[dk]?.object == nil { s.entries[dk]?.object = key.object }
         }
         return length
     }
@@ -172,6 +186,26 @@ package final class DiskTier: @unchecked Sendable {
         unlink(path)
         forget(key)
         return nil
+    }
+
+    /// Drops every block of `object` (it changed or was deleted in the bucket); returns the bytes freed.
+    @discardableResult
+    package func remove(_ object: ObjectVersion, blockSize: Int) -> Int64 {
+        guard object.size > 0 else { return 0 }
+        var freed: Int64 = 0
+        for index in 0...((object.size - 1) / Int64(blockSize)) {
+            let dk = DiskKey(object: object.id, index: index)
+            let gone = state.withLock { s -> Int64? in
+                guard let e = s.entries.removeValue(forKey: dk) else { return nil }
+                s.used -= e.bytes
+                return e.bytes
+            }
+            if let gone {
+                unlink(path(dk))
+                freed += gone
+            }
+        }
+        return freed
     }
 
     private func forget(_ key: DiskKey) {
@@ -229,7 +263,7 @@ package final class DiskTier: @unchecked Sendable {
             // `makeRoom` already counted `size` in `used`; a replaced entry gives its bytes back.
             s.clock += 1
             if let old = s.entries[dk] { s.used -= old.bytes }
-            s.entries[dk] = Entry(bytes: size, lastUse: s.clock)
+            s.entries[dk] = Entry(bytes: size, lastUse: s.clock, object: key.object)
         }
         return true
     }

@@ -191,6 +191,11 @@ package final class WriteBack: @unchecked Sendable {
     }
 
     /// Open writable handles on the file.
+    /// Where the file uploads to now (a rename retargets it).
+    package func target(_ f: StagedFile) -> UploadTarget {
+        lock.withLock { _ in UploadTarget(store: f.store.name, bucket: f.s.bucket, key: f.s.key) }
+    }
+
     package func writers(_ f: StagedFile) -> Int {
         lock.withLock { _ in f.s.writers }
     }

@@ -108,14 +108,27 @@ struct StatusCommand: AsyncParsableCommand {
             requests = fields.map { "\($0.0) \(Int($0.1.number ?? 0))" }.joined(separator: ", ")
         }
         return """
-            \(r["mountpoint"]?.string ?? "?")  s3://\(r["bucket"]?.string ?? "?")/\(r["prefix"]?.string ?? "")  (pid \(Int(num(["pid"]))), up \(Int(num(["uptime_seconds"]))) s)
+            \(r["mountpoint"]?.string ?? "?")  \(r["bucket"].map { "s3://\($0.string ?? "?")/\(r["prefix"]?.string ?? "")" } ?? "config \(r["config"]?.string ?? "?")")  (pid \(Int(num(["pid"]))), up \(Int(num(["uptime_seconds"]))) s)
               memory tier  \(size(num(["cache", "memory", "bytes"]))) of \(size(num(["cache", "memory", "capacity"])))   hits \(Int(hits))  misses \(Int(misses))  hit ratio \(ratio)
               disk tier    \(size(num(["cache", "disk", "bytes"]))) of \(size(num(["cache", "disk", "capacity"])))   hits \(Int(num(["cache", "disk", "hits"])))  corrupt \(Int(num(["cache", "disk", "corrupt_blocks"])))
               backend      \(requests.isEmpty ? "no requests" : requests)
                            in \(size(num(["backend", "bytes_in"])))  out \(size(num(["backend", "bytes_out"])))  errors \(Int(num(["backend", "errors"])))  retries \(Int(num(["backend", "retries"])))
               uploads      pending \(Int(num(["uploads", "pending"])))  failed \(Int(num(["uploads", "failed"])))
               namespace    skipped keys \(Int(num(["namespace", "skipped_keys"])))  shadowed files \(Int(num(["namespace", "shadowed_files"])))
-            """
+            """ + linkLines(r)
+    }
+
+    /// One line per link of a mount with several (or a config file).
+    static func linkLines(_ r: JSONValue) -> String {
+        guard r["config"] != nil, case .array(let links)? = r["links"] else { return "" }
+        func size(_ b: Double?) -> String { ByteSize(bytes: Int64(b ?? 0)).description }
+        return links.map { l in
+            let requests = l["backend"]?["requests"].map { v -> Int in
+                guard case .object(let f) = v else { return 0 }
+                return f.reduce(0) { $0 + Int($1.1.number ?? 0) }
+            } ?? 0
+            return "\n  link \(l["path"]?.string ?? "?") → \(l["url"]?.string ?? "?")   memory \(size(l["cache"]?["memory_bytes"]?.number))  disk \(size(l["cache"]?["disk_bytes"]?.number))  hits \(Int(l["cache"]?["hits"]?.number ?? 0))  misses \(Int(l["cache"]?["misses"]?.number ?? 0))  requests \(requests)  pending uploads \(Int(l["uploads"]?["pending"]?.number ?? 0))  skipped keys \(Int(l["skipped_keys"]?.number ?? 0))"
+        }.joined()
     }
 }
 

@@ -21,7 +21,7 @@ struct LakeCache: AsyncParsableCommand {
             names a custom CA.
             """,
         version: version,
-        subcommands: [MountCommand.self, UnmountCommand.self, StatusCommand.self, FlushCommand.self]
+        subcommands: [MountCommand.self, UnmountCommand.self, StatusCommand.self, FlushCommand.self, LinksCommand.self, ReloadCommand.self, SyncCommand.self]
     )
 }
 

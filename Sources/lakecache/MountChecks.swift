@@ -92,6 +92,28 @@ enum MountChecks {
         unlink(probe)
     }
 
+    /// Checks every link's bucket, all at once; the first failure (in link order) names its link.
+    static func checkBuckets(_ links: [LinkPlan]) async throws(CLIFailure) {
+        let failures = await withTaskGroup(of: (Int, CLIFailure?).self) { group in
+            for (i, link) in links.enumerated() {
+                group.addTask {
+                    do {
+                        try await checkBucket(link.bucket, configuration: link.s3)
+                        return (i, nil)
+                    } catch let error as CLIFailure {
+                        return (i, CLIFailure(message: (links.count > 1 || !link.path.isEmpty ? link.label + ": " : "") + error.message, exitCode: error.exitCode))
+                    } catch {
+                        return (i, CLIFailure(message: "\(link.label): \(error)"))
+                    }
+                }
+            }
+            var out: [(Int, CLIFailure)] = []
+            for await (i, f) in group { if let f { out.append((i, f)) } }
+            return out.sorted { $0.0 < $1.0 }
+        }
+        if let first = failures.first { throw first.1 }
+    }
+
     /// Checks that the bucket exists and the credentials may use it, so a bad mount fails now, not on first read.
     static func checkBucket(_ bucket: BucketURL, configuration: S3Configuration) async throws(CLIFailure) {
         var config = configuration

@@ -2,11 +2,11 @@ import Control
 import Filesystem
 import FuseBridge
 import Logging
-import Platform
 import ObjectStore
+import Platform
 import ReadCache
-import WriteBack
 import Synchronization
+import WriteBack
 
 #if canImport(Glibc)
 import Glibc
@@ -14,15 +14,31 @@ import Glibc
 
 /// Serves one mount in this process: builds the layers, mounts, answers the control socket, and owns the
 /// order of shutdown (stop the control socket, leave the FUSE loop, unmount, drain disk writes, stop the
-/// network thread). SIGTERM, SIGINT and SIGHUP unmount the kernel side through `SignalWatcher`, which ends
-/// the loop and runs the same order.
+/// network threads). SIGTERM and SIGINT unmount the kernel side through `SignalWatcher`, which ends the
+/// loop and runs the same order; SIGHUP rereads the config file.
 final class MountDaemon: @unchecked Sendable {
     let plan: MountPlan
+    let command: MountCommand
     let logger: Logger
 
-    init(plan: MountPlan, logger: Logger) {
+    init(plan: MountPlan, command: MountCommand, logger: Logger) {
         self.plan = plan
+        self.command = command
         self.logger = logger
+    }
+
+    /// What the handlers of the control verbs work with.
+    struct Parts: @unchecked Sendable {
+        let plan: MountPlan
+        let command: MountCommand
+        let builder: NamespaceBuilder
+        let cache: BlockCache
+        let disk: DiskTier
+        let filesystem: Filesystem
+        let writeBack: WriteBack?
+        let started: Double
+        let logger: Logger
+        let background: BackgroundWork
     }
 
     /// Mounts; `ready` is called once with nil when the mount is live or with the failure.
@@ -36,103 +52,106 @@ final class MountDaemon: @unchecked Sendable {
         }
         defer { close(lockFD) }
 
-        let client = S3Client(configuration: plan.s3, logger: Logger(label: "lakecache.s3"))
+        let builder = NamespaceBuilder(maxConcurrency: plan.maxConcurrency)
+        let links = builder.links(for: plan.links)
+        builder.commit(links, plans: plan.links)
+        let table: LinkTable
+        do { table = try LinkTable(links) } catch {
+            ready(CLIFailure(message: "\(error)", exitCode: 64))
+            return 1
+        }
         let disk: DiskTier
         do {
             disk = try DiskTier(directory: plan.cacheDir, capacity: plan.cacheSize, freeSpaceFloor: Self.freeSpaceFloor(plan.cacheDir))
         } catch {
-            client.shutdown()
+            builder.shutdown()
             ready(CLIFailure(message: error.message))
             return 1
         }
         var cacheConfig = BlockCacheConfiguration()
         cacheConfig.blockSize = plan.blockSize
         cacheConfig.memoryBytes = plan.memoryCache
-        let cache = BlockCache(store: client, configuration: cacheConfig, disk: disk, logger: Logger(label: "lakecache.cache"))
+        let cache = BlockCache(store: links[0].store.client, configuration: cacheConfig, disk: disk, logger: Logger(label: "lakecache.cache"))
         var writeBack: WriteBack?
         var replayed = ReplayReport()
-        if !plan.readOnly {
+        if plan.writable {
             var wb = WriteBackOptions(directory: plan.cacheDir)
             wb.partSize = plan.partSize
             wb.concurrency = plan.uploadConcurrency
             wb.residentBytes = plan.cacheSize / 2
             do {
-                writeBack = try WriteBack(store: client, options: wb, logger: Logger(label: "lakecache.writeback"))
+                writeBack = try WriteBack(stores: { builder.store(named: $0) }, options: wb, logger: Logger(label: "lakecache.writeback"))
             } catch {
                 disk.shutdown()
-                client.shutdown()
+                builder.shutdown()
                 ready(CLIFailure(message: error.message))
                 return 1
             }
             // Acknowledged writes from before a crash go first: reads of those paths must see them.
             replayed = await writeBack!.replay()
-            if !replayed.resumed.isEmpty || replayed.abortedUploads > 0 || !replayed.unusable.isEmpty {
+            if !replayed.resumed.isEmpty || replayed.abortedUploads > 0 || !replayed.unusable.isEmpty || !replayed.waitingForStore.isEmpty {
                 logger.info("journal replayed", metadata: [
                     "resumed": "\(replayed.resumed.count)", "reused_parts": "\(replayed.reusedParts)",
                     "aborted_uploads": "\(replayed.abortedUploads)", "unusable_records": "\(replayed.unusable.count)",
+                    "waiting_for_a_store": "\(replayed.waitingForStore.count)",
                 ])
             }
         }
-        var fsOptions = FilesystemOptions(bucket: plan.bucket, uid: plan.uid, gid: plan.gid)
+        var fsOptions = FilesystemOptions(uid: plan.uid, gid: plan.gid)
         fsOptions.fileMode = plan.fileMode
         fsOptions.dirMode = plan.dirMode
-        fsOptions.metadataTTL = plan.metadataTTL
-        fsOptions.readOnly = plan.readOnly
-        fsOptions.syncClose = plan.writeMode == "sync"
         fsOptions.directoryReadAhead = plan.dirReadAhead
-        fsOptions.metadata = plan.metadataPolicy
         fsOptions.metadataReadAhead = plan.metadataReadAhead
-        let writer = writeBack
-        let filesystem = Filesystem(store: client, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))
+        let filesystem = Filesystem(links: table, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))
         filesystem.adoptReplayed(replayed.resumed)
-        var fuseOptions = FuseOptions(mountpoint: plan.mountpoint, fsName: "lakecache:\(plan.bucket.bucket)")
+        var fuseOptions = FuseOptions(mountpoint: plan.mountpoint, fsName: "lakecache:" + (plan.links.count == 1 ? plan.links[0].bucket.bucket : "links"))
         fuseOptions.allowOther = plan.allowOther
-        fuseOptions.readOnly = plan.readOnly
+        fuseOptions.readOnly = !plan.writable
         fuseOptions.threads = plan.fuseThreads
         let bridge = FuseBridge(filesystem: filesystem, options: fuseOptions, logger: Logger(label: "lakecache.fuse"))
         do {
             try bridge.mount()
         } catch {
             disk.shutdown()
-            client.shutdown()
+            builder.shutdown()
             ready(CLIFailure(message: error.message))
             return 1
         }
         Self.raiseKernelReadahead(plan.mountpoint, kilobytes: plan.kernelReadaheadKB, logger: logger)
-        var started = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &started)
-        let startedAt = Double(started.tv_sec) + Double(started.tv_nsec) / 1e9
-        let plan = self.plan
-        let control = ControlServer(path: ControlPaths.socket(for: plan.mountpoint), logger: logger) { command in
-            switch command.split(separator: " ").first.map(String.init) ?? "" {
-            case "status":
-                return StatusReport.build(plan: plan, client: client, cache: cache, disk: disk, filesystem: filesystem, writeBack: writer, started: startedAt).encoded()
-            case let verb where verb == "pending" || verb == "retry":
-                let path = command.split(separator: " ", maxSplits: 1).dropFirst().first.flatMap { URIEncoding.decode(String($0)) } ?? ""
-                return StatusReport.pending(writer, key: plan.bucket.prefix + path, retry: verb == "retry").encoded()
-            case "unmount":
-                return Self.unmountKernel(plan.mountpoint)
-            default:
-                return JSONValue.object([("error", .string("unknown command '\(command)'"))]).encoded()
-            }
-        }
+        let background = BackgroundWork(filesystem: filesystem, cacheDir: plan.cacheDir, logger: logger)
+        let parts = Parts(
+            plan: plan, command: command, builder: builder, cache: cache, disk: disk, filesystem: filesystem, writeBack: writeBack,
+            started: monotonicSeconds(), logger: logger, background: background)
+        let router = ControlRouter(logger: logger)
+        ControlHandlers.register(on: router, parts)
+        let control = ControlServer(path: ControlPaths.socket(for: plan.mountpoint), logger: logger) { router.handle($0) }
         do {
             try control.start()
         } catch {
             logger.error("control socket unavailable; status and unmount will not work", metadata: ["error": "\(error)"])
         }
+        background.start(links)
         ready(nil)
         let logger = self.logger
+        let mountpoint = plan.mountpoint
         SignalWatcher.install { sig in
-            logger.info("signal \(sig): unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
+            if sig == SIGHUP {
+                logger.info("SIGHUP: rereading the config file")
+                let answer = ReloadHandler.reload(parts)
+                logger.info("reload", metadata: ["outcome": "\(answer)"])
+                return
+            }
+            logger.info("signal \(sig): unmounting", metadata: ["mountpoint": "\(mountpoint)"])
             // A busy mountpoint must not keep a stopping service alive: detach lazily if a plain unmount fails.
             if getuid() == 0 {
-                if umount2(plan.mountpoint, 0) != 0 { umount2(plan.mountpoint, Int32(MNT_DETACH)) }
-            } else if runProcess("/bin/fusermount3", ["-u", plan.mountpoint]) != 0 {
-                _ = runProcess("/bin/fusermount3", ["-uz", plan.mountpoint])
+                if umount2(mountpoint, 0) != 0 { umount2(mountpoint, Int32(MNT_DETACH)) }
+            } else if runProcess("/bin/fusermount3", ["-u", mountpoint]) != 0 {
+                _ = runProcess("/bin/fusermount3", ["-uz", mountpoint])
             }
         }
-        logger.info("mounted", metadata: ["bucket": "\(plan.bucket)", "mountpoint": "\(plan.mountpoint)", "endpoint": "\(plan.s3.endpoint)"])
+        logger.info("mounted", metadata: [
+            "mountpoint": "\(plan.mountpoint)", "links": "\(plan.links.map { "/\($0.path)=\($0.bucket)@\($0.s3.endpoint)" }.joined(separator: " "))",
+        ])
 
         let rc: Int32 = await withCheckedContinuation { continuation in
             // Its own thread: the loop lives as long as the mount, and must not hold a cooperative thread.
@@ -140,10 +159,11 @@ final class MountDaemon: @unchecked Sendable {
         }
         logger.info("unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
         control.stop()
+        background.stop()
         writeBack?.shutdown()
         bridge.unmount()
         disk.shutdown()
-        client.shutdown()
+        builder.shutdown()
         return rc == 0 ? 0 : 1
     }
 
@@ -170,19 +190,6 @@ final class MountDaemon: @unchecked Sendable {
         var vfs = statvfs()
         guard statvfs(dir, &vfs) == 0 else { return 1 << 30 }
         return min(1 << 30, Int64(vfs.f_blocks) * Int64(vfs.f_frsize) / 20)
-    }
-
-    /// Unmounts at the kernel, which ends the FUSE loop; the answer says whether it worked.
-    static func unmountKernel(_ mountpoint: String) -> String {
-        if getuid() == 0 {
-            if umount2(mountpoint, 0) == 0 { return JSONValue.object([("ok", .bool(true))]).encoded() }
-            let e = errno
-            let why = e == EBUSY ? "the mountpoint is busy (a process has a file or directory open there); close it and retry" : "\(Errno(e))"
-            return JSONValue.object([("error", .string("cannot unmount \(mountpoint): \(why)"))]).encoded()
-        }
-        let status = runProcess("/bin/fusermount3", ["-u", mountpoint])
-        return status == 0 ? JSONValue.object([("ok", .bool(true))]).encoded()
-            : JSONValue.object([("error", .string("fusermount3 -u \(mountpoint) failed (is the mountpoint busy?)"))]).encoded()
     }
 }
 

@@ -21,15 +21,15 @@ import Glibc
         config.blockSize = 1 << 20
         config.memoryBytes = 16 << 20
         let cache = BlockCache(store: store, configuration: config, disk: nil)
-        var options = FilesystemOptions(bucket: BucketURL(bucket: "b", prefix: ""), uid: 1000, gid: 1000)
-        options.metadata = metadata
+        var policy = LinkPolicy()
+        policy.metadata = metadata
         var writeBack: WriteBack?
         if writable {
             let dir = NSTemporaryDirectory() + "lakecache-fs-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             writeBack = try WriteBack(store: store, options: WriteBackOptions(directory: dir))
         }
-        return Filesystem(store: store, cache: cache, writeBack: writeBack, options: options)
+        return Filesystem(store: store, cache: cache, writeBack: writeBack, bucket: BucketURL(bucket: "b", prefix: ""), policy: policy, options: FilesystemOptions(uid: 1000, gid: 1000))
     }
 
     func lookup(_ fs: Filesystem, _ parent: UInt64, _ name: String) async throws -> FileAttributes {
@@ -58,7 +58,7 @@ import Glibc
     }
 
     func waitForReadAhead(_ fs: Filesystem) async throws {
-        for _ in 0..<500 where fs.metadataFetcher.backlog > 0 { try await Task.sleep(nanoseconds: 2_000_000) }
+        for _ in 0..<500 where fs.fetcher(fs.links.links[0]).backlog > 0 { try await Task.sleep(nanoseconds: 2_000_000) }
     }
 
     @Test func exactListingNeverShowsAGuess() async throws {

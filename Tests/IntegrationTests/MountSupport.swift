@@ -16,6 +16,8 @@ final class TestMount: @unchecked Sendable {
     let endpoint: String
     let url: String
     let extra: [String]
+    /// A config file of links, mounted with `--config` instead of a URL.
+    let config: String?
 
     /// The test's own directory (mountpoint and default cache), removed when the mount object goes.
     private let base: String
@@ -28,8 +30,26 @@ final class TestMount: @unchecked Sendable {
         self.endpoint = endpoint
         url = "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)")
         self.extra = extra
+        config = nil
         try? FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
     }
+
+    /// A mount of the links `yaml` declares (written to a file of its own; `configPath` names it).
+    init(config yaml: String, extra: [String] = []) {
+        let base = NSTemporaryDirectory() + "lakecache-mnt-\(UUID().uuidString.prefix(8))"
+        self.base = base
+        mountpoint = base + "/mnt"
+        cacheDir = base + "/cache"
+        endpoint = ""
+        url = ""
+        self.extra = extra
+        config = base + "/links.yaml"
+        try? FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        try? yaml.write(toFile: config!, atomically: true, encoding: .utf8)
+    }
+
+    /// Rewrites the config file (then `lakecache reload`).
+    func rewrite(_ yaml: String) throws { try yaml.write(toFile: config!, atomically: true, encoding: .utf8) }
 
     static func run(_ args: [String]) -> (status: Int32, output: String) {
         let r = spawn(CLITests.binary, args, mergeOutput: true)
@@ -42,7 +62,8 @@ final class TestMount: @unchecked Sendable {
     }
 
     func start() throws {
-        let r = Self.run(["mount", url, mountpoint, "--endpoint", endpoint, "--cache-dir", cacheDir] + extra)
+        let args = config.map { ["mount", "--config", $0, mountpoint, "--cache-dir", cacheDir] } ?? ["mount", url, mountpoint, "--endpoint", endpoint, "--cache-dir", cacheDir]
+        let r = Self.run(args + extra)
         try #require(r.status == 0, "mount failed: \(r.output)")
     }
 

@@ -1,5 +1,3 @@
-import Platform
-
 /// Percent-encoding exactly as SigV4 canonicalisation requires (RFC 3986 unreserved set).
 package enum URIEncoding {
     @inline(__always)

@@ -1,0 +1,68 @@
+import Control
+import Filesystem
+import ObjectStore
+import Platform
+import WriteBack
+
+/// The control verbs of a mount, one handler each.
+enum ControlHandlers {
+    static func register(on router: ControlRouter, _ parts: MountDaemon.Parts) {
+        router.register("status") { _ in StatusHandler.status(parts).encoded() }
+        router.register("pending") { r in PendingHandler.pending(parts, path: r.arguments.first ?? "", retry: false).encoded() }
+        router.register("retry") { r in PendingHandler.pending(parts, path: r.arguments.first ?? "", retry: true).encoded() }
+        router.register("unmount") { _ in UnmountHandler.unmount(parts.plan.mountpoint) }
+        router.register("links") { _ in LinksHandler.links(parts).encoded() }
+        router.register("reload") { _ in ReloadHandler.reload(parts) }
+        router.register("sync") { r in SyncHandler.sync(parts, paths: r.arguments) }
+    }
+
+    static func error(_ message: String) -> String { JSONValue.object([("error", .string(message))]).encoded() }
+
+    static func n(_ v: Int) -> JSONValue { .number(Double(v)) }
+    static func n64(_ v: Int64) -> JSONValue { .number(Double(v)) }
+
+    /// Runs async work from a control thread (each connection has its own) and waits for it.
+    static func wait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+        let box = ResultBox<T>()
+        Task {
+            box.set(await body())
+        }
+        return box.get()
+    }
+}
+
+/// A one-shot hand-off from a task to the thread that waits for it.
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private var value: T?
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&cond)
+    }
+
+    func set(_ v: T) {
+        pthread_mutex_lock(&mutex)
+        value = v
+        pthread_cond_signal(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func get() -> T {
+        pthread_mutex_lock(&mutex)
+        while value == nil { pthread_cond_wait(&cond, &mutex) }
+        let v = value!
+        pthread_mutex_unlock(&mutex)
+        return v
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,125 @@
+import Control
+import Filesystem
+import ObjectStore
+import Platform
+import ReadCache
+import WriteBack
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `status`: cache tiers, backend, uploads and namespace, for the mount and per link.
+enum StatusHandler {
+    static func status(_ p: MountDaemon.Parts) -> JSONValue {
+        let (n, n64) = (ControlHandlers.n, ControlHandlers.n64)
+        let cache = p.cache
+        let memory = cache.memoryUsage
+        let diskUsage = p.disk.usage
+        let sizes = p.filesystem.sizes
+        let links = p.filesystem.links.links
+        let usage = p.filesystem.usage()
+        var requests: [String: Int] = [:]
+        var bytesIn: Int64 = 0
+        var bytesOut: Int64 = 0
+        var errors = 0
+        var retries = 0
+        for client in p.builder.clients.values {
+            let m = client.metrics
+            for (k, v) in m.requests { requests[k, default: 0] += v }
+            bytesIn += m.bytesIn.load(ordering: .relaxed)
+            bytesOut += m.bytesOut.load(ordering: .relaxed)
+            errors += m.errors.load(ordering: .relaxed)
+            retries += m.retries.load(ordering: .relaxed)
+        }
+        var skipped = 0
+        var shadowed = 0
+        for l in links {
+            skipped += l.counters.skippedKeys.load(ordering: .relaxed)
+            shadowed += l.counters.shadowedFiles.load(ordering: .relaxed)
+        }
+        var fields: [(String, JSONValue)] = [
+            ("mountpoint", .string(p.plan.mountpoint)),
+            ("pid", n(Int(getpid()))),
+            ("uptime_seconds", .number(((monotonicSeconds() - p.started) * 10).rounded() / 10)),
+        ]
+        if let file = p.plan.configFile { fields.append(("config", .string(file))) }
+        if links.count == 1 && links[0].path.isEmpty {
+            // A one-URL mount: the link's identity at the top, as before links existed.
+            let only = links[0]
+            fields += [
+                ("bucket", .string(only.bucket.bucket)), ("prefix", .string(only.bucket.prefix)),
+                ("endpoint", .string(p.builder.plan("")?.s3.endpoint.description ?? "")),
+                ("read_only", .bool(only.policy.readOnly)), ("write_mode", .string(only.policy.syncClose ? "sync" : "async")),
+            ]
+        }
+        fields += [
+            ("cache", .object([
+                ("block_size", n(cache.blockSize)),
+                ("memory", .object([
+                    ("bytes", n64(memory.bytes)), ("capacity", n64(memory.capacity)),
+                    ("hits", n(cache.hits.load(ordering: .relaxed))), ("misses", n(cache.misses.load(ordering: .relaxed))),
+                    ("joined_fills", n(cache.joinedFills.load(ordering: .relaxed))),
+                    ("prefetched_blocks", n(cache.prefetches.load(ordering: .relaxed))),
+                ])),
+                ("disk", .object([
+                    ("directory", .string(p.plan.cacheDir)),
+                    ("bytes", n64(diskUsage.bytes)), ("capacity", n64(p.plan.cacheSize)), ("blocks", n(diskUsage.blocks)),
+                    ("hits", n(p.disk.hits.load(ordering: .relaxed))), ("misses", n(p.disk.misses.load(ordering: .relaxed))),
+                    ("corrupt_blocks", n(p.disk.corrupt.load(ordering: .relaxed))),
+                    ("write_skips", n(p.disk.writeSkips.load(ordering: .relaxed))),
+                    ("evictions", n(p.disk.evictions.load(ordering: .relaxed))),
+                ])),
+                ("network_fills", n(cache.networkFills.load(ordering: .relaxed))),
+                ("disk_fills", n(cache.diskFills.load(ordering: .relaxed))),
+            ])),
+            ("backend", .object([
+                ("requests", .object(requests.sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) })),
+                ("bytes_in", n64(bytesIn)), ("bytes_out", n64(bytesOut)), ("errors", n(errors)), ("retries", n(retries)),
+            ])),
+            ("uploads", uploads(p.writeBack?.stats() ?? UploadStats())),
+            ("namespace", .object([
+                ("inodes", n(sizes.nodes)), ("cached_listing_entries", n(sizes.listingEntries)), ("open_files", n(sizes.openFiles)),
+                ("skipped_keys", n(skipped)), ("shadowed_files", n(shadowed)),
+            ])),
+            ("links", .array(links.map { link in
+                let u = usage[link.path] ?? Filesystem.LinkUsage()
+                let r = p.builder.requests(link.path)
+                return .object([
+                    ("path", .string("/" + link.path)), ("url", .string("\(link.bucket)")),
+                    ("endpoint", .string(p.builder.plan(link.path)?.s3.endpoint.description ?? "")),
+                    ("cache", .object([
+                        ("memory_bytes", n64(u.memoryBytes)), ("disk_bytes", n64(u.diskBytes)),
+                        ("hits", n(u.readHits)), ("misses", n(u.reads - u.readHits)),
+                    ])),
+                    ("backend", .object([
+                        ("requests", .object((r?.byOperation ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) })),
+                        ("errors", n(r?.errors.load(ordering: .relaxed) ?? 0)),
+                    ])),
+                    ("uploads", .object([
+                        ("pending", n(u.uploads.pendingFiles)), ("pending_bytes", n64(u.uploads.pendingBytes)),
+                        ("failed", n(u.uploads.failures.count)),
+                    ])),
+                    ("skipped_keys", n(link.counters.skippedKeys.load(ordering: .relaxed))),
+                    ("excluded_keys", n(link.counters.excludedKeys.load(ordering: .relaxed))),
+                    ("shadowed_files", n(link.counters.shadowedFiles.load(ordering: .relaxed))),
+                ])
+            })),
+        ]
+        return .object(fields)
+    }
+
+    static func uploads(_ u: UploadStats) -> JSONValue {
+        .object([
+            ("pending", .number(Double(u.pendingFiles))), ("pending_bytes", .number(Double(u.pendingBytes))),
+            ("uploaded_bytes", .number(Double(u.uploadedBytes))), ("open_for_writing", .number(Double(u.openForWriting))),
+            ("failed", .number(Double(u.failures.count))),
+            ("oldest_age_seconds", .number(((u.oldestPendingSeconds ?? 0) * 10).rounded() / 10)),
+            ("completed", .number(Double(u.completedUploads))),
+            ("resident_files", .number(Double(u.residentFiles))), ("resident_bytes", .number(Double(u.residentBytes))),
+            ("failures", .array(u.failures.map { f in
+                .object([("key", .string(f.key)), ("error", .string(f.failure.message)), ("permanent", .bool(f.failure.permanent))])
+            })),
+        ])
+    }
+}

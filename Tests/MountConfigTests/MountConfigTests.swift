@@ -1,5 +1,0 @@
-import Testing
-
-@testable import MountConfig
-
-@Suite struct MountConfigTests {}
