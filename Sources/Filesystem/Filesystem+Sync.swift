@@ -63,6 +63,7 @@ extension Filesystem {
             }
             var one = apply(fresh, to: link, below: relative)
             one.links = [link.path]
+            if relative.isEmpty { saveSnapshot(link, fresh) }
             report.add(one)
             link.counters.syncs.add(1, ordering: .relaxed)
         }

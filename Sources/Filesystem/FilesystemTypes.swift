@@ -22,6 +22,8 @@ package struct FilesystemOptions: Sendable {
     package var directoryReadAhead = 64
     /// Metadata fetches in flight, per store, that learn listed files' metadata ahead of their lookups.
     package var metadataReadAhead = 64
+    /// Where links whose metadata never expires keep their listing snapshots; nil keeps none.
+    package var snapshotDirectory: String?
 
     package init(uid: UInt32, gid: UInt32) {
         self.uid = uid

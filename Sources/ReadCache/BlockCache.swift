@@ -440,6 +440,36 @@ package final class BlockCache: @unchecked Sendable {
         return out
     }
 
+    /// Brings one block into the cache for later: joins a fill in flight, or starts one with write-behind to
+    /// the disk tier, using only a slot that can be had without waiting (so it never delays a demand read).
+    /// `done` gets whether the block is now held (false: no slot free, or the fetch failed; try again later).
+    package func fill(_ object: ObjectVersion, block index: Int64, done: @escaping @Sendable (Bool) -> Void) {
+        let key = BlockKey(object: object, index: index)
+        if disk?.contains(key) == true { return done(true) }
+        enum Step { case held, joined, start(Int32), busy }
+        let waiter = Waiter { [self] result in
+            if case .success(let slot) = result { unpin(slot) }
+            done((try? result.get()) != nil)
+        }
+        let step = state.withLock { s -> Step in
+            if let slot = s.index[key] {
+                if s.slots[Int(slot)].state == .ready { return .held }
+                s.slots[Int(slot)].waiters.append(waiter)
+                return .joined
+            }
+            guard let slot = s.take(length: length(key)) else { return .busy }
+            s.slots[Int(slot)] = Slot(key: key, state: .filling, waiters: [waiter])
+            s.index[key] = slot
+            return .start(slot)
+        }
+        switch step {
+        case .held: done(true)
+        case .joined: break
+        case .start(let slot): fill(slot, key: key, writeBehind: true)
+        case .busy: done(false)
+        }
+    }
+
     /// Whether a block is in memory (ready or filling).
     package func isResident(_ key: BlockKey) -> Bool {
         state.withLock { $0.index[key] != nil }

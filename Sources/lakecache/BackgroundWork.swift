@@ -1,5 +1,6 @@
 import Filesystem
 import Logging
+import ReadCache
 import Platform
 import Synchronization
 
@@ -59,6 +60,30 @@ final class BackgroundWork: Sendable {
         }
     }
 
+    /// Lists each link whole in the background (`import: preload`, or an immutable link without a saved
+    /// listing), then, for `preload`, fills the disk tier with its data below every application read.
+    func importListings(_ links: [Link]) {
+        for link in links {
+            Task { [self] in
+                let started = monotonicSeconds()
+                do {
+                    let n = try await filesystem.listWhole(link)
+                    logger.info("link listed whole", metadata: ["link": "/\(link.path)", "objects": "\(n)", "seconds": "\(monotonicSeconds() - started)"])
+                } catch {
+                    logger.warning("cannot list the link whole; it is listed directory by directory as it is used", metadata: ["link": "/\(link.path)", "error": "\(error)"])
+                    return
+                }
+                guard link.policy.preload else { return }
+                let demand = DemandSampler(cache: filesystem.cache)
+                let r = await filesystem.preloadData(link, busy: { demand.busy() })
+                logger.info("link preloaded", metadata: [
+                    "link": "/\(link.path)", "objects": "\(r.objects)", "bytes": "\(r.bytes)",
+                    "stopped": "\(r.stoppedFull ? "the disk tier is nearly full" : "no")",
+                ])
+            }
+        }
+    }
+
     func recordSync(_ link: String, _ r: SyncReport) { state.withLock { $0.lastSync[link] = r } }
 
     func lastSync(_ link: String) -> SyncReport? { state.withLock { $0.lastSync[link] } }
@@ -68,6 +93,27 @@ final class BackgroundWork: Sendable {
             s.stopped = true
             for t in s.timers.values { t.cancel() }
             s.timers = [:]
+        }
+    }
+}
+
+/// Whether applications are reading from the backend now: cache misses in the last 100 ms (background
+/// fills do not count as misses).
+final class DemandSampler: Sendable {
+    private let cache: BlockCache
+    private let last = Mutex<(misses: Int, at: Double, busy: Bool)>((0, 0, false))
+
+    init(cache: BlockCache) { self.cache = cache }
+
+    func busy() -> Bool {
+        let now = monotonicSeconds()
+        let misses = cache.misses.load(ordering: .relaxed)
+        return last.withLock { s in
+            if now - s.at < 0.1 { return s.busy }
+            s.busy = misses != s.misses
+            s.misses = misses
+            s.at = now
+            return s.busy
         }
     }
 }

@@ -102,8 +102,17 @@ final class MountDaemon: @unchecked Sendable {
         fsOptions.dirMode = plan.dirMode
         fsOptions.directoryReadAhead = plan.dirReadAhead
         fsOptions.metadataReadAhead = plan.metadataReadAhead
+        fsOptions.snapshotDirectory = plan.cacheDir + "/listings"
         let filesystem = Filesystem(links: table, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))
         filesystem.adoptReplayed(replayed.resumed)
+        // Saved listings of immutable links go in before the first request: a remount lists nothing.
+        var snapshotted = Set<String>()
+        for link in links {
+            if let n = filesystem.loadSnapshot(link) {
+                snapshotted.insert(link.path)
+                logger.info("listing snapshot loaded", metadata: ["link": "/\(link.path)", "objects": "\(n)"])
+            }
+        }
         var fuseOptions = FuseOptions(mountpoint: plan.mountpoint, fsName: "lakecache:" + (plan.links.count == 1 ? plan.links[0].bucket.bucket : "links"))
         fuseOptions.allowOther = plan.allowOther
         fuseOptions.readOnly = !plan.writable
@@ -131,6 +140,7 @@ final class MountDaemon: @unchecked Sendable {
             logger.error("control socket unavailable; status and unmount will not work", metadata: ["error": "\(error)"])
         }
         background.start(links)
+        background.importListings(links.filter { $0.policy.preload || ($0.policy.metadataTTL == nil && !snapshotted.contains($0.path)) })
         ready(nil)
         let logger = self.logger
         let mountpoint = plan.mountpoint

@@ -177,4 +177,51 @@ struct LinksTests {
         let r = TestMount.run(["mount", "--config", m.config!, m.mountpoint, "--cache-dir", m.cacheDir])
         #expect(r.status != 0 && r.output.contains("link '/broken'") && r.output.contains("does not exist"), "\(r.output)")
     }
+
+    /// `metadata-ttl: indefinite`: the whole listing is saved, and a remount lists nothing (the bench store
+    /// counts LISTs) until a sync; `import: preload` fills the disk tier, and the reads make no GET.
+    @Test func immutableLinksRemountFromTheirListingSnapshotAndPreload() async throws {
+        let data = try await freshBucket(Servers.bench, "snap")
+        try await putMany(Servers.bench, bucket: data, count: 300) { i in ("d\(i % 7)/sub\(i % 3)/f\(i).bin", patternBytes(1000 + i, seed: UInt64(i))) }
+        let yaml = """
+            links:
+              - path: data
+                url: s3://\(data)
+                endpoint: \(bench)
+                metadata-ttl: indefinite
+                metadata: listing
+                import: preload
+            """
+        let m = TestMount(config: yaml)
+        func waitFor(_ what: String, _ done: () throws -> Bool) throws {
+            for _ in 0..<200 where !(try done()) { usleep(50_000) }
+            #expect(try done(), "waited 10 s for \(what)")
+        }
+        try await withMount(m) { m throws in
+            try waitFor("the snapshot") { (try? FileManager.default.contentsOfDirectory(atPath: m.cacheDir + "/listings"))?.contains { $0.hasSuffix(".listing") } ?? false }
+            try waitFor("the preload") { ((try m.status()["cache"] as? [String: Any])?["disk"] as? [String: Any])?["blocks"] as? Int ?? 0 >= 300 }
+            let before = try await BenchControl.requests(bucket: data)
+            let found = spawn("/usr/bin/find", [m.path("data"), "-type", "f"]).stdout.split(separator: "\n")
+            #expect(found.count == 300)
+            for i in stride(from: 0, to: 300, by: 37) {
+                #expect(try readFile(m.path("data/d\(i % 7)/sub\(i % 3)/f\(i).bin")) == patternBytes(1000 + i, seed: UInt64(i)))
+            }
+            let after = try await BenchControl.requests(bucket: data)
+            #expect(after["ListObjectsV2"] == before["ListObjectsV2"], "the preloaded listing answered find")
+            #expect(after["GetObject"] == before["GetObject"], "the preloaded data answered the reads")
+        }
+        let again = TestMount(config: yaml.replacingOccurrences(of: "    import: preload\n", with: "").replacingOccurrences(of: "import: preload", with: "import: lazy"), extra: [])
+        try await withMount(TestMount(sharing: again, cacheDir: m.cacheDir)) { m throws in
+            let before = try await BenchControl.requests(bucket: data)
+            let found = spawn("/usr/bin/find", [m.path("data"), "-type", "f"]).stdout.split(separator: "\n")
+            #expect(found.count == 300)
+            let after = try await BenchControl.requests(bucket: data)
+            #expect(after["ListObjectsV2"] == before["ListObjectsV2"], "a remount from the snapshot made LISTs: \(after["ListObjectsV2"] ?? 0 - (before["ListObjectsV2"] ?? 0))")
+            // Until a sync: then the new object appears and the snapshot is saved again.
+            _ = try await Servers.bench.putObject(bucket: data, key: "d0/new.bin", body: .bytes([1]), options: PutOptions())
+            let r = TestMount.run(["sync", m.path("data")])
+            #expect(r.status == 0 && r.output.contains("1 new"), "\(r.output)")
+            #expect(FileManager.default.fileExists(atPath: m.path("data/d0/new.bin")))
+        }
+    }
 }

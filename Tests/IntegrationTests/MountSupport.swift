@@ -48,6 +48,19 @@ final class TestMount: @unchecked Sendable {
         try? yaml.write(toFile: config!, atomically: true, encoding: .utf8)
     }
 
+    /// The same config as `other`, on another mountpoint, with the cache directory given.
+    init(sharing other: TestMount, cacheDir: String) {
+        let base = NSTemporaryDirectory() + "lakecache-mnt-\(UUID().uuidString.prefix(8))"
+        self.base = base
+        mountpoint = base + "/mnt"
+        self.cacheDir = cacheDir
+        endpoint = other.endpoint
+        url = other.url
+        extra = other.extra
+        config = other.config
+        try? FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+    }
+
     /// Rewrites the config file (then `lakecache reload`).
     func rewrite(_ yaml: String) throws { try yaml.write(toFile: config!, atomically: true, encoding: .utf8) }
 
