@@ -2,9 +2,10 @@
 """lakecache in five minutes: `make demo` and `make demo-stop`.
 
 start: starts a local S3 server (the bench object store, shaped like remote storage) unless LAKE_ENDPOINT
-       names one, seeds a sample dataset, mounts it at /mnt/lake (or $LAKE_MOUNT), reads it for two
-       shuffled epochs, writes a checkpoint with async close, flushes it, shows status, and leaves the
-       mount up.
+       names one, seeds a sample dataset, mounts a namespace of three links at /mnt/lake (or $LAKE_MOUNT):
+       datasets (read-only, listing kept indefinitely), models (read-only) and checkpoints (async close),
+       reads the dataset for two shuffled epochs, writes a checkpoint, flushes it, shows an outside change
+       arriving with `lakecache sync`, shows links and status, and leaves the mount up.
 stop:  unmounts, stops the server it started and removes the demo's cache and data.
 
 Environment: LAKE_MOUNT (mount point), LAKE_DEMO_DIR (state, cache and server data; default
@@ -103,9 +104,10 @@ def seed(s3, bucket, prefix):
     rng = random.Random(7)
     objects = []
     for i in range(IMAGES):
-        objects.append(("%strain/class%02d/img%05d.jpg" % (prefix, i % CLASSES, i), rng.randint(8, 56) * KiB))
+        objects.append(("%sdatasets/train/class%02d/img%05d.jpg" % (prefix, i % CLASSES, i), rng.randint(8, 56) * KiB))
     for i in range(SHARDS):
-        objects.append(("%sshards/train-%05d.tar" % (prefix, i), SHARD_SIZE))
+        objects.append(("%sdatasets/shards/train-%05d.tar" % (prefix, i), SHARD_SIZE))
+    objects.append(("%sdatasets/partial-upload.tmp" % prefix, 1 * KiB))
     objects.append(("%smodels/base.safetensors" % prefix, MODEL_SIZE))
     with ThreadPoolExecutor(16) as ex:
         list(ex.map(lambda o: s3.put_object(Bucket=bucket, Key=o[0], Body=os.urandom(o[1])), objects))
@@ -190,15 +192,40 @@ def start():
     say("dataset", "{:,} images, %d shards of %s, a %s model: %s, seeded in %.1f s".format(images)
         % (SHARDS, human(SHARD_SIZE), human(MODEL_SIZE), human(total), time.time() - t0))
 
-    url = "s3://%s/%s" % (bucket, prefix.rstrip("/")) if prefix else "s3://" + bucket
-    lakecache("mount", url, MOUNT, "--endpoint", endpoint, "--cache-dir", state["cache"], "--memory-cache", "512M",
-              "--cache-size", "4G")
-    say("mount", "%s on %s (cache %s)" % (url, MOUNT, state["cache"]))
+    # One namespace of three links, each with the policy its data needs (docs/configuration.md).
+    config = os.path.join(STATE_DIR, "lake.yaml")
+    base = "s3://%s/%s" % (bucket, prefix)
+    with open(config, "w") as f:
+        f.write("""# make demo's namespace: one mount, three links, each with its own policy
+cache-dir: %(cache)s
+cache-size: 4G
+memory-cache: 512M
+endpoint: %(endpoint)s
+links:
+  - path: datasets            # an immutable dataset: listed once, the listing kept in the cache dir
+    url: %(base)sdatasets
+    read-only: true
+    metadata-ttl: indefinite
+    metadata: listing
+    exclude: ["*.tmp"]
+  - path: models
+    url: %(base)smodels
+    read-only: true
+  - path: checkpoints         # written with async close: close() returns at local-disk speed
+    url: %(base)scheckpoints
+    write-mode: async
+""" % {"cache": state["cache"], "endpoint": endpoint, "base": base})
+    lakecache("mount", "--config", config, MOUNT)
+    say("mount", "%s: three links from %s (cache %s)" % (MOUNT, config, state["cache"]))
+    print("  lakecache links %s" % MOUNT, flush=True)
+    out = lakecache("links", MOUNT, capture_output=True, text=True).stdout
+    print("".join("    " + line + "\n" for line in out.splitlines()), end="")
 
-    n, size, t1 = epoch(MOUNT, 1)
+    data = os.path.join(MOUNT, "datasets")
+    n, size, t1 = epoch(data, 1)
     say("epoch 1 (cold)", "{:>6,} files  {}  {:6.2f} s  {:7.1f} MB/s".format(n, human(size), t1, size / t1 / 1e6))
     dropped = drop_page_cache()
-    n, size, t2 = epoch(MOUNT, 2)
+    n, size, t2 = epoch(data, 2)
     say("epoch 2 (warm)", "{:>6,} files  {}  {:6.2f} s  {:7.1f} MB/s  {:.1f}× faster{}".format(
         n, human(size), t2, size / t2 / 1e6, t1 / t2, "" if dropped else " (page cache not dropped: not root)"))
 
@@ -210,6 +237,12 @@ def start():
     t0 = time.time()
     lakecache("flush", os.path.dirname(ckpt), "--timeout", "600")
     say("durable", "everything under %s is in the bucket (%.2f s after close())" % (os.path.dirname(ckpt), time.time() - t0))
+    # Another client adds an image; the indefinite listing hides it until a sync.
+    s3_client(endpoint).put_object(Bucket=bucket, Key="%sdatasets/train/class00/new-image.jpg" % prefix, Body=os.urandom(20 * KiB))
+    print("  (another client uploads datasets/train/class00/new-image.jpg)", flush=True)
+    print("  lakecache sync %s" % data, flush=True)
+    out = lakecache("sync", data, capture_output=True, text=True).stdout.strip()
+    print("    " + out, flush=True)
     print("  lakecache status %s" % MOUNT, flush=True)
     out = lakecache("status", MOUNT, capture_output=True, text=True).stdout
     print("".join("    " + line + "\n" for line in out.splitlines()), end="")
