@@ -148,6 +148,8 @@ class Sizes:
         self.random_ops = 300 if quick else 2000
         self.checkpoint = (128 if quick else 1024) * MiB
         self.large_checkpoint = 4096 * MiB if large else 0
+        # A link of many small objects (200 directories), for mount, snapshot and sync.
+        self.link_objects = 20000 if quick else 200000
 
 
 def seed_object(objdir, key, data=None, path=None):
@@ -184,6 +186,9 @@ def generate(env, sz):
         objects.append(("small/d%02d/f%05d.bin" % (i % sz.small_dirs, i), rng.randbytes(sz.small_size)))
     for i in range(sz.dir_entries):
         objects.append(("dir10k/e%05d" % i, b"x" * 100))
+    log("seeding a link of %d objects (store only)" % sz.link_objects)
+    for i in range(sz.link_objects):
+        seed_object(objdir, "link/d%03d/o%06d" % (i % 200, i), data=b"%08d" % i)
     log("seeding %d small objects" % len(objects))
     for key, data in objects:
         path = os.path.join(local, key)
@@ -484,12 +489,101 @@ def run_system(env, sys_, sz, results):
             r["restore"]["backend_gets"] = env.stats()["requests"].get("GetObject", 0) - gets
     r["peak_rss_bytes"] = sys_.peak_rss()
     if isinstance(sys_, LakeCache):
+        run_metadata_listing(env, sys_, results)
+        run_link(env, sz, results)
         # The same checkpoint with close() waiting for the bucket, beside the default async close.
         sys_.remount(["--write-mode", "sync"])
         drop_caches()
         r["checkpoint_sync"] = checkpoint_write(env, sys_, os.path.join(env.work, "checkpoint.bin"), "ckpt/%s/model-sync.bin" % name)
         sys_.extra = []
     sys_.unmount()
+
+
+def run_metadata_listing(env, sys_, results):
+    """The metadata workloads again with `--metadata listing` (datasets of plain objects): no request per file."""
+    log("== lakecache --metadata listing (metadata workloads)")
+    r = results.setdefault("lakecache-listing", {})
+    sys_.extra = ["--metadata", "listing"]
+    sys_.fresh()
+    drop_caches()
+    r["small_cold"] = small_epoch(sys_.mountpoint, seed=1)
+    drop_caches()
+    r["small_warm"] = small_epoch(sys_.mountpoint, seed=2)
+    sys_.fresh()
+    drop_caches()
+    before = env.stats()["requests"]
+    r["ls_cold"] = ls_l(sys_.mountpoint)
+    after = env.stats()["requests"]
+    r["ls_cold"]["requests"] = sum(after.values()) - sum(before.values())
+    r["ls_warm"] = ls_l(sys_.mountpoint)
+    sys_.extra = []
+    sys_.unmount()
+
+
+def run_link(env, sz, results):
+    """A link of `sz.link_objects` objects with `metadata-ttl: indefinite`: mount and list it cold, again
+    from its listing snapshot, then sync it after 1% of the objects changed."""
+    log("== lakecache: a link of %d objects (mount and list, snapshot, sync)" % sz.link_objects)
+    r = results.setdefault("link", {"objects": sz.link_objects})
+    mp = os.path.join(env.work, "mnt-link")
+    cache = os.path.join(env.work, "cache-link")
+    shutil.rmtree(cache, ignore_errors=True)
+    os.makedirs(mp, exist_ok=True)
+    config = os.path.join(env.work, "link.yaml")
+    with open(config, "w") as f:
+        f.write("links:\n  - path: data\n    url: s3://%s/link\n    endpoint: %s\n    metadata-ttl: indefinite\n"
+                "    metadata: listing\n    read-only: true\n" % (BUCKET, env.endpoint))
+    creds = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+
+    def lists():
+        return env.stats()["requests"].get("ListObjectsV2", 0)
+
+    def walk():
+        n = 0
+        for _, _, names in os.walk(os.path.join(mp, "data")):
+            n += len(names)
+        return n
+
+    def mount_and_walk():
+        drop_caches()
+        before, t0 = lists(), time.time()
+        subprocess.run([LAKECACHE, "mount", "--config", config, mp, "--cache-dir", cache], check=True, env=creds,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        mounted = time.time()
+        n = walk()
+        return {"seconds": time.time() - t0, "mount_seconds": mounted - t0, "walk_seconds": time.time() - mounted,
+                "lists": lists() - before, "files": n}
+
+    def unmount():
+        subprocess.run([LAKECACHE, "unmount", mp], capture_output=True)
+    try:
+        r["cold"] = mount_and_walk()
+        # The whole listing is saved in the background after the mount; wait for it before remounting.
+        deadline = time.time() + 300
+        while not any(n.endswith(".listing") for n in (os.listdir(os.path.join(cache, "listings")) if os.path.isdir(os.path.join(cache, "listings")) else [])):
+            if time.time() > deadline:
+                raise RuntimeError("no listing snapshot after 300 s")
+            time.sleep(0.2)
+        unmount()
+        r["snapshot"] = mount_and_walk()
+        # 1% of the objects change in the bucket; one sync finds them.
+        s3 = env.s3()
+        changed = list(range(0, sz.link_objects, 100))
+        with ThreadPoolExecutor(16) as ex:
+            list(ex.map(lambda i: s3.put_object(Bucket=BUCKET, Key="link/d%03d/o%06d" % (i % 200, i), Body=b"changed!"), changed))
+        before = env.stats()["requests"]
+        t0 = time.time()
+        out = subprocess.run([LAKECACHE, "sync", "--json", os.path.join(mp, "data")], check=True, capture_output=True, text=True, env=creds).stdout
+        after = env.stats()["requests"]
+        report = json.loads(out.strip().splitlines()[-1])
+        r["sync"] = {"seconds": time.time() - t0, "lists": after.get("ListObjectsV2", 0) - before.get("ListObjectsV2", 0),
+                     "heads": after.get("HeadObject", 0) - before.get("HeadObject", 0), "changed": report.get("changed"),
+                     "unchanged": report.get("unchanged"), "expected_changed": len(changed)}
+    except Exception as e:
+        r["error"] = str(e)
+        log("link workloads failed: %s" % e)
+    finally:
+        unmount()
 
 
 def run_raw(env, sz, results):

@@ -106,12 +106,9 @@ final class MountDaemon: @unchecked Sendable {
         let filesystem = Filesystem(links: table, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))
         filesystem.adoptReplayed(replayed.resumed)
         // Saved listings of immutable links go in before the first request: a remount lists nothing.
-        var snapshotted = Set<String>()
+        var snapshotted: [String: Int] = [:]
         for link in links {
-            if let n = filesystem.loadSnapshot(link) {
-                snapshotted.insert(link.path)
-                logger.info("listing snapshot loaded", metadata: ["link": "/\(link.path)", "objects": "\(n)"])
-            }
+            if let n = filesystem.loadSnapshot(link) { snapshotted[link.path] = n }
         }
         var fuseOptions = FuseOptions(mountpoint: plan.mountpoint, fsName: "lakecache:" + (plan.links.count == 1 ? plan.links[0].bucket.bucket : "links"))
         fuseOptions.allowOther = plan.allowOther
@@ -140,8 +137,9 @@ final class MountDaemon: @unchecked Sendable {
             logger.error("control socket unavailable; status and unmount will not work", metadata: ["error": "\(error)"])
         }
         background.start(links)
-        background.importListings(links.filter { $0.policy.preload || ($0.policy.metadataTTL == nil && !snapshotted.contains($0.path)) })
+        background.importListings(links.filter { $0.policy.preload || ($0.policy.metadataTTL == nil && snapshotted[$0.path] == nil) })
         ready(nil)
+        for (path, n) in snapshotted { logger.info("listing snapshot loaded", metadata: ["link": "/\(path)", "objects": "\(n)"]) }
         let logger = self.logger
         let mountpoint = plan.mountpoint
         SignalWatcher.install { sig in
