@@ -125,7 +125,7 @@ extension Filesystem {
             if staged.contains(path) { continue }
             guard let now = fresh[rel] else {
                 report.deleted += 1
-                vanished(link, rel, path, old)
+                replaced(link, rel, path, old, by: nil)
                 touchedDirectories.insert(Namespace.split(path).parent)
                 continue
             }
@@ -133,7 +133,7 @@ extension Filesystem {
                 report.unchanged += 1
             } else {
                 report.changed += 1
-                changed(link, rel, path, old, now)
+                replaced(link, rel, path, old, by: now)
             }
         }
         for (rel, now) in fresh where before[rel] == nil {
@@ -164,24 +164,18 @@ extension Filesystem {
         return report
     }
 
-    private func vanished(_ link: Link, _ rel: String, _ path: String, _ old: ListedFile) {
+    /// The bucket's object at `path` is gone (`now` nil) or another version: its old blocks leave both
+    /// tiers, the listing shows what the bucket has, and the kernel drops the file's pages and entry.
+    private func replaced(_ link: Link, _ rel: String, _ path: String, _ old: ListedFile, by now: ListedFile?) {
         cache.evict(link.version(key: link.key(rel), etag: old.etag, size: old.size))
-        listings.withLock { $0.remove(path) }
-        let ino = nodes.withLock { s -> UInt64? in
-            guard let ino = s.byPath[path] else { return nil }
-            s.nodes[ino]?.expires = 0
-            return ino
+        if let now {
+            listingInsert(path: path, kind: .file, size: now.size, mtime: now.mtime, etag: now.etag, posix: nil)
+        } else {
+            listings.withLock { $0.remove(path) }
         }
-        if let ino { invalidateKernelCache(ino) }
-        notifyEntry(path)
-    }
-
-    private func changed(_ link: Link, _ rel: String, _ path: String, _ old: ListedFile, _ now: ListedFile) {
-        cache.evict(link.version(key: link.key(rel), etag: old.etag, size: old.size))
-        listingInsert(path: path, kind: .file, size: now.size, mtime: now.mtime, etag: now.etag, posix: nil)
         let ino = nodes.withLock { s -> UInt64? in
             guard let ino = s.byPath[path] else { return nil }
-            // Expired: the next open or stat HEADs the new version (its mode may have changed too).
+            // Expired: the next open or stat asks the bucket (a new version's mode may have changed too).
             s.nodes[ino]?.expires = 0
             return ino
         }
