@@ -25,6 +25,7 @@ extension Filesystem {
             if node.attributes.kind == .directory {
                 return try await setDirectoryAttributes(ino, node, place, changes)
             }
+            if changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.mtime != nil || changes.size != nil { touchInode(ino) }
             if let f = overlay[node.path] {
                 try await apply(changes, to: f, place: place, path: node.path)
                 return EntryReply(attributes: localAttributes(ino: ino, file: f, policy: place.policy), ttl: place.policy.kernelTTL)
@@ -43,6 +44,7 @@ extension Filesystem {
                 n.etag = etag
                 n.attributes = attributes(ino: ino, kind: n.attributes.kind == .directory ? .directory : .file, size: n.attributes.size, mtime: n.attributes.mtime, metadata: metadata, policy: place.policy)
                 n.expires = expires
+                n.attributes.ctime = Self.now()
                 s.nodes[ino] = n
                 return n.attributes
             }
@@ -104,6 +106,7 @@ extension Filesystem {
             guard var n = s.nodes[ino] else { return nil }
             n.metadata = metadata
             n.attributes = attributes(ino: ino, kind: .directory, size: 0, mtime: changes.mtime ?? n.attributes.mtime, metadata: metadata, policy: place.policy)
+            n.attributes.ctime = Self.now()
             s.nodes[ino] = n
             return n.attributes
         }

@@ -14,6 +14,7 @@ extension Filesystem {
         let (size, mtime, metadata, _) = writeBack!.attributes(file)
         var a = attributes(ino: ino, kind: .file, size: size, mtime: mtime, metadata: metadata, policy: policy)
         a.mtime = mtime
+        a.ctime = nodes[ino]?.attributes.ctime
         return a
     }
 
@@ -48,6 +49,24 @@ extension Filesystem {
         let name = Namespace.split(path).name
         let entry = ListingEntry(name: name, kind: kind, size: size, mtime: mtime, etag: etag, posix: kind == .directory ? posix ?? .plain : posix)
         listings.withLock { $0.insert(path, entry) }
+    }
+
+    /// A directory's entries changed (a create, unlink, mkdir, rmdir or rename in it): its mtime and ctime
+    /// move, in memory for the life of the mount (a directory's marker keeps only the mtime of its mkdir).
+    func touchDirectory(of path: String) {
+        let parent = Namespace.split(path).parent
+        let now = Self.now()
+        nodes.withLock { s in
+            guard let ino = s.byPath[parent], s.nodes[ino]?.attributes.kind == .directory else { return }
+            s.nodes[ino]!.attributes.mtime = now
+            s.nodes[ino]!.attributes.ctime = now
+        }
+    }
+
+    /// The inode changed (chmod, chown, utimens, rename): its ctime moves.
+    func touchInode(_ ino: UInt64) {
+        let now = Self.now()
+        nodes.withLock { $0.nodes[ino]?.attributes.ctime = now }
     }
 
     func listingRemove(path: String) {

@@ -66,6 +66,7 @@ extension Filesystem {
             empty.fetched = monotonicSeconds()
             listings.withLock { $0.store(path, empty) }
             listingInsert(path: path, kind: .directory, size: 0, mtime: attrs.mtime, etag: "", posix: PosixMetadata(metadata))
+            touchDirectory(of: path)
             return EntryReply(attributes: attrs, ttl: place.policy.kernelTTL)
         }
     }
@@ -85,6 +86,32 @@ extension Filesystem {
             let attrs = remember(parent: parent, name: name, kind: .file, size: Int64(bytes.count), mtime: now, etag: etag, metadata: metadata, policy: place.policy, countLookup: true)
             nodes.withLock { $0.nodes[attrs.ino]?.symlinkTarget = target }
             listingInsert(path: path, kind: .file, size: Int64(bytes.count), mtime: now, etag: etag, posix: PosixMetadata(metadata))
+            touchDirectory(of: path)
+            return EntryReply(attributes: attrs, ttl: place.policy.kernelTTL)
+        }
+    }
+
+    /// mknod, mkfifo and the node `bind(2)` makes for a unix socket: a zero-byte object whose mode metadata
+    /// carries the type and whose `rdev` metadata the device number, as s3fs stores them. A regular file
+    /// made with mknod is an empty object.
+    package func mknod(parent: UInt64, name: String, mode: UInt32, rdev: UInt64, caller: Caller, reply: @escaping Reply<EntryReply>) {
+        let path: String
+        let place: Place
+        do { (path, place) = try childPath(parent, name, "mknod") } catch { return reply(.failure(error)) }
+        guard let kind = FileAttributes.Kind(mode: mode), kind != .directory, kind != .symlink else {
+            return reply(.failure(FilesystemError(EINVAL, "mknod of an unknown file type \(String(mode & UInt32(S_IFMT), radix: 8))")))
+        }
+        if place.policy.metadata == .listing && kind != .file { return reply(.failure(listingPolicyError("special files"))) }
+        let now = Self.now()
+        var made = Self.posixMetadata(mode: kind.typeBits | (mode & 0o7777), uid: caller.uid, gid: caller.gid, mtime: now)
+        if kind == .characterDevice || kind == .blockDevice { made["rdev"] = String(rdev) }
+        let metadata = made
+        run(reply, "mknod", path) { [self] in
+            let etag = try await place.store.putObject(bucket: place.bucket, key: place.key, body: .empty, options: PutOptions(metadata: metadata))
+            if let old = overlay.withLock({ $0.remove(path) }) { writeBack?.cancel(old) }
+            let attrs = remember(parent: parent, name: name, kind: .file, size: 0, mtime: now, etag: etag, metadata: metadata, policy: place.policy, countLookup: true)
+            listingInsert(path: path, kind: .file, size: 0, mtime: now, etag: etag, posix: PosixMetadata(metadata))
+            touchDirectory(of: path)
             return EntryReply(attributes: attrs, ttl: place.policy.kernelTTL)
         }
     }
@@ -127,6 +154,7 @@ extension Filesystem {
         let readers = handles.withLock { s in s.files.values.contains { $0.ino == ino && $0.staged == nil } }
         if readers { overlay.withLock { $0.deferredDeletes[ino] = (place.link, place.key) } }
         nodes.withLock { $0.detach(path: path) }
+        touchDirectory(of: path)
         if readers { return reply(.success(())) }
         run(reply, "unlink", path) { [self] in
             if let cancelled { await writeBack?.settle(cancelled) }
@@ -154,6 +182,7 @@ extension Filesystem {
                 s.setNegative(path, until: until)
             }
             nodes.withLock { $0.detach(path: path) }
+            touchDirectory(of: path)
         }
     }
 }

@@ -44,6 +44,9 @@ extension Filesystem {
                 try await renameFile(src, dst, place, dstPlace, node: srcNode)
             }
             moved(from: src, to: dst, kind: kind, newParent: newParent, newName: newName, policy: place.policy)
+            touchDirectory(of: src)
+            touchDirectory(of: dst)
+            if let ino = nodes.node(at: dst)?.ino { touchInode(ino) }
         }
     }
 

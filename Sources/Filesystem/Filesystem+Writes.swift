@@ -172,6 +172,7 @@ extension Filesystem {
         let attrs = rememberLocal(parent: parent, name: name, file: f, policy: place.policy)
         overlay.withLock { _ = $0.deferredDeletes.removeValue(forKey: attrs.ino) }
         listingInsert(path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "", posix: PosixMetadata(metadata))
+        touchDirectory(of: path)
         let handle = addStagedHandle(ino: attrs.ino, place: place, file: f, writable: true, flags: flags)
         reply(.success((EntryReply(attributes: attrs, ttl: place.policy.kernelTTL), OpenReply(handle: handle, keepCache: false, flags: flags))))
     }

@@ -134,8 +134,8 @@ package final class Filesystem: @unchecked Sendable {
             if kind == .file { resolvedKind = p.objectKind }
         }
         return FileAttributes(
-            ino: ino, kind: resolvedKind, size: kind == .directory ? 0 : size, mtime: p.mtime ?? mtime, mode: mode,
-            uid: p.uid ?? options.uid, gid: p.gid ?? options.gid)
+            ino: ino, kind: resolvedKind, size: kind == .directory || resolvedKind.isSpecial ? 0 : size, mtime: p.mtime ?? mtime, mode: mode,
+            uid: p.uid ?? options.uid, gid: p.gid ?? options.gid, rdev: resolvedKind.isSpecial ? p.rdev ?? 0 : 0)
     }
 
     func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String], policy: LinkPolicy) -> FileAttributes {
@@ -163,7 +163,9 @@ package final class Filesystem: @unchecked Sendable {
             let old = s.nodes[ino]
             var known = metadata
             if known == nil, let old, old.etag == etag, old.attributes.kind != .directory || kind == .directory { known = old.metadata }
-            let attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: known.map(PosixMetadata.init) ?? posix, policy: policy)
+            var attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: known.map(PosixMetadata.init) ?? posix, policy: policy)
+            // The change time lives only here: a refresh keeps it unless the object changed after it.
+            if let old, old.attributes.kind == attrs.kind { attrs.ctime = old.attributes.ctime }
             var node = old ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
             node.attributes = attrs
             node.etag = etag

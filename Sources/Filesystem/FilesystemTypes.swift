@@ -46,7 +46,42 @@ package enum MetadataPolicy: String, Sendable, CaseIterable {
 
 /// What a file, directory or symlink looks like to `stat`.
 package struct FileAttributes: Sendable, Equatable {
-    package enum Kind: Sendable, Equatable { case file, directory, symlink }
+    /// Regular files, directories and symlinks, and the special files (FIFOs, sockets, devices) that are
+    /// zero-byte objects whose mode metadata names their type, as s3fs stores them.
+    package enum Kind: Sendable, Equatable {
+        case file, directory, symlink, fifo, socket, characterDevice, blockDevice
+
+        /// The kind of an st_mode's type bits; nil for a type lakecache does not know.
+        package init?(mode: UInt32) {
+            switch mode & UInt32(S_IFMT) {
+            case UInt32(S_IFREG): self = .file
+            case UInt32(S_IFDIR): self = .directory
+            case UInt32(S_IFLNK): self = .symlink
+            case UInt32(S_IFIFO): self = .fifo
+            case UInt32(S_IFSOCK): self = .socket
+            case UInt32(S_IFCHR): self = .characterDevice
+            case UInt32(S_IFBLK): self = .blockDevice
+            default: return nil
+            }
+        }
+
+        /// Its st_mode type bits.
+        package var typeBits: UInt32 {
+            switch self {
+            case .file: return UInt32(S_IFREG)
+            case .directory: return UInt32(S_IFDIR)
+            case .symlink: return UInt32(S_IFLNK)
+            case .fifo: return UInt32(S_IFIFO)
+            case .socket: return UInt32(S_IFSOCK)
+            case .characterDevice: return UInt32(S_IFCHR)
+            case .blockDevice: return UInt32(S_IFBLK)
+            }
+        }
+
+        /// FIFOs, sockets and devices: the kernel serves their opens itself.
+        package var isSpecial: Bool { self == .fifo || self == .socket || self == .characterDevice || self == .blockDevice }
+    }
+
     package var ino: UInt64
     package var kind: Kind
     package var size: Int64
@@ -54,8 +89,13 @@ package struct FileAttributes: Sendable, Equatable {
     package var mode: UInt32
     package var uid: UInt32
     package var gid: UInt32
+    /// A device's number (`x-amz-meta-rdev`), 0 for everything else.
+    package var rdev: UInt64 = 0
+    /// The last change of the inode (a chmod, a chown, a rename, a write), kept in memory for the life of
+    /// the mount; nil shows the mtime.
+    package var ctime: Timestamp?
 
-    package init(ino: UInt64, kind: Kind, size: Int64, mtime: Timestamp, mode: UInt32, uid: UInt32, gid: UInt32) {
+    package init(ino: UInt64, kind: Kind, size: Int64, mtime: Timestamp, mode: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0) {
         self.ino = ino
         self.kind = kind
         self.size = size
@@ -63,16 +103,14 @@ package struct FileAttributes: Sendable, Equatable {
         self.mode = mode
         self.uid = uid
         self.gid = gid
+        self.rdev = rdev
     }
 
     /// The full st_mode, with the file-type bits.
-    package var fullMode: UInt32 {
-        switch kind {
-        case .file: return UInt32(S_IFREG) | (mode & 0o7777)
-        case .directory: return UInt32(S_IFDIR) | (mode & 0o7777)
-        case .symlink: return UInt32(S_IFLNK) | (mode & 0o7777)
-        }
-    }
+    package var fullMode: UInt32 { kind.typeBits | (mode & 0o7777) }
+
+    /// What stat shows as ctime.
+    package var changed: Timestamp { max(ctime ?? mtime, mtime) }
 }
 
 /// A lookup answer: attributes and how long the kernel may keep them.

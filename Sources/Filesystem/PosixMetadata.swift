@@ -16,6 +16,8 @@ struct PosixMetadata: Sendable, Equatable {
     var uid: UInt32?
     var gid: UInt32?
     var mtime: Timestamp?
+    /// A device's number, `x-amz-meta-rdev` as s3fs writes it.
+    var rdev: UInt64?
 
     /// An object without POSIX metadata: it shows the mount's defaults.
     static let plain = PosixMetadata()
@@ -34,11 +36,13 @@ struct PosixMetadata: Sendable, Equatable {
         if let t = metadata["mtime"].flatMap({ Double($0) }), t.isFinite, t >= 0 {
             mtime = Timestamp(seconds: Int64(t), nanoseconds: Int32((t - t.rounded(.down)) * 1e9))
         }
+        rdev = metadata["rdev"].flatMap { UInt64($0) }
     }
 
-    /// The file type the mode names, for an object (a directory's type comes from its key, never its mode).
+    /// The file type the mode names, for an object (a directory's type comes from its key, never its mode):
+    /// a regular file, a symlink, or a special file; a directory's or an unknown type bits make a file.
     var objectKind: FileAttributes.Kind {
-        guard let mode else { return .file }
-        return mode & UInt32(S_IFMT) == UInt32(S_IFLNK) ? .symlink : .file
+        guard let mode, let kind = FileAttributes.Kind(mode: mode), kind != .directory else { return .file }
+        return kind
     }
 }

@@ -104,7 +104,15 @@ extension FuseBridge {
         }
         // Object storage has no hard links and no device or FIFO nodes.
         ops.link = { req, _, _, _ in fuse_reply_err(req, EPERM) }
-        ops.mknod = { req, _, _, _, _ in fuse_reply_err(req, EPERM) }
+        ops.mknod = { req, parent, name, mode, rdev in
+            let r = FuseRequest(raw: req!)
+            FuseBridge.from(req).filesystem.mknod(parent: UInt64(parent), name: String(cString: name!), mode: mode, rdev: UInt64(rdev), caller: FuseBridge.caller(req)) { result in
+                switch result {
+                case .success(let e): r.entry(e)
+                case .failure(let e): r.error(e)
+                }
+            }
+        }
     }
 
     static func caller(_ req: fuse_req_t?) -> Caller {

@@ -37,9 +37,12 @@ func stat(_ a: FileAttributes) -> stat {
     st.st_size = off_t(a.size)
     st.st_blksize = 1 << 20
     st.st_blocks = blkcnt_t((a.size + 511) / 512)
+    st.st_rdev = dev_t(a.rdev)
     let ts = timespec(tv_sec: Int(a.mtime.seconds), tv_nsec: Int(a.mtime.nanoseconds))
+    let changed = a.changed
     st.st_mtim = ts
-    st.st_ctim = ts
+    st.st_ctim = timespec(tv_sec: Int(changed.seconds), tv_nsec: Int(changed.nanoseconds))
+    // Not kept (no write per read): the modification time stands in, as with noatime.
     st.st_atim = ts
     return st
 }

@@ -9,8 +9,10 @@ import Glibc
 enum MountChecks {
     static func environment() -> [String: String] { processEnvironment() }
 
-    /// Returns the absolute mountpoint; fails if it is missing, not a directory or already mounted.
+    /// Returns the absolute mountpoint; fails if it is missing, not a directory or already mounted. A stale
+    /// lakecache mount (its daemon was killed: "transport endpoint is not connected") is cleared first.
     static func checkMountpoint(_ path: String) throws(CLIFailure) -> String {
+        try clearStaleMount(path)
         guard let resolved = realpath(path, nil) else {
             throw CLIFailure(message: "mountpoint \(path) does not exist; create it with: mkdir -p \(path)")
         }
@@ -23,6 +25,43 @@ enum MountChecks {
             throw CLIFailure(message: "\(path) is already mounted; unmount it first (lakecache unmount \(path), or fusermount3 -u \(path) after a crash)")
         }
         return absolute
+    }
+
+    /// Detaches a lakecache mount at `path` whose daemon is gone (kill -9 leaves the kernel side behind, and
+    /// every access fails with ENOTCONN), so that mounting again just works.
+    static func clearStaleMount(_ path: String) throws(CLIFailure) {
+        var st = stat()
+        guard stat(path, &st) != 0, errno == ENOTCONN else { return }
+        // realpath would fail on the dead mount itself: resolve the parent and append the name.
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let parent = path.hasPrefix("/") ? String(path.dropLast(name.count)) : "./" + String(path.dropLast(name.count))
+        var absolute = path
+        if let r = realpath(parent.isEmpty ? "/" : parent, nil) {
+            let base = String(cString: r)
+            free(r)
+            absolute = (base == "/" ? "" : base) + "/" + name
+        }
+        guard fileSystemType(of: absolute) == "fuse.lakecache" else {
+            throw CLIFailure(message: "\(path) is a dead FUSE mount of another filesystem (transport endpoint is not connected); clear it with: fusermount3 -uz \(path)")
+        }
+        let cleared = getuid() == 0 ? umount2(absolute, Int32(MNT_DETACH)) == 0 : runProcess("/bin/fusermount3", ["-uz", absolute]) == 0
+        guard cleared else {
+            throw CLIFailure(message: "\(path) is a stale lakecache mount (its daemon was killed) and could not be cleared: \(Errno(errno)); run fusermount3 -uz \(path)")
+        }
+        toStderr("lakecache mount: cleared the stale mount at \(path) left by a daemon that was killed; its journaled uploads resume now\n")
+    }
+
+    /// The filesystem type mounted at `path` (mountinfo's field after " - "), if any.
+    static func fileSystemType(of path: String) -> String? {
+        guard let text = readTextFile("/proc/self/mountinfo") else { return nil }
+        var found: String?
+        for line in text.split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            let fields = halves[0].split(separator: " ")
+            guard halves.count == 2, fields.count > 4, unescapeMountinfo(String(fields[4])) == path else { continue }
+            found = halves[1].split(separator: " ").first.map(String.init)
+        }
+        return found
     }
 
     /// Whether `path` is a mount point, per /proc/self/mountinfo (field 5, with octal escapes).

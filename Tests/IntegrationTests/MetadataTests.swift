@@ -85,6 +85,8 @@ struct MetadataTests {
             #expect(setTimes(s3fsMount + "/from-s3fs", 1_650_000_000) == 0)
             #expect(mkdir(s3fsMount + "/s3fs-dir", 0o710) == 0)
             #expect(symlink("from-s3fs", s3fsMount + "/s3fs-link") == 0)
+            #expect(mkfifo(s3fsMount + "/s3fs-fifo", 0o620) == 0)
+            #expect(mknod(s3fsMount + "/s3fs-dev", S_IFCHR | 0o600, makeDevice(1, 5)) == 0)
         }
         unmountS3fs()
         let m = TestMount(bucket: bucket, endpoint: bench)
@@ -93,6 +95,12 @@ struct MetadataTests {
             #expect(shown(m.path("s3fs-dir"))?.kind == S_IFDIR)
             #expect(shown(m.path("s3fs-dir"))?.mode == 0o710)
             #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: m.path("s3fs-link"))) == "from-s3fs")
+            // The kernel applied the umask (022) to the mkfifo's 0620.
+            #expect(shown(m.path("s3fs-fifo"))?.kind == S_IFIFO && shown(m.path("s3fs-fifo"))?.mode == 0o600)
+            // s3fs 1.91 keeps a device's type, not its number: it shows 0:0 itself.
+            #expect(shown(m.path("s3fs-dev"))?.kind == S_IFCHR, "s3fs's device node")
+            #expect(mkfifo(m.path("lc-fifo"), 0o604) == 0)
+            #expect(mknod(m.path("lc-dev"), S_IFBLK | 0o600, makeDevice(7, 2)) == 0)
             // lakecache writes; s3fs reads.
             try writeFile(m.path("from-lakecache"), patternBytes(30_000, seed: 92))
             #expect(chmod(m.path("from-lakecache"), 0o604) == 0)
@@ -109,6 +117,8 @@ struct MetadataTests {
         #expect(shown(s3fsMount + "/lc-dir")?.mode == 0o701)
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: s3fsMount + "/lc-link")) == "from-lakecache")
         #expect(try readFile(s3fsMount + "/from-lakecache") == patternBytes(30_000, seed: 92))
+        #expect(shown(s3fsMount + "/lc-fifo")?.kind == S_IFIFO && shown(s3fsMount + "/lc-fifo")?.mode == 0o604)
+        #expect(shown(s3fsMount + "/lc-dev")?.kind == S_IFBLK, "lakecache's device node through s3fs")
     }
 }
 

@@ -304,10 +304,33 @@ struct ReadPathTests {
         let busy = TestMount.run(["unmount", mount.mountpoint])
         #expect(busy.status == 1)
         #expect(busy.output.contains("busy"), "\(busy.output)")
+        #expect(busy.output.contains("pid \(getpid())") && busy.output.contains("1 file"), "the message names who holds it: \(busy.output)")
         #expect(try preadFile(fd, 0, 4).get() == Array("data".utf8), "the mount must keep serving after a refused unmount")
         close(fd)
         #expect(TestMount.run(["unmount", mount.mountpoint]).status == 0)
         #expect(spawn("/bin/mountpoint", ["-q", mount.mountpoint]).status != 0)
+    }
+
+    /// kill -9 leaves the kernel side behind ("transport endpoint is not connected"); mounting again clears
+    /// it and mounts, without a manual fusermount3 -u.
+    @Test func mountingOverAStaleMountClearsIt() async throws {
+        let bucket = try await freshBucket(s3, "stale")
+        try await put(bucket, "f", Array("still here".utf8))
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        try mount.start()
+        kill(try mount.daemonPID(), SIGKILL)
+        for _ in 0..<100 {
+            var st = stat()
+            if stat(mount.mountpoint, &st) != 0 && errno == ENOTCONN { break }
+            usleep(50_000)
+        }
+        var st = stat()
+        #expect(stat(mount.mountpoint, &st) != 0 && errno == ENOTCONN, "the killed daemon should leave a dead mount")
+        let again = TestMount.run(["mount", mount.url, mount.mountpoint, "--endpoint", bench, "--cache-dir", mount.cacheDir])
+        defer { mount.stop() }
+        #expect(again.status == 0, "\(again.output)")
+        #expect(again.output.contains("cleared the stale mount"), "\(again.output)")
+        #expect(try readFile(mount.path("f")) == Array("still here".utf8))
     }
 
     @Test func secondMountOnTheSameMountpointIsRefused() async throws {
