@@ -25,7 +25,7 @@ extension Filesystem {
             if node.attributes.kind == .directory {
                 return try await setDirectoryAttributes(ino, node, place, changes)
             }
-            if changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.mtime != nil || changes.size != nil { touchInode(ino) }
+            if changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.mtime != nil || changes.atime != nil || changes.size != nil { touchInode(ino) }
             if let f = overlay[node.path] {
                 try await apply(changes, to: f, place: place, path: node.path)
                 return EntryReply(attributes: localAttributes(ino: ino, file: f, policy: place.policy), ttl: place.policy.kernelTTL)
@@ -73,7 +73,9 @@ extension Filesystem {
     /// Metadata after a setattr, starting from what the object has (or the defaults it shows).
     func merged(_ metadata: [String: String], _ shown: FileAttributes, _ c: AttributeChanges) -> [String: String] {
         let mode = (shown.fullMode & ~0o7777) | ((c.mode ?? shown.mode) & 0o7777)
-        return Self.posixMetadata(mode: mode, uid: c.uid ?? shown.uid, gid: c.gid ?? shown.gid, mtime: c.mtime ?? metadata["mtime"].flatMap(Self.parseTime), keeping: metadata)
+        var m = Self.posixMetadata(mode: mode, uid: c.uid ?? shown.uid, gid: c.gid ?? shown.gid, mtime: c.mtime ?? metadata["mtime"].flatMap(Self.parseTime), keeping: metadata)
+        if let atime = c.atime { m["atime"] = Self.formatTime(atime) }
+        return m
     }
 
     /// The object's whole user metadata, which a node made from a listing does not have: a HEAD then fetches

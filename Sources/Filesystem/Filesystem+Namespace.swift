@@ -14,7 +14,7 @@ extension Filesystem {
     /// Resolves a parent inode and a child name to the child's path and place; fails on a bad name, a bad
     /// parent, or a path that cannot change (read-only link, above the links), with a log line for the last.
     func childPath(_ parent: UInt64, _ name: String, _ operation: String) throws(FilesystemError) -> (String, Place) {
-        guard Namespace.isValidName(name) else { throw FilesystemError(EINVAL, "not a valid name") }
+        guard Namespace.isValidName(name) else { throw FilesystemError(Namespace.invalidNameError(name), "not a valid name") }
         guard let dir = nodes[parent] else { throw FilesystemError(ESTALE, "unknown parent inode \(parent)") }
         guard dir.attributes.kind == .directory else { throw FilesystemError(ENOTDIR, "parent is not a directory") }
         let path = Namespace.join(dir.path, name)
@@ -42,7 +42,7 @@ extension Filesystem {
         Task {
             do {
                 reply(.success(try await body()))
-            } catch let e as FilesystemError where [EEXIST, ENOTEMPTY, ENOENT, ENODATA, EINVAL, EPERM, EROFS, EXDEV, ENOTDIR, EISDIR].contains(e.errno) {
+            } catch let e as FilesystemError where [EEXIST, ENOTEMPTY, ENOENT, ENODATA, EINVAL, EPERM, EROFS, EXDEV, ENOTDIR, EISDIR, EFBIG, ENAMETOOLONG].contains(e.errno) {
                 // The application's own mistake or a refusal by design: not a failure to log.
                 reply(.failure(e))
             } catch {

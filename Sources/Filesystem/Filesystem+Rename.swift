@@ -198,6 +198,9 @@ extension Filesystem {
         // destination path, which now belongs to the source's nodes.
         nodes.withLock { $0.move(from: src, to: dst, newParent: newParent, newName: newName) }
         let staged = overlay.withLock { s -> StagedFile? in
+            // What the rename replaced is gone (its upload was cancelled): only the source's files move in.
+            for (path, _) in s.descendants(of: dst) { s.remove(path) }
+            s.remove(dst)
             for (path, f) in s.descendants(of: src) + (s.files[src].map { [(src, $0)] } ?? []) {
                 s.remove(path)
                 s.put(dst + path.dropFirst(src.count), f)

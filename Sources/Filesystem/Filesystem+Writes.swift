@@ -26,6 +26,7 @@ package struct AttributeChanges: Sendable {
     package var uid: UInt32?
     package var gid: UInt32?
     package var mtime: Timestamp?
+    package var atime: Timestamp?
     package init() {}
 }
 
@@ -178,8 +179,22 @@ extension Filesystem {
     }
 
     /// Writes into the staged image; the kernel's O_APPEND offset is replaced by the staged size.
-    package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer, pid: Int32 = 0) -> Result<Int, FilesystemError> {
+    ///
+    /// A write by an unprivileged process (`uid` not 0) clears the set-user-ID and set-group-ID bits, as a
+    /// local filesystem does (the kernel does it for buffered writes, not for the direct-I/O handles
+    /// write-only opens get).
+    package func write(_ handle: UInt64, offset: Int64, data: UnsafeRawBufferPointer, pid: Int32 = 0, uid: UInt32 = 0) -> Result<Int, FilesystemError> {
         var handleState = handles[file: handle]
+        if uid != 0, let h = handleState, !h.privilegesChecked, let f = h.staged, h.writable {
+            handles.withLock { $0.files[handle]?.privilegesChecked = true }
+            let metadata = writeBack!.attributes(f).metadata
+            if let mode = metadata["mode"].flatMap({ UInt32($0) }), mode & UInt32(S_ISUID | S_ISGID) != 0 {
+                var cleared = metadata
+                cleared["mode"] = String(mode & ~UInt32(S_ISUID | S_ISGID))
+                writeBack!.setMetadata(f, cleared)
+                touchInode(h.ino)
+            }
+        }
         if let h = handleState, h.writerPid != pid {
             // A new writing thread: one read of /proc, not one per write.
             let process = Self.processID(ofThread: pid)

@@ -135,7 +135,7 @@ package final class Filesystem: @unchecked Sendable {
         }
         return FileAttributes(
             ino: ino, kind: resolvedKind, size: kind == .directory || resolvedKind.isSpecial ? 0 : size, mtime: p.mtime ?? mtime, mode: mode,
-            uid: p.uid ?? options.uid, gid: p.gid ?? options.gid, rdev: resolvedKind.isSpecial ? p.rdev ?? 0 : 0)
+            uid: p.uid ?? options.uid, gid: p.gid ?? options.gid, rdev: resolvedKind.isSpecial ? p.rdev ?? 0 : 0, atime: p.atime)
     }
 
     func attributes(ino: UInt64, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, metadata: [String: String], policy: LinkPolicy) -> FileAttributes {
@@ -184,8 +184,8 @@ package final class Filesystem: @unchecked Sendable {
 
     package func lookup(parent: UInt64, name: String, reply: @escaping @Sendable (Result<EntryReply, FilesystemError>) -> Void) {
         guard Namespace.isValidName(name) else {
-            reply(.failure(FilesystemError(ENOENT, "not a valid name")))
-            return
+            let tooLong = name.utf8.count > 255
+            return reply(.failure(FilesystemError(tooLong ? ENAMETOOLONG : ENOENT, tooLong ? "a name over 255 bytes" : "not a valid name")))
         }
         guard let dir = nodes[parent] else { return reply(.failure(FilesystemError(ESTALE, "unknown parent inode \(parent)"))) }
         guard dir.attributes.kind == .directory else { return reply(.failure(FilesystemError(ENOTDIR, "not a directory"))) }
@@ -340,8 +340,17 @@ package final class Filesystem: @unchecked Sendable {
             node.attributes = localAttributes(ino: ino, file: f, policy: place.policy)
             return reply(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
         }
-        // A detached node (unlinked while open) has no key to ask about: what it last showed stands.
-        if node.expires > monotonicSeconds() || node.attributes.kind == .directory || node.path.hasPrefix(Namespace.detachedPrefix) {
+        // A detached node (unlinked while open) has no key to ask about: a file written here still has its
+        // staged image (what the open handles read and write), an object what it last showed.
+        if node.path.hasPrefix(Namespace.detachedPrefix) {
+            var attrs = node.attributes
+            if let (f, link) = handles.withLock({ s in s.files.values.first { $0.ino == ino && $0.staged != nil }.map { ($0.staged!, $0.link) } }) {
+                attrs = localAttributes(ino: ino, file: f, policy: link.policy)
+            }
+            attrs.nlink = 0
+            return reply(.success(EntryReply(attributes: attrs, ttl: 0)))
+        }
+        if node.expires > monotonicSeconds() || node.attributes.kind == .directory {
             return reply(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
         }
         guard let place = place(node.path) else { return reply(.failure(FilesystemError(ESTALE, "/\(node.path) is no longer in the namespace"))) }

@@ -94,8 +94,13 @@ package struct FileAttributes: Sendable, Equatable {
     /// The last change of the inode (a chmod, a chown, a rename, a write), kept in memory for the life of
     /// the mount; nil shows the mtime.
     package var ctime: Timestamp?
+    /// The access time when one was set explicitly; nil shows the mtime (reads never move it).
+    package var atime: Timestamp?
+    /// Links to it: 0 once unlinked while open; nil for the usual 1 (2 for a directory).
+    package var nlink: UInt32?
 
-    package init(ino: UInt64, kind: Kind, size: Int64, mtime: Timestamp, mode: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0) {
+    package init(ino: UInt64, kind: Kind, size: Int64, mtime: Timestamp, mode: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0, atime: Timestamp? = nil) {
+        self.atime = atime
         self.ino = ino
         self.kind = kind
         self.size = size

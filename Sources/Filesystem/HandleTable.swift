@@ -22,6 +22,8 @@ final class HandleTable: Sendable {
         /// the thread may be gone by the time a child's flush arrives (a writer thread that exited).
         var writerPid: Int32?
         var writerProcess: Int32?
+        /// Whether an unprivileged write already cleared the set-ID bits (one look per handle, not per write).
+        var privilegesChecked = false
     }
 
     /// An open directory and the listing it pages through.

@@ -126,6 +126,9 @@ struct Node {
 
 /// Pure naming rules: which keys can be names, and how paths map to keys and inode numbers.
 enum Namespace {
+    /// The errno for a name that is not valid: ENAMETOOLONG over 255 bytes, else EINVAL.
+    static func invalidNameError(_ name: String) -> Int32 { name.utf8.count > 255 ? ENAMETOOLONG : EINVAL }
+
     /// A name the kernel accepts as one path component.
     static func isValidName(_ name: String) -> Bool {
         let bytes = name.utf8

@@ -1,5 +1,6 @@
 import Platform
 import ObjectStore
+import WriteBack
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,8 @@ struct PosixMetadata: Sendable, Equatable {
     var mtime: Timestamp?
     /// A device's number, `x-amz-meta-rdev` as s3fs writes it.
     var rdev: UInt64?
+    /// The access time, when one was set explicitly (`x-amz-meta-atime`).
+    var atime: Timestamp?
 
     /// An object without POSIX metadata: it shows the mount's defaults.
     static let plain = PosixMetadata()
@@ -37,6 +40,7 @@ struct PosixMetadata: Sendable, Equatable {
             mtime = Timestamp(seconds: Int64(t), nanoseconds: Int32((t - t.rounded(.down)) * 1e9))
         }
         rdev = metadata["rdev"].flatMap { UInt64($0) }
+        atime = metadata["atime"].flatMap { MetadataTime.parse($0) }
     }
 
     /// The file type the mode names, for an object (a directory's type comes from its key, never its mode):

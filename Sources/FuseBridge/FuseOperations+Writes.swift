@@ -27,8 +27,8 @@ extension FuseBridge {
         }
         ops.write = { req, _, buf, size, off, fi in
             let fs = FuseBridge.from(req).filesystem
-            let pid = fuse_req_ctx(req)!.pointee.pid
-            switch fs.write(fi!.pointee.fh, offset: Int64(off), data: UnsafeRawBufferPointer(start: buf, count: size), pid: pid) {
+            let ctx = fuse_req_ctx(req)!.pointee
+            switch fs.write(fi!.pointee.fh, offset: Int64(off), data: UnsafeRawBufferPointer(start: buf, count: size), pid: ctx.pid, uid: ctx.uid) {
             case .success(let n): fuse_reply_write(req, n)
             case .failure(let e): fuse_reply_err(req, e.errno)
             }
@@ -55,8 +55,13 @@ extension FuseBridge {
             } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
                 c.mtime = Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: Int32(st.st_mtim.tv_nsec))
             }
-            // atime alone is accepted and not stored (object stores keep no access time).
-            guard c.size != nil || c.mode != nil || c.uid != nil || c.gid != nil || c.mtime != nil else {
+            // An atime set explicitly (utimensat, touch -a, tar -x) is stored; reads never move it.
+            if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 {
+                c.atime = wallClock()
+            } else if toSet & FUSE_SET_ATTR_ATIME != 0 {
+                c.atime = Timestamp(seconds: Int64(st.st_atim.tv_sec), nanoseconds: Int32(st.st_atim.tv_nsec))
+            }
+            guard c.size != nil || c.mode != nil || c.uid != nil || c.gid != nil || c.mtime != nil || c.atime != nil else {
                 FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { r.attrOrError($0) }
                 return
             }

@@ -31,7 +31,7 @@ func stat(_ a: FileAttributes) -> stat {
     var st = Glibc.stat()
     st.st_ino = ino_t(a.ino)
     st.st_mode = a.fullMode
-    st.st_nlink = a.kind == .directory ? 2 : 1
+    st.st_nlink = nlink_t(a.nlink ?? (a.kind == .directory ? 2 : 1))
     st.st_uid = a.uid
     st.st_gid = a.gid
     st.st_size = off_t(a.size)
@@ -42,7 +42,7 @@ func stat(_ a: FileAttributes) -> stat {
     let changed = a.changed
     st.st_mtim = ts
     st.st_ctim = timespec(tv_sec: Int(changed.seconds), tv_nsec: Int(changed.nanoseconds))
-    // Not kept (no write per read): the modification time stands in, as with noatime.
-    st.st_atim = ts
+    // Kept only when set explicitly (no write per read): the modification time stands in otherwise.
+    st.st_atim = a.atime.map { timespec(tv_sec: Int($0.seconds), tv_nsec: Int($0.nanoseconds)) } ?? ts
     return st
 }

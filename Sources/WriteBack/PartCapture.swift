@@ -17,6 +17,27 @@ import Synchronization
 final class PartCapture: Sendable {
     static let maxReady = 4
 
+    /// How many copies all the files of a write path may hold at once, open ones included.
+    ///
+    /// With async close a backlog of pending files is the normal state (writers outrun the upload); at 4
+    /// copies each, hundreds of them held gigabytes (2,177 MiB with `--memory-cache 256M`). Beyond the
+    /// budget a part simply has no copy and is read back from the staging file.
+    final class Budget: Sendable {
+        let limit: Int
+        private let held = Atomic<Int>(0)
+        init(limit: Int) { self.limit = max(0, limit) }
+        var inUse: Int { held.load(ordering: .relaxed) }
+        /// Takes one copy's place if there is room.
+        func take() -> Bool {
+            while true {
+                let now = held.load(ordering: .relaxed)
+                guard now < limit else { return false }
+                if held.compareExchange(expected: now, desired: now + 1, ordering: .relaxed).exchanged { return true }
+            }
+        }
+        func give(_ n: Int) { if n > 0 { held.subtract(n, ordering: .relaxed) } }
+    }
+
     /// Bytes `range` of the file, just copied into `buffer` (which holds the part starting at `partStart`).
     /// The staging queue writes them from there instead of copying them a second time.
     struct Copy {
@@ -39,6 +60,8 @@ final class PartCapture: Sendable {
         var open: Slot?
         /// Complete parts waiting for their upload.
         var ready: [Slot] = []
+        /// Copies counted against the budget (open and ready), so that a change gives back the difference.
+        var counted = 0
     }
 
     private let state = Mutex(State())
@@ -48,12 +71,16 @@ final class PartCapture: Sendable {
     private let geometry: PartGeometry
     private let buffers: AlignedBuffers
     private let capacity: Int
+    private let budget: Budget
 
-    init(geometry: PartGeometry, buffers: AlignedBuffers) {
+    init(geometry: PartGeometry, buffers: AlignedBuffers, budget: Budget = Budget(limit: Int.max)) {
         self.geometry = geometry
         self.buffers = buffers
+        self.budget = budget
         capacity = Syscall.directIOPadded(Int(geometry.base))
     }
+
+    deinit { budget.give(state.withLock { $0.counted }) }
 
     /// Records `data` at `offset`, then runs `stage` (the write into the staging file) with the copies just
     /// made; when `stage` fails the file lacks those bytes, so the copies they touched are dropped.
@@ -67,7 +94,7 @@ final class PartCapture: Sendable {
                 drop(&s, overlapping: offset..<(offset + Int64(data.count)))
                 s.open = nil
             }
-            publish(s)
+            publish(&s)
             return failure
         }
     }
@@ -77,7 +104,7 @@ final class PartCapture: Sendable {
         state.withLock { s in
             guard let i = s.ready.firstIndex(where: { $0.part == part && $0.filled == count }) else { return nil }
             let buffer = s.ready.remove(at: i).buffer
-            publish(s)
+            publish(&s)
             return buffer
         }
     }
@@ -89,8 +116,10 @@ final class PartCapture: Sendable {
     func reset<T>(_ body: () -> T) -> T {
         state.withLock { s in
             let result = body()
+            let counted = s.counted
             s = State()
-            publish(s)
+            s.counted = counted
+            publish(&s)
             return result
         }
     }
@@ -101,7 +130,13 @@ final class PartCapture: Sendable {
     /// Whether `part` has a copy waiting.
     func has(_ part: Int) -> Bool { readyParts.withLock { $0.contains(part) } }
 
-    private func publish(_ s: State) { readyParts.withLock { $0 = Set(s.ready.map(\.part)) } }
+    /// Makes the set of waiting parts and the budget agree with `s` (call after every change).
+    private func publish(_ s: inout State) {
+        let now = s.ready.count + (s.open == nil ? 0 : 1)
+        if now < s.counted { budget.give(s.counted - now) }
+        s.counted = now
+        readyParts.withLock { $0 = Set(s.ready.map(\.part)) }
+    }
 
     /// The number of copies held, open one included (for tests).
     var held: Int { state.withLock { $0.ready.count + ($0.open == nil ? 0 : 1) } }
@@ -126,6 +161,11 @@ final class PartCapture: Sendable {
                 let p = geometry.part(containing: at)
                 // Only a write that begins a base-sized part starts a copy.
                 guard geometry.start(ofPart: p) == at, geometry.size(ofPart: p) == geometry.base, s.ready.count < Self.maxReady else { break }
+                // A copy that replaces none this file held takes a place in the write path's budget.
+                if s.ready.count + 1 > s.counted {
+                    guard budget.take() else { break }
+                    s.counted += 1
+                }
                 s.open = Slot(part: p, buffer: PartBuffer(pool: buffers, capacity: capacity), filled: 0)
             }
             var o = s.open!

@@ -1,5 +1,6 @@
 import Platform
 import ObjectStore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -7,39 +8,154 @@ import Glibc
 
 /// A file being written, or written recently: a full local image on the NVMe tier, and its upload state.
 ///
-/// The descriptor stays open as long as anything (an upload, a reader) holds the object, so unlinking the
-/// staging file never pulls bytes from under a request. All mutable state is guarded by `WriteBack`'s lock.
+/// Its descriptors are opened on demand and closed when the write path's `DescriptorCache` needs room, so
+/// that a backlog of hundreds of pending uploads does not hold hundreds of descriptors. Before its staging
+/// file is unlinked the file pins a descriptor, so whoever still holds the object (an upload, a reader) never
+/// has the bytes pulled from under it. All mutable upload state is guarded by `WriteBack`'s lock.
 package final class StagedFile: @unchecked Sendable {
     package let id: String
     /// Where it uploads to: a file never moves between stores (a rename across links is EXDEV).
     package let store: Store
-    /// Read it with `pread`; writes go through `WriteBack.write` so uploads see them.
-    package let descriptor: Int32
-    /// The same file opened with `O_DIRECT` (-1 where the filesystem has no direct I/O), for page-aligned
-    /// writes: they reach the device without filling the page cache, so the fdatasync at close has almost
-    /// nothing left to write and the writer is never throttled behind dirty-page writeback.
-    let directDescriptor: Int32
     let path: String
     var s: FileState
     /// Queued writes; guarded by `StagingWriter`'s lock.
     var q = StagingQueue()
     /// Copies of whole parts just written in order, for their upload.
     let capture: PartCapture
+    /// Whether the staging filesystem takes `O_DIRECT` (probed when the file was made): page-aligned writes
+    /// then reach the device without filling the page cache, so the fdatasync at close has almost nothing
+    /// left to write and the writer is never throttled behind dirty-page writeback.
+    let supportsDirect: Bool
+    private let descriptors: DescriptorCache
 
-    init(id: String, store: Store, descriptor: Int32, path: String, state: FileState, capture: PartCapture) {
+    private struct Open {
+        var plain: Int32 = -1
+        var direct: Int32 = -1
+        var users = 0
+        /// The staging file is unlinked: the descriptor is all there is, it stays until the object goes.
+        var pinned = false
+    }
+
+    private let open: Mutex<Open>
+
+    init(id: String, store: Store, descriptor: Int32, path: String, state: FileState, capture: PartCapture, descriptors: DescriptorCache) {
         self.id = id
         self.store = store
-        self.descriptor = descriptor
         self.path = path
         self.s = state
         self.capture = capture
-        directDescriptor = (try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1
+        self.descriptors = descriptors
+        let direct = (try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1
+        supportsDirect = direct >= 0
+        open = Mutex(Open(plain: descriptor, direct: direct))
+        descriptors.opened(self)
     }
 
     deinit {
-        Syscall.close(descriptor)
-        if directDescriptor >= 0 { Syscall.close(directDescriptor) }
+        let o = open.withLock { $0 }
+        if o.plain >= 0 { Syscall.close(o.plain) }
+        if o.direct >= 0 { Syscall.close(o.direct) }
+        descriptors.closed(self)
     }
+
+    /// Runs `body` with an open descriptor of the staging file (`O_DIRECT` when `direct`), opening it if the
+    /// cache closed it; -1 when it cannot be opened (the body's syscall then fails with EBADF).
+    func withDescriptor<T>(direct: Bool = false, _ body: (Int32) -> T) -> T {
+        var reopened = false
+        let fd = open.withLock { o -> Int32 in
+            o.users += 1
+            if direct {
+                guard supportsDirect else { return -1 }
+                if o.direct < 0 {
+                    o.direct = (try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1
+                    reopened = o.direct >= 0
+                }
+                return o.direct
+            }
+            if o.plain < 0 {
+                o.plain = (try? Syscall.open(path, O_RDWR).get()) ?? -1
+                reopened = o.plain >= 0
+            }
+            return o.plain
+        }
+        if reopened { descriptors.opened(self) } else { descriptors.used(self) }
+        defer { open.withLock { $0.users -= 1 } }
+        return body(fd)
+    }
+
+    /// Keeps a descriptor open until the object goes: call before unlinking the staging file.
+    func pin() {
+        withDescriptor { _ in }
+        open.withLock { $0.pinned = true }
+    }
+
+    /// Closes the descriptors if nothing uses them now; false if something does (or they are pinned).
+    func closeIfIdle() -> Bool {
+        let closing = open.withLock { o -> (Int32, Int32)? in
+            guard o.users == 0, !o.pinned, o.plain >= 0 || o.direct >= 0 else { return nil }
+            defer {
+                o.plain = -1
+                o.direct = -1
+            }
+            return (o.plain, o.direct)
+        }
+        guard let (a, b) = closing else { return false }
+        if a >= 0 { Syscall.close(a) }
+        if b >= 0 { Syscall.close(b) }
+        return true
+    }
+
+    /// Descriptors this file holds open now (for tests and status).
+    var openDescriptors: Int { open.withLock { ($0.plain >= 0 ? 1 : 0) + ($0.direct >= 0 ? 1 : 0) } }
+}
+
+/// The staged files with open descriptors, least recently used first; beyond `limit` files the least
+/// recently used idle ones are closed (they reopen on their next use).
+final class DescriptorCache: @unchecked Sendable {
+    let limit: Int
+    private struct State {
+        var clock: UInt64 = 0
+        var files: [ObjectIdentifier: (file: Weak, lastUse: UInt64)] = [:]
+    }
+
+    /// A reference that does not keep a file alive (a file leaves the cache in its deinit; until then a weak
+    /// reference to one being deinitialized is nil, never a dangling pointer).
+    struct Weak: @unchecked Sendable { weak var file: StagedFile? }
+
+    private let state = Mutex(State())
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    /// Staged files with open descriptors.
+    var count: Int { state.withLock { $0.files.count } }
+
+    func opened(_ f: StagedFile) {
+        let victims = state.withLock { s -> [StagedFile] in
+            s.clock += 1
+            s.files[ObjectIdentifier(f)] = (Weak(file: f), s.clock)
+            guard s.files.count > limit else { return [] }
+            // Oldest first; more than one in case the oldest are busy.
+            return s.files.filter { $0.key != ObjectIdentifier(f) }.sorted { $0.value.lastUse < $1.value.lastUse }
+                .prefix(s.files.count - limit + 4).compactMap(\.value.file.file)
+        }
+        var over = victims.count
+        for v in victims where over > 0 {
+            // Not under the cache's lock: a file's own lock is never taken inside it.
+            if v.closeIfIdle() {
+                closed(v)
+                over -= 1
+            }
+        }
+    }
+
+    func used(_ f: StagedFile) {
+        state.withLock { s in
+            s.clock += 1
+            if s.files[ObjectIdentifier(f)] != nil { s.files[ObjectIdentifier(f)]!.lastUse = s.clock }
+        }
+    }
+
+    func closed(_ f: StagedFile) { state.withLock { _ = $0.files.removeValue(forKey: ObjectIdentifier(f)) } }
 }
 
 /// An uploaded part: which generation of the file it holds, and its length then.

@@ -90,7 +90,7 @@ final class StagingWriter: @unchecked Sendable {
     /// when `f` does not take queued writes (no direct descriptor, or a filesystem that cannot reserve blocks,
     /// which this call may find out). Fails with the file's sticky error, or ENOSPC.
     func admit(_ f: StagedFile, offset: Int64, end: Int64) -> Result<Bool, Errno> {
-        guard f.directDescriptor >= 0 else { return .success(false) }
+        guard f.supportsDirect else { return .success(false) }
         let (error, canQueue, reservedEnd) = locked { (f.q.error, f.q.canQueue, f.q.reservedEnd) }
         if let error { return .failure(error) }
         guard canQueue else { return .success(false) }
@@ -98,7 +98,7 @@ final class StagingWriter: @unchecked Sendable {
         // Contiguous growth reserves a step ahead; a write far past the end reserves only itself.
         let from = offset <= reservedEnd + Self.reserveStep ? reservedEnd : offset
         let to = from == reservedEnd ? max(end, reservedEnd + Self.reserveStep) : end
-        switch Syscall.reserve(f.directDescriptor, offset: from, length: to - from) {
+        switch f.withDescriptor(direct: true, { Syscall.reserve($0, offset: from, length: to - from) }) {
         case .success:
             if from == reservedEnd { locked { f.q.reservedEnd = max(f.q.reservedEnd, to) } }
             return .success(true)
@@ -107,7 +107,7 @@ final class StagingWriter: @unchecked Sendable {
             return .success(false)
         case .failure(let e) where e.rawValue == ENOSPC && to > end:
             // Not room for the step ahead: reserve just this write.
-            return Syscall.reserve(f.directDescriptor, offset: offset, length: end - offset).map { true }
+            return f.withDescriptor(direct: true) { Syscall.reserve($0, offset: offset, length: end - offset) }.map { true }
         case .failure(let e):
             return .failure(e)
         }
@@ -154,10 +154,10 @@ final class StagingWriter: @unchecked Sendable {
             }) else { return }
             var failure: Errno?
             let bytes = UnsafeRawBufferPointer(start: job.buffer, count: job.count)
-            if !Syscall.pwriteFully(f.directDescriptor, bytes, job.offset) {
+            if !f.withDescriptor(direct: true, { Syscall.pwriteFully($0, bytes, job.offset) }) {
                 // EINVAL: the device wants another alignment after all; the page cache takes the bytes.
                 let e = Errno(errno)
-                if e.rawValue != EINVAL || !Syscall.pwriteFully(f.descriptor, bytes, job.offset) { failure = Errno(errno) }
+                if e.rawValue != EINVAL || !f.withDescriptor({ Syscall.pwriteFully($0, bytes, job.offset) }) { failure = Errno(errno) }
             }
             if job.copy == nil { buffers.give(job.buffer, Self.chunk) }
             let wake = locked { () -> [CheckedContinuation<Void, Never>] in
@@ -214,6 +214,6 @@ extension StagingWriter {
             f.q.reservedEnd = start
             return true
         }
-        if reserved { _ = Syscall.ftruncate(f.descriptor, size) }
+        if reserved { _ = f.withDescriptor { Syscall.ftruncate($0, size) } }
     }
 }

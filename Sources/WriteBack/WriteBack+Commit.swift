@@ -32,7 +32,7 @@ extension WriteBack {
             try await waitDurable(f, generation: generation)
             return
         }
-        if case .failure(let e) = Syscall.fdatasync(f.descriptor) {
+        if case .failure(let e) = f.withDescriptor({ Syscall.fdatasync($0) }) {
             throw WriteBackError("cannot sync staging file \(f.path): \(e)", errno: e.rawValue)
         }
         if case .failure(let e) = journal.write({ lock.withLock { _ in makeRecord(f) } }) {
@@ -74,6 +74,7 @@ extension WriteBack {
         }
         for c in wake { c.resume() }
         f.capture.clear()
+        f.pin()
         _ = Syscall.unlink(f.path)
         guard let upload else {
             journal.remove(f.id)
@@ -160,6 +161,7 @@ extension WriteBack {
             return out
         }
         for (f, key) in victims {
+            f.pin()
             _ = Syscall.unlink(f.path)
             notifyEvicted(f, key: key)
         }

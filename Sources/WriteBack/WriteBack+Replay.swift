@@ -71,7 +71,7 @@ extension WriteBack {
             state.created = record.created
             state.lastUse = monotonicSeconds()
             state.highWater = size
-            let file = StagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
+            let file = StagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors)
             if let id = record.uploadID {
                 report.reusedParts += await adoptParts(file, uploadID: id)
             }
@@ -100,7 +100,7 @@ extension WriteBack {
         for part in parts where part.partNumber <= geometry.partCount(fileSize: size) {
             let range = geometry.range(ofPart: part.partNumber, fileSize: size)
             guard Int64(range.count) == part.size,
-                let md5 = Digest.md5(file: f.descriptor, offset: range.lowerBound, length: Int64(range.count)),
+                let md5 = f.withDescriptor({ Digest.md5(file: $0, offset: range.lowerBound, length: Int64(range.count)) }),
                 "\"" + Digest.hex(md5) + "\"" == part.etag || Digest.hex(md5) == part.etag
             else { continue }
             f.s.uploaded[part.partNumber] = UploadedPart(generation: f.s.generation, etag: part.etag, length: part.size)

@@ -29,7 +29,7 @@ extension WriteBack {
         /// Bytes `[from, to)` of `data` through the page cache.
         func put(_ from: Int, _ to: Int) -> Errno? {
             guard to > from else { return nil }
-            let ok = Syscall.pwriteFully(f.descriptor, UnsafeRawBufferPointer(rebasing: data[from..<to]), offset + Int64(from))
+            let ok = f.withDescriptor { Syscall.pwriteFully($0, UnsafeRawBufferPointer(rebasing: data[from..<to]), offset + Int64(from)) }
             return ok ? nil : Errno(errno == 0 ? EIO : errno)
         }
         if !queue || head > 0 || tail < data.count {
@@ -48,15 +48,15 @@ extension WriteBack {
     func readStaged(_ f: StagedFile, _ range: Range<Int64>, into buffer: UnsafeMutableRawPointer, capacity: Int) -> Result<Void, Errno> {
         let count = range.count
         let ask = Syscall.directIOPadded(count)
-        if f.directDescriptor >= 0, range.lowerBound % Int64(Syscall.directIOAlignment) == 0, ask <= capacity {
-            switch Syscall.preadFully(f.directDescriptor, buffer, ask, range.lowerBound) {
+        if f.supportsDirect, range.lowerBound % Int64(Syscall.directIOAlignment) == 0, ask <= capacity {
+            switch f.withDescriptor(direct: true, { Syscall.preadFully($0, buffer, ask, range.lowerBound) }) {
             case .success(let n) where n >= count: return .success(())
             case .success: return .failure(Errno(EIO))  // the file is shorter than its state says
             case .failure(let e) where e.rawValue == EINVAL: break  // another alignment: the page cache does it
             case .failure(let e): return .failure(e)
             }
         }
-        switch Syscall.preadFully(f.descriptor, buffer, count, range.lowerBound) {
+        switch f.withDescriptor({ Syscall.preadFully($0, buffer, count, range.lowerBound) }) {
         case .success(count): return .success(())
         case .success: return .failure(Errno(EIO))
         case .failure(let e): return .failure(e)
@@ -119,7 +119,7 @@ extension WriteBack {
             let capacity = Syscall.directIOPadded(max(size, StagingWriter.chunk))
             let buffer = buffers.take(capacity)
             defer { buffers.give(buffer, capacity) }
-            let result = Syscall.preadFully(f.descriptor, buffer, size, offset)
+            let result = f.withDescriptor { Syscall.preadFully($0, buffer, size, offset) }
             switch result {
             case .success(let n): reply(.success(UnsafeRawBufferPointer(start: buffer, count: min(n, size))))
             case .failure(let e): reply(.failure(e))

@@ -276,6 +276,8 @@ extension WriteBack {
             message: "\(error)", permanent: isPermanent,
             errno: s3?.errno ?? (error as? WriteBackError)?.errno ?? EIO)
         var wake: [CheckedContinuation<Void, any Error>] = []
+        // A cancelled file's parts still in flight fail as their upload is aborted: nothing to retry or say.
+        if lock.withLock({ _ in f.s.cancelled }) { return }
         let key = lock.withLock { _ -> String in
             f.s.attempts += 1
             f.s.failure = failure

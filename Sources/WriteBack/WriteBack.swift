@@ -14,6 +14,10 @@ package struct WriteBackOptions: Sendable {
     package var partSize: Int64 = 16 << 20
     /// Parts in flight across all files.
     package var concurrency = 8
+    /// Bytes of part copies (see `PartCapture`) all files may hold together, however many are pending.
+    package var partCopyBytes: Int64 = 96 << 20
+    /// Staged files that may have descriptors open at once (two each at most); others reopen on use.
+    package var openStagingFiles = 32
     /// Parts in flight while an application is writing (nil: half the cores, at least 2, at most
     /// `concurrency`).
     ///
@@ -70,6 +74,10 @@ package final class WriteBack: @unchecked Sendable {
     private let hooks = Mutex(Hooks())
     /// Bounce buffers for direct writes and part buffers for uploads.
     let buffers: AlignedBuffers
+    /// The part copies all files share.
+    let captureBudget: PartCapture.Budget
+    /// The staged files with open descriptors, bounded: a backlog of pending uploads holds no descriptor each.
+    let descriptors: DescriptorCache
     /// Read upload parts at a low CPU priority (see `withStagedBytes`).
     let partReads: IOThreadPool
     /// Hashes upload parts side by side, at a low CPU priority.
@@ -110,6 +118,8 @@ package final class WriteBack: @unchecked Sendable {
         geometry = PartGeometry(base: options.partSize)
         // Per size: a part buffer for every part in flight, a bounce buffer for every concurrent writer.
         buffers = AlignedBuffers(keepPerSize: max(options.concurrency, 32) + 2)
+        captureBudget = PartCapture.Budget(limit: Int(options.partCopyBytes / max(1, options.partSize)))
+        descriptors = DescriptorCache(limit: options.openStagingFiles)
         partReads = IOThreadPool(threads: WriteBackOptions.cores, name: "upload-read", niceness: 10)
         partHasher = LaneHasher(name: "upload-md5", niceness: 10)
         staging = StagingWriter(limit: 32 << 20, threads: 2, buffers: buffers)
@@ -166,7 +176,7 @@ package final class WriteBack: @unchecked Sendable {
         var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
         state.lastUse = monotonicSeconds()
         state.created = wallClock().seconds
-        let file = StagedFile(id: id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers))
+        let file = StagedFile(id: id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors)
         lock.withLock { $0.files[id] = file }
         return file
     }
@@ -244,7 +254,7 @@ package final class WriteBack: @unchecked Sendable {
         }
         if let completedPart {
             // Direct writes are on the device already; page-cache ones start their writeback.
-            if f.directDescriptor < 0 { Syscall.startWriteback(f.descriptor, offset: completedPart.lowerBound, length: Int64(completedPart.count)) }
+            if !f.supportsDirect { f.withDescriptor { Syscall.startWriteback($0, offset: completedPart.lowerBound, length: Int64(completedPart.count)) } }
             pump()
         }
         return .success(data.count)
@@ -255,7 +265,7 @@ package final class WriteBack: @unchecked Sendable {
         let truncated = f.capture.reset { () -> Errno? in
             // Queued writes land first, or one could write past the new end after it.
             if let e = staging.settle(f), size > 0 { return e }
-            if case .failure(let e) = Syscall.ftruncate(f.descriptor, size) { return e }
+            if case .failure(let e) = f.withDescriptor({ Syscall.ftruncate($0, size) }) { return e }
             staging.truncated(f, to: size)
             return nil
         }

@@ -22,7 +22,7 @@ struct StagingWriterTests {
 
     func staged(_ f: StagedFile, count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        let n = out.withUnsafeMutableBytes { Syscall.preadFully(f.descriptor, $0.baseAddress!, count, 0) }
+        let n = out.withUnsafeMutableBytes { buf in f.withDescriptor { Syscall.preadFully($0, buf.baseAddress!, count, 0) } }
         #expect((try? n.get()) == count)
         return out
     }
@@ -67,7 +67,7 @@ struct StagingWriterTests {
             for i in 0..<16 { _ = mib.withUnsafeBytes { wb.write(f, offset: Int64(i << 20), $0, mtime: Timestamp(seconds: 2)) } }
             #expect((try? wb.truncate(f, to: 3 << 20, mtime: Timestamp(seconds: 3)).get()) != nil)
             var st = stat()
-            #expect(fstat(f.descriptor, &st) == 0)
+            #expect(f.withDescriptor { fstat($0, &st) } == 0)
             #expect(st.st_size == 3 << 20)
             try await wb.commit(f, sync: true)
             #expect(try await fetch(store, "t") == [UInt8](repeating: 0xAB, count: 3 << 20))
@@ -82,7 +82,7 @@ struct StagingWriterTests {
             for i in 0..<2 { _ = mib.withUnsafeBytes { wb.write(f, offset: Int64(i << 20), $0, mtime: Timestamp(seconds: 2)) } }
             try await wb.commit(f, sync: false)
             var st = stat()
-            #expect(fstat(f.descriptor, &st) == 0)
+            #expect(f.withDescriptor { fstat($0, &st) } == 0)
             #expect(st.st_size == 2 << 20)
             // st_blocks counts 512-byte units; allow filesystem metadata blocks, not the 64 MiB step.
             #expect(Int(st.st_blocks) * 512 < 4 << 20)
