@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: all deps build build-debug test test-unit bench bench-quick demo demo-stop clean
+.PHONY: all deps build build-debug test test-unit bench bench-quick demo demo-stop fuzz clean
 
 all: build
 
@@ -47,5 +47,9 @@ demo: build
 demo-stop:
 	$(PYTHON) scripts/demo.py stop
 
+## fuzz: every parser of outside input under libFuzzer + ASan, FUZZ_SECONDS (default 60) each
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_TARGETS)
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

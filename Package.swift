@@ -72,6 +72,9 @@ let package = Package(
             name: "MountConfig",
             dependencies: ["Platform", "ObjectStore", .product(name: "Yams", package: "Yams")]
         ),
+        // The parsers of outside input as fuzzing entry points; `lakecache-fuzz` runs them under libFuzzer.
+        .target(name: "FuzzTargets", dependencies: ["Platform", "ObjectStore", "Control", "MountConfig"]),
+        .executableTarget(name: "lakecache-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(
             name: "lakecache",
             dependencies: [
@@ -94,6 +97,7 @@ let package = Package(
         .testTarget(name: "ControlTests", dependencies: ["Platform", "Control"]),
         .testTarget(name: "FuseBridgeTests", dependencies: ["FuseBridge", "Filesystem", "CFuse"]),
         .testTarget(name: "MountConfigTests", dependencies: ["MountConfig", "ObjectStore", "Platform"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Platform", "ObjectStore", "CSpawn"]),
     ]
 )

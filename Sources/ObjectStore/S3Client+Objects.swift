@@ -95,7 +95,7 @@ extension S3Client {
     }
 
     /// Parses `bytes FIRST-LAST/TOTAL`.
-    static func parseContentRange(_ text: String) -> (first: Int64, last: Int64, total: Int64)? {
+    package static func parseContentRange(_ text: String) -> (first: Int64, last: Int64, total: Int64)? {
         guard text.hasPrefix("bytes ") else { return nil }
         let spec = text.dropFirst(6)
         guard let dash = spec.firstIndex(of: "-"), let slash = spec.firstIndex(of: "/"),

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# make fuzz: builds lakecache-fuzz with libFuzzer and AddressSanitizer (its own build folder, .build-fuzz) and
+# runs each target for FUZZ_SECONDS (default 60) from its seed corpus in Fuzz/corpus/TARGET. New inputs go to
+# a scratch corpus, not the repository; a crash stops the run and leaves its input in Fuzz/crashes/ (add it to
+# Fuzz/corpus/TARGET once fixed: CorpusReplayTests replays every corpus file in make test).
+# Usage: scripts/fuzz.sh [TARGET...]   (targets: xml url control config)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-60}
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(xml url control config)
+swift build --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING --product lakecache-fuzz
+bin=.build-fuzz/debug/lakecache-fuzz
+mkdir -p Fuzz/crashes
+for t in "${targets[@]}"; do
+    work=$(mktemp -d /tmp/lakecache-fuzz-$t.XXXXXX)
+    echo "== fuzz $t for ${seconds}s"
+    # -rss_limit_mb: the targets parse at most a few MiB; -max_len bounds an input (the config file's limit is 1 MiB).
+    FUZZ_TARGET=$t $bin "$work" "Fuzz/corpus/$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+        -artifact_prefix="Fuzz/crashes/$t-" -print_final_stats=1 2>&1 | grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" || true
+    rm -rf "$work"
+    if ls Fuzz/crashes/$t-* >/dev/null 2>&1; then echo "fuzz $t: crash, input in $(ls Fuzz/crashes/$t-* | head -1)"; exit 1; fi
+done
+echo "fuzz: no crash in ${targets[*]} (${seconds}s each)"
