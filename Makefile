@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: all deps build build-debug test test-unit bench bench-quick demo demo-stop fuzz clean
+.PHONY: all deps build build-debug test test-unit bench bench-quick demo demo-stop fuzz soak clean
 
 all: build
 
@@ -23,6 +23,9 @@ test: build-debug
 	LAKECACHE_BUILD_DIR=$$($(SWIFT) build --show-bin-path) $(PYTHON) bench/run.py --quick --systems lakecache,local --docs '' --output .build/bench-smoke.json --check
 	@echo "== demo smoke test (make demo twice in a row, then make demo-stop, on a private mount point)"
 	LAKECACHE_BUILD_DIR=$$($(SWIFT) build --show-bin-path) scripts/demo-smoke.sh
+	@echo "== soak, 60 s (readers, writers, renamers under 5% injected faults; make soak runs 10 minutes)"
+	LAKECACHE_BUILD_DIR=$$($(SWIFT) build --show-bin-path) $(PYTHON) scripts/soak.py --seconds 60 --report .build/soak-60.json --check > .build/soak-60.log || (tail -40 .build/soak-60.log; exit 1)
+	@tail -1 .build/soak-60.log
 
 ## test-unit: only the tests that need no server
 test-unit: build-debug
@@ -46,6 +49,10 @@ demo: build
 ## demo-stop: unmount the demo, stop its S3 server, remove its data
 demo-stop:
 	$(PYTHON) scripts/demo.py stop
+
+## soak: SOAK_SECONDS (default 600) of mixed load under injected faults; report in bench-results/soak.json
+soak: build
+	$(PYTHON) scripts/soak.py --seconds $${SOAK_SECONDS:-600} --report bench-results/soak.json --check
 
 ## fuzz: every parser of outside input under libFuzzer + ASan, FUZZ_SECONDS (default 60) each
 fuzz: deps
