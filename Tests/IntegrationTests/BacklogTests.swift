@@ -123,3 +123,33 @@ struct SplitMixT {
         return z ^ (z >> 31)
     }
 }
+
+/// An error an application gets because a backend request failed is logged once, at warning, with the
+/// operation, the path and the cause.
+@Suite(.enabled(if: fuseAvailable, fuseSkipReason))
+struct FailureLogTests {
+    @Test func aFailedCopyInADirectoryRenameIsLogged() async throws {
+        let bench = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        let bucket = try await freshBucket(Servers.bench, "faillog")
+        for i in 0..<3 { _ = try await Servers.bench.putObject(bucket: bucket, key: "dir/f\(i)", body: .bytes([UInt8(i)]), options: PutOptions()) }
+        let m = TestMount(bucket: bucket, endpoint: bench)
+        try await withMount(m) { m throws in
+            #expect(FileManager.default.fileExists(atPath: m.path("dir/f1")))
+            try await BenchControl.setFaults(bucket: bucket, [["action": "403", "op": "CopyObject", "key_prefix": "moved/f1"]])
+            #expect(rename(m.path("dir"), m.path("moved")) == -1)
+            let e = errno
+            #expect(e == EACCES, "errno \(e)")
+            try await BenchControl.setFaults(bucket: bucket, [])
+            // The daemon logs to its cache directory once the mount is live.
+            var log = ""
+            for _ in 0..<40 {
+                log = (try? String(contentsOfFile: m.cacheDir + "/lakecache.log", encoding: .utf8)) ?? ""
+                if log.contains("operation failed") { break }
+                usleep(50_000)
+            }
+            let lines = log.split(separator: "\n").filter { $0.contains("operation failed") && $0.contains("rename") }
+            #expect(lines.count == 1, "one warning for the failed rename: \(lines)")
+            #expect(lines.first?.contains("warning") == true && lines.first?.contains("/dir") == true && lines.first?.contains("moved/f1") == true, "\(lines)")
+        }
+    }
+}
