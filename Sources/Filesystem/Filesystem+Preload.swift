@@ -86,8 +86,12 @@ extension Filesystem {
                         if Task.isCancelled { return nil }
                         while busy() { try? await Task.sleep(nanoseconds: 50_000_000) }
                         if disk.usage.bytes + blockSize > disk.capacity - disk.capacity / 10 { return nil }
-                        let held = await withCheckedContinuation { c in cache.fill(version, block: index) { c.resume(returning: $0) } }
-                        if held { index += 1 } else { try? await Task.sleep(nanoseconds: 20_000_000) }
+                        let outcome = await withCheckedContinuation { c in cache.fill(version, block: index) { c.resume(returning: $0) } }
+                        switch outcome {
+                        case .held: index += 1
+                        case .busy: try? await Task.sleep(nanoseconds: 20_000_000)
+                        case .failed: return nil  // a preload is best effort: the next read fetches it
+                        }
                     }
                     return f.size
                 }

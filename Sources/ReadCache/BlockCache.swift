@@ -440,16 +440,29 @@ package final class BlockCache: @unchecked Sendable {
         return out
     }
 
+    /// What `fill` did with a block.
+    package enum FillOutcome: Sendable {
+        /// On the disk tier already, in memory, or fetched now (and on its way to the disk tier).
+        case held
+        /// No slot could be had without waiting: try again later.
+        case busy
+        /// The fetch failed (after the client's retries).
+        case failed(ObjectStoreError)
+    }
+
     /// Brings one block into the cache for later: joins a fill in flight, or starts one with write-behind to
     /// the disk tier, using only a slot that can be had without waiting (so it never delays a demand read).
-    /// `done` gets whether the block is now held (false: no slot free, or the fetch failed; try again later).
-    package func fill(_ object: ObjectVersion, block index: Int64, done: @escaping @Sendable (Bool) -> Void) {
+    package func fill(_ object: ObjectVersion, block index: Int64, done: @escaping @Sendable (FillOutcome) -> Void) {
         let key = BlockKey(object: object, index: index)
-        if disk?.contains(key) == true { return done(true) }
+        if disk?.contains(key) == true { return done(.held) }
         enum Step { case held, joined, start(Int32), busy }
         let waiter = Waiter { [self] result in
-            if case .success(let slot) = result { unpin(slot) }
-            done((try? result.get()) != nil)
+            switch result {
+            case .success(let slot):
+                unpin(slot)
+                done(.held)
+            case .failure(let e): done(.failed(e))
+            }
         }
         let step = state.withLock { s -> Step in
             if let slot = s.index[key] {
@@ -463,11 +476,19 @@ package final class BlockCache: @unchecked Sendable {
             return .start(slot)
         }
         switch step {
-        case .held: done(true)
+        case .held: done(.held)
         case .joined: break
         case .start(let slot): fill(slot, key: key, writeBehind: true)
-        case .busy: done(false)
+        case .busy: done(.busy)
         }
+    }
+
+    /// Whether block `index` of `object` is held: on the disk tier, or ready in memory.
+    package func holds(_ object: ObjectVersion, block index: Int64, onDisk: Bool = false) -> Bool {
+        let key = BlockKey(object: object, index: index)
+        if disk?.contains(key) == true { return true }
+        if onDisk { return false }
+        return state.withLock { s in s.index[key].map { s.slots[Int($0)].state == .ready } ?? false }
     }
 
     /// Whether a block is in memory (ready or filling).

@@ -38,6 +38,10 @@ package final class DiskTier: @unchecked Sendable {
     private let pool: IOThreadPool
     private let logger: Logger
     private let state = Mutex<(entries: [DiskKey: Entry], used: Int64, clock: UInt64, lastFreeCheck: Int64, lowSpace: Bool)>(([:], 0, 0, 0, false))
+    /// Objects kept through eviction (`lakecache pin`), by object id, with the path they were pinned for.
+    private let pins = Mutex<[UInt64: String]>([:])
+    /// Bytes pinned objects may hold at most.
+    package let pinBudget: Int64
 
     package let hits = Atomic<Int>(0)
     package let misses = Atomic<Int>(0)
@@ -48,9 +52,10 @@ package final class DiskTier: @unchecked Sendable {
     private let directIO = Atomic<Bool>(true)
 
     /// Opens (creating with mode 0700) and indexes the tier. Existing blocks are kept.
-    package init(directory: String, capacity: Int64, freeSpaceFloor: Int64, ioThreads: Int = 2, logger: Logger = Logger(label: "lakecache.disk")) throws(SystemError) {
+    package init(directory: String, capacity: Int64, freeSpaceFloor: Int64, pinBudget: Int64? = nil, ioThreads: Int = 2, logger: Logger = Logger(label: "lakecache.disk")) throws(SystemError) {
         self.directory = directory
         self.capacity = capacity
+        self.pinBudget = pinBudget ?? capacity / 2
         self.freeSpaceFloor = freeSpaceFloor
         self.logger = logger
         self.pool = IOThreadPool(threads: ioThreads, name: "disk-tier")
@@ -58,6 +63,7 @@ package final class DiskTier: @unchecked Sendable {
             throw SystemError("cannot create cache directory \(d): \(Errno(errno)); choose another with --cache-dir", errno: Errno(errno))
         }
         scan()
+        loadPins()
     }
 
     package func shutdown() { pool.shutdown() }
@@ -187,6 +193,67 @@ package final class DiskTier: @unchecked Sendable {
         forget(key)
         return nil
     }
+
+    // MARK: - Pins
+
+    var pinsFile: String { directory + "/pins" }
+
+    private func loadPins() {
+        guard let text = readTextFile(pinsFile) else { return }
+        var out: [UInt64: String] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "\t", maxSplits: 1)
+            guard f.count == 2, let id = UInt64(f[0], radix: 16) else { continue }
+            out[id] = URIEncoding.decode(String(f[1])) ?? String(f[1])
+        }
+        pins.withLock { $0 = out }
+    }
+
+    private func savePins(_ p: [UInt64: String]) {
+        let text = p.sorted { $0.key < $1.key }.map { String($0.key, radix: 16) + "\t" + URIEncoding.encode($0.value, keepSlash: true) + "\n" }.joined()
+        _ = Syscall.writeFileAtomically(pinsFile, Array(text.utf8), directory: directory)
+    }
+
+    /// Keeps the blocks of `objects` through eviction (they are fetched first by the caller); refused when
+    /// the pinned bytes would pass the pin budget. Pins survive restarts (`CACHE_DIR/pins`).
+    package func pin(_ objects: [(object: ObjectVersion, path: String)]) -> Result<Void, SystemError> {
+        let adding = objects.filter { o in pins.withLock { $0[o.object.id] == nil } }.reduce(Int64(0)) { $0 + $1.object.size }
+        let now = pinnedBytes
+        guard now + adding <= pinBudget else {
+            return .failure(SystemError("pinning \(ByteCount.format(adding)) more would pass the pin budget (\(ByteCount.format(now)) of \(ByteCount.format(pinBudget)) pinned); unpin something or raise --pin-budget"))
+        }
+        let all = pins.withLock { p -> [UInt64: String] in
+            for o in objects { p[o.object.id] = o.path }
+            return p
+        }
+        savePins(all)
+        return .success(())
+    }
+
+    /// Lets go of the pins of paths at or below `path` ("" is every pin); returns how many.
+    @discardableResult
+    package func unpin(below path: String) -> Int {
+        let (n, all) = pins.withLock { p -> (Int, [UInt64: String]) in
+            let gone = p.filter { path.isEmpty || $0.value == path || $0.value.hasPrefix(path + "/") }.map(\.key)
+            for k in gone { p.removeValue(forKey: k) }
+            return (gone.count, p)
+        }
+        if n > 0 { savePins(all) }
+        return n
+    }
+
+    /// Bytes of pinned objects on the disk tier now.
+    package var pinnedBytes: Int64 {
+        let pinned = pins.withLock { $0 }
+        guard !pinned.isEmpty else { return 0 }
+        return state.withLock { s in s.entries.reduce(Int64(0)) { $0 + (pinned[$1.key.object] != nil ? $1.value.bytes : 0) } }
+    }
+
+    /// Pinned objects (by the path they were pinned for).
+    package var pinnedCount: Int { pins.withLock { $0.count } }
+
+    /// Whether `object` is pinned.
+    package func isPinned(_ object: ObjectVersion) -> Bool { pins.withLock { $0[object.id] != nil } }
 
     /// Drops every block of `object` (it changed or was deleted in the bucket); returns the bytes freed.
     @discardableResult
@@ -328,7 +395,9 @@ package final class DiskTier: @unchecked Sendable {
             let want = max(size + max(0, s.used + size - capacity), capacity / 20)
             var freed: Int64 = 0
             var out: [DiskKey] = []
-            for (k, e) in s.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where freed < want {
+            // Pinned objects stay; the rest go least recently used first.
+            let pinned = pins.withLock { $0 }
+            for (k, e) in s.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where freed < want && pinned[k.object] == nil {
                 out.append(k)
                 freed += e.bytes
             }

@@ -39,6 +39,7 @@ final class MountDaemon: @unchecked Sendable {
         let started: Double
         let logger: Logger
         let background: BackgroundWork
+        let jobs: JobTable
     }
 
     /// Mounts; `ready` is called once with nil when the mount is live or with the failure.
@@ -62,7 +63,7 @@ final class MountDaemon: @unchecked Sendable {
         }
         let disk: DiskTier
         do {
-            disk = try DiskTier(directory: plan.cacheDir, capacity: plan.cacheSize, freeSpaceFloor: Self.freeSpaceFloor(plan.cacheDir))
+            disk = try DiskTier(directory: plan.cacheDir, capacity: plan.cacheSize, freeSpaceFloor: Self.freeSpaceFloor(plan.cacheDir), pinBudget: plan.pinBudget)
         } catch {
             builder.shutdown()
             ready(CLIFailure(message: error.message))
@@ -127,7 +128,7 @@ final class MountDaemon: @unchecked Sendable {
         let background = BackgroundWork(filesystem: filesystem, cacheDir: plan.cacheDir, logger: logger)
         let parts = Parts(
             plan: plan, command: command, builder: builder, cache: cache, disk: disk, filesystem: filesystem, writeBack: writeBack,
-            started: monotonicSeconds(), logger: logger, background: background)
+            started: monotonicSeconds(), logger: logger, background: background, jobs: JobTable())
         let router = ControlRouter(logger: logger)
         ControlHandlers.register(on: router, parts)
         let control = ControlServer(path: ControlPaths.socket(for: plan.mountpoint), logger: logger) { router.handle($0) }

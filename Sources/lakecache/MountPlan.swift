@@ -44,6 +44,8 @@ struct MountPlan {
     var kernelReadaheadKB: Int
     var dirReadAhead: Int
     var metadataReadAhead: Int
+    /// Bytes pinned files may hold in the disk tier; nil for half of it.
+    var pinBudget: Int64? = nil
 
     /// Whether any link takes writes (else no write path is built).
     var writable: Bool { links.contains { !$0.policy.readOnly } }
@@ -87,6 +89,8 @@ struct MountPlan {
         guard (0...1024).contains(metadataReadAhead) else { throw usage("invalid --metadata-read-ahead \(metadataReadAhead): expected 0 (off) to 1024") }
         let cacheDir = cmd.cacheDir ?? s.cacheDir ?? "/var/cache/lakecache"
         let cacheSize = try size(cmd.cacheSize) ?? s.cacheSize ?? 100 << 30
+        let pinBudget = try size(cmd.pinBudget) ?? s.pinBudget
+        if let pinBudget, pinBudget > cacheSize { throw usage("the pin budget (\(ByteCount.format(pinBudget))) is larger than the disk tier (\(ByteCount.format(cacheSize))); give --pin-budget at most --cache-size") }
         let memoryCache = try size(cmd.memoryCache) ?? s.memoryCache ?? 1 << 30
         let fileMode = try mode(cmd.fileMode, option: "--file-mode") ?? s.fileMode ?? 0o644
         let dirMode = try mode(cmd.dirMode, option: "--dir-mode") ?? s.dirMode ?? 0o755
@@ -103,7 +107,7 @@ struct MountPlan {
             allowOther: cmd.allowOther || (s.allowOther ?? false), uid: cmd.uid ?? s.uid ?? getuid(), gid: cmd.gid ?? s.gid ?? getgid(),
             fileMode: fileMode, dirMode: dirMode,
             foreground: cmd.foreground, blockSize: Int(blockSize), fuseThreads: fuseThreads,
-            kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, metadataReadAhead: metadataReadAhead)
+            kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, metadataReadAhead: metadataReadAhead, pinBudget: pinBudget)
     }
 
     /// `URL MOUNTPOINT`, or `MOUNTPOINT` with a config file.
@@ -243,6 +247,7 @@ struct MountPlan {
                 case "dir_mode", "dir-mode": cmd.dirMode = try need()
                 case "no_sign_request", "no-sign-request": cmd.noSignRequest = true
                 case "metadata": cmd.metadata = try need()
+                case "pin_budget", "pin-budget": cmd.pinBudget = try need()
                 default:
                     throw CLIFailure(message: "unknown mount option '\(name)'; see 'lakecache mount --help' and docs/configuration.md", exitCode: 64)
                 }

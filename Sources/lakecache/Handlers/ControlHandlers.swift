@@ -14,6 +14,12 @@ enum ControlHandlers {
         router.register("links") { _ in LinksHandler.links(parts).encoded() }
         router.register("reload") { _ in ReloadHandler.reload(parts) }
         router.register("sync") { r in SyncHandler.sync(parts, paths: r.arguments) }
+        router.register("warmup") { r in WarmupHandler.warmup(parts, r.arguments) }
+        router.register("job") { r in WarmupHandler.job(parts, r.arguments) }
+        router.register("jobs") { _ in WarmupHandler.jobs(parts) }
+        router.register("cancel") { r in WarmupHandler.cancel(parts, r.arguments) }
+        router.register("pin") { r in WarmupHandler.pin(parts, r.arguments) }
+        router.register("unpin") { r in WarmupHandler.unpin(parts, r.arguments) }
     }
 
     static func error(_ message: String) -> String { JSONValue.object([("error", .string(message))]).encoded() }

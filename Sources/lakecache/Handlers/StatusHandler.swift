@@ -69,6 +69,8 @@ enum StatusHandler {
                     ("corrupt_blocks", n(p.disk.corrupt.load(ordering: .relaxed))),
                     ("write_skips", n(p.disk.writeSkips.load(ordering: .relaxed))),
                     ("evictions", n(p.disk.evictions.load(ordering: .relaxed))),
+                    ("pinned_bytes", n64(p.disk.pinnedBytes)), ("pinned_files", n(p.disk.pinnedCount)),
+                    ("pin_budget", n64(p.disk.pinBudget)),
                 ])),
                 ("network_fills", n(cache.networkFills.load(ordering: .relaxed))),
                 ("disk_fills", n(cache.diskFills.load(ordering: .relaxed))),
