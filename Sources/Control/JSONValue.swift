@@ -16,6 +16,8 @@ package indirect enum JSONValue: Sendable, Equatable {
 
     package var number: Double? { if case .number(let n) = self { return n } else { return nil } }
     package var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    /// The elements of an array; nil for anything else.
+    package var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
     package var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
 
     /// Compact or indented JSON text.

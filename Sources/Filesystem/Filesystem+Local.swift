@@ -102,7 +102,7 @@ extension Filesystem {
             let (_, _, _, key) = writeBack!.attributes(f)
             let target = writeBack!.target(f)
             guard let (_, path) = links.paths(store: f.store.name, bucket: target.bucket, key: key).first else { continue }
-            overlay.withLock { $0.put(path, f) }
+            _ = overlay.withLock { $0.put(path, f) }
         }
     }
 }

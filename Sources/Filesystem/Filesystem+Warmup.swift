@@ -33,32 +33,57 @@ extension Filesystem {
     /// The files under `paths` (a file, or a directory recursively, or a directory above links), after each
     /// link's globs; paths that name nothing, or that the bucket refuses, are failures with their reason.
     package func warmTargets(_ paths: [String]) async -> (targets: [WarmTarget], failures: [WarmFailure]) {
+        // A list of many files resolves each with a HEAD: 32 at a time, answers kept in the list's order.
+        var answers = [([WarmTarget], [WarmFailure])](repeating: ([], []), count: paths.count)
+        await withTaskGroup(of: (Int, [WarmTarget], [WarmFailure]).self) { group in
+            var next = 0
+            func add() {
+                guard next < paths.count else { return }
+                let i = next
+                next += 1
+                group.addTask { let (t, f) = await self.warmTargets(at: paths[i]); return (i, t, f) }
+            }
+            for _ in 0..<32 { add() }
+            for await (i, t, f) in group {
+                answers[i] = (t, f)
+                add()
+            }
+        }
+        var seen = Set<String>()
         var targets: [WarmTarget] = []
         var failures: [WarmFailure] = []
-        for raw in paths {
-            let path = raw.split(separator: "/").joined(separator: "/")
-            switch links.resolve(path) {
-            case .none:
-                failures.append(WarmFailure(path: path, reason: "not found: no link of the mount shows /\(path)"))
-            case .synthetic:
-                for link in links.links where Namespace.inside(link.path, path) {
-                    do { targets += try await files(link, below: "") } catch { failures.append(WarmFailure(path: link.path, reason: Self.reason(error))) }
+        for (t, f) in answers {
+            targets += t.filter { seen.insert($0.path).inserted }
+            failures += f
+        }
+        return (targets, failures)
+    }
+
+    private func warmTargets(at raw: String) async -> ([WarmTarget], [WarmFailure]) {
+        let path = raw.split(separator: "/").joined(separator: "/")
+        var targets: [WarmTarget] = []
+        var failures: [WarmFailure] = []
+        switch links.resolve(path) {
+        case .none:
+            failures.append(WarmFailure(path: path, reason: "not found: no link of the mount shows /\(path)"))
+        case .synthetic:
+            for link in links.links where Namespace.inside(link.path, path) {
+                do { targets += try await files(link, below: "") } catch { failures.append(WarmFailure(path: link.path, reason: Self.reason(error))) }
+            }
+        case .link(let link, let relative):
+            if let f = overlay[path] {
+                let (size, _, _, _) = writeBack!.attributes(f)
+                targets.append(WarmTarget(path: path, link: link, relative: relative, etag: "", size: size, staged: true))
+                break
+            }
+            do {
+                let found = try await filesAt(link, relative)
+                if found.isEmpty {
+                    failures.append(WarmFailure(path: path, reason: "not found: no object or directory \(link.key(relative)) in \(link.bucket.bucket)"))
                 }
-            case .link(let link, let relative):
-                if let f = overlay[path] {
-                    let (size, _, _, _) = writeBack!.attributes(f)
-                    targets.append(WarmTarget(path: path, link: link, relative: relative, etag: "", size: size, staged: true))
-                    continue
-                }
-                do {
-                    let found = try await filesAt(link, relative)
-                    if found.isEmpty {
-                        failures.append(WarmFailure(path: path, reason: "not found: no object or directory \(link.key(relative)) in \(link.bucket.bucket)"))
-                    }
-                    targets += found
-                } catch {
-                    failures.append(WarmFailure(path: path, reason: Self.reason(error)))
-                }
+                targets += found
+            } catch {
+                failures.append(WarmFailure(path: path, reason: Self.reason(error)))
             }
         }
         return (targets, failures)
@@ -117,38 +142,38 @@ extension Filesystem {
         return held
     }
 
-    /// What warming one file did.
-    package enum WarmResult: Sendable, Equatable {
-        /// All of it is cached; `fetched` bytes came from the bucket now.
-        case done(fetched: Int64)
+    /// The blocks of the file the disk tier does not hold.
+    package func missingBlocks(_ t: WarmTarget) -> [Int64] {
+        if t.staged || t.size == 0 { return [] }
+        let blockSize = Int64(cache.blockSize)
+        let version = t.version
+        return (0...((t.size - 1) / blockSize)).filter { !cache.holds(version, block: $0, onDisk: true) }
+    }
+
+    /// What warming one block did.
+    package enum BlockResult: Sendable, Equatable {
+        /// The block is cached; `fetched` bytes came from the bucket now (0: someone else had it).
+        case held(fetched: Int64)
         case failed(String)
         case cancelled
     }
 
-    /// Fetches every block of the file the cache does not hold into the disk tier (and memory, which keeps
-    /// them when `memory` by reading them twice), single-flight with demand reads. `pace` runs before each
-    /// block: it waits while applications read, and for the bandwidth cap.
-    package func warm(_ t: WarmTarget, memory: Bool = false, pace: @Sendable (Int64) async -> Bool) async -> WarmResult {
-        if t.staged || t.size == 0 { return .done(fetched: 0) }
+    /// Fetches one block into the disk tier (and memory, which keeps it when `memory` by reading it once
+    /// more), single-flight with demand reads. `pace` runs first: it waits while applications read, and for
+    /// the bandwidth cap.
+    package func warmBlock(_ t: WarmTarget, _ index: Int64, memory: Bool = false, pace: @Sendable (Int64) async -> Bool) async -> BlockResult {
         let blockSize = Int64(cache.blockSize)
         let version = t.version
-        var fetched: Int64 = 0
-        var index: Int64 = 0
+        let length = min(blockSize, t.size - index * blockSize)
+        if cache.holds(version, block: index, onDisk: true) { return .held(fetched: 0) }
         var busy = 0
-        while index * blockSize < t.size {
-            let length = min(blockSize, t.size - index * blockSize)
-            if cache.holds(version, block: index, onDisk: true) {
-                index += 1
-                continue
-            }
+        while true {
             guard await pace(length) else { return .cancelled }
             let outcome = await withCheckedContinuation { c in cache.fill(version, block: index) { c.resume(returning: $0) } }
             switch outcome {
             case .held:
-                fetched += length
                 if memory { cache.read(version, offset: index * blockSize, length: Int(length)) { r in if case .success(let range) = r { self.cache.release(range) } } }
-                index += 1
-                busy = 0
+                return .held(fetched: length)
             case .busy:
                 busy += 1
                 // Every slot is in use by reads: they go first.
@@ -159,7 +184,6 @@ extension Filesystem {
                 return .failed(Self.reason(e))
             }
         }
-        return .done(fetched: fetched)
     }
 
     /// Whether every block of the file reached the disk tier (write-behind runs after a fill; a full tier

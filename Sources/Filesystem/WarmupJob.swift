@@ -69,6 +69,10 @@ package final class WarmupJob: Sendable {
             p.failures = failures
             p.listing = false
         }
+        if request.pin, let disk = fs.cache.disk, total > disk.pinBudget - disk.pinnedBytes {
+            finish(.failed, failure: WarmFailure(path: request.paths.joined(separator: " "), reason: "over the pin budget: \(ByteCount.format(total)) asked for, \(ByteCount.format(disk.pinnedBytes)) of \(ByteCount.format(disk.pinBudget)) pinned already; unpin something or raise --pin-budget"))
+            return
+        }
         if let disk = fs.cache.disk, total > disk.capacity - disk.pinnedBytes {
             finish(.failed, failure: WarmFailure(path: request.paths.joined(separator: " "), reason: "did not fit in the cache: \(ByteCount.format(total)) asked for, the disk tier holds \(ByteCount.format(disk.capacity)) (\(ByteCount.format(disk.pinnedBytes)) pinned); raise --cache-size or warm less"))
             return
@@ -81,29 +85,76 @@ package final class WarmupJob: Sendable {
             if let bucket { await bucket.take(bytes) }
             return !cancelled.load(ordering: .relaxed)
         }
-        var queue = targets[...]
-        await withTaskGroup(of: (WarmTarget, Filesystem.WarmResult).self) { group in
+        // The unit of work is a block, not a file: a single large object keeps every thread busy too.
+        enum Done: Sendable {
+            case block(Int, Int64, Filesystem.BlockResult)
+            case landed(Int, Bool)
+        }
+        var remaining = [Int](repeating: 0, count: targets.count)
+        var failed = [String?](repeating: nil, count: targets.count)
+        var fileCursor = 0
+        var blocks: ArraySlice<(Int, Int64)> = []
+        let blockSize = Int64(fs.cache.blockSize)
+        let memory = request.memory
+        func nextBlock() -> (Int, Int64)? {
+            while blocks.isEmpty {
+                guard fileCursor < targets.count else { return nil }
+                let i = fileCursor
+                fileCursor += 1
+                let missing = fs.missingBlocks(targets[i])
+                let t = targets[i]
+                let missingBytes = missing.reduce(Int64(0)) { $0 + min(blockSize, t.size - $1 * blockSize) }
+                progress.withLock { p in
+                    p.bytesDone += t.size - missingBytes
+                    if missing.isEmpty { p.filesDone += 1 }
+                }
+                remaining[i] = missing.count
+                blocks = missing.map { (i, $0) }[...]
+            }
+            return blocks.popFirst()
+        }
+        await withTaskGroup(of: Done.self) { group in
             func next() {
-                guard let t = queue.popFirst() else { return }
-                group.addTask { (t, await fs.warm(t, memory: self.request.memory, pace: pace)) }
+                guard !cancelled.load(ordering: .relaxed), let (i, index) = nextBlock() else { return }
+                let t = targets[i]
+                if failed[i] != nil {
+                    // The file failed already: its other blocks are not fetched.
+                    group.addTask { .block(i, index, .cancelled) }
+                    return
+                }
+                group.addTask { .block(i, index, await fs.warmBlock(t, index, memory: memory, pace: pace)) }
             }
             for _ in 0..<max(1, request.threads) { next() }
-            for await (t, result) in group {
-                switch result {
-                case .done(let fetched):
-                    let landed = await fs.onDisk(t)
+            for await done in group {
+                switch done {
+                case .block(let i, let index, let result):
+                    let t = targets[i]
+                    switch result {
+                    case .held(let fetched):
+                        progress.withLock { p in
+                            p.bytesDone += min(blockSize, t.size - index * blockSize)
+                            p.bytesFetched += fetched
+                        }
+                    case .failed(let why):
+                        if failed[i] == nil { failed[i] = why }
+                    case .cancelled:
+                        break
+                    }
+                    remaining[i] -= 1
+                    if remaining[i] == 0 {
+                        if let why = failed[i] {
+                            progress.withLock { $0.failures.append(WarmFailure(path: t.path, reason: why)) }
+                        } else if !cancelled.load(ordering: .relaxed) {
+                            group.addTask { .landed(i, await fs.onDisk(t)) }
+                        }
+                    }
+                    next()
+                case .landed(let i, let landed):
                     progress.withLock { p in
                         p.filesDone += 1
-                        p.bytesDone += t.size
-                        p.bytesFetched += fetched
-                        if !landed { p.failures.append(WarmFailure(path: t.path, reason: "did not fit in the cache: the disk tier skipped some of its blocks (full, or below its free-space floor)")) }
+                        if !landed { p.failures.append(WarmFailure(path: targets[i].path, reason: "did not fit in the cache: the disk tier skipped some of its blocks (full, or below its free-space floor)")) }
                     }
-                case .failed(let why):
-                    progress.withLock { $0.failures.append(WarmFailure(path: t.path, reason: why)) }
-                case .cancelled:
-                    break
                 }
-                if !cancelled.load(ordering: .relaxed) { next() }
             }
         }
         if cancelled.load(ordering: .relaxed) { return finish(.cancelled) }

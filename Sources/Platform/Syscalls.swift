@@ -43,6 +43,44 @@ extension Syscall {
         }
         return true
     }
+
+    /// Streaming `read` (a pipe, standard input) that retries on EINTR; 0 at end of input.
+    package static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Errno> {
+        while true {
+            let n = Glibc.read(fd, buffer, count)
+            if n >= 0 { return .success(n) }
+            if errno != EINTR { return .failure(Errno(errno)) }
+        }
+    }
+
+    /// Reads `fd` to its end.
+    package static func readToEnd(_ fd: Int32) -> Result<[UInt8], Errno> {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            switch chunk.withUnsafeMutableBytes({ read(fd, $0.baseAddress!, $0.count) }) {
+            case .success(0): return .success(bytes)
+            case .success(let n): bytes += chunk[..<n]
+            case .failure(let e): return .failure(e)
+            }
+        }
+    }
+
+    /// Streaming `write` of the whole buffer, retrying on EINTR and short writes.
+    package static func writeAll(_ fd: Int32, _ data: UnsafeRawBufferPointer) -> Result<Void, Errno> {
+        var done = 0
+        while done < data.count {
+            let n = Glibc.write(fd, data.baseAddress! + done, data.count - done)
+            if n > 0 {
+                done += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return .failure(Errno(n < 0 ? errno : EIO))
+            }
+        }
+        return .success(())
+    }
 }
 
 /// A POSIX error number with its message.
@@ -50,4 +88,6 @@ package struct Errno: Error, Sendable, Equatable, CustomStringConvertible {
     package var rawValue: Int32
     package init(_ rawValue: Int32) { self.rawValue = rawValue }
     package var description: String { String(cString: strerror(rawValue)) }
+    /// The calling thread's `errno` now.
+    package static var current: Errno { Errno(errno) }
 }

@@ -21,7 +21,7 @@ struct LakeCache: AsyncParsableCommand {
             names a custom CA.
             """,
         version: version,
-        subcommands: [MountCommand.self, UnmountCommand.self, StatusCommand.self, FlushCommand.self, LinksCommand.self, ReloadCommand.self, SyncCommand.self]
+        subcommands: [MountCommand.self, UnmountCommand.self, StatusCommand.self, FlushCommand.self, LinksCommand.self, ReloadCommand.self, SyncCommand.self, WarmupCommand.self, JobsCommand.self, PinCommand.self, UnpinCommand.self]
     )
 }
 

@@ -3,6 +3,10 @@ import Filesystem
 import Platform
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Warmup jobs of a mount: started by `warmup`, listed by `jobs`, followed by `job`, stopped by `cancel`.
 final class JobTable: Sendable {
     private let jobs = Mutex<(next: Int, all: [Int: WarmupJob])>((1, [:]))
@@ -18,7 +22,16 @@ final class JobTable: Sendable {
         return job
     }
 
-    subscript(id: Int) -> WarmupJob? { jobs.withLock { $0.all[id] } }
+    /// The job a CLI names: `PID-N`, unique across the user's mounts, or a bare `N`.
+    subscript(name: String) -> WarmupJob? {
+        let parts = name.split(separator: "-").map { Int($0) }
+        if parts.count == 2, parts[0] != Int(getpid()) { return nil }
+        guard let n = parts.last ?? nil else { return nil }
+        return jobs.withLock { $0.all[n] }
+    }
+
+    /// The name a CLI uses for job `n`.
+    static func name(_ n: Int) -> String { "\(getpid())-\(n)" }
 
     var all: [WarmupJob] { jobs.withLock { $0.all.values.sorted { $0.id < $1.id } } }
 }
@@ -58,7 +71,7 @@ enum WarmupHandler {
             request.pin = options["pin"] != nil
             let demand = DemandSampler(cache: p.filesystem.cache)
             let job = p.jobs.start(request, p.filesystem) { demand.busy() }
-            return JSONValue.object([("id", .number(Double(job.id)))]).encoded()
+            return JSONValue.object([("id", .string(JobTable.name(job.id)))]).encoded()
         }
     }
 
@@ -99,7 +112,7 @@ enum WarmupHandler {
         let rate = j.seconds > 0 ? Double(j.bytesFetched) / j.seconds : 0
         let left = Double(j.bytesTotal - j.bytesDone)
         return .object([
-            ("id", .number(Double(j.id))), ("state", .string(j.listing && j.state == .running ? "listing" : j.state.rawValue)),
+            ("id", .string(JobTable.name(j.id))), ("state", .string(j.listing && j.state == .running ? "listing" : j.state.rawValue)),
             ("paths", .array(j.paths.prefix(10).map { .string("/" + $0) })),
             ("files", .number(Double(j.filesTotal))), ("files_done", .number(Double(j.filesDone))),
             ("bytes", .number(Double(j.bytesTotal))), ("bytes_done", .number(Double(j.bytesDone))),
@@ -112,7 +125,7 @@ enum WarmupHandler {
     }
 
     static func job(_ p: MountDaemon.Parts, _ args: [String]) -> String {
-        guard let id = args.first.flatMap({ Int($0) }), let job = p.jobs[id] else {
+        guard let id = args.first, let job = p.jobs[id] else {
             return ControlHandlers.error("no warmup job \(args.first ?? "") on this mount; lakecache jobs MOUNTPOINT lists them")
         }
         return describe(job.snapshot).encoded()
@@ -123,11 +136,11 @@ enum WarmupHandler {
     }
 
     static func cancel(_ p: MountDaemon.Parts, _ args: [String]) -> String {
-        guard let id = args.first.flatMap({ Int($0) }), let job = p.jobs[id] else {
+        guard let id = args.first, let job = p.jobs[id] else {
             return ControlHandlers.error("no warmup job \(args.first ?? "") on this mount; lakecache jobs MOUNTPOINT lists them")
         }
         job.cancel()
-        return JSONValue.object([("ok", .bool(true)), ("id", .number(Double(id)))]).encoded()
+        return JSONValue.object([("ok", .bool(true)), ("id", .string(JobTable.name(job.id)))]).encoded()
     }
 
     /// `pin PATH...`: warms the files (waiting for it), then keeps them through eviction.
@@ -137,7 +150,7 @@ enum WarmupHandler {
         request.pin = true
         let demand = DemandSampler(cache: p.filesystem.cache)
         let job = p.jobs.start(request, p.filesystem) { demand.busy() }
-        return JSONValue.object([("id", .number(Double(job.id)))]).encoded()
+        return JSONValue.object([("id", .string(JobTable.name(job.id)))]).encoded()
     }
 
     static func unpin(_ p: MountDaemon.Parts, _ args: [String]) -> String {
