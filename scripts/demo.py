@@ -5,7 +5,7 @@ start: starts a local S3 server (the bench object store, shaped like remote stor
        names one, seeds a sample dataset, mounts a namespace of three links at /mnt/lake (or $LAKE_MOUNT):
        datasets (read-only, listing kept indefinitely), models (read-only) and checkpoints (async close),
        reads the dataset for two shuffled epochs, writes a checkpoint, flushes it, shows an outside change
-       arriving with `lakecache sync`, shows links and status, and leaves the mount up.
+       arriving with `lakecache sync`, warms the model as a scheduler would (`lakecache warmup`), shows links and status, and leaves the mount up.
 stop:  unmounts, stops the server it started and removes the demo's cache and data.
 
 Environment: LAKE_MOUNT (mount point), LAKE_DEMO_DIR (state, cache and server data; default
@@ -115,6 +115,12 @@ def seed(s3, bucket, prefix):
 
 
 # ------------------------------------------------------------------------------------------- workload
+
+def get_requests():
+    """GETs the mount has sent so far, from `lakecache status --json`."""
+    out = lakecache("status", "--json", MOUNT, capture_output=True, text=True).stdout
+    return json.loads(out).get("backend", {}).get("requests", {}).get("GetObject", 0)
+
 
 def drop_page_cache():
     """Makes epoch 2 come from lakecache's cache rather than the kernel's page cache (root only)."""
@@ -237,6 +243,23 @@ links:
     t0 = time.time()
     lakecache("flush", os.path.dirname(ckpt), "--timeout", "600")
     say("durable", "everything under %s is in the bucket (%.2f s after close())" % (os.path.dirname(ckpt), time.time() - t0))
+    # A scheduler warms the model before the inference job that loads it starts.
+    models = os.path.join(MOUNT, "models")
+    print("  lakecache warmup --check %s" % models, flush=True)
+    out = lakecache("warmup", "--check", models, check=False, capture_output=True, text=True).stdout.strip()
+    print("    " + out.splitlines()[0], flush=True)
+    print("  lakecache warmup %s      (what a scheduler runs before the job)" % models, flush=True)
+    out = lakecache("warmup", models, capture_output=True, text=True).stdout.strip()
+    print("    " + out, flush=True)
+    gets_before = get_requests()
+    drop_page_cache()
+    t0 = time.time()
+    with open(os.path.join(models, "base.safetensors"), "rb") as f:
+        while f.read(1 << 20):
+            pass
+    t_load = time.time() - t0
+    say("model load", "%s in %.2f s (%.0f MB/s), %d GETs: it came from the disk tier"
+        % (human(MODEL_SIZE), t_load, MODEL_SIZE / t_load / 1e6, get_requests() - gets_before))
     # Another client adds an image; the indefinite listing hides it until a sync.
     s3_client(endpoint).put_object(Bucket=bucket, Key="%sdatasets/train/class00/new-image.jpg" % prefix, Body=os.urandom(20 * KiB))
     print("  (another client uploads datasets/train/class00/new-image.jpg)", flush=True)

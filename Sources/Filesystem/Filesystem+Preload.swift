@@ -86,7 +86,7 @@ extension Filesystem {
                         if Task.isCancelled { return nil }
                         while busy() { try? await Task.sleep(nanoseconds: 50_000_000) }
                         if disk.usage.bytes + blockSize > disk.capacity - disk.capacity / 10 { return nil }
-                        let outcome = await withCheckedContinuation { c in cache.fill(version, block: index) { c.resume(returning: $0) } }
+                        let outcome = await withCheckedContinuation { c in cache.fill(version, block: index, memory: false) { c.resume(returning: $0) } }
                         switch outcome {
                         case .held: index += 1
                         case .busy: try? await Task.sleep(nanoseconds: 20_000_000)

@@ -142,12 +142,14 @@ extension Filesystem {
         return held
     }
 
-    /// The blocks of the file the disk tier does not hold.
-    package func missingBlocks(_ t: WarmTarget) -> [Int64] {
+    /// The blocks of the file the disk tier does not hold (or, with `memory`, that are not in memory too).
+    package func missingBlocks(_ t: WarmTarget, memory: Bool = false) -> [Int64] {
         if t.staged || t.size == 0 { return [] }
         let blockSize = Int64(cache.blockSize)
         let version = t.version
-        return (0...((t.size - 1) / blockSize)).filter { !cache.holds(version, block: $0, onDisk: true) }
+        return (0...((t.size - 1) / blockSize)).filter {
+            !cache.holds(version, block: $0, onDisk: true) || (memory && !cache.inMemory(version, block: $0))
+        }
     }
 
     /// What warming one block did.
@@ -158,22 +160,22 @@ extension Filesystem {
         case cancelled
     }
 
-    /// Fetches one block into the disk tier (and memory, which keeps it when `memory` by reading it once
-    /// more), single-flight with demand reads. `pace` runs first: it waits while applications read, and for
+    /// Fetches one block into the disk tier (and into memory too with `memory`, from the disk tier if it is
+    /// there), single-flight with demand reads. `pace` runs first: it waits while applications read, and for
     /// the bandwidth cap.
     package func warmBlock(_ t: WarmTarget, _ index: Int64, memory: Bool = false, pace: @Sendable (Int64) async -> Bool) async -> BlockResult {
         let blockSize = Int64(cache.blockSize)
         let version = t.version
         let length = min(blockSize, t.size - index * blockSize)
-        if cache.holds(version, block: index, onDisk: true) { return .held(fetched: 0) }
+        if cache.holds(version, block: index, onDisk: true) && (!memory || cache.inMemory(version, block: index)) { return .held(fetched: 0) }
+        let onDiskAlready = cache.holds(version, block: index, onDisk: true)
         var busy = 0
         while true {
             guard await pace(length) else { return .cancelled }
-            let outcome = await withCheckedContinuation { c in cache.fill(version, block: index) { c.resume(returning: $0) } }
+            let outcome = await withCheckedContinuation { c in cache.fill(version, block: index, memory: memory) { c.resume(returning: $0) } }
             switch outcome {
             case .held:
-                if memory { cache.read(version, offset: index * blockSize, length: Int(length)) { r in if case .success(let range) = r { self.cache.release(range) } } }
-                return .held(fetched: length)
+                return .held(fetched: onDiskAlready ? 0 : length)
             case .busy:
                 busy += 1
                 // Every slot is in use by reads: they go first.

@@ -101,7 +101,7 @@ package final class WarmupJob: Sendable {
                 guard fileCursor < targets.count else { return nil }
                 let i = fileCursor
                 fileCursor += 1
-                let missing = fs.missingBlocks(targets[i])
+                let missing = fs.missingBlocks(targets[i], memory: memory)
                 let t = targets[i]
                 let missingBytes = missing.reduce(Int64(0)) { $0 + min(blockSize, t.size - $1 * blockSize) }
                 progress.withLock { p in

@@ -45,6 +45,9 @@ package final class BlockCache: @unchecked Sendable {
         var orphan = false
         /// Started by prefetch: its completion returns a prefetch credit.
         var prefetched = false
+        /// Fetched for the disk tier only (a warmup without `--memory`): leaves memory once written there,
+        /// unless a read wanted it meanwhile.
+        var transient = false
         var waiters: [Waiter] = []
     }
 
@@ -201,9 +204,11 @@ package final class BlockCache: @unchecked Sendable {
                 guard let found = s.index[k1], s.slots[Int(found)].state == .ready else { return nil }
                 b = found
                 s.slots[Int(b)].pins += 1
+                s.slots[Int(b)].transient = false
                 s.accessed(b)
             }
             s.slots[Int(a)].pins += 1
+            s.slots[Int(a)].transient = false
             s.accessed(a)
             return (a, b)
         }
@@ -225,6 +230,7 @@ package final class BlockCache: @unchecked Sendable {
         let waiter = Waiter { join.arrived(position: position, $0) }
         let step = state.withLock { s -> Step in
             if let slot = s.index[key] {
+                s.slots[Int(slot)].transient = false
                 if s.slots[Int(slot)].state == .ready {
                     s.slots[Int(slot)].pins += 1
                     s.accessed(slot)
@@ -335,7 +341,10 @@ package final class BlockCache: @unchecked Sendable {
         }
         if persist, let disk {
             let n = (try? result.get()) ?? 0
-            disk.write(key, from: UnsafeRawBufferPointer(start: buffer(slot), count: n), readable: readableBytes(slot)) { [self] _ in unpin(slot) }
+            disk.write(key, from: UnsafeRawBufferPointer(start: buffer(slot), count: n), readable: readableBytes(slot)) { [self] _ in
+                unpin(slot)
+                dropIfTransient(slot, key: key)
+            }
         }
         wake?.run()
     }
@@ -361,6 +370,21 @@ package final class BlockCache: @unchecked Sendable {
     package func release(_ range: PinnedRange) {
         if range.slots.0 >= 0 { unpin(range.slots.0) }
         if range.slots.1 >= 0 { unpin(range.slots.1) }
+    }
+
+    /// Frees a warmup's block from memory once it is on disk, if no read has wanted it.
+    private func dropIfTransient(_ slot: Int32, key: BlockKey) {
+        guard disk?.contains(key) == true else { return }
+        let wake = state.withLock { s -> Retry? in
+            let x = s.slots[Int(slot)]
+            guard x.transient, x.key == key, x.state == .ready, x.pins == 0, s.index[key] == slot else { return nil }
+            s.index.removeValue(forKey: key)
+            s.removedByInvalidation(slot)
+            s.readyBytes -= Int64(x.length)
+            s.recycle(slot)
+            return s.starved.popFirst()
+        }
+        wake?.run()
     }
 
     fileprivate func unpin(_ slot: Int32) {
@@ -452,9 +476,11 @@ package final class BlockCache: @unchecked Sendable {
 
     /// Brings one block into the cache for later: joins a fill in flight, or starts one with write-behind to
     /// the disk tier, using only a slot that can be had without waiting (so it never delays a demand read).
-    package func fill(_ object: ObjectVersion, block index: Int64, done: @escaping @Sendable (FillOutcome) -> Void) {
+    /// With `memory` the block ends up in memory too (read from the disk tier if it is there); without, a
+    /// block this starts leaves memory once written to disk, unless a read wants it first.
+    package func fill(_ object: ObjectVersion, block index: Int64, memory: Bool, done: @escaping @Sendable (FillOutcome) -> Void) {
         let key = BlockKey(object: object, index: index)
-        if disk?.contains(key) == true { return done(.held) }
+        if !memory, disk?.contains(key) == true { return done(.held) }
         enum Step { case held, joined, start(Int32), busy }
         let waiter = Waiter { [self] result in
             switch result {
@@ -471,7 +497,7 @@ package final class BlockCache: @unchecked Sendable {
                 return .joined
             }
             guard let slot = s.take(length: length(key)) else { return .busy }
-            s.slots[Int(slot)] = Slot(key: key, state: .filling, waiters: [waiter])
+            s.slots[Int(slot)] = Slot(key: key, state: .filling, transient: !memory, waiters: [waiter])
             s.index[key] = slot
             return .start(slot)
         }
@@ -488,6 +514,12 @@ package final class BlockCache: @unchecked Sendable {
         let key = BlockKey(object: object, index: index)
         if disk?.contains(key) == true { return true }
         if onDisk { return false }
+        return state.withLock { s in s.index[key].map { s.slots[Int($0)].state == .ready } ?? false }
+    }
+
+    /// Whether block `index` of `object` is ready in memory.
+    package func inMemory(_ object: ObjectVersion, block index: Int64) -> Bool {
+        let key = BlockKey(object: object, index: index)
         return state.withLock { s in s.index[key].map { s.slots[Int($0)].state == .ready } ?? false }
     }
 

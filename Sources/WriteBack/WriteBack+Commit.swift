@@ -132,7 +132,8 @@ extension WriteBack {
 
     /// Drops the least recently used clean files beyond the resident bound.
     func enforceResidency() {
-        _ = evict { total, _ in total > options.residentBytes }
+        let bound = options.residentBudget?() ?? options.residentBytes
+        _ = evict { total, _ in total > bound }
     }
 
     /// Drops clean files until `bytes` are freed (a full disk); returns the bytes freed.

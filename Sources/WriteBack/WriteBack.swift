@@ -35,6 +35,9 @@ package struct WriteBackOptions: Sendable {
     static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Uploaded files kept on disk for reads, in bytes (least recently used go first).
     package var residentBytes: Int64 = 8 << 30
+    /// The resident bound now, when it moves (the mount's pin budget less what `pin` holds); overrides
+    /// `residentBytes`.
+    package var residentBudget: (@Sendable () -> Int64)?
 
     package init(directory: String) {
         self.directory = directory

@@ -79,7 +79,10 @@ final class MountDaemon: @unchecked Sendable {
             var wb = WriteBackOptions(directory: plan.cacheDir)
             wb.partSize = plan.partSize
             wb.concurrency = plan.uploadConcurrency
-            wb.residentBytes = plan.cacheSize / 2
+            // Files written here stay resident (the newest checkpoint first) within the pin budget, beside
+            // what `lakecache pin` holds.
+            wb.residentBytes = disk.pinBudget
+            wb.residentBudget = { [disk] in max(0, disk.pinBudget - disk.pinnedBytes) }
             do {
                 writeBack = try WriteBack(stores: { builder.store(named: $0) }, options: wb, logger: Logger(label: "lakecache.writeback"))
             } catch {

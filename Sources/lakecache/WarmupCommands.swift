@@ -151,7 +151,8 @@ struct JobFollower {
     /// Polls until the job ends; true when it is done with nothing failed.
     func follow() -> Bool {
         let tty = isatty(2) != 0 && !json
-        var lastLine = 0.0
+        // Plain lines start after 2 s: a short job prints only its summary.
+        var lastLine = monotonicSeconds()
         var lastJSON = ""
         while true {
             let v = askDaemon(mountpoint, "job", [id], command: "warmup", timeout: 10)

@@ -27,6 +27,10 @@ struct WarmupTests {
         try #require((try m.status()["cache"] as? [String: Any])?["disk"] as? [String: Any])
     }
 
+    func memoryBytes(_ m: TestMount) throws -> Int {
+        try #require(((try m.status()["cache"] as? [String: Any])?["memory"] as? [String: Any])?["bytes"] as? Int)
+    }
+
     /// 120 small files under data/small and one 40 MiB object, data/big.bin.
     func fill(_ bucket: String) async throws {
         try await putMany(Servers.bench, bucket: bucket, count: 120) { i in ("data/small/f\(i).bin", patternBytes(10_000 + i, seed: UInt64(i))) }
@@ -58,6 +62,10 @@ struct WarmupTests {
             let warmed = try await benchCount(bucket, "GetObject")
             #expect(warmed == 120 + 10, "one GET per small file and per 4 MiB block of the large one: \(warmed)")
 
+            // Without --memory the data went to disk only: memory holds none of it.
+            let resident = try memoryBytes(m)
+            #expect(resident < 1 << 20, "a disk-only warmup left \(resident) bytes in memory")
+
             let after = cli(["warmup", "--check", m.path("data")])
             #expect(after.status == 0, "check after warmup: \(after.stdout) \(after.stderr)")
             #expect(after.stdout.contains("121 of 121 files cached"))
@@ -83,6 +91,14 @@ struct WarmupTests {
             dropPageCache()
             #expect(try readFile(m.path("data/small/f7.bin")) == patternBytes(10_007, seed: 7))
             #expect(try await benchCount(bucket, "GetObject") == warmed + 1)
+
+            // --memory fills the memory tier too, from the disk tier: no GET.
+            #expect(cli(["warmup", "--evict", m.path("data/big.bin")]).status == 0)
+            #expect(cli(["warmup", m.path("data/big.bin")]).status == 0)
+            let inMemory = try memoryBytes(m)
+            #expect(cli(["warmup", "--memory", m.path("data/big.bin")]).status == 0)
+            #expect(try memoryBytes(m) >= inMemory + (40 << 20), "--memory did not fill the memory tier")
+            #expect(try await benchCount(bucket, "GetObject") == warmed + 1 + 10)
         }
     }
 
