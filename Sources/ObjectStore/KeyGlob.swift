@@ -26,7 +26,8 @@ package struct KeyGlob: Sendable, Equatable, CustomStringConvertible {
             if let problem = Self.classProblem(p) { throw .configuration("glob '\(pattern)': \(problem)") }
         }
         if !pattern.contains("/") && parts != [Self.doubleStar] { parts.insert(Self.doubleStar, at: 0) }
-        segments = parts
+        // `**/**` is `**`.
+        segments = parts.enumerated().filter { i, p in !(p == Self.doubleStar && i > 0 && parts[i - 1] == Self.doubleStar) }.map(\.1)
     }
 
     package var description: String { pattern }
@@ -74,19 +75,32 @@ package struct KeyGlob: Sendable, Equatable, CustomStringConvertible {
         return Self.match(segments.dropLast()[...], parts[...])
     }
 
+    /// Segment by segment, keeping the set of path positions the pattern so far can reach: linear in
+    /// pattern × path however many `**` there are (backtracking over them is exponential).
     private static func match(_ pattern: ArraySlice<[UInt8]>, _ path: ArraySlice<[UInt8]>) -> Bool {
-        guard let first = pattern.first else { return path.isEmpty }
-        if first == doubleStar {
-            let rest = pattern.dropFirst()
-            var p = path
-            while true {
-                if match(rest, p) { return true }
-                guard !p.isEmpty else { return false }
-                p = p.dropFirst()
+        let n = path.count
+        var reach = [Bool](repeating: false, count: n + 1)
+        reach[0] = true
+        var next = reach
+        for p in pattern {
+            var any = false
+            if p == doubleStar {
+                for j in 0...n {
+                    any = any || reach[j]
+                    next[j] = any
+                }
+            } else {
+                next[0] = false
+                for j in 0..<n {
+                    let ok = reach[j] && matchSegment(p[...], path[path.startIndex + j][...])
+                    next[j + 1] = ok
+                    any = any || ok
+                }
             }
+            guard any else { return false }
+            swap(&reach, &next)
         }
-        guard let segment = path.first, matchSegment(first[...], segment[...]) else { return false }
-        return match(pattern.dropFirst(), path.dropFirst())
+        return reach[n]
     }
 
     /// The directory's segments are all consumed by a prefix of the pattern, which still has segments left.

@@ -30,6 +30,41 @@ import Testing
         #expect(KeyFilter().admits(file: "anything") && KeyFilter().admits(directory: "any"))
     }
 
+    /// Found by the fuzzer: matching backtracked over every way to split the path between `**` segments,
+    /// so 30 of them against a 60-segment key did not finish in 20 minutes.
+    @Test func manyDoubleStarsMatchInLinearSteps() throws {
+        let pattern = (0..<30).map { _ in "**/s*" }.joined(separator: "/") + "/x"
+        let path = (0..<60).map { _ in "sss" }.joined(separator: "/")
+        #expect(try !glob(pattern).matches(path))
+        #expect(try glob(pattern).matches(path + "/x"))
+        #expect(try glob("**/**/**/a").matches("a") && glob("a/**/**").matches("a"))
+        #expect(try !glob(pattern).matchesEverythingBelow(path))
+        // The random reference: the same answers as a naive backtracking matcher on small cases.
+        var rng = SystemRandomNumberGenerator()
+        let pieces = ["**", "*", "a", "b", "a*", "?"]
+        for _ in 0..<500 {
+            let p = (0..<Int.random(in: 1...5, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined(separator: "/")
+            let k = (0..<Int.random(in: 1...5, using: &rng)).map { _ in ["a", "b", "ab", "ba"].randomElement(using: &rng)! }.joined(separator: "/")
+            guard p.contains("/") else { continue }
+            #expect(try glob(p).matches(k) == naive(p.split(separator: "/").map(String.init)[...], k.split(separator: "/").map(String.init)[...]), "\(p) vs \(k)")
+        }
+    }
+
+    /// Backtracking reference for `manyDoubleStarsMatchInLinearSteps` (segments `*`, `?`, literals, `a*`).
+    func naive(_ p: ArraySlice<String>, _ k: ArraySlice<String>) -> Bool {
+        guard let first = p.first else { return k.isEmpty }
+        if first == "**" { return (0...k.count).contains { naive(p.dropFirst(), k.dropFirst($0)) } }
+        guard let seg = k.first else { return false }
+        let ok: Bool
+        switch first {
+        case "*": ok = true
+        case "?": ok = seg.count == 1
+        case "a*": ok = seg.hasPrefix("a")
+        default: ok = seg == first
+        }
+        return ok && naive(p.dropFirst(), k.dropFirst())
+    }
+
     @Test(arguments: ["", "a//b", "x[ab", "a**b/c"]) func badPatternsAreRefused(_ p: String) {
         #expect(throws: ObjectStoreError.self) { try KeyGlob(p) }
     }
