@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // Thin, prefixed C wrappers. Logic lives in Swift.
@@ -72,13 +73,24 @@ let package = Package(
             name: "MountConfig",
             dependencies: ["Platform", "ObjectStore", .product(name: "Yams", package: "Yams")]
         ),
+        // The object-store events endpoint: formats, dedupe and order, the journal, SNS signatures, the server.
+        .target(
+            name: "Events",
+            dependencies: [
+                "Platform", "Control", "ObjectStore", "Filesystem", "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The parsers of outside input as fuzzing entry points; `lakecache-fuzz` runs them under libFuzzer.
         .target(name: "FuzzTargets", dependencies: ["Platform", "ObjectStore", "Control", "MountConfig"]),
         .executableTarget(name: "lakecache-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(
             name: "lakecache",
             dependencies: [
-                "Platform", "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "MountConfig", "CSpawn",
+                "Platform", "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "MountConfig", "Events", "CSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -97,6 +109,7 @@ let package = Package(
         .testTarget(name: "ControlTests", dependencies: ["Platform", "Control"]),
         .testTarget(name: "FuseBridgeTests", dependencies: ["FuseBridge", "Filesystem", "CFuse"]),
         .testTarget(name: "MountConfigTests", dependencies: ["MountConfig", "ObjectStore", "Platform"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Filesystem", "ObjectStore", "Platform", "Control", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Platform", "ObjectStore", "CSpawn"]),
     ]

@@ -5,6 +5,8 @@
 #include <openssl/md5.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 struct CCrypto_digest {
     EVP_MD_CTX *ctx;
@@ -69,4 +71,24 @@ void CCrypto_md5_blocks(uint32_t state[4], const void *data, size_t blocks) {
     state[1] = c.B;
     state[2] = c.C;
     state[3] = c.D;
+}
+
+int CCrypto_verify_with_certificate(const char *pem, size_t pem_length, int sha256, const void *data, size_t length,
+                                    const uint8_t *signature, size_t signature_length) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)pem_length);
+    if (!bio) return -1;
+    X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (!cert) return -1;
+    EVP_PKEY *key = X509_get_pubkey(cert);
+    X509_free(cert);
+    if (!key) return -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = 0;
+    if (ctx && EVP_DigestVerifyInit(ctx, NULL, sha256 ? EVP_sha256() : EVP_sha1(), NULL, key) == 1) {
+        rc = EVP_DigestVerify(ctx, signature, signature_length, data, length) == 1 ? 1 : 0;
+    }
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    return rc;
 }

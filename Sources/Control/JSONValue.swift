@@ -84,14 +84,24 @@ package indirect enum JSONValue: Sendable, Equatable {
             return v
         }
 
+        /// Arrays and objects open now; past `maxDepth` the text is refused rather than recursed into.
+        var depth = 0
+        static let maxDepth = 256
+
         mutating func value() -> JSONValue? {
             skip()
             guard i < bytes.count else { return nil }
+            if bytes[i] == UInt8(ascii: "[") || bytes[i] == UInt8(ascii: "{") {
+                depth += 1
+                defer { depth -= 1 }
+                guard depth <= Self.maxDepth else { return nil }
+                return container()
+            }
+            return scalar()
+        }
+
+        mutating func container() -> JSONValue? {
             switch bytes[i] {
-            case UInt8(ascii: "n"): return literal("null", .null)
-            case UInt8(ascii: "t"): return literal("true", .bool(true))
-            case UInt8(ascii: "f"): return literal("false", .bool(false))
-            case UInt8(ascii: "\""): return string().map { .string($0) }
             case UInt8(ascii: "["):
                 i += 1
                 var items: [JSONValue] = []
@@ -126,10 +136,27 @@ package indirect enum JSONValue: Sendable, Equatable {
                     return nil
                 }
             default:
+                return nil
+            }
+        }
+
+        mutating func scalar() -> JSONValue? {
+            switch bytes[i] {
+            case UInt8(ascii: "n"): return literal("null", .null)
+            case UInt8(ascii: "t"): return literal("true", .bool(true))
+            case UInt8(ascii: "f"): return literal("false", .bool(false))
+            case UInt8(ascii: "\""): return string().map { .string($0) }
+            default:
                 let start = i
                 while i < bytes.count, "+-0123456789.eE".utf8.contains(bytes[i]) { i += 1 }
                 return Double(String(decoding: bytes[start..<i], as: UTF8.self)).map { .number($0) }
             }
+        }
+
+        mutating func hex4() -> UInt32? {
+            guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else { return nil }
+            i += 4
+            return v
         }
 
         mutating func string() -> String? {
@@ -151,9 +178,14 @@ package indirect enum JSONValue: Sendable, Equatable {
                     case UInt8(ascii: "b"): out.append(0x08)
                     case UInt8(ascii: "f"): out.append(0x0C)
                     case UInt8(ascii: "u"):
-                        guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else { return nil }
-                        i += 4
-                        out += Array(String(Character(Unicode.Scalar(v) ?? "?")).utf8)
+                        guard var v = hex4() else { return nil }
+                        // A UTF-16 surrogate pair escapes one scalar beyond the BMP (an emoji in a key).
+                        if (0xD800..<0xDC00).contains(v), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
+                            i += 2
+                            guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
+                            v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        out += Array(String(Character(Unicode.Scalar(v) ?? "\u{FFFD}")).utf8)
                     default: out.append(e)
                     }
                 } else {

@@ -166,7 +166,7 @@ extension Filesystem {
 
     /// The bucket's object at `path` is gone (`now` nil) or another version: its old blocks leave both
     /// tiers, the listing shows what the bucket has, and the kernel drops the file's pages and entry.
-    private func replaced(_ link: Link, _ rel: String, _ path: String, _ old: ListedFile, by now: ListedFile?) {
+    func replaced(_ link: Link, _ rel: String, _ path: String, _ old: ListedFile, by now: ListedFile?) {
         cache.evict(link.version(key: link.key(rel), etag: old.etag, size: old.size))
         if let now {
             listingInsert(path: path, kind: .file, size: now.size, mtime: now.mtime, etag: now.etag, posix: nil)
@@ -183,7 +183,7 @@ extension Filesystem {
         notifyEntry(path)
     }
 
-    private func appeared(_ path: String, _ now: ListedFile) {
+    func appeared(_ path: String, _ now: ListedFile) {
         listingInsert(path: path, kind: .file, size: now.size, mtime: now.mtime, etag: now.etag, posix: nil)
         // Its directories too, where a cached listing of their parent lacks them.
         var child = Substring(path)

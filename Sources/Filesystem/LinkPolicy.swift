@@ -17,6 +17,8 @@ package struct LinkPolicy: Sendable, Equatable {
     package var metadata: MetadataPolicy = .exact
     /// `preload`: the whole listing at mount, and the data into the disk tier in the background.
     package var preload = false
+    /// `on-create: preload`: an object-store event announcing a new object fills it into the disk tier.
+    package var preloadOnCreate = false
     /// Seconds between background syncs of the link; nil for none.
     package var syncInterval: Double?
 

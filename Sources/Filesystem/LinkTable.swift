@@ -80,6 +80,17 @@ package final class LinkTable: Sendable {
         }
     }
 
+    /// Every live link that shows `key` of `bucket`, on any store (an event names a bucket, not a store),
+    /// with the key's path relative to the link.
+    package func links(showing bucket: String, key: String) -> [(Link, String)] {
+        current.withLock { s in
+            s.links.values.sorted { $0.path < $1.path }.compactMap { link in
+                guard link.bucket.bucket == bucket, let r = link.relative(forKey: key), !r.isEmpty else { return nil }
+                return (link, r)
+            }
+        }
+    }
+
     /// Replaces the links; links no longer present move to `draining` (see `finishDraining`). Throws, and
     /// changes nothing, when the new set overlaps.
     @discardableResult

@@ -17,6 +17,10 @@ package final class WarmupJob: Sendable {
         package var memory = false
         /// Pin the files once cached.
         package var pin = false
+        /// Files resolved already (an event's preload); `paths` then only names them.
+        package var targets: [WarmTarget]?
+        /// Who asked: `cli`, or `event` for a preload on an object-store event.
+        package var origin = "cli"
         package init(paths: [String]) { self.paths = paths }
     }
 
@@ -25,6 +29,8 @@ package final class WarmupJob: Sendable {
         package var id: Int
         package var state: State
         package var paths: [String]
+        /// `cli` or `event`.
+        package var origin = "cli"
         package var filesTotal = 0
         package var filesDone = 0
         package var bytesTotal: Int64 = 0
@@ -47,7 +53,9 @@ package final class WarmupJob: Sendable {
     package init(id: Int, request: Request) {
         self.id = id
         self.request = request
-        progress = Mutex(Progress(id: id, state: .running, paths: request.paths))
+        var p = Progress(id: id, state: .running, paths: request.paths)
+        p.origin = request.origin
+        progress = Mutex(p)
         bucket = request.bandwidth.map { TokenBucket(rate: $0) }
     }
 
@@ -61,7 +69,7 @@ package final class WarmupJob: Sendable {
 
     /// Runs the job to its end; `busy` says whether applications are reading now (warmup then waits).
     package func run(_ fs: Filesystem, busy: @escaping @Sendable () -> Bool) async {
-        let (targets, failures) = await fs.warmTargets(request.paths)
+        let (targets, failures) = if let given = request.targets { (given, [WarmFailure]()) } else { await fs.warmTargets(request.paths) }
         let total = targets.reduce(Int64(0)) { $0 + $1.size }
         progress.withLock { p in
             p.filesTotal = targets.count

@@ -41,7 +41,7 @@ private let linkOnlyKeys: [String: String] = Dictionary(
 let mountKeys = [
     "cache-dir", "cache-size", "memory-cache", "block-size", "part-size", "upload-concurrency", "max-concurrency",
     "fuse-threads", "dir-read-ahead", "metadata-read-ahead", "allow-other", "uid", "gid", "file-mode", "dir-mode",
-    "log-level", "metrics-address", "events-address", "events-token-file", "pin-budget", "close-durability",
+    "log-level", "metrics-address", "events-address", "events-token-file", "events-sns-verify", "pin-budget", "close-durability",
 ]
 
 extension ConfigReader {
@@ -78,6 +78,7 @@ extension ConfigReader {
             case "metrics-address": settings.metricsAddress = try string(e, .top, example: "127.0.0.1:9464")
             case "events-address": settings.eventsAddress = try string(e, .top, example: "0.0.0.0:8089")
             case "events-token-file": settings.eventsTokenFile = try string(e, .top, example: "/etc/lakecache/events.token")
+            case "events-sns-verify": settings.eventsSNSVerify = try choice(e, .top, ["required", "when-reachable", "off"])
             case "pin-budget": settings.pinBudget = try size(e, .top, example: "50G")
             case "close-durability": settings.closeDurability = try choice(e, .top, ["device", "kernel"])
             case "links": links = e

@@ -64,6 +64,8 @@ package struct MountSettings: Sendable, Equatable {
     package var eventsAddress: String?
     /// File holding the token that event senders must present.
     package var eventsTokenFile: String?
+    /// Whether SNS signatures must be verified: `required`, `when-reachable` or `off`.
+    package var eventsSNSVerify: String?
     /// Bytes of cache that pinned (preloaded) data may hold.
     package var pinBudget: Int64?
     /// device or kernel: how far a durable close must have got.

@@ -115,7 +115,16 @@ struct StatusCommand: AsyncParsableCommand {
                            in \(size(num(["backend", "bytes_in"])))  out \(size(num(["backend", "bytes_out"])))  errors \(Int(num(["backend", "errors"])))  retries \(Int(num(["backend", "retries"])))
               uploads      pending \(Int(num(["uploads", "pending"])))  failed \(Int(num(["uploads", "failed"])))
               namespace    skipped keys \(Int(num(["namespace", "skipped_keys"])))  shadowed files \(Int(num(["namespace", "shadowed_files"])))
-            """ + linkLines(r)
+            """ + eventLines(r) + linkLines(r)
+    }
+
+    /// The events endpoint, when the mount serves one.
+    static func eventLines(_ r: JSONValue) -> String {
+        guard let e = r["events"] else { return "" }
+        func c(_ name: String) -> Int { Int(e["counters"]?[name]?.number ?? 0) }
+        var line = "\n  events       \(e["address"]?.string ?? "?")   accepted \(c("accepted"))  applied \(c("applied"))  duplicates \(c("duplicates"))  stale \(c("stale"))  preloaded \(c("preloaded"))  rejected \(Int(e["rejected"]?.number ?? 0))  pending \(Int(e["pending"]?.number ?? 0))"
+        if let last = e["last_rejection"]?.string { line += "\n               last refused: \(last)" }
+        return line
     }
 
     /// One line per link of a mount with several (or a config file).

@@ -55,6 +55,10 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Where listed files' type, mode and owner come from: exact (their metadata, fetched as a listing arrives) or listing (plain objects: defaults, no request per file). Default exact.") var metadata: String?
     @Option(help: "Metadata fetches in flight ahead of lookups under the exact policy (default 64).") var metadataReadAhead: Int?
     @Option(help: "Bytes of the disk tier pinned files may hold (lakecache pin), e.g. 50G (default: half of --cache-size).") var pinBudget: String?
+    @Option(help: "What an object-store event announcing a new or changed object does: lazy (show it; fetch on first read) or preload (also fill it into the disk tier). Default lazy.") var onCreate: String?
+    @Option(help: "Serve the object-store events endpoint here, HOST:PORT (AWS S3/SNS, MinIO and Ceph RGW notifications; default host 127.0.0.1).") var eventsAddress: String?
+    @Option(help: "File (mode 0600) holding the token event senders present; required with --events-address.") var eventsTokenFile: String?
+    @Option(help: "SNS signature checks: required, when-reachable (default: verify when the certificate can be fetched) or off.") var eventsSnsVerify: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
     @Option(help: .hidden) var daemonReadyFd: Int32?
 

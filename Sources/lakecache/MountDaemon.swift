@@ -1,4 +1,5 @@
 import Control
+import Events
 import Filesystem
 import FuseBridge
 import Logging
@@ -40,6 +41,15 @@ final class MountDaemon: @unchecked Sendable {
         let logger: Logger
         let background: BackgroundWork
         let jobs: JobTable
+        /// The events endpoint, when `--events-address` asked for one.
+        let events: EventsRuntime?
+    }
+
+    /// The events endpoint's parts: the service that applies events, and the server in front of it.
+    struct EventsRuntime: Sendable {
+        let service: EventService
+        let server: EventServer
+        let address: EventAddress
     }
 
     /// Mounts; `ready` is called once with nil when the mount is live or with the failure.
@@ -114,6 +124,18 @@ final class MountDaemon: @unchecked Sendable {
         for link in links {
             if let n = filesystem.loadSnapshot(link) { snapshotted[link.path] = n }
         }
+        let jobs = JobTable()
+        var events: EventsRuntime?
+        if let e = plan.events {
+            switch await Self.startEvents(e, plan: plan, filesystem: filesystem, jobs: jobs, logger: logger) {
+            case .success(let runtime): events = runtime
+            case .failure(let error):
+                disk.shutdown()
+                builder.shutdown()
+                ready(CLIFailure(message: error.message))
+                return 1
+            }
+        }
         var fuseOptions = FuseOptions(mountpoint: plan.mountpoint, fsName: "lakecache:" + (plan.links.count == 1 ? plan.links[0].bucket.bucket : "links"))
         fuseOptions.allowOther = plan.allowOther
         fuseOptions.readOnly = !plan.writable
@@ -122,6 +144,7 @@ final class MountDaemon: @unchecked Sendable {
         do {
             try bridge.mount()
         } catch {
+            if let events { await events.server.stop() }
             disk.shutdown()
             builder.shutdown()
             ready(CLIFailure(message: error.message))
@@ -131,7 +154,7 @@ final class MountDaemon: @unchecked Sendable {
         let background = BackgroundWork(filesystem: filesystem, cacheDir: plan.cacheDir, logger: logger)
         let parts = Parts(
             plan: plan, command: command, builder: builder, cache: cache, disk: disk, filesystem: filesystem, writeBack: writeBack,
-            started: monotonicSeconds(), logger: logger, background: background, jobs: JobTable())
+            started: monotonicSeconds(), logger: logger, background: background, jobs: jobs, events: events)
         let router = ControlRouter(logger: logger)
         ControlHandlers.register(on: router, parts)
         let control = ControlServer(path: ControlPaths.socket(for: plan.mountpoint), logger: logger) { router.handle($0) }
@@ -143,6 +166,10 @@ final class MountDaemon: @unchecked Sendable {
         background.start(links)
         background.importListings(links.filter { $0.policy.preload || ($0.policy.metadataTTL == nil && snapshotted[$0.path] == nil) })
         ready(nil)
+        if let events {
+            Task { await events.service.run() }
+            logger.info("events endpoint listening", metadata: ["address": "\(events.address.host):\(events.server.port)", "pending": "\(events.service.journal.pending.count)"])
+        }
         for (path, n) in snapshotted { logger.info("listing snapshot loaded", metadata: ["link": "/\(path)", "objects": "\(n)"]) }
         let logger = self.logger
         let mountpoint = plan.mountpoint
@@ -171,12 +198,48 @@ final class MountDaemon: @unchecked Sendable {
         }
         logger.info("unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
         control.stop()
+        if let events {
+            await events.server.stop()
+            events.service.stop()
+        }
         background.stop()
         writeBack?.shutdown()
         bridge.unmount()
         disk.shutdown()
         builder.shutdown()
         return rc == 0 ? 0 : 1
+    }
+
+    /// Opens the events journal (replaying what it holds once running) and starts listening.
+    static func startEvents(_ e: EventsPlan, plan: MountPlan, filesystem: Filesystem, jobs: JobTable, logger: Logger) async -> Result<EventsRuntime, SystemError> {
+        if !e.address.isLoopback {
+            logger.notice("the events endpoint listens beyond this machine; every POST needs the token, and TLS is not served: put it behind a TLS proxy for senders outside a private network", metadata: ["address": "\(e.address)"])
+        }
+        let journal: EventJournal
+        do { journal = try EventJournal(directory: plan.cacheDir) } catch { return .failure(error) }
+        var transport = TransportOptions()
+        transport.connectTimeoutMilliseconds = 5_000
+        transport.maxConcurrentTransfers = 4
+        transport.caBundle = plan.links.first?.s3.transport.caBundle
+        // Tests serve their own signing certificate over plain HTTP; nothing else should set this.
+        let testPrefix = getenv("LAKECACHE_TEST_SNS_CERT_PREFIX").map { String(cString: $0) }
+        let verifier = SNSVerifier(mode: e.snsVerify, transport: CurlTransport(options: transport), trustedCertificatePrefix: testPrefix)
+        let demand = DemandSampler(cache: filesystem.cache)
+        let service = EventService(filesystem: filesystem, journal: journal, verifier: verifier, logger: Logger(label: "lakecache.events")) { target in
+            var request = WarmupJob.Request(paths: [target.path])
+            request.targets = [target]
+            request.origin = "event"
+            request.threads = 4
+            let job = await jobs.run(request, filesystem) { demand.busy() }
+            return job.snapshot.state == .done
+        }
+        let endpoint = EventEndpoint(service: service, token: e.token, logger: Logger(label: "lakecache.events"))
+        do {
+            let server = try await EventServer.start(e.address, endpoint: endpoint)
+            return .success(EventsRuntime(service: service, server: server, address: e.address))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Raises the kernel's readahead for this mount (its backing device info), so sequential reads reach the

@@ -1,3 +1,4 @@
+import Events
 import Filesystem
 import MountConfig
 import ObjectStore
@@ -20,6 +21,14 @@ struct LinkPlan {
 
     /// How a message names it: `link 'models'`, or the URL for a one-URL mount.
     var label: String { path.isEmpty && line == 0 ? "\(bucket)" : "link '/\(path)'" }
+}
+
+/// The events endpoint as `mount` resolved it.
+struct EventsPlan {
+    var address: EventAddress
+    /// Never logged.
+    var token: String
+    var snsVerify: SNSVerifier.Mode
 }
 
 /// Everything `mount` resolved and checked before it starts serving.
@@ -46,6 +55,8 @@ struct MountPlan {
     var metadataReadAhead: Int
     /// Bytes pinned files may hold in the disk tier; nil for half of it.
     var pinBudget: Int64? = nil
+    /// The events endpoint, when asked for.
+    var events: EventsPlan? = nil
 
     /// Whether any link takes writes (else no write path is built).
     var writable: Bool { links.contains { !$0.policy.readOnly } }
@@ -95,6 +106,7 @@ struct MountPlan {
         let fileMode = try mode(cmd.fileMode, option: "--file-mode") ?? s.fileMode ?? 0o644
         let dirMode = try mode(cmd.dirMode, option: "--dir-mode") ?? s.dirMode ?? 0o755
         let links = try linkPlans(cmd, url: url, file: file)
+        let events = try eventsPlan(cmd, s)
 
         let mountpoint = try MountChecks.checkMountpoint(mountpointArgument)
         try MountChecks.checkFuseDevice()
@@ -107,7 +119,31 @@ struct MountPlan {
             allowOther: cmd.allowOther || (s.allowOther ?? false), uid: cmd.uid ?? s.uid ?? getuid(), gid: cmd.gid ?? s.gid ?? getgid(),
             fileMode: fileMode, dirMode: dirMode,
             foreground: cmd.foreground, blockSize: Int(blockSize), fuseThreads: fuseThreads,
-            kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, metadataReadAhead: metadataReadAhead, pinBudget: pinBudget)
+            kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, metadataReadAhead: metadataReadAhead, pinBudget: pinBudget,
+            events: events)
+    }
+
+    /// The events endpoint's address, token and SNS mode; nil when no address is given.
+    static func eventsPlan(_ cmd: MountCommand, _ s: MountSettings) throws(CLIFailure) -> EventsPlan? {
+        let tokenFile = cmd.eventsTokenFile ?? s.eventsTokenFile
+        guard let text = cmd.eventsAddress ?? s.eventsAddress else {
+            if tokenFile != nil { throw CLIFailure(message: "--events-token-file is given without --events-address: say where the events endpoint listens", exitCode: 64) }
+            return nil
+        }
+        do throws(SystemError) {
+            let address = try EventAddress.parse(text)
+            guard let tokenFile else {
+                throw SystemError("--events-address needs --events-token-file FILE: every POST must carry the token in it (openssl rand -hex 32 > FILE; chmod 600 FILE)")
+            }
+            let token = try EventToken.load(tokenFile)
+            let modeText = cmd.eventsSnsVerify ?? s.eventsSNSVerify ?? "when-reachable"
+            guard let mode = SNSVerifier.Mode(rawValue: modeText) else {
+                throw SystemError("invalid --events-sns-verify '\(modeText)': expected required, when-reachable or off")
+            }
+            return EventsPlan(address: address, token: token, snsVerify: mode)
+        } catch {
+            throw CLIFailure(message: error.message, exitCode: 64)
+        }
     }
 
     /// `URL MOUNTPOINT`, or `MOUNTPOINT` with a config file.
@@ -171,6 +207,9 @@ struct MountPlan {
         policy.metadata = m
         policy.filter = KeyFilter(include: spec.include, exclude: spec.exclude)
         policy.preload = spec.importMode == .preload
+        let onCreate = pick("on-create", cmd.onCreate, spec.onCreate) ?? "lazy"
+        guard onCreate == "lazy" || onCreate == "preload" else { throw usage("invalid --on-create '\(onCreate)': expected lazy or preload") }
+        policy.preloadOnCreate = onCreate == "preload"
         policy.syncInterval = spec.syncInterval
 
         let addressingText = pick("addressing-style", cmd.addressingStyle, spec.addressingStyle) ?? "auto"
@@ -248,6 +287,10 @@ struct MountPlan {
                 case "no_sign_request", "no-sign-request": cmd.noSignRequest = true
                 case "metadata": cmd.metadata = try need()
                 case "pin_budget", "pin-budget": cmd.pinBudget = try need()
+                case "on_create", "on-create": cmd.onCreate = try need()
+                case "events_address", "events-address": cmd.eventsAddress = try need()
+                case "events_token_file", "events-token-file": cmd.eventsTokenFile = try need()
+                case "events_sns_verify", "events-sns-verify": cmd.eventsSnsVerify = try need()
                 default:
                     throw CLIFailure(message: "unknown mount option '\(name)'; see 'lakecache mount --help' and docs/configuration.md", exitCode: 64)
                 }

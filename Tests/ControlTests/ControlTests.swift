@@ -55,3 +55,18 @@ import Testing
 }
 
 import Platform
+
+@Suite struct JSONValueLimitTests {
+    @Test func deepNestingIsRefusedNotRecursedInto() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(JSONValue.parse(deep) == nil)
+        let ok = String(repeating: "[", count: 200) + "1" + String(repeating: "]", count: 200)
+        #expect(JSONValue.parse(ok) != nil)
+    }
+
+    @Test func surrogatePairsDecodeToOneScalar() {
+        #expect(JSONValue.parse(#""a\ud83d\ude00b""#)?.string == "a\u{1F600}b")
+        #expect(JSONValue.parse(#""\u00e9""#)?.string == "é")
+        #expect(JSONValue.parse(#""\ud83d""#)?.string == "\u{FFFD}", "a lone surrogate is a replacement character")
+    }
+}

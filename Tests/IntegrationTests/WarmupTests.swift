@@ -150,8 +150,9 @@ struct WarmupTests {
     @Test func aBackgroundJobIsListedFollowedAndCancelled() async throws {
         let bucket = try await freshBucket(Servers.bench, "warmc")
         for i in 0..<3 { _ = try await Servers.bench.putObject(bucket: bucket, key: "m/part\(i)", body: .bytes(patternBytes(16 << 20, seed: UInt64(i))), options: PutOptions()) }
-        // Each GET takes 400 ms, so the job is still running when it is cancelled.
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "GetObject", "delay_ms": 400, "probability": 1.0]])
+        // Each GET takes 1.5 s, so with one thread the job needs 18 s: it is still running when it is
+        // cancelled, even on a loaded machine where spawning the CLI takes seconds.
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "GetObject", "delay_ms": 1500, "probability": 1.0]])
         defer { Task { try? await BenchControl.setFaults(bucket: bucket, []) } }
         let m = TestMount(bucket: bucket, endpoint: bench)
         try await withMount(m) { m throws in
@@ -159,11 +160,16 @@ struct WarmupTests {
             #expect(started.status == 0)
             let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(id.contains("-"), "job id: \(id)")
-            try await Task.sleep(nanoseconds: 1_200_000_000)
-            let listed = cli(["jobs", m.mountpoint, "--json"])
-            #expect(listed.status == 0)
-            let jobs = try #require(try json(listed.stdout)["jobs"] as? [[String: Any]])
-            let job = try #require(jobs.first { $0["id"] as? String == id })
+            // Poll until the first block has landed, then look at the job.
+            var job: [String: Any] = [:]
+            let deadline = ContinuousClock.now + .seconds(60)
+            repeat {
+                try await Task.sleep(nanoseconds: 100_000_000)
+                let listed = cli(["jobs", m.mountpoint, "--json"])
+                #expect(listed.status == 0)
+                let jobs = try #require(try json(listed.stdout)["jobs"] as? [[String: Any]])
+                job = try #require(jobs.first { $0["id"] as? String == id })
+            } while (job["bytes_done"] as? Int ?? 0) == 0 && ContinuousClock.now < deadline
             #expect(job["state"] as? String == "running" && job["files"] as? Int == 3)
             #expect((job["bytes_done"] as? Int ?? 0) > 0 && (job["bytes_done"] as? Int ?? 0) < 48 << 20)
             #expect(cli(["jobs", m.mountpoint]).stdout.contains(id))

@@ -21,4 +21,9 @@ void CCrypto_digest_free(CCrypto_digest *digest);
 /* MD5's block function over `blocks` whole 64-byte blocks, from and back into state[0..3] (A, B, C, D). */
 void CCrypto_md5_blocks(uint32_t state[4], const void *data, size_t blocks);
 
+/* Verifies an RSA or ECDSA signature over data with the public key of a PEM certificate, hashing with SHA-1
+   (sha256 == 0) or SHA-256. Returns 1 when valid, 0 when not, -1 when the certificate cannot be read. */
+int CCrypto_verify_with_certificate(const char *pem, size_t pem_length, int sha256, const void *data, size_t length,
+                                    const uint8_t *signature, size_t signature_length);
+
 #endif

@@ -1,4 +1,5 @@
 import Control
+import Events
 import Filesystem
 import ObjectStore
 import Platform
@@ -108,6 +109,16 @@ enum StatusHandler {
                 ])
             })),
         ]
+        if let e = p.events {
+            let counts = e.service.counters.all
+            fields.append(("events", .object([
+                ("address", .string(EventAddress(host: e.address.host, port: e.server.port).description)),
+                ("pending", n(e.service.journal.pending.count)),
+                ("rejected", n(counts.filter { $0.key.hasPrefix("rejected_") }.reduce(0) { $0 + $1.value })),
+                ("counters", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) })),
+                ("last_rejection", e.service.counters.lastRejection.map(JSONValue.string) ?? .null),
+            ])))
+        }
         return .object(fields)
     }
 

@@ -10,16 +10,31 @@ import Glibc
 /// Warmup jobs of a mount: started by `warmup`, listed by `jobs`, followed by `job`, stopped by `cancel`.
 final class JobTable: Sendable {
     private let jobs = Mutex<(next: Int, all: [Int: WarmupJob])>((1, [:]))
+    /// Finished jobs kept for `jobs`; older ones are forgotten (events start one per preload).
+    static let keptFinished = 200
 
     func start(_ request: WarmupJob.Request, _ fs: Filesystem, busy: @escaping @Sendable () -> Bool) -> WarmupJob {
-        let job = jobs.withLock { s -> WarmupJob in
+        let job = add(request)
+        Task { await job.run(fs, busy: busy) }
+        return job
+    }
+
+    /// Runs a job to its end, listed in `jobs` meanwhile.
+    func run(_ request: WarmupJob.Request, _ fs: Filesystem, busy: @escaping @Sendable () -> Bool) async -> WarmupJob {
+        let job = add(request)
+        await job.run(fs, busy: busy)
+        return job
+    }
+
+    private func add(_ request: WarmupJob.Request) -> WarmupJob {
+        jobs.withLock { s -> WarmupJob in
             defer { s.next += 1 }
             let j = WarmupJob(id: s.next, request: request)
             s.all[s.next] = j
+            let finished = s.all.filter { $0.value.snapshot.state != .running }.keys.sorted()
+            for id in finished.dropLast(Self.keptFinished) { s.all.removeValue(forKey: id) }
             return j
         }
-        Task { await job.run(fs, busy: busy) }
-        return job
     }
 
     /// The job a CLI names: `PID-N`, unique across the user's mounts, or a bare `N`.
@@ -113,7 +128,7 @@ enum WarmupHandler {
         let left = Double(j.bytesTotal - j.bytesDone)
         return .object([
             ("id", .string(JobTable.name(j.id))), ("state", .string(j.listing && j.state == .running ? "listing" : j.state.rawValue)),
-            ("paths", .array(j.paths.prefix(10).map { .string("/" + $0) })),
+            ("paths", .array(j.paths.prefix(10).map { .string("/" + $0) })), ("origin", .string(j.origin)),
             ("files", .number(Double(j.filesTotal))), ("files_done", .number(Double(j.filesDone))),
             ("bytes", .number(Double(j.bytesTotal))), ("bytes_done", .number(Double(j.bytesDone))),
             ("bytes_fetched", .number(Double(j.bytesFetched))),

@@ -1,0 +1,139 @@
+import Control
+import Platform
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Accepted events, on disk before the sender hears 2xx, so a daemon killed afterwards applies them at its
+/// next start.
+///
+/// `CACHE_DIR/events.journal`, mode 0600: one JSON line per accepted event (`id`, the event), written and
+/// fdatasync'd before the reply, and a `{"done":ID}` line once it is applied (not synced: applying an
+/// event twice is harmless, since every event is checked against the bucket). Once nothing is pending the
+/// file is truncated.
+package final class EventJournal: Sendable {
+    package let path: String
+    private struct State {
+        var fd: Int32
+        var next: Int64
+        var pending: [Int64: ObjectEvent]
+        var bytes: Int64
+    }
+    private let state: Mutex<State>
+
+    /// Opens (or creates) the journal in `directory` and reads what an earlier run left pending.
+    package init(directory: String) throws(SystemError) {
+        path = directory + "/events.journal"
+        var pending: [Int64: ObjectEvent] = [:]
+        var next: Int64 = 1
+        if let text = readTextFile(path) {
+            for line in text.split(separator: "\n") {
+                // A torn last line (killed mid-write, before the reply) was never acknowledged: skipped.
+                guard let v = JSONValue.parse(String(line)) else { continue }
+                if let done = v["done"]?.number {
+                    pending.removeValue(forKey: Int64(done))
+                } else if let id = v["id"]?.number, let e = Self.event(v) {
+                    pending[Int64(id)] = e
+                    next = max(next, Int64(id) + 1)
+                }
+            }
+        }
+        let fd: Int32
+        switch Syscall.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o600) {
+        case .success(let f): fd = f
+        case .failure(let e): throw SystemError("cannot open the events journal \(path): \(e); check the cache directory's permissions and free space")
+        }
+        fchmod(fd, 0o600)
+        let size = (try? Syscall.fileSize(fd).get()) ?? 0
+        state = Mutex(State(fd: fd, next: next, pending: pending, bytes: size))
+    }
+
+    deinit { state.withLock { Syscall.close($0.fd) } }
+
+    /// Events accepted earlier and not applied, oldest first.
+    package var pending: [(id: Int64, event: ObjectEvent)] {
+        state.withLock { $0.pending.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    /// Appends the events and makes them durable; their ids, or the error (the request then gets a 5xx).
+    package func append(_ events: [ObjectEvent]) -> Result<[Int64], SystemError> {
+        state.withLock { s in
+            var ids: [Int64] = []
+            var text = ""
+            for e in events {
+                ids.append(s.next)
+                text += Self.line(id: s.next, e) + "\n"
+                s.next += 1
+            }
+            let written = text.withUTF8 { Syscall.writeAll(s.fd, UnsafeRawBufferPointer($0)) }.flatMap { Syscall.fdatasync(s.fd) }
+            if case .failure(let e) = written {
+                return .failure(SystemError("cannot write the events journal \(path): \(e)"))
+            }
+            s.bytes += Int64(text.utf8.count)
+            for (id, e) in zip(ids, events) { s.pending[id] = e }
+            return .success(ids)
+        }
+    }
+
+    /// Records that event `id` was applied; truncates the file once nothing is pending.
+    package func done(_ id: Int64) {
+        state.withLock { s in
+            guard s.pending.removeValue(forKey: id) != nil else { return }
+            if s.pending.isEmpty {
+                _ = Syscall.ftruncate(s.fd, 0)
+                s.bytes = 0
+                return
+            }
+            let text = "{\"done\":\(id)}\n"
+            _ = text.utf8CString.withUnsafeBytes { Syscall.writeAll(s.fd, UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
+            s.bytes += Int64(text.utf8.count)
+            // A steady stream of events may never leave it empty: rewrite it with only what is pending.
+            if s.bytes > Self.compactAt { compact(&s) }
+        }
+    }
+
+    /// The size past which `done` rewrites the journal.
+    static let compactAt: Int64 = 4 << 20
+
+    /// Replaces the file with the pending events alone (written and synced under a temporary name, then
+    /// renamed over it, so a crash leaves one whole journal or the other).
+    private func compact(_ s: inout State) {
+        var text = ""
+        for (id, e) in s.pending.sorted(by: { $0.key < $1.key }) { text += Self.line(id: id, e) + "\n" }
+        let tmp = path + ".tmp"
+        guard case .success(let fd) = Syscall.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, mode: 0o600) else { return }
+        let written = text.withUTF8 { Syscall.writeAll(fd, UnsafeRawBufferPointer($0)) }.flatMap { Syscall.fdatasync(fd) }
+        guard case .success = written, rename(tmp, path) == 0 else {
+            Syscall.close(fd)
+            unlink(tmp)
+            return
+        }
+        Syscall.close(s.fd)
+        s.fd = fd
+        s.bytes = Int64(text.utf8.count)
+    }
+
+    /// Events accepted and not yet applied.
+    package var pendingCount: Int { state.withLock { $0.pending.count } }
+
+    static func line(id: Int64, _ e: ObjectEvent) -> String {
+        var fields: [(String, JSONValue)] = [
+            ("id", .number(Double(id))), ("kind", .string(e.kind.rawValue)), ("name", .string(e.name)),
+            ("bucket", .string(e.bucket)), ("key", .string(e.key)), ("source", .string(e.source.rawValue)),
+        ]
+        if let size = e.size { fields.append(("size", .number(Double(size)))) }
+        if let etag = e.etag { fields.append(("etag", .string(etag))) }
+        if let seq = e.sequencer { fields.append(("sequencer", .string(seq))) }
+        return JSONValue.object(fields).encoded()
+    }
+
+    static func event(_ v: JSONValue) -> ObjectEvent? {
+        guard let kind = v["kind"]?.string.flatMap(ObjectEvent.Kind.init(rawValue:)), let bucket = v["bucket"]?.string, let key = v["key"]?.string else { return nil }
+        return ObjectEvent(
+            kind: kind, name: v["name"]?.string ?? "", bucket: bucket, key: key, size: v["size"]?.number.map { Int64($0) },
+            etag: v["etag"]?.string, sequencer: v["sequencer"]?.string,
+            source: v["source"]?.string.flatMap(ObjectEvent.Source.init(rawValue:)) ?? .aws)
+    }
+}
