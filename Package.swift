@@ -85,7 +85,7 @@ let package = Package(
             ]
         ),
         // The parsers of outside input as fuzzing entry points; `lakecache-fuzz` runs them under libFuzzer.
-        .target(name: "FuzzTargets", dependencies: ["Platform", "ObjectStore", "Control", "MountConfig"]),
+        .target(name: "FuzzTargets", dependencies: ["Platform", "ObjectStore", "Control", "MountConfig", "Events"]),
         .executableTarget(name: "lakecache-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(
             name: "lakecache",

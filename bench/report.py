@@ -143,6 +143,7 @@ def write(meta, results, doc_path):
         L.append("\nlakecache vs best peer: **%s**; vs limit (%s): **%s**\n" % (
             ratio(lc, best, higher), limit, ratio(lc, value(results, limit, key, metric), higher)))
     L.append(links_section(results))
+    L.append(warmup_section(results))
     L.append(targets(results))
     L.append("### 9. Daemon peak RSS\n")
     L.append("| system | peak RSS |")
@@ -182,6 +183,41 @@ def links_section(results):
     rows.append("Targets: mount from the snapshot under 1 s and zero LISTs (%s); sync one listing pass and no HEAD per object (%s).\n" % (
         "met" if snap and snap.get("mount_seconds", snap["seconds"]) < 1 and snap["lists"] == 0 else "**missed**" if snap else "not measured",
         "met" if sync and sync["heads"] == 0 and sync["lists"] <= link.get("objects", 0) // 1000 + 1 else "**missed**" if sync else "not measured"))
+    return "\n".join(rows)
+
+
+def warmup_section(results):
+    """Warmup and events against raw S3 at the same concurrency, and an epoch beside a warmup."""
+    w = results.get("warmup")
+    if not w:
+        return ""
+    rows = ["### 11. Warmup and events\n"]
+    if "error" in w:
+        rows.append("Failed: %s\n" % w["error"])
+    raw = results.get("raw-s3", {})
+    lc = results.get("lakecache", {})
+    rows += ["| workload | lakecache | raw S3 | ratio | goal | |", "|---|---:|---:|---:|---:|---|"]
+
+    def row(name, got, base, unit, goal, ok_if):
+        if got is None:
+            rows.append("| %s | — | | | %s | not measured |" % (name, goal))
+            return
+        x = got / base if base else None
+        rows.append("| %s | %s | %s | %s | %s | %s |" % (name, fmt(got, unit), fmt(base, unit) if base else "—", "%.2f×" % x if x else "—", goal,
+                                                      "met" if x is not None and ok_if(x) else "**missed**" if x is not None else ""))
+    s, b, e = w.get("small", {}), w.get("big", {}), w.get("event_to_cached", {})
+    row("warmup of the small files (8 threads; raw: 8 GETs in flight)", s.get("files_per_s"), raw.get("small_cold", {}).get("files_per_s"), "files/s", "≥ 0.9×", lambda x: x >= 0.9)
+    row("warmup of one large object (16 threads; raw: 16 ranged GETs)", b.get("mb_per_s"), raw.get("seq_cold", {}).get("mb_per_s"), "MB/s", "≥ 0.9×", lambda x: x >= 0.9)
+    raw_get = raw.get("seq_cold", {}).get("seconds")
+    row("ObjectCreated event → large object cached (raw: its ranged GET)", e.get("seconds"), raw_get, "s", "≤ 1.2×", lambda x: x <= 1.2)
+    ep, alone = w.get("epoch_during_warmup", {}).get("files_per_s"), lc.get("small_cold", {}).get("files_per_s")
+    if ep and alone:
+        slow = 1 - ep / alone
+        rows.append("| cold epoch while a warmup of the large objects runs (vs the cold epoch alone) | %s | %s | %.0f%% slower | ≤ 10%% | %s |"
+                    % (fmt(ep, "files/s"), fmt(alone, "files/s"), 100 * slow, "met" if slow <= 0.10 else "**missed**"))
+    rows.append("\nThe warmup rows time `lakecache warmup` from start to exit on a fresh mount (listing included). The event row "
+                "times a POST of an AWS S3 `ObjectCreated:Put` message to the events endpoint of a mount with "
+                "`--on-create preload`, until `status` counts the preload done (the HEAD, then the blocks written to the disk tier).\n")
     return "\n".join(rows)
 
 

@@ -491,6 +491,7 @@ def run_system(env, sys_, sz, results):
     if isinstance(sys_, LakeCache):
         run_metadata_listing(env, sys_, results)
         run_link(env, sz, results)
+        run_warmup(env, sys_, sz, results)
         # The same checkpoint with close() waiting for the bucket, beside the default async close.
         sys_.remount(["--write-mode", "sync"])
         drop_caches()
@@ -584,6 +585,66 @@ def run_link(env, sz, results):
         log("link workloads failed: %s" % e)
     finally:
         unmount()
+
+
+def run_warmup(env, sys_, sz, results):
+    """Warmup throughput (the small files and one large object), the time from an ObjectCreated event to the
+    object being cached, and a cold epoch while a warmup of other data runs."""
+    log("== lakecache: warmup, events, an epoch beside a warmup")
+    r = results.setdefault("warmup", {})
+    creds = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+
+    def warm(path, threads):
+        drop_caches()
+        t0 = time.time()
+        out = subprocess.run([LAKECACHE, "warmup", "--threads", str(threads), "--json", path], capture_output=True, text=True, env=creds)
+        dt = time.time() - t0
+        if out.returncode != 0:
+            return {"error": (out.stderr or out.stdout).strip()[-300:]}
+        last = json.loads(out.stdout.strip().splitlines()[-1])
+        return {"seconds": dt, "files": last.get("files"), "bytes": last.get("bytes"),
+                "files_per_s": (last.get("files") or 0) / dt, "mb_per_s": (last.get("bytes") or 0) / dt / 1e6, "threads": threads}
+    token_file = os.path.join(env.work, "events.token")
+    with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write("bench-events-token-%s\n" % os.urandom(8).hex())
+    token = open(token_file).read().strip()
+    try:
+        sys_.extra = []
+        sys_.fresh()
+        r["small"] = warm(sys_.path("small"), 8)
+        sys_.fresh()
+        r["big"] = warm(sys_.path("big/a.bin"), 16)
+        # An ObjectCreated event for a 1 GiB object the mount has not seen, on a link that preloads.
+        sys_.extra = ["--events-address", "127.0.0.1:0", "--events-token-file", token_file, "--on-create", "preload"]
+        sys_.fresh()
+        drop_caches()
+        status = json.loads(subprocess.run([LAKECACHE, "status", "--json", sys_.mountpoint], capture_output=True, text=True, check=True).stdout)
+        address = status["events"]["address"]
+        body = json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "eventSource": "aws:s3",
+                                        "s3": {"bucket": {"name": BUCKET}, "object": {"key": "big/b.bin", "size": sz.big, "sequencer": "01"}}}]}).encode()
+        t0 = time.time()
+        req = urllib.request.Request("http://%s/" % address, data=body, method="POST", headers={"Authorization": "Bearer " + token})
+        urllib.request.urlopen(req, timeout=30).read()
+        counters = {}
+        while time.time() - t0 < 600:
+            counters = json.loads(subprocess.run([LAKECACHE, "status", "--json", sys_.mountpoint], capture_output=True, text=True).stdout)["events"]["counters"]
+            if counters.get("preloaded", 0) + counters.get("preload_failed", 0):
+                break
+            time.sleep(0.05)
+        r["event_to_cached"] = {"seconds": time.time() - t0, "bytes": sz.big, "preloaded": counters.get("preloaded", 0)}
+        # A cold epoch of the small files while a warmup of both large objects runs.
+        sys_.extra = []
+        sys_.fresh()
+        drop_caches()
+        job = subprocess.run([LAKECACHE, "warmup", "--background", "--threads", "8", sys_.path("big")], capture_output=True, text=True, env=creds)
+        r["epoch_during_warmup"] = small_epoch(sys_.mountpoint, seed=1)
+        subprocess.run([LAKECACHE, "jobs", "cancel", job.stdout.strip()], capture_output=True)
+    except Exception as e:
+        r["error"] = str(e)
+        log("warmup workloads failed: %s" % e)
+    finally:
+        sys_.extra = []
+        sys_.unmount()
 
 
 def run_raw(env, sz, results):

@@ -5,7 +5,9 @@ start: starts a local S3 server (the bench object store, shaped like remote stor
        names one, seeds a sample dataset, mounts a namespace of three links at /mnt/lake (or $LAKE_MOUNT):
        datasets (read-only, listing kept indefinitely), models (read-only) and checkpoints (async close),
        reads the dataset for two shuffled epochs, writes a checkpoint, flushes it, shows an outside change
-       arriving with `lakecache sync`, warms the model as a scheduler would (`lakecache warmup`), shows links and status, and leaves the mount up.
+       arriving with `lakecache sync`, warms the model as a scheduler would (`lakecache warmup`), publishes a
+       new model version whose bucket notification makes the mount preload it (the events endpoint), shows
+       links and status, and leaves the mount up.
 stop:  unmounts, stops the server it started and removes the demo's cache and data.
 
 Environment: LAKE_MOUNT (mount point), LAKE_DEMO_DIR (state, cache and server data; default
@@ -122,6 +124,15 @@ def get_requests():
     return json.loads(out).get("backend", {}).get("requests", {}).get("GetObject", 0)
 
 
+def post_event(address, token, body):
+    """POSTs one notification to the mount's events endpoint; its answer, as the store would see it."""
+    import urllib.request
+    req = urllib.request.Request("http://%s/" % address, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return "HTTP %d %s" % (r.status, r.read().decode())
+
+
 def drop_page_cache():
     """Makes epoch 2 come from lakecache's cache rather than the kernel's page cache (root only)."""
     try:
@@ -200,6 +211,11 @@ def start():
 
     # One namespace of three links, each with the policy its data needs (docs/configuration.md).
     config = os.path.join(STATE_DIR, "lake.yaml")
+    # The events endpoint's token: a file only its owner can read.
+    token = os.urandom(16).hex()
+    token_file = os.path.join(STATE_DIR, "events.token")
+    with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(token + "\n")
     base = "s3://%s/%s" % (bucket, prefix)
     with open(config, "w") as f:
         f.write("""# make demo's namespace: one mount, three links, each with its own policy
@@ -207,6 +223,8 @@ cache-dir: %(cache)s
 cache-size: 4G
 memory-cache: 512M
 endpoint: %(endpoint)s
+events-address: 127.0.0.1:0       # the bucket's notifications arrive here (port 0: any free port)
+events-token-file: %(token)s
 links:
   - path: datasets            # an immutable dataset: listed once, the listing kept in the cache dir
     url: %(base)sdatasets
@@ -214,13 +232,14 @@ links:
     metadata-ttl: indefinite
     metadata: listing
     exclude: ["*.tmp"]
-  - path: models
+  - path: models              # a new model announced by the store is cached before anyone loads it
     url: %(base)smodels
     read-only: true
+    on-create: preload
   - path: checkpoints         # written with async close: close() returns at local-disk speed
     url: %(base)scheckpoints
     write-mode: async
-""" % {"cache": state["cache"], "endpoint": endpoint, "base": base})
+""" % {"cache": state["cache"], "endpoint": endpoint, "base": base, "token": token_file})
     lakecache("mount", "--config", config, MOUNT)
     say("mount", "%s: three links from %s (cache %s)" % (MOUNT, config, state["cache"]))
     print("  lakecache links %s" % MOUNT, flush=True)
@@ -260,6 +279,32 @@ links:
     t_load = time.time() - t0
     say("model load", "%s in %.2f s (%.0f MB/s), %d GETs: it came from the disk tier"
         % (human(MODEL_SIZE), t_load, MODEL_SIZE / t_load / 1e6, get_requests() - gets_before))
+    # The model store publishes a new version; its notification (here in the AWS S3 format, as S3, MinIO
+    # and Ceph send them) reaches the mount, which preloads the object before anyone asks.
+    new_model = "%smodels/base-v2.safetensors" % prefix
+    s3_client(endpoint).put_object(Bucket=bucket, Key=new_model, Body=os.urandom(MODEL_SIZE))
+    status = json.loads(lakecache("status", "--json", MOUNT, capture_output=True, text=True).stdout)
+    address = status["events"]["address"]
+    record = {"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+              "s3": {"bucket": {"name": bucket}, "object": {"key": new_model, "size": MODEL_SIZE, "sequencer": "%016X" % time.time_ns()}}}
+    print("  (the store publishes models/base-v2.safetensors and POSTs its event to http://%s/)" % address, flush=True)
+    t0 = time.time()
+    reply = post_event(address, token, {"Records": [record]})
+    counters = {}
+    while time.time() - t0 < 120:
+        counters = json.loads(lakecache("status", "--json", MOUNT, capture_output=True, text=True).stdout)["events"]["counters"]
+        if counters.get("preloaded", 0) + counters.get("preload_failed", 0) >= 1:
+            break
+        time.sleep(0.1)
+    t_event = time.time() - t0
+    gets_before = get_requests()
+    t0 = time.time()
+    with open(os.path.join(models, "base-v2.safetensors"), "rb") as f:
+        while f.read(1 << 20):
+            pass
+    t_load = time.time() - t0
+    say("event", "%s; cached %.2f s after the event (%s), loaded in %.2f s with %d GETs"
+        % (reply, t_event, "preloaded" if counters.get("preloaded") else "preload failed", t_load, get_requests() - gets_before))
     # Another client adds an image; the indefinite listing hides it until a sync.
     s3_client(endpoint).put_object(Bucket=bucket, Key="%sdatasets/train/class00/new-image.jpg" % prefix, Body=os.urandom(20 * KiB))
     print("  (another client uploads datasets/train/class00/new-image.jpg)", flush=True)

@@ -3,12 +3,12 @@
 # runs each target for FUZZ_SECONDS (default 60) from its seed corpus in Fuzz/corpus/TARGET. New inputs go to
 # a scratch corpus, not the repository; a crash stops the run and leaves its input in Fuzz/crashes/ (add it to
 # Fuzz/corpus/TARGET once fixed: CorpusReplayTests replays every corpus file in make test).
-# Usage: scripts/fuzz.sh [TARGET...]   (targets: xml url control config)
+# Usage: scripts/fuzz.sh [TARGET...]   (targets: xml url control config events)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(xml url control config)
+[ ${#targets[@]} -eq 0 ] && targets=(xml url control config events)
 swift build --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING --product lakecache-fuzz
 bin=.build-fuzz/debug/lakecache-fuzz
 mkdir -p Fuzz/crashes

@@ -118,7 +118,7 @@ package final class EventJournal: Sendable {
     /// Events accepted and not yet applied.
     package var pendingCount: Int { state.withLock { $0.pending.count } }
 
-    static func line(id: Int64, _ e: ObjectEvent) -> String {
+    package static func line(id: Int64, _ e: ObjectEvent) -> String {
         var fields: [(String, JSONValue)] = [
             ("id", .number(Double(id))), ("kind", .string(e.kind.rawValue)), ("name", .string(e.name)),
             ("bucket", .string(e.bucket)), ("key", .string(e.key)), ("source", .string(e.source.rawValue)),
@@ -129,7 +129,7 @@ package final class EventJournal: Sendable {
         return JSONValue.object(fields).encoded()
     }
 
-    static func event(_ v: JSONValue) -> ObjectEvent? {
+    package static func event(_ v: JSONValue) -> ObjectEvent? {
         guard let kind = v["kind"]?.string.flatMap(ObjectEvent.Kind.init(rawValue:)), let bucket = v["bucket"]?.string, let key = v["key"]?.string else { return nil }
         return ObjectEvent(
             kind: kind, name: v["name"]?.string ?? "", bucket: bucket, key: key, size: v["size"]?.number.map { Int64($0) },

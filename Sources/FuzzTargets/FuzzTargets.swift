@@ -1,4 +1,5 @@
 import Control
+import Events
 import MountConfig
 import ObjectStore
 import Platform
@@ -10,7 +11,7 @@ import Platform
 /// `Fuzz/corpus/`, so every input that once crashed stays a regression test.
 package enum FuzzTargets {
     /// Target names, as `FUZZ_TARGET` and the corpus directories name them.
-    package static let all = ["xml", "url", "control", "config"]
+    package static let all = ["xml", "url", "control", "config", "events"]
 
     /// Feeds `data` to the parsers of `target`.
     package static func run(_ target: String, _ data: UnsafeRawBufferPointer) {
@@ -20,6 +21,7 @@ package enum FuzzTargets {
         case "url": url(bytes)
         case "control": control(bytes)
         case "config": config(bytes)
+        case "events": events(bytes)
         default: fatalError("unknown fuzz target '\(target)'; expected one of \(all.joined(separator: ", "))")
         }
     }
@@ -47,6 +49,31 @@ package enum FuzzTargets {
                 _ = glob.matchesEverythingBelow(text)
             }
             _ = URIEncoding.decode(text)
+        }
+    }
+
+    /// POST bodies of the events endpoint (S3, SNS, MinIO, Ceph), and what comes from them: the SNS text to
+    /// sign, the inner message, sequencers, the journal's lines, Base64, addresses.
+    static func events(_ bytes: [UInt8]) {
+        for type in [nil, "Notification", "SubscriptionConfirmation"] as [String?] {
+            switch try? EventParser.parse(bytes, snsType: type) {
+            case .sns(let e)?:
+                _ = e.stringToSign
+                _ = Base64.decode(e.signature)
+                if let inner = JSONValue.parse(e.message) { _ = try? EventParser.s3Message(inner) }
+            case .records(let events)?:
+                for (i, e) in events.enumerated() {
+                    if let line = JSONValue.parse(EventJournal.line(id: Int64(i), e)) { _ = EventJournal.event(line) }
+                    if let s = e.sequencer { _ = Sequencer.compare(s, events[0].sequencer ?? "") }
+                }
+            default:
+                break
+            }
+        }
+        let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
+        for line in text.split(separator: "\n").prefix(16) {
+            _ = try? EventAddress.parse(String(line))
+            _ = Base64.decode(String(line))
         }
     }
 

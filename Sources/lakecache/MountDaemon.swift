@@ -229,7 +229,8 @@ final class MountDaemon: @unchecked Sendable {
             var request = WarmupJob.Request(paths: [target.path])
             request.targets = [target]
             request.origin = "event"
-            request.threads = 4
+            // One large model uses the backend's concurrency, as a raw download would.
+            request.threads = 16
             let job = await jobs.run(request, filesystem) { demand.busy() }
             return job.snapshot.state == .done
         }

@@ -280,7 +280,8 @@ struct EventsTests {
         try "ok".write(toFile: dir + "/www/confirm", atomically: true, encoding: .utf8)
         let started = spawn("/bin/sh", ["-c", "python3 \"$1/server.py\" \"$1/www\" >/dev/null 2>&1 & echo $!", "sh", dir])
         let serverPID = try #require(pid_t(started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-        defer { kill(serverPID, SIGTERM) }
+        // SIGKILL: the test process blocks SIGTERM, and a spawned child inherits the mask.
+        defer { kill(serverPID, SIGKILL) }
         _ = try await until(10) { FileManager.default.fileExists(atPath: dir + "/port") }
         let webPort = try #require(Int(try String(contentsOfFile: dir + "/port", encoding: .utf8)))
         let base = "http://127.0.0.1:\(webPort)/"
