@@ -42,7 +42,9 @@ package struct EventAddress: Sendable, Equatable, CustomStringConvertible {
     package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Whether it listens beyond this machine (anything but a loopback address).
-    package var isLoopback: Bool { host == "localhost" || host.hasPrefix("127.") || host == "::1" }
+    package var isLoopback: Bool {
+        host == "localhost" || host == "::1" || (host.hasPrefix("127.") && host.utf8.allSatisfy { $0 == UInt8(ascii: ".") || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) })
+    }
 }
 
 /// The shared secret of the events endpoint, from a file only its owner can read.

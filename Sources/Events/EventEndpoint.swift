@@ -36,6 +36,7 @@ package struct EventReply: Sendable, Equatable {
         var reply = EventReply(r.status, .object([("error", .string(r.counter)), ("reason", .string(r.reason))]))
         if r.status == 401 { reply.headers = [("WWW-Authenticate", "Basic realm=\"lakecache events\"")] }
         if r.status == 405 { reply.headers = [("Allow", "POST, HEAD, GET")] }
+        if r.status == 503 { reply.headers = [("Retry-After", "5")] }
         return reply
     }
 
@@ -81,7 +82,7 @@ package final class EventEndpoint: Sendable {
             logger.info("events: s3:TestEvent received; the notification configuration reaches this mount")
             return EventReply(200, .object([("accepted", .number(0)), ("test", .bool(true))]))
         case .records(let events):
-            return accept(events)
+            return await accept(events)
         case .sns(let envelope):
             return await sns(envelope)
         }
@@ -98,9 +99,9 @@ package final class EventEndpoint: Sendable {
         return .refusal(r)
     }
 
-    private func accept(_ events: [ObjectEvent]) -> EventReply {
+    private func accept(_ events: [ObjectEvent]) async -> EventReply {
         do {
-            let a = try service.accept(events)
+            let a = try await service.accept(events)
             return EventReply(200, .object([
                 ("accepted", .number(Double(a.accepted))), ("duplicates", .number(Double(a.duplicates))),
                 ("stale", .number(Double(a.stale))), ("outside", .number(Double(a.outside))),
@@ -150,7 +151,7 @@ package final class EventEndpoint: Sendable {
             switch message {
             case .records(var events):
                 for i in events.indices { events[i].source = .sns }
-                return accept(events)
+                return await accept(events)
             default:
                 service.counters.add("test_events")
                 logger.info("events: s3:TestEvent received through SNS", metadata: ["topic": "\(e.topicARN)"])
@@ -160,7 +161,7 @@ package final class EventEndpoint: Sendable {
     }
 
     /// Whether the request carries the token, compared in constant time.
-    func authorized(_ r: EventRequest) -> Bool {
+    package func authorized(_ r: EventRequest) -> Bool {
         var offered: [[UInt8]] = []
         if let auth = r.headers["authorization"] {
             let parts = auth.split(separator: " ", maxSplits: 1).map(String.init)

@@ -15,20 +15,27 @@ import Glibc
 /// file is truncated.
 package final class EventJournal: Sendable {
     package let path: String
+    private let directory: String
     private struct State {
         var fd: Int32
         var next: Int64
         var pending: [Int64: ObjectEvent]
         var bytes: Int64
+        /// Bytes the pending events' lines take: what a compaction keeps.
+        var live: Int64
     }
     private let state: Mutex<State>
 
     /// Opens (or creates) the journal in `directory` and reads what an earlier run left pending.
     package init(directory: String) throws(SystemError) {
         path = directory + "/events.journal"
+        self.directory = directory
         var pending: [Int64: ObjectEvent] = [:]
         var next: Int64 = 1
+        // Bytes up to the end of the last whole line: a torn tail is cut off, so the next line does not join it.
+        var whole: Int64 = 0
         if let text = readTextFile(path) {
+            whole = Int64(text.utf8.lastIndex(of: UInt8(ascii: "\n")).map { text.utf8.distance(from: text.utf8.startIndex, to: $0) + 1 } ?? 0)
             for line in text.split(separator: "\n") {
                 // A torn last line (killed mid-write, before the reply) was never acknowledged: skipped.
                 guard let v = JSONValue.parse(String(line)) else { continue }
@@ -47,7 +54,9 @@ package final class EventJournal: Sendable {
         }
         fchmod(fd, 0o600)
         let size = (try? Syscall.fileSize(fd).get()) ?? 0
-        state = Mutex(State(fd: fd, next: next, pending: pending, bytes: size))
+        if size > whole { _ = Syscall.ftruncate(fd, whole) }
+        state = Mutex(State(fd: fd, next: next, pending: pending, bytes: min(size, whole), live: 0))
+        state.withLock { s in s.live = s.pending.reduce(0) { $0 + Int64(Self.line(id: $1.key, $1.value).utf8.count + 1) } }
     }
 
     deinit { state.withLock { Syscall.close($0.fd) } }
@@ -69,9 +78,12 @@ package final class EventJournal: Sendable {
             }
             let written = text.withUTF8 { Syscall.writeAll(s.fd, UnsafeRawBufferPointer($0)) }.flatMap { Syscall.fdatasync(s.fd) }
             if case .failure(let e) = written {
+                // Nothing of a failed write may stay: the next line must start on a line of its own.
+                _ = Syscall.ftruncate(s.fd, s.bytes)
                 return .failure(SystemError("cannot write the events journal \(path): \(e)"))
             }
             s.bytes += Int64(text.utf8.count)
+            s.live += Int64(text.utf8.count)
             for (id, e) in zip(ids, events) { s.pending[id] = e }
             return .success(ids)
         }
@@ -80,17 +92,24 @@ package final class EventJournal: Sendable {
     /// Records that event `id` was applied; truncates the file once nothing is pending.
     package func done(_ id: Int64) {
         state.withLock { s in
-            guard s.pending.removeValue(forKey: id) != nil else { return }
+            guard let e = s.pending.removeValue(forKey: id) else { return }
+            s.live -= Int64(Self.line(id: id, e).utf8.count + 1)
             if s.pending.isEmpty {
                 _ = Syscall.ftruncate(s.fd, 0)
                 s.bytes = 0
+                s.live = 0
                 return
             }
-            let text = "{\"done\":\(id)}\n"
-            _ = text.utf8CString.withUnsafeBytes { Syscall.writeAll(s.fd, UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
+            var text = "{\"done\":\(id)}\n"
+            if case .failure = text.withUTF8({ Syscall.writeAll(s.fd, UnsafeRawBufferPointer($0)) }) {
+                // Not recorded: the event is applied again after a restart, which is harmless.
+                _ = Syscall.ftruncate(s.fd, s.bytes)
+                return
+            }
             s.bytes += Int64(text.utf8.count)
-            // A steady stream of events may never leave it empty: rewrite it with only what is pending.
-            if s.bytes > Self.compactAt { compact(&s) }
+            // A steady stream of events may never leave it empty: rewrite it with only what is pending, once
+            // that is less than half of the file.
+            if s.bytes > max(Self.compactAt, 2 * s.live) { compact(&s) }
         }
     }
 
@@ -110,9 +129,16 @@ package final class EventJournal: Sendable {
             unlink(tmp)
             return
         }
+        // The rename must be durable before appends go to the new file: else a crash brings the old one back
+        // without them.
+        if case .success(let dir) = Syscall.open(directory, O_RDONLY | O_DIRECTORY) {
+            _ = Syscall.fsync(dir)
+            Syscall.close(dir)
+        }
         Syscall.close(s.fd)
         s.fd = fd
         s.bytes = Int64(text.utf8.count)
+        s.live = s.bytes
     }
 
     /// Events accepted and not yet applied.

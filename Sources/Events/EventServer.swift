@@ -10,18 +10,21 @@ import Synchronization
 package final class EventServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel
+    private let open: ConnectionCount
     /// The port it listens on (the one asked for, or the kernel's pick for port 0).
     package let port: Int
 
     /// Connections served at once; more are closed on accept.
     static let maxConnections = 128
-    /// A connection that sends nothing for this long is closed (a slow client cannot hold one forever).
+    /// A connection that sends nothing for this long is closed, and a request must arrive whole within it
+    /// (a slow client cannot hold a connection forever).
     static let idleTimeout = TimeAmount.seconds(30)
 
-    private init(group: MultiThreadedEventLoopGroup, channel: any Channel, port: Int) {
+    private init(group: MultiThreadedEventLoopGroup, channel: any Channel, port: Int, open: ConnectionCount) {
         self.group = group
         self.channel = channel
         self.port = port
+        self.open = open
     }
 
     /// Listens on `address` and answers with `endpoint`.
@@ -34,6 +37,9 @@ package final class EventServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    // Stops reading while replies wait to be written: a client that never reads cannot make
+                    // them pile up.
+                    try sync.addHandler(BackPressureHandler())
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try sync.addHandler(EventHTTPHandler(endpoint: endpoint, open: open))
@@ -42,16 +48,17 @@ package final class EventServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 8)
         do {
             let channel = try await bootstrap.bind(host: address.host, port: address.port).get()
-            return EventServer(group: group, channel: channel, port: channel.localAddress?.port ?? address.port)
+            return EventServer(group: group, channel: channel, port: channel.localAddress?.port ?? address.port, open: open)
         } catch {
             try? await group.shutdownGracefully()
             throw SystemError("cannot listen for events on \(address): \(error); pick a free port with --events-address HOST:PORT")
         }
     }
 
-    /// Stops listening and closes open connections.
+    /// Stops listening, gives requests being handled up to 5 s to be answered, then closes every connection.
     package func stop() async {
         try? await channel.close()
+        for _ in 0..<100 where open.requests > 0 { try? await Task.sleep(nanoseconds: 50_000_000) }
         try? await group.shutdownGracefully()
     }
 }
@@ -69,6 +76,8 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A reply decided before the body ended (too large); the rest of the body is discarded.
     private var early = false
     private var inFlight = false
+    /// Closes the connection if the request being read does not end in time.
+    private var deadline: Scheduled<Void>?
 
     init(endpoint: EventEndpoint, open: ConnectionCount) {
         self.endpoint = endpoint
@@ -101,6 +110,16 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             head = h
             body = []
             early = false
+            deadline?.cancel()
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: EventServer.idleTimeout) { [self] in
+                if head != nil { context.close(promise: nil) }
+            }
+            // The token is checked before the body is read: without it a client cannot hold the connection.
+            if h.method == .POST, !endpoint.authorized(Self.request(h, body: [])) {
+                early = true
+                reply(context, h, endpoint.refuse(EventRejection(401, "unauthorized", "no valid token: send Authorization: Bearer TOKEN (MinIO's auth_token), a Basic password (an SNS endpoint https://lakecache:TOKEN@host/), or ?token=TOKEN")), close: true)
+                return
+            }
             if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > EventParser.maxBody {
                 early = true
                 reply(context, h, endpoint.refuse(EventRejection(413, "too_large", "the body is \(length) bytes; at most \(EventParser.maxBody) are accepted")), close: true)
@@ -115,21 +134,37 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             body += chunk.readBytes(length: chunk.readableBytes) ?? []
         case .end:
+            deadline?.cancel()
+            deadline = nil
             guard !early, let h = head else { return }
             head = nil
-            var headers: [String: String] = [:]
-            for (name, value) in h.headers { headers[name.lowercased()] = value }
-            let request = EventRequest(method: h.method.rawValue, uri: h.uri, headers: headers, body: body)
+            let request = Self.request(h, body: body)
             body = []
             inFlight = true
             let endpoint = self.endpoint
+            let open = self.open
+            _ = open.addRequest(1)
             let promise = context.eventLoop.makePromise(of: EventReply.self)
-            promise.completeWithTask { await endpoint.handle(request) }
+            promise.completeWithTask {
+                defer { _ = open.addRequest(-1) }
+                return await endpoint.handle(request)
+            }
             promise.futureResult.assumeIsolated().whenSuccess { [self] answer in
                 inFlight = false
-                reply(context, h, answer, close: !h.isKeepAlive)
+                // Only POSTs keep the connection: a probe or a stray GET gets its answer and the door.
+                reply(context, h, answer, close: !h.isKeepAlive || h.method != .POST)
             }
         }
+    }
+
+    static func request(_ h: HTTPRequestHead, body: [UInt8]) -> EventRequest {
+        var headers: [String: String] = [:]
+        for (name, value) in h.headers { headers[name.lowercased()] = value }
+        return EventRequest(method: h.method.rawValue, uri: h.uri, headers: headers, body: body)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
     }
 
     private func reply(_ context: ChannelHandlerContext, _ h: HTTPRequestHead, _ answer: EventReply, close: Bool) {
@@ -154,7 +189,13 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 /// The connections one server has open, shared by their handlers.
 final class ConnectionCount: Sendable {
     private let n = Atomic<Int>(0)
+    private let handling = Atomic<Int>(0)
 
-    /// Adds `delta`; the count after.
+    /// Adds `delta` to the open connections; the count after.
     func add(_ delta: Int) -> Int { n.wrappingAdd(delta, ordering: .relaxed).newValue }
+
+    /// Adds `delta` to the requests being handled; the count after.
+    func addRequest(_ delta: Int) -> Int { handling.wrappingAdd(delta, ordering: .relaxed).newValue }
+
+    var requests: Int { handling.load(ordering: .relaxed) }
 }

@@ -22,6 +22,10 @@ package final class EventService: Sendable {
     private let queue: AsyncStream<(Int64, ObjectEvent)>.Continuation
     private let stream: AsyncStream<(Int64, ObjectEvent)>
     private let preloads = AsyncLimiter(4)
+    /// What an earlier run accepted and did not apply, as the journal held it at start.
+    private let replay: [(id: Int64, event: ObjectEvent)]
+    /// Accepted events not yet applied, past which a sender is told to retry later (503).
+    package static let maxPending = 100_000
 
     package init(filesystem: Filesystem, journal: EventJournal, verifier: SNSVerifier, logger: Logger, preload: @escaping Preload) {
         self.filesystem = filesystem
@@ -30,15 +34,37 @@ package final class EventService: Sendable {
         self.logger = logger
         self.preload = preload
         (stream, queue) = AsyncStream.makeStream(of: (Int64, ObjectEvent).self)
+        replay = journal.pending
     }
 
     /// Applies events until `stop`; first those an earlier run accepted and did not apply.
     package func run() async {
-        for (id, e) in journal.pending { queue.yield((id, e)) }
-        for await (id, e) in stream { await apply(id, e) }
+        // Events accepted since the start are in the stream already: only the earlier run's are replayed.
+        for (id, e) in replay where !Task.isCancelled { await apply(id, e) }
+        for await (id, e) in stream {
+            if Task.isCancelled { break }
+            await apply(id, e)
+        }
     }
 
-    package func stop() { queue.finish() }
+    /// Ends `run` after the event being applied; what is left stays in the journal for the next start.
+    package func stop() {
+        queue.finish()
+        io.shutdown()
+    }
+
+    /// The journal's writes and fdatasyncs run here, not on the cooperative pool that FUSE requests share.
+    private let io = IOThreadPool(threads: 1, name: "lakecache-events")
+
+    /// `acceptNow` on the journal's thread.
+    package func accept(_ events: [ObjectEvent]) async throws(EventRejection) -> Accepted {
+        let r: Result<Accepted, EventRejection> = await withCheckedContinuation { c in
+            io.submit { [self] in c.resume(returning: Result { () throws(EventRejection) in try acceptNow(events) }) }
+        }
+        return try r.get()
+    }
+
+    private func done(_ id: Int64) { io.submit { [journal] in journal.done(id) } }
 
     /// The answer to a batch of events: what was accepted, what was known already.
     package struct Accepted: Sendable {
@@ -50,7 +76,7 @@ package final class EventService: Sendable {
 
     /// Dedupes the events by (bucket, key, sequencer), journals the rest durably, and queues them. Throws
     /// (nothing queued) when no link shows any of them, or the journal cannot be written.
-    package func accept(_ events: [ObjectEvent]) throws(EventRejection) -> Accepted {
+    package func acceptNow(_ events: [ObjectEvent]) throws(EventRejection) -> Accepted {
         var result = Accepted()
         let shown = events.filter { filesystem.shows(bucket: $0.bucket, key: $0.key) }
         result.outside = events.count - shown.count
@@ -58,6 +84,9 @@ package final class EventService: Sendable {
         guard !shown.isEmpty else {
             let e = events[0]
             throw EventRejection(422, "outside_links", "no link of this mount shows s3://\(e.bucket)/\(e.key) (check the link's bucket, prefix and globs, or narrow the notification's prefix filter)")
+        }
+        guard journal.pendingCount < Self.maxPending else {
+            throw EventRejection(503, "backlog", "\(journal.pendingCount) accepted events are not applied yet; send this one again later")
         }
         let r: Result<[ObjectEvent], EventRejection> = intake.withLock { _ in
             var fresh: [ObjectEvent] = []
@@ -122,7 +151,7 @@ package final class EventService: Sendable {
             logger.info("event applied", metadata: ["event": "\(e.name)", "object": "s3://\(e.bucket)/\(e.key)", "path": "/\(f.path)", "effect": "\(what)"])
             if let t = f.preload { targets.append(t) }
         }
-        guard !targets.isEmpty else { return journal.done(id) }
+        guard !targets.isEmpty else { return done(id) }
         // Preloads run beside the next events; the journal keeps the event until they finish.
         Task { [self] in
             for t in targets {
@@ -132,7 +161,7 @@ package final class EventService: Sendable {
                     if !ok { logger.warning("event preload did not complete", metadata: ["path": "/\(t.path)"]) }
                 }
             }
-            journal.done(id)
+            done(id)
         }
     }
 

@@ -36,7 +36,8 @@ package final class SNSVerifier: Sendable {
     package init(mode: Mode, transport: CurlTransport, trustedCertificatePrefix: String? = nil) {
         self.mode = mode
         self.transport = transport
-        extraPrefix = trustedCertificatePrefix.flatMap { $0.isEmpty ? nil : $0 }
+        // Only a whole origin and path (ending in '/'): "http://localhost" would also trust localhost.evil.example.
+        extraPrefix = trustedCertificatePrefix.flatMap { $0.hasSuffix("/") && $0.contains("://") ? $0 : nil }
     }
 
     /// Whether `url` may name an SNS signing certificate: HTTPS on `sns.REGION.amazonaws.com` (or `.com.cn`),

@@ -166,8 +166,9 @@ final class MountDaemon: @unchecked Sendable {
         background.start(links)
         background.importListings(links.filter { $0.policy.preload || ($0.policy.metadataTTL == nil && snapshotted[$0.path] == nil) })
         ready(nil)
+        var eventsRun: Task<Void, Never>?
         if let events {
-            Task { await events.service.run() }
+            eventsRun = Task { await events.service.run() }
             logger.info("events endpoint listening", metadata: ["address": "\(events.address.host):\(events.server.port)", "pending": "\(events.service.journal.pending.count)"])
         }
         for (path, n) in snapshotted { logger.info("listing snapshot loaded", metadata: ["link": "/\(path)", "objects": "\(n)"]) }
@@ -199,8 +200,12 @@ final class MountDaemon: @unchecked Sendable {
         logger.info("unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
         control.stop()
         if let events {
+            // No new events, the ones being answered answered; then the one being applied finishes and the
+            // rest wait in the journal for the next mount.
             await events.server.stop()
+            eventsRun?.cancel()
             events.service.stop()
+            await eventsRun?.value
         }
         background.stop()
         writeBack?.shutdown()
