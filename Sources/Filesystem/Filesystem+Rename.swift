@@ -148,12 +148,20 @@ extension Filesystem {
             // An implicit directory must not vanish when it had only staged files: keep it visible by a marker.
             _ = try await store.putObject(bucket: bucket, key: dstPrefix, body: .empty, options: PutOptions())
         }
+        // Deepest first, so a marker goes after what is below it: SeaweedFS keeps a directory whose marker
+        // is deleted while it still has entries, and lists it ever after.
+        keys.sort { Self.depth($0) > Self.depth($1) }
         for start in stride(from: 0, to: keys.count, by: 1000) {
             let failed = try await store.deleteObjects(bucket: bucket, keys: Array(keys[start..<min(start + 1000, keys.count)]))
             if let first = failed.first {
                 throw ObjectStoreError(first.error.kind, "could not delete \(first.key) after copying it: \(first.error)", operation: "DeleteObjects", bucket: bucket, key: first.key)
             }
         }
+    }
+
+    /// Slashes in a key, a marker's own trailing one not counted: `a/b/` is 1 deep, `a/b/c` 2.
+    static func depth(_ key: String) -> Int {
+        key.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "/") ? 1 : 0) } - (key.hasSuffix("/") ? 1 : 0)
     }
 
     /// Server-side copy of a place's object; see `copy(_:key:etag:to:key:size:)`.

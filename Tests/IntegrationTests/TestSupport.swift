@@ -22,6 +22,7 @@ enum Servers {
     /// Shared clients; each lives for the whole test process, as a daemon's would.
     static let moto: S3Client = try! client(endpoint: endpoint("LAKECACHE_TEST_MOTO_ENDPOINT"))
     static let bench: S3Client = try! client(endpoint: endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), retry: fastRetry)
+    static let seaweed: S3Client = try! client(endpoint: endpoint("LAKECACHE_TEST_SEAWEED_ENDPOINT"))
 
     /// Short backoff so fault tests stay quick; attempts stay at the production bound.
     static var fastRetry: RetryPolicy {
