@@ -50,7 +50,13 @@ enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
 
 /// Sets up swift-log to write to stderr at `level`; called once per process.
 func bootstrapLogging(_ level: LogLevelOption) {
+    let journal = getenv("JOURNAL_STREAM") != nil
     LoggingSystem.bootstrap { label in
+        if journal {
+            var handler = JournalLogHandler(label: label)
+            handler.logLevel = level.level
+            return handler
+        }
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level.level
         return handler

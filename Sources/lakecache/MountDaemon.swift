@@ -189,6 +189,19 @@ final class MountDaemon: @unchecked Sendable {
                 _ = runProcess("/bin/fusermount3", ["-uz", mountpoint])
             }
         }
+        // systemd (Type=notify): live now; then the uploads still pending, as they change.
+        SystemdNotify.send("READY=1\nSTATUS=serving \(plan.mountpoint) (\(plan.links.count) link\(plan.links.count == 1 ? "" : "s"))")
+        let notifier = Task { [writeBack] in
+            guard getenv("NOTIFY_SOCKET") != nil, let writeBack else { return }
+            var last = ""
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 2_000_000_000)
+                let u = writeBack.stats()
+                let status = u.pendingFiles == 0 ? "serving \(mountpoint): no uploads pending" : "serving \(mountpoint): \(u.pendingFiles) upload(s) pending, \(ByteCount.format(u.pendingBytes))"
+                if status != last { SystemdNotify.send("STATUS=" + status) }
+                last = status
+            }
+        }
         logger.info("mounted", metadata: [
             "mountpoint": "\(plan.mountpoint)", "links": "\(plan.links.map { "/\($0.path)=\($0.bucket)@\($0.s3.endpoint)" }.joined(separator: " "))",
         ])
@@ -198,6 +211,9 @@ final class MountDaemon: @unchecked Sendable {
             startDetachedThread { continuation.resume(returning: bridge.serve()) }
         }
         logger.info("unmounting", metadata: ["mountpoint": "\(plan.mountpoint)"])
+        notifier.cancel()
+        let pending = writeBack?.stats().pendingFiles ?? 0
+        SystemdNotify.send("STOPPING=1\nSTATUS=unmounting \(plan.mountpoint)" + (pending > 0 ? ": \(pending) upload(s) pending stay journaled for the next mount" : ""))
         control.stop()
         if let events {
             // No new events, the ones being answered answered; then the one being applied finishes and the

@@ -1,0 +1,40 @@
+import Logging
+import Platform
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Log lines for journald (stderr under systemd, `JOURNAL_STREAM` set): no timestamp or colour, which the
+/// journal adds itself, and a `<N>` syslog priority prefix, which it turns into the entry's priority.
+struct JournalLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields = metadata
+        if let extra = event.metadata { fields.merge(extra) { $1 } }
+        let tail = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        var line = "<\(Self.priority(event.level))>\(label): \(event.message)\(tail)\n"
+        // One write per line, so lines of concurrent threads never interleave.
+        _ = line.withUTF8 { Syscall.writeAll(2, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// syslog priorities, as `sd-daemon(3)` prefixes them.
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
+        }
+    }
+}
