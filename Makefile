@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: all deps build build-debug test test-unit bench bench-quick demo demo-stop fuzz soak clean
+.PHONY: all deps build build-debug test test-unit bench bench-quick demo demo-stop fuzz soak install uninstall clean
 
 all: build
 
@@ -53,6 +53,17 @@ demo-stop:
 ## soak: SOAK_SECONDS (default 600) of mixed load under injected faults; report in bench-results/soak.json
 soak: build
 	$(PYTHON) scripts/soak.py --seconds $${SOAK_SECONDS:-600} --report bench-results/soak.json --check
+
+## install: the binary (PREFIX, default /usr/local), the systemd unit and the mount(8) helper for fstab
+PREFIX ?= /usr/local
+install: build
+	install -D -m 755 .build/release/lakecache $(DESTDIR)$(PREFIX)/bin/lakecache
+	install -D -m 644 systemd/lakecache@.service $(DESTDIR)/etc/systemd/system/lakecache@.service
+	install -D -m 755 scripts/mount.lakecache $(DESTDIR)/sbin/mount.lakecache
+	@echo "installed: $(PREFIX)/bin/lakecache, /etc/systemd/system/lakecache@.service, /sbin/mount.lakecache (see docs/operations.md)"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/lakecache $(DESTDIR)/etc/systemd/system/lakecache@.service $(DESTDIR)/sbin/mount.lakecache
 
 ## fuzz: every parser of outside input under libFuzzer + ASan, FUZZ_SECONDS (default 60) each
 fuzz: deps
