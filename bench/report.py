@@ -54,7 +54,7 @@ def chart(results, path):
     rows = [w for w in WORKLOADS if any(value(results, s, w[0], w[1]) is not None for s in ORDER)]
     cols = 3
     fig, axes = plt.subplots((len(rows) + cols - 1) // cols, cols, figsize=(15, 3.2 * ((len(rows) + cols - 1) // cols)))
-    colors = {"lakecache": "#1f77b4", "s3fs": "#ff7f0e", "rclone": "#2ca02c", "local": "#7f7f7f", "raw-s3": "#9467bd"}
+    colors = {"lakecache": "#1f77b4", "lakecache-listing": "#aec7e8", "s3fs": "#ff7f0e", "rclone": "#2ca02c", "local": "#7f7f7f", "raw-s3": "#9467bd"}
     for ax, (key, metric, label, unit, higher, _) in zip(axes.flat, rows):
         names = [s for s in ORDER if value(results, s, key, metric) is not None]
         vals = [value(results, s, key, metric) for s in names]

@@ -97,8 +97,10 @@ final class BackgroundWork: Sendable {
     }
 }
 
-/// Whether applications are reading from the backend now: cache misses in the last 100 ms (background
-/// fills do not count as misses).
+/// Whether applications are reading from the backend now: cache misses, or read-ahead their reads started
+/// (a sequential window, a directory's small files, a listing's metadata), in the last 100 ms. Warmup fills
+/// count as neither. Misses alone are not enough: an epoch whose files the directory read-ahead fetched
+/// first reads them as hits, and a warmup that saw no misses ran beside it at full speed.
 final class DemandSampler: Sendable {
     private let cache: BlockCache
     private let last = Mutex<(misses: Int, at: Double, busy: Bool)>((0, 0, false))
@@ -107,7 +109,7 @@ final class DemandSampler: Sendable {
 
     func busy() -> Bool {
         let now = monotonicSeconds()
-        let misses = cache.misses.load(ordering: .relaxed)
+        let misses = cache.misses.load(ordering: .relaxed) + cache.prefetches.load(ordering: .relaxed)
         return last.withLock { s in
             if now - s.at < 0.1 { return s.busy }
             s.busy = misses != s.misses
