@@ -272,13 +272,29 @@ def targets(results):
 
 STATIC = """## Known gaps (2026-12-01)
 
-Four full runs were made on 2026-12-01; this page is the fourth. The first two ran the build before part
-copies (below), the third with them, the fourth also with the staging queue writing from the copies (one
-copy of the bytes instead of two). The first came out worse for lakecache almost everywhere (its part of
-the run met a slow phase of this shared machine: cold sequential read 283 MB/s, 653 in the second), so
-each gap gives the spread. The runs of 2026-11-29 are in git history.
+Five full runs were made on 2026-12-01; this page is the fifth, the first with links, warmup and the events
+endpoint in the build (sections 10 and 11). The first two ran the build before part copies (below), the
+third with them, the fourth also with the staging queue writing from the copies (one copy of the bytes
+instead of two). The first came out worse for lakecache almost everywhere (its part of the run met a slow
+phase of this shared machine: cold sequential read 283 MB/s, 653 in the second), so each gap gives the
+spread. The runs of 2026-11-29 are in git history.
 
-- **Sequential cold read**: 0.30–0.51× raw ranged GETs across the four runs (0.35× here; 0.40–0.81× on
+- **Warmup and events (section 11).** The small-file warmup reaches 0.95× raw S3 at the same concurrency
+  (met). A large object warms at the pace of a cold sequential read (664 MB/s against 701 for the read,
+  0.55× raw ranged GETs), for the reason the next gap gives: CPU. The event-to-cached row is that fetch
+  plus a HEAD (1.99× a raw GET of the object). The cold epoch beside a warmup ran 23% slower than alone in
+  this run, whose build let the warmup go on while the directory read-ahead fetched the epoch's files
+  (they read as hits, so the warmup saw no demand); the warmup now also yields to read-ahead. Alternating
+  pairs measured after that change, whole-process, epoch beside a warmup against the epoch alone: before
+  6%, 11%, 27% slower; after 2%, 11%, 4%.
+- **A link of 200,000 objects from its snapshot** mounts in 1.86 s with zero LISTs (target under 1 s:
+  missed): reading and indexing the snapshot before the mount returns is that time. Sync met its target
+  (one listing pass, 200 LISTs, no HEAD).
+- **Cold `ls -l` of 10,000 entries** takes 5.19 s under the default `--metadata exact` (a request per
+  listed file, as the metadata issue chose so a listing never shows a wrong type or mode) and 0.38 s under
+  `--metadata listing`, the per-link policy for datasets of plain objects.
+
+- **Sequential cold read**: 0.58× raw ranged GETs here, 0.30–0.51× in the four runs before ( 0.40–0.81× on
   2026-11-29; target 0.8×). What bounds it is CPU. Measured in isolation (1 GiB, `s3-like` store, fresh
   mount, 2 cores): the daemon spends 1.2–1.5 core-seconds per GiB against 0.5 for the raw client, which
   throws the bytes away. `perf` splits the daemon's time into page faults on fresh memory-tier slots
@@ -287,18 +303,20 @@ each gap gives the spread. The runs of 2026-11-29 are in git history.
   store on the same two cores, that is the machine. Tried and dropped: huge pages for the slots, reusing
   slots a sequential reader had finished, a 64 MiB first window, a nice-10 write-behind, 8 MiB of kernel
   readahead instead of 1 MiB (no change).
-- **Checkpoint close and durability.** Here: 1 GiB async close 4.70× local disk (target 1.3×), 4 GiB
-  4.87×, durable 1.40× a raw multipart upload (target 1.2×), sync close 1.15× (met). The third run (part
-  copies, two copies of the bytes): 3.70×, 3.66×, 1.63×, 1.32×. The two runs before part copies: 1 GiB
+- **Checkpoint close and durability.** Here: 1 GiB async close 1.38× local disk (target 1.3×; local
+  disk's close took 1.78 s in this run, against 0.66 s in the fourth), durable 1.38× a raw multipart
+  upload (target 1.2×), sync close 1.34×. The fourth run: 4.70×, 4 GiB 4.87×, 1.40×, 1.15×. The third
+  (part copies, two copies of the bytes): 3.70×, 3.66×, 1.63×, 1.32×. The two runs before part copies: 1 GiB
   close 5.5–9.8×, 4 GiB 6.5–9.9×, durable 1.80–2.59×, sync 1.46–2.29×. Against the peers: the 4 GiB
   close beats both in both runs with copies (14.1 s and 9.9 s against rclone's 15.2 s and 18.0 s), the
-  1 GiB close beat rclone in the third run (2.45 s against 2.74 s) and not here (3.28 s against 1.57 s),
-  and the 4 GiB object is durable sooner than with either peer (18.4 s here against s3fs's 30.0 s).
+  1 GiB close beat rclone in the third run (2.45 s against 2.74 s) and not in the fourth (3.28 s against
+  1.57 s) or here (2.47 s against 1.84 s), and the 4 GiB object was durable sooner than with either peer
+  (18.4 s in the fourth run against s3fs's 30.0 s).
   - *What sets the floor.* Local disk's close is a copy into the page cache (0.66 s for 1 GiB here). The
     issue's async close fdatasyncs the staged bytes before it returns (a power cut must lose nothing), so
     lakecache's close cannot beat the device's write speed: `dd` measured 590–650 MB/s with `O_DIRECT`
     and 750–810 MB/s buffered with fdatasync on this disk, 1.3–1.8 s for 1 GiB, which is 2–2.7× the local
-    close of this run before any FUSE or upload cost. 1.3× of a page-cache close is out of reach with that
+    close of the fourth run before any FUSE or upload cost. 1.3× of a page-cache close is out of reach with that
     guarantee on this machine.
   - *What part copies changed.* Staging writes and part reads share the device, and reads slowed `dd`'s
     direct writes from 600 to 420 MB/s. A 1 GiB checkpoint read 0.6–0.9 GiB of parts back before
@@ -315,16 +333,17 @@ each gap gives the spread. The runs of 2026-11-29 are in git history.
     core-seconds per GiB received, most of it its own MD5. Not tried: FUSE's writeback cache, which would
     return `write(2)` at page-cache speed but moves ENOSPC from `write` to `close` and hands size and mtime
     to the kernel.
-- **Restore**: 0.45–1.13× local disk across the runs (0.52× here). lakecache restored at 1.75–2.21 GB/s;
+- **Restore**: 0.70× local disk here, 0.45–1.13× in the runs before. lakecache restored at 1.75–2.21 GB/s;
   local disk's cold read moved from 1.6 to 4.0 GB/s between runs. The restore is two copies (staging file
   to a pooled buffer, buffer to the kernel) on top of local disk's one. Tried and dropped: replying from
   the staging descriptor with libfuse's splice (`FUSE_CAP_SPLICE_WRITE`): 1.0–1.4 GB/s against 1.7–2.5 GB/s
   for the pooled read, measured side by side.
-- **Warm small-file epoch vs rclone**: 1.81–3.01× (3.01× here, met; 2.48–5.85× on 2026-11-29; target 3×),
-  with lakecache at 2,531–4,017 files/s and rclone at 1,136–1,433. The files come from the memory tier;
+- **Warm small-file epoch vs rclone**: 2.39× here (6,022 files/s against 2,517), 1.81–3.01× in the four
+  runs before (2.48–5.85× on 2026-11-29; target 3×), with lakecache at 2,531–4,017 files/s and rclone at
+  1,136–1,433 then. The files come from the memory tier;
   the spread is the machine's.
 - **Sequential warm read** came out at 0.47× local disk in the third run, against 0.80–1.64× in the others
-  (1.43× here): the same read path in all four, so the machine.
+  (1.95× here): the same read path in all of them, so the machine.
 - **Random reads in a warm 1 GiB object.** The object no longer fits the 1.75 GiB whole-block memory pool
   once the second 1 GiB object has been read. Misses then load a whole 4 MiB block from the disk tier,
   checksum included, to serve a read of 4 KiB to 1 MiB.
