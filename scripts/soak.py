@@ -63,7 +63,15 @@ def daemon_usage(pid):
                 rss = int(line.split()[1]) * 1024
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
-    return {"rss_mib": round(rss / MiB, 1), "fds": len(os.listdir("/proc/%d/fd" % pid)), "threads": threads}
+    names = os.listdir("/proc/%d/fd" % pid)
+    sockets = 0
+    for n in names:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, n)).startswith("socket:"):
+                sockets += 1
+        except OSError:
+            pass
+    return {"rss_mib": round(rss / MiB, 1), "fds": len(names), "sockets": sockets, "threads": threads}
 
 
 def main():
@@ -290,9 +298,14 @@ def evaluate(r):
         fds = [s["fds"] for s in samples]
         th = [s["threads"] for s in samples]
         checks["RSS flat within 10% after warm-up"] = {"ok": max(rss) <= 1.10 * min(rss), "detail": "%.0f-%.0f MiB" % (min(rss), max(rss))}
-        # Connections and staging files come and go with the load: flat means bounded and not growing.
-        checks["descriptors flat"] = {"ok": max(fds) - min(fds) <= max(32, min(fds) * 3 // 10) and fds[-1] <= fds[0] + 16,
-                                      "detail": "%d-%d, first %d, last %d" % (min(fds), max(fds), fds[0], fds[-1])}
+        # Connections breathe with the load, up to --max-concurrency (64 here; libcurl closes idle ones), so
+        # they are checked against that bound; every other descriptor (staging files, the disk tier, FUSE)
+        # must be flat: bounded and not growing.
+        socks = [s.get("sockets", 0) for s in samples]
+        other = [f - k for f, k in zip(fds, socks)]
+        checks["descriptors flat"] = {"ok": max(other) - min(other) <= max(32, min(other) * 3 // 10) and other[-1] <= other[0] + 16 and max(socks) <= 64 + 8,
+                                      "detail": "%d-%d in all; sockets %d-%d (bound 72); others %d-%d, first %d, last %d"
+                                      % (min(fds), max(fds), min(socks), max(socks), min(other), max(other), other[0], other[-1])}
         checks["threads flat"] = {"ok": max(th) - min(th) <= 8 and th[-1] <= th[0] + 4, "detail": "%d-%d" % (min(th), max(th))}
     return checks
 
