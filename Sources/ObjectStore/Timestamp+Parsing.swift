@@ -22,7 +22,9 @@ extension Timestamp {
                 digits += 1
                 i += 1
             }
-            for _ in digits..<9 where digits < 9 { nanos *= 10 }
+            // More than nine digits are cut, not scaled: `digits..<9` would trap (the fuzzer's find: a
+            // listing with a long fraction crashed the daemon).
+            if digits < 9 { for _ in digits..<9 { nanos *= 10 } }
         }
         guard i < b.count, b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "+") else { return nil }
         guard let seconds = Self.epoch(year: year, month: month, day: day, hour: hour, minute: minute, second: second) else { return nil }

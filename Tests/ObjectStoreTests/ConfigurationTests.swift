@@ -135,6 +135,9 @@ import Platform
         #expect(Timestamp(iso8601: "2009-10-12T17:50:30Z") == Timestamp(seconds: 1_255_369_830))
         #expect(Timestamp(httpDate: "Mon, 12 Oct 2009 17:50:30 GMT") == Timestamp(seconds: 1_255_369_830))
         #expect(Timestamp(iso8601: "garbage") == nil)
+        // Fractions: nanoseconds kept, digits past nine cut (a long fraction once trapped, found by fuzzing).
+        #expect(Timestamp(iso8601: "2009-10-12T17:50:30.5Z") == Timestamp(seconds: 1_255_369_830, nanoseconds: 500_000_000))
+        #expect(Timestamp(iso8601: "2009-10-12T17:50:30.123456789123456789Z") == Timestamp(seconds: 1_255_369_830, nanoseconds: 123_456_789))
         #expect(Timestamp(httpDate: "Mon, 12 Foo 2009 17:50:30 GMT") == nil)
         #expect(SigV4Signer.timestamps(1_369_353_600) == ("20130524T000000Z", "20130524"))
     }
