@@ -47,10 +47,12 @@ struct BacklogTests {
         let written = Mutex<[(String, Int, UInt64)]>([])
         let wrongBytes = Atomic<Int>(0)
         let reads = Atomic<Int>(0)
-        let end = monotonicSeconds() + 20
+        // At least 20 s, and on until the backlog passed 80 pending uploads (a loaded machine writes more
+        // slowly), at most 120 s.
+        let started = monotonicSeconds()
         onThreads(8) { t in
             var rng = SplitMixT(seed: UInt64(t) &* 7919)
-            while monotonicSeconds() < end {
+            while !stop.load(ordering: .relaxed) {
                 switch t {
                 case 0..<3:
                     // Readers verify small files.
@@ -84,12 +86,16 @@ struct BacklogTests {
                     let json = try? JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any]
                     let pending = ((json?["uploads"] as? [String: Any])?["pending"] as? Int) ?? -1
                     if pending < 0 { print("status: \(r.status) \(r.output.prefix(300))") }
-                    peak.withLock { p in p = (max(p.rss, u.rss), max(p.fds, u.fds), max(p.pending, pending)) }
+                    let most = peak.withLock { p in
+                        p = (max(p.rss, u.rss), max(p.fds, u.fds), max(p.pending, pending))
+                        return p.pending
+                    }
+                    let elapsed = monotonicSeconds() - started
+                    if (elapsed >= 20 && most >= 80) || elapsed >= 120 { stop.store(true, ordering: .relaxed) }
                     usleep(250_000)
                 }
             }
         }
-        stop.store(true, ordering: .relaxed)
         let p = peak.withLock { $0 }
         print("backlog run: \(written.withLock { $0.count }) checkpoints, \(reads.load(ordering: .relaxed)) reads, peak \(p.pending) pending, RSS \(p.rss >> 20) MiB, \(p.fds) descriptors")
         #expect(wrongBytes.load(ordering: .relaxed) == 0, "a reader saw wrong bytes")
