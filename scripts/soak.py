@@ -8,7 +8,8 @@ SlowDown, connection reset, truncated body, 200 ms delay.
 
 Checks: no wrong byte, no lost acknowledged write; no error returned to an application except EIO after the
 retries were exhausted (never more EIOs than the daemon's exhausted requests); the daemon's RSS, descriptors
-and threads sampled every 30 s (10 s in runs under 5 minutes), flat after the warm-up (RSS within 10%).
+and threads sampled every 30 s (10 s in runs under 5 minutes), flat after the warm-up (the first minute, or the
+first half of a shorter run; RSS within 10%).
 
 Usage: scripts/soak.py [--seconds N] [--report FILE] [--check]
 """
@@ -292,7 +293,9 @@ def evaluate(r):
     checks["only EIO after exhausted retries"] = {"ok": not other and eio <= r.get("daemon_backend_errors", 0),
                                                  "detail": "other errors %s; EIO %d, exhausted requests %d" % (other or "none", eio, r.get("daemon_backend_errors", 0))}
     checks["faults were injected"] = {"ok": r.get("store_faults", 0) > 0, "detail": "%d faults" % r.get("store_faults", 0)}
-    samples = [s for s in r.get("samples", []) if s["t"] >= min(60, r["seconds"] // 3)]
+    # The warm-up is the first minute, or the first half of a shorter run: in the 60-second run of make test
+    # (a debug build, on a machine busy with the rest of the suite) the memory tier is still filling at 20 s.
+    samples = [s for s in r.get("samples", []) if s["t"] >= min(60, r["seconds"] // 2)]
     if len(samples) >= 2:
         rss = [s["rss_mib"] for s in samples]
         fds = [s["fds"] for s in samples]
