@@ -52,8 +52,11 @@ struct CrashTests {
     @Test func killMidUploadReusesParts() async throws {
         let s3 = Servers.bench
         let bucket = try await freshBucket(s3, "midup")
-        // Completion is held back, so the kill lands after every part is uploaded but before the object exists.
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": 3000]])
+        // Completion is held back 10 s, so the kill lands after every part is uploaded but before the object
+        // exists, and the restarted daemon replays before the killed daemon's held-back completion goes
+        // through (with 3 s, a loaded machine restarted after it: the upload was complete, and replay, not
+        // knowing, uploaded the parts again).
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": 10000]])
         let mount = TestMount(bucket: bucket, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), extra: ["--part-size", "5M"])
         let data = patternBytes(6 * (5 << 20) + 99, seed: 77)
         try mount.start()
