@@ -124,6 +124,16 @@ def get_requests():
     return json.loads(out).get("backend", {}).get("requests", {}).get("GetObject", 0)
 
 
+def timed_load(path):
+    """Reads a file as a model loader would; the seconds it took and the GETs the store served meanwhile."""
+    gets_before = get_requests()
+    t0 = time.time()
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    return time.time() - t0, get_requests() - gets_before
+
+
 def post_event(address, token, body):
     """POSTs one notification to the mount's events endpoint; its answer, as the store would see it."""
     import urllib.request
@@ -270,15 +280,10 @@ links:
     print("  lakecache warmup %s      (what a scheduler runs before the job)" % models, flush=True)
     out = lakecache("warmup", models, capture_output=True, text=True).stdout.strip()
     print("    " + out, flush=True)
-    gets_before = get_requests()
     drop_page_cache()
-    t0 = time.time()
-    with open(os.path.join(models, "base.safetensors"), "rb") as f:
-        while f.read(1 << 20):
-            pass
-    t_load = time.time() - t0
+    t_load, gets = timed_load(os.path.join(models, "base.safetensors"))
     say("model load", "%s in %.2f s (%.0f MB/s), %d GETs: it came from the disk tier"
-        % (human(MODEL_SIZE), t_load, MODEL_SIZE / t_load / 1e6, get_requests() - gets_before))
+        % (human(MODEL_SIZE), t_load, MODEL_SIZE / t_load / 1e6, gets))
     # The model store publishes a new version; its notification (here in the AWS S3 format, as S3, MinIO
     # and Ceph send them) reaches the mount, which preloads the object before anyone asks.
     new_model = "%smodels/base-v2.safetensors" % prefix
@@ -297,14 +302,9 @@ links:
             break
         time.sleep(0.1)
     t_event = time.time() - t0
-    gets_before = get_requests()
-    t0 = time.time()
-    with open(os.path.join(models, "base-v2.safetensors"), "rb") as f:
-        while f.read(1 << 20):
-            pass
-    t_load = time.time() - t0
+    t_load, gets = timed_load(os.path.join(models, "base-v2.safetensors"))
     say("event", "%s; cached %.2f s after the event (%s), loaded in %.2f s with %d GETs"
-        % (reply, t_event, "preloaded" if counters.get("preloaded") else "preload failed", t_load, get_requests() - gets_before))
+        % (reply, t_event, "preloaded" if counters.get("preloaded") else "preload failed", t_load, gets))
     # Another client adds an image; the indefinite listing hides it until a sync.
     s3_client(endpoint).put_object(Bucket=bucket, Key="%sdatasets/train/class00/new-image.jpg" % prefix, Body=os.urandom(20 * KiB))
     print("  (another client uploads datasets/train/class00/new-image.jpg)", flush=True)

@@ -72,7 +72,7 @@ package final class EventEndpoint: Sendable {
             return refuse(EventRejection(405, "method", "\(r.method) is not served here: POST events to this endpoint"))
         }
         guard authorized(r) else {
-            return refuse(EventRejection(401, "unauthorized", "no valid token: send Authorization: Bearer TOKEN (MinIO's auth_token), a Basic password (an SNS endpoint https://lakecache:TOKEN@host/), or ?token=TOKEN"))
+            return refuse(.unauthorized)
         }
         let message: EventMessage
         do { message = try EventParser.parse(r.body, snsType: r.headers["x-amz-sns-message-type"]) } catch { return refuse(error) }

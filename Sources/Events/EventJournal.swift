@@ -23,6 +23,8 @@ package final class EventJournal: Sendable {
         var bytes: Int64
         /// Bytes the pending events' lines take: what a compaction keeps.
         var live: Int64
+        /// Each pending event's line length, so `done` need not encode it again.
+        var lineBytes: [Int64: Int64]
     }
     private let state: Mutex<State>
 
@@ -31,6 +33,7 @@ package final class EventJournal: Sendable {
         path = directory + "/events.journal"
         self.directory = directory
         var pending: [Int64: ObjectEvent] = [:]
+        var lineBytes: [Int64: Int64] = [:]
         var next: Int64 = 1
         // Bytes up to the end of the last whole line: a torn tail is cut off, so the next line does not join it.
         var whole: Int64 = 0
@@ -41,8 +44,10 @@ package final class EventJournal: Sendable {
                 guard let v = JSONValue.parse(String(line)) else { continue }
                 if let done = v["done"]?.number {
                     pending.removeValue(forKey: Int64(done))
+                    lineBytes.removeValue(forKey: Int64(done))
                 } else if let id = v["id"]?.number, let e = Self.event(v) {
                     pending[Int64(id)] = e
+                    lineBytes[Int64(id)] = Int64(line.utf8.count + 1)
                     next = max(next, Int64(id) + 1)
                 }
             }
@@ -55,8 +60,7 @@ package final class EventJournal: Sendable {
         fchmod(fd, 0o600)
         let size = (try? Syscall.fileSize(fd).get()) ?? 0
         if size > whole { _ = Syscall.ftruncate(fd, whole) }
-        state = Mutex(State(fd: fd, next: next, pending: pending, bytes: min(size, whole), live: 0))
-        state.withLock { s in s.live = s.pending.reduce(0) { $0 + Int64(Self.line(id: $1.key, $1.value).utf8.count + 1) } }
+        state = Mutex(State(fd: fd, next: next, pending: pending, bytes: min(size, whole), live: lineBytes.values.reduce(0, +), lineBytes: lineBytes))
     }
 
     deinit { state.withLock { Syscall.close($0.fd) } }
@@ -71,9 +75,12 @@ package final class EventJournal: Sendable {
         state.withLock { s in
             var ids: [Int64] = []
             var text = ""
+            var lengths: [Int64] = []
             for e in events {
+                let line = Self.line(id: s.next, e) + "\n"
                 ids.append(s.next)
-                text += Self.line(id: s.next, e) + "\n"
+                lengths.append(Int64(line.utf8.count))
+                text += line
                 s.next += 1
             }
             let written = text.withUTF8 { Syscall.writeAll(s.fd, UnsafeRawBufferPointer($0)) }.flatMap { Syscall.fdatasync(s.fd) }
@@ -84,7 +91,10 @@ package final class EventJournal: Sendable {
             }
             s.bytes += Int64(text.utf8.count)
             s.live += Int64(text.utf8.count)
-            for (id, e) in zip(ids, events) { s.pending[id] = e }
+            for (i, id) in ids.enumerated() {
+                s.pending[id] = events[i]
+                s.lineBytes[id] = lengths[i]
+            }
             return .success(ids)
         }
     }
@@ -92,8 +102,8 @@ package final class EventJournal: Sendable {
     /// Records that event `id` was applied; truncates the file once nothing is pending.
     package func done(_ id: Int64) {
         state.withLock { s in
-            guard let e = s.pending.removeValue(forKey: id) else { return }
-            s.live -= Int64(Self.line(id: id, e).utf8.count + 1)
+            guard s.pending.removeValue(forKey: id) != nil else { return }
+            s.live -= s.lineBytes.removeValue(forKey: id) ?? 0
             if s.pending.isEmpty {
                 _ = Syscall.ftruncate(s.fd, 0)
                 s.bytes = 0

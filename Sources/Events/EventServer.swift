@@ -117,7 +117,7 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The token is checked before the body is read: without it a client cannot hold the connection.
             if h.method == .POST, !endpoint.authorized(Self.request(h, body: [])) {
                 early = true
-                reply(context, h, endpoint.refuse(EventRejection(401, "unauthorized", "no valid token: send Authorization: Bearer TOKEN (MinIO's auth_token), a Basic password (an SNS endpoint https://lakecache:TOKEN@host/), or ?token=TOKEN")), close: true)
+                reply(context, h, endpoint.refuse(.unauthorized), close: true)
                 return
             }
             if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > EventParser.maxBody {

@@ -51,4 +51,7 @@ package struct EventRejection: Error, Sendable, Equatable, CustomStringConvertib
     }
 
     package var description: String { "\(status) \(reason)" }
+
+    /// A POST without the token (checked on the request's head by the server, and again by the endpoint).
+    package static let unauthorized = EventRejection(401, "unauthorized", "no valid token: send Authorization: Bearer TOKEN (MinIO's auth_token), a Basic password (an SNS endpoint https://lakecache:TOKEN@host/), or ?token=TOKEN")
 }
