@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "MD5Lanes", swiftSettings: md5LaneSettings),
 
         // Syscalls with their EINTR handling, errno, thread pools, clocks, text files: every layer may import it.
-        .target(name: "Platform", dependencies: ["CLinux", .product(name: "DequeModule", package: "swift-collections")]),
+        .target(name: "Platform", dependencies: ["CLinux", "CSpawn", .product(name: "DequeModule", package: "swift-collections")]),
 
         .target(
             name: "ObjectStore",

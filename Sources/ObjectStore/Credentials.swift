@@ -8,11 +8,14 @@ package struct Credentials: Sendable, Equatable, CustomStringConvertible {
     package var accessKeyID: String
     package var secretAccessKey: String
     package var sessionToken: String?
+    /// When temporary credentials stop working (seconds since the epoch); nil for long-lived keys.
+    package var expiration: Int64?
 
-    package init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil) {
+    package init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, expiration: Int64? = nil) {
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
+        self.expiration = expiration
     }
 
     package var description: String {
@@ -20,59 +23,35 @@ package struct Credentials: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Where credentials come from, in the order the AWS CLI uses: environment, then the shared credentials file.
-package enum CredentialSource {
-    /// Resolves credentials; nil with `anonymous`. Throws a configuration error naming the file or variable to fix.
-    package static func resolve(
-        profile: String?, anonymous: Bool, environment: [String: String]
-    ) throws(ObjectStoreError) -> Credentials? {
-        if anonymous { return nil }
-        let env = environment
-        if profile == nil, let id = env["AWS_ACCESS_KEY_ID"], !id.isEmpty {
-            guard let secret = env["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else {
-                throw .configuration("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both, or use --profile")
-            }
-            let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-            return Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
-        }
-        let name = profile ?? env["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
-        let path = env["AWS_SHARED_CREDENTIALS_FILE"] ?? ((env["HOME"] ?? "/root") + "/.aws/credentials")
-        guard let text = readTextFile(path) else {
-            if profile != nil || env["AWS_PROFILE"] != nil {
-                throw .configuration("profile '\(name)' requested but the credentials file \(path) cannot be read; create it or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
-            }
-            throw .configuration("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, write \(path), or pass --no-sign-request for a public bucket")
-        }
-        let sections = parseINI(text)
-        guard let section = sections[name] else {
-            throw .configuration("profile '\(name)' not found in \(path); add a [\(name)] section or choose another with --profile")
-        }
-        guard let id = section["aws_access_key_id"], let secret = section["aws_secret_access_key"] else {
-            throw .configuration("profile '\(name)' in \(path) lacks aws_access_key_id or aws_secret_access_key")
-        }
-        return Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: section["aws_session_token"])
+/// The documented JSON shape of temporary credentials, shared by the instance metadata service, the
+/// container endpoint and `credential_process` (which says `SessionToken` where the others say `Token`).
+struct CredentialDocument: Decodable {
+    var version: Int?
+    var code: String?
+    var message: String?
+    var accessKeyID: String?
+    var secretAccessKey: String?
+    var token: String?
+    var sessionToken: String?
+    var expiration: String?
+
+    enum CodingKeys: String, CodingKey {
+        case version = "Version", code = "Code", message = "Message", accessKeyID = "AccessKeyId"
+        case secretAccessKey = "SecretAccessKey", token = "Token", sessionToken = "SessionToken", expiration = "Expiration"
     }
 
-    /// Parses the INI dialect of ~/.aws/credentials: `[name]` sections, `key = value` lines, `#`/`;` comments.
-    package static func parseINI(_ text: String) -> [String: [String: String]] {
-        var result: [String: [String: String]] = [:]
-        var current: String?
-        for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-            let line = rawLine.trimmingWhitespace()
-            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
-            if line.hasPrefix("[") && line.hasSuffix("]") {
-                var name = String(line.dropFirst().dropLast()).trimmingWhitespace()
-                if name.hasPrefix("profile ") { name = String(name.dropFirst(8)).trimmingWhitespace() }
-                current = name
-                result[name, default: [:]] = result[name] ?? [:]
-                continue
-            }
-            guard let section = current, let eq = line.firstIndex(of: "=") else { continue }
-            let key = String(line[..<eq]).trimmingWhitespace().lowercased()
-            let value = String(line[line.index(after: eq)...]).trimmingWhitespace()
-            result[section, default: [:]][key] = value
+    /// The credentials the document holds; the error says which field is missing or malformed (never a value).
+    func credentials(from source: String) throws(ObjectStoreError) -> Credentials {
+        guard let id = accessKeyID, !id.isEmpty, let secret = secretAccessKey, !secret.isEmpty else {
+            throw .configuration("\(source) answered without AccessKeyId or SecretAccessKey\(message.map { ": \($0)" } ?? "")")
         }
-        return result
+        var expiry: Int64?
+        if let expiration {
+            guard let t = Timestamp(iso8601: expiration) else {
+                throw .configuration("\(source) answered with an Expiration that is not an ISO 8601 time: '\(expiration.prefix(40))'")
+            }
+            expiry = t.seconds
+        }
+        return Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token ?? sessionToken, expiration: expiry)
     }
 }
-

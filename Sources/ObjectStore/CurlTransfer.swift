@@ -10,6 +10,10 @@ package struct HTTPRequest: Sendable {
     package var url: String
     package var headers: [(name: String, value: String)]
     package var body: RequestBody
+    /// Overrides the transport's connect timeout (credential endpoints that may not exist answer fast or never).
+    package var connectTimeoutMilliseconds: Int?
+    /// A limit on the whole exchange; nil leaves only the transport's stall detection.
+    package var timeoutMilliseconds: Int?
 
     package init(method: String, url: String, headers: [(name: String, value: String)], body: RequestBody = .empty) {
         self.method = method
@@ -82,7 +86,8 @@ final class CurlTransfer: @unchecked Sendable {
         _ = CCurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         // Keys such as `a/../b` must reach the server as written, not dot-segment normalised.
         _ = CCurl_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1)
-        _ = CCurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds)
+        _ = CCurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds ?? options.connectTimeoutMilliseconds)
+        _ = CCurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, request.timeoutMilliseconds ?? 0)
         _ = CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimitBytes)
         _ = CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, options.lowSpeedTimeSeconds)
         _ = CCurl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)

@@ -58,6 +58,15 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
             failure.bucket = op.bucket
             failure.key = op.key
             failure.attempts = attempt
+            // Temporary credentials the backend calls expired: fetch new ones now and sign the retry with them.
+            if Self.isExpiredCredentials(failure), let provider = configuration.credentials, provider.refreshable,
+                attempt < configuration.retry.maxAttempts {
+                provider.rejected()
+                metrics.retries.add(1, ordering: .relaxed)
+                logger.info("credentials refused as expired; refreshing and retrying \(op.name)", metadata: ["attempt": "\(attempt + 1)", "source": "\(provider.source)"])
+                perform(op, sink: sink, attempt: attempt + 1, delay: UInt64(attempt) * 500_000_000, validate: validate, completion: completion)
+                return
+            }
             if let next = configuration.retry.delay(after: attempt, error: failure, idempotent: op.idempotent) {
                 metrics.retries.add(1, ordering: .relaxed)
                 logger.debug("retrying \(op.name)", metadata: ["attempt": "\(attempt + 1)", "error": "\(failure)"])
@@ -137,6 +146,12 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
         case .slowDown: return "the backend asked to slow down"
         default: return code.isEmpty ? "HTTP status \(status)" : code
         }
+    }
+
+    /// Whether `error` is the backend refusing a session token as expired or no longer valid.
+    static func isExpiredCredentials(_ error: ObjectStoreError) -> Bool {
+        guard error.kind == .invalidCredentials else { return false }
+        return ["ExpiredToken", "InvalidToken", "TokenRefreshRequired"].contains { error.message.hasPrefix($0) }
     }
 
     static func error(from failure: TransportFailure) -> ObjectStoreError {

@@ -86,41 +86,49 @@ package enum PayloadSigning: String, Sendable, CaseIterable {
 package struct S3Configuration: Sendable {
     package var endpoint: Endpoint
     package var region: String
-    /// nil means anonymous requests (`--no-sign-request`).
-    package var credentials: Credentials?
+    /// Signs requests; nil means anonymous requests (`--no-sign-request`).
+    package var credentials: CredentialProvider?
     package var addressing: AddressingStyle = .auto
     package var payloadSigning: PayloadSigning = .auto
     package var transport = TransportOptions()
     package var retry = RetryPolicy()
 
+    /// A configuration that signs with fixed credentials (or none).
     package init(endpoint: Endpoint, region: String, credentials: Credentials?) {
         self.endpoint = endpoint
         self.region = region
-        self.credentials = credentials
+        self.credentials = credentials.map { CredentialProvider(static: $0, source: "explicit credentials") }
+    }
+
+    /// A configuration that signs with what `provider` hands out.
+    package init(endpoint: Endpoint, region: String, provider: CredentialProvider?) {
+        self.endpoint = endpoint
+        self.region = region
+        self.credentials = provider
     }
 
     /// Resolves endpoint, region, credentials and CA bundle from explicit options, then the environment.
     ///
     /// Endpoint: option, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, then the AWS regional endpoint.
-    /// Region: option, `AWS_REGION`, `AWS_DEFAULT_REGION`, then us-east-1.
+    /// Region: option, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, then us-east-1.
+    /// Credentials: `CredentialChain`.
     package static func resolve(
         endpoint: String?, region: String?, profile: String?, anonymous: Bool, environment: [String: String]
     ) throws(ObjectStoreError) -> S3Configuration {
         func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-        let resolvedRegion = region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? "us-east-1"
+        let resolvedRegion = region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION")
+            ?? CredentialChain.profileRegion(profile: profile, environment: environment) ?? "us-east-1"
         guard !resolvedRegion.isEmpty, resolvedRegion.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
             throw .configuration("invalid region '\(resolvedRegion)': expected a name such as us-east-1")
         }
         let url = endpoint ?? env("AWS_ENDPOINT_URL_S3") ?? env("AWS_ENDPOINT_URL") ?? "https://s3.\(resolvedRegion).amazonaws.com"
         let parsed = try Endpoint(parsing: url)
-        let credentials = try CredentialSource.resolve(profile: profile, anonymous: anonymous, environment: environment)
-        var config = S3Configuration(endpoint: parsed, region: resolvedRegion, credentials: credentials)
-        if let ca = env("AWS_CA_BUNDLE") {
-            guard readTextFile(ca) != nil else {
-                throw .configuration("AWS_CA_BUNDLE points to \(ca), which cannot be read; fix the path or unset it")
-            }
-            config.transport.caBundle = ca
+        if let ca = env("AWS_CA_BUNDLE"), readTextFile(ca) == nil {
+            throw .configuration("AWS_CA_BUNDLE points to \(ca), which cannot be read; fix the path or unset it")
         }
+        let provider = try CredentialChain.resolve(profile: profile, region: resolvedRegion, anonymous: anonymous, environment: environment)
+        var config = S3Configuration(endpoint: parsed, region: resolvedRegion, provider: provider)
+        config.transport.caBundle = env("AWS_CA_BUNDLE")
         return config
     }
 }

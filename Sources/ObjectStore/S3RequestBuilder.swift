@@ -21,11 +21,9 @@ struct S3Operation {
 /// Turns an `S3Operation` into a signed `HTTPRequest`: addressing style, URL encoding, payload hash, SigV4.
 struct S3RequestBuilder: Sendable {
     let configuration: S3Configuration
-    let signer: SigV4Signer?
 
     init(configuration: S3Configuration) {
         self.configuration = configuration
-        self.signer = configuration.credentials.map { SigV4Signer(credentials: $0, region: configuration.region) }
     }
 
     func useVirtualHost(bucket: String) -> Bool {
@@ -54,8 +52,9 @@ struct S3RequestBuilder: Sendable {
         let hostHeader = endpoint.hostHeader(host: host)
         var headers = op.headers
         headers.append((name: "host", value: hostHeader))
-        if let signer {
-            signer.sign(method: op.method, encodedPath: path, query: op.query, headers: &headers, payloadHash: payloadHash(op.body, headers: op.headers), time: time)
+        // Each attempt asks for the credentials afresh: temporary ones are replaced while a mount runs.
+        if let credentials = configuration.credentials?.current() {
+            SigV4Signer(credentials: credentials, region: configuration.region).sign(method: op.method, encodedPath: path, query: op.query, headers: &headers, payloadHash: payloadHash(op.body, headers: op.headers), time: time)
         }
         let query = SigV4Signer.canonicalQueryString(op.query)
         let url = "\(endpoint.scheme)://\(hostHeader)\(path)\(query.isEmpty ? "" : "?" + query)"

@@ -227,11 +227,20 @@ func drain(_ fd: Int32) -> [UInt8] {
     return out
 }
 
-/// Whether `path` is a mount point now (per /proc/self/mountinfo).
+/// Whether `path` is a mount point now: listed in /proc/self/mountinfo, or on another device than its parent.
+///
+/// The second check is there because a mountinfo read that races other tests' mounts and unmounts was once
+/// seen to miss a live mount (CI, 2026-12-01); for a path that is not a mount point it is a plain `stat`
+/// of two local directories and never reaches a FUSE daemon.
 func isMounted(_ path: String) -> Bool {
     guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return true }
-    return table.split(separator: "\n").contains { line in
+    let listed = table.split(separator: "\n").contains { line in
         let fields = line.split(separator: " ")
         return fields.count > 4 && fields[4] == path
     }
+    if listed { return true }
+    var me = stat(), parent = stat()
+    guard stat(path, &me) == 0 else { return errno == ENOTCONN }
+    guard stat(path + "/..", &parent) == 0 else { return false }
+    return me.st_dev != parent.st_dev
 }

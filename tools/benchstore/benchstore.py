@@ -11,14 +11,26 @@ Control API (not S3):
   POST /_bench/faults[?bucket=B] JSON {"rules": [...]} replaces the rules of bucket B (or the unscoped ones)
   DELETE /_bench/faults         clears the fault rules
   GET  /_bench/health           200 once serving
+  POST /_bench/issuer?bucket=B   JSON {"lifetime": S, "token": T, "role": R} makes bucket B check SigV4
+                                 signatures, and serves short-lived keys for B under /_bench/issuer/B/
+  GET  /_bench/issuer?bucket=B   what B's issuer minted and what B's checks refused, as JSON
+
+A credential issuer stands in for the places AWS hands out temporary keys, with a lifetime of a few seconds
+so that a test sees them expire: IMDSv2 at /_bench/issuer/B (PUT latest/api/token, then GET
+latest/meta-data/iam/security-credentials/[ROLE] with the session token), the container endpoint at
+/_bench/issuer/B/container (Authorization must equal T), and STS at /_bench/issuer/B/sts
+(AssumeRoleWithWebIdentity with WebIdentityToken T). Requests to bucket B must then be signed with a key
+the issuer minted, with its session token, before the key expires: ExpiredToken, InvalidToken,
+InvalidAccessKeyId or SignatureDoesNotMatch otherwise (payload hashes are taken as sent).
 
 A fault rule: {"action": "500"|"503"|"403"|"reset"|"truncate"|"garble"|"delay", "bucket": B, "op": "GetObject",
 "key_prefix": P, "probability": 0.2, "nth": [1, 3], "times": N, "delay_ms": 200}. Matching requests are
 numbered per rule from 1; "nth" fires on those numbers, "probability" fires at random (seeded), "times"
-caps how often the rule fires. "truncate" closes a GET body half way; "garble" replaces an XML body with junk. Signatures are not checked: this is a speed and fault harness.
+caps how often the rule fires. "truncate" closes a GET body half way; "garble" replaces an XML body with junk. Signatures are not checked except on a bucket with an issuer: this is a speed and fault harness.
 """
 import argparse
 import hashlib
+import hmac
 import base64
 import json
 import os
@@ -211,6 +223,88 @@ class Counters:
     def snapshot(self):
         with self.lock:
             return json.loads(json.dumps(self.data))
+
+
+class Issuer:
+    """Short-lived keys for one bucket, and the SigV4 check of that bucket's requests."""
+
+    def __init__(self, bucket, lifetime, token, role):
+        self.bucket, self.lifetime, self.token, self.role = bucket, float(lifetime), token, role or "lakecache-node"
+        self.lock = threading.Lock()
+        self.keys = {}  # access key -> (secret, session token, expiry)
+        self.imds_tokens = {}  # IMDSv2 session token -> expiry
+        self.stats = {"minted": 0, "imds_tokens": 0, "accepted": 0, "refused": {}, "keys_used": []}
+
+    def mint(self):
+        key = "ASIA" + uuid.uuid4().hex[:16].upper()
+        secret, token = uuid.uuid4().hex + uuid.uuid4().hex, uuid.uuid4().hex * 3
+        expiry = time.time() + self.lifetime
+        with self.lock:
+            self.keys[key] = (secret, token, expiry)
+            self.stats["minted"] += 1
+        return {"AccessKeyId": key, "SecretAccessKey": secret, "Token": token,
+                "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry))}
+
+    def new_imds_token(self, ttl):
+        t = uuid.uuid4().hex
+        with self.lock:
+            self.imds_tokens[t] = time.time() + ttl
+            self.stats["imds_tokens"] += 1
+        return t
+
+    def imds_token_valid(self, t):
+        with self.lock:
+            return t is not None and self.imds_tokens.get(t, 0) > time.time()
+
+    def refuse(self, code):
+        with self.lock:
+            self.stats["refused"][code] = self.stats["refused"].get(code, 0) + 1
+        status = 400 if code in ("ExpiredToken", "InvalidToken") else 403
+        raise S3Error(status, code, {"ExpiredToken": "The provided token has expired.",
+                                     "InvalidToken": "The provided token is malformed or otherwise invalid.",
+                                     "InvalidAccessKeyId": "The AWS Access Key Id you provided does not exist in our records.",
+                                     "SignatureDoesNotMatch": "The request signature we calculated does not match the signature you provided.",
+                                     "AccessDenied": "Access Denied"}.get(code, code))
+
+    def check(self, handler):
+        auth = handler.headers.get("Authorization", "")
+        if not auth.startswith("AWS4-HMAC-SHA256 "):
+            self.refuse("AccessDenied")
+        fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(",") if "=" in p)
+        scope = fields.get("Credential", "").split("/")
+        key = scope[0]
+        with self.lock:
+            entry = self.keys.get(key)
+        if entry is None or len(scope) != 5:
+            self.refuse("InvalidAccessKeyId")
+        secret, token, expiry = entry
+        if handler.headers.get("x-amz-security-token") != token:
+            self.refuse("InvalidToken")
+        if time.time() > expiry:
+            self.refuse("ExpiredToken")
+        signed = fields.get("SignedHeaders", "").split(";")
+        u = urllib.parse.urlsplit(handler.path)
+        pairs = [q.split("=", 1) if "=" in q else [q, ""] for q in u.query.split("&") if q]
+        enc = lambda v: urllib.parse.quote(urllib.parse.unquote(v), safe="-_.~")
+        query = "&".join("%s=%s" % kv for kv in sorted((enc(k), enc(v)) for k, v in pairs))
+        headers = "".join("%s:%s\n" % (h, " ".join(" ".join(handler.headers.get_all(h, [])).split())) for h in signed)
+        canonical = "\n".join([handler.command, u.path or "/", query, headers, ";".join(signed),
+                               handler.headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")])
+        date = handler.headers.get("x-amz-date", "")
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", date, "/".join(scope[1:]), hashlib.sha256(canonical.encode()).hexdigest()])
+        k = ("AWS4" + secret).encode()
+        for part in scope[1:]:
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        if hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest() != fields.get("Signature"):
+            self.refuse("SignatureDoesNotMatch")
+        with self.lock:
+            self.stats["accepted"] += 1
+            if key not in self.stats["keys_used"]:
+                self.stats["keys_used"].append(key)
+
+    def snapshot(self):
+        with self.lock:
+            return json.loads(json.dumps(self.stats))
 
 
 class _nolock:
@@ -474,6 +568,13 @@ class Handler(BaseHTTPRequestHandler):
         op = self._op_name()
         bytes_in = int(self.headers.get("Content-Length", "0") or 0)
         self.server.counters.add(self.bucket_name, op, bytes_in=bytes_in)
+        issuer = self.server.issuers.get(self.bucket_name)
+        if issuer is not None:
+            try:
+                issuer.check(self)
+            except S3Error as e:
+                self._discard_body()
+                return self._error(e)
         rule = self.server.faults.pick(self.bucket_name, op, self.key)
         if rule is not None:
             self.server.counters.fault()
@@ -533,7 +634,65 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(204, b"")
         if path == "/_bench/health":
             return self._send(200, b"ok", content_type="text/plain")
+        if path == "/_bench/issuer" and self.command == "POST":
+            spec = json.loads(self._read_body() or b"{}")
+            b = self.query.get("bucket", "")
+            self.server.issuers[b] = Issuer(b, spec.get("lifetime", 5), spec.get("token"), spec.get("role"))
+            return self._send(204, b"")
+        if path == "/_bench/issuer" and self.command == "GET":
+            issuer = self.server.issuers.get(self.query.get("bucket", ""))
+            if issuer is None:
+                return self._send(404, b"no issuer for that bucket", content_type="text/plain")
+            return self._send(200, json.dumps(issuer.snapshot()).encode(), content_type="application/json")
+        if path.startswith("/_bench/issuer/"):
+            return self._issue(path[len("/_bench/issuer/"):])
         self._send(404, b"unknown control path", content_type="text/plain")
+
+    def _issue(self, rest):
+        """The IMDSv2, container and STS stand-ins of one bucket's issuer."""
+        b, _, sub = rest.partition("/")
+        issuer = self.server.issuers.get(urllib.parse.unquote(b))
+        body = self._read_body()
+        if issuer is None:
+            return self._send(404, b"no issuer for that bucket", content_type="text/plain")
+        text = lambda status, t: self._send(status, t.encode(), content_type="text/plain")
+        if sub == "latest/api/token":
+            if self.command != "PUT":
+                return text(405, "IMDSv2 tokens are PUT")
+            ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+            if ttl is None or not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
+                return text(400, "X-aws-ec2-metadata-token-ttl-seconds is missing or out of range")
+            return text(200, issuer.new_imds_token(int(ttl)))
+        if sub.startswith("latest/meta-data/iam/security-credentials/"):
+            if not issuer.imds_token_valid(self.headers.get("X-aws-ec2-metadata-token")):
+                return text(401, "")
+            role = sub[len("latest/meta-data/iam/security-credentials/"):]
+            if role == "":
+                return text(200, issuer.role)
+            if role != issuer.role:
+                return text(404, "")
+            c = issuer.mint()
+            c.update({"Code": "Success", "Type": "AWS-HMAC", "LastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            return self._send(200, json.dumps(c).encode(), content_type="text/plain")
+        if sub == "container":
+            if issuer.token is not None and self.headers.get("Authorization") != issuer.token:
+                return self._send(401, json.dumps({"code": "AccessDenied", "message": "bad authorization token"}).encode(),
+                                  content_type="application/json")
+            c = issuer.mint()
+            c["RoleArn"] = "arn:aws:iam::123456789012:role/" + issuer.role
+            return self._send(200, json.dumps(c).encode(), content_type="application/json")
+        if sub == "sts":
+            form = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+            if form.get("Action") != "AssumeRoleWithWebIdentity" or form.get("WebIdentityToken") != issuer.token:
+                err = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>the web identity token is not valid</Message></Error></ErrorResponse>"
+                return self._send(400, err.encode(), content_type="text/xml")
+            c = issuer.mint()
+            xml = ("<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                   "<AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>%s</SessionToken>"
+                   "<Expiration>%s</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+                   % (c["AccessKeyId"], c["SecretAccessKey"], c["Token"], c["Expiration"]))
+            return self._send(200, xml.encode(), content_type="text/xml")
+        return text(404, "unknown issuer path")
 
     # ---- bucket operations ----------------------------------------------------------------
     def op_Unknown(self):
@@ -959,6 +1118,7 @@ def main():
         srv.store.create_bucket(name)
     srv.counters = Counters()
     srv.faults = Faults(args.seed)
+    srv.issuers = {}
     srv.latency_ms = args.latency_ms if args.latency_ms is not None else prof["latency_ms"]
     mbps = args.bandwidth_mbps if args.bandwidth_mbps is not None else prof["bandwidth_mbps"]
     srv.bandwidth_bps = mbps * 1e6

@@ -36,39 +36,3 @@ enum ControlHandlers {
         return box.get()
     }
 }
-
-/// A one-shot hand-off from a task to the thread that waits for it.
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private var value: T?
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&cond)
-    }
-
-    func set(_ v: T) {
-        pthread_mutex_lock(&mutex)
-        value = v
-        pthread_cond_signal(&cond)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func get() -> T {
-        pthread_mutex_lock(&mutex)
-        while value == nil { pthread_cond_wait(&cond, &mutex) }
-        let v = value!
-        pthread_mutex_unlock(&mutex)
-        return v
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,0 +1,45 @@
+import FoundationEssentials
+import Platform
+import Synchronization
+
+/// Blocking HTTP for credential sources (STS, instance metadata, the container endpoint).
+///
+/// These calls are rare (at mount and once per credential lifetime), so they share one transport per CA
+/// bundle and block the calling thread, which is the mount's startup or a provider's refresh thread.
+enum CredentialHTTP {
+    private static let transports = Mutex<[String: CurlTransport]>([:])
+
+    /// Sends `request` and waits for the answer.
+    static func fetch(_ request: HTTPRequest, caBundle: String?) -> Result<HTTPResponse, TransportFailure> {
+        let transport = transports.withLock { all -> CurlTransport in
+            if let t = all[caBundle ?? ""] { return t }
+            var options = TransportOptions()
+            options.caBundle = caBundle
+            options.maxConcurrentTransfers = 4
+            options.receiveBufferBytes = 64 << 10
+            options.sendBufferBytes = 64 << 10
+            let t = CurlTransport(options: options)
+            all[caBundle ?? ""] = t
+            return t
+        }
+        let box = ResultBox<Result<HTTPResponse, TransportFailure>>()
+        transport.submit(request, sink: .collect(limit: 1 << 20)) { box.set($0) }
+        return box.get()
+    }
+
+    /// Decodes a JSON credentials document; the error names `source` and never quotes the body.
+    static func decode(_ body: [UInt8], source: String) throws(ObjectStoreError) -> CredentialDocument {
+        do {
+            return try JSONDecoder().decode(CredentialDocument.self, from: Data(body))
+        } catch {
+            throw .configuration("\(source) answered with a body that is not a JSON credentials document (\(body.count) bytes)")
+        }
+    }
+
+    /// The first line of an error body, cut short, for messages (credential endpoints put the reason there).
+    static func reason(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(300), as: UTF8.self)
+        let line = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map(String.init) ?? ""
+        return line.trimmingWhitespace()
+    }
+}
