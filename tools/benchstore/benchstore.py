@@ -681,7 +681,7 @@ class Handler(BaseHTTPRequestHandler):
             c = issuer.mint()
             c["RoleArn"] = "arn:aws:iam::123456789012:role/" + issuer.role
             return self._send(200, json.dumps(c).encode(), content_type="application/json")
-        if sub == "sts":
+        if sub.rstrip("/") == "sts":
             form = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
             if form.get("Action") != "AssumeRoleWithWebIdentity" or form.get("WebIdentityToken") != issuer.token:
                 err = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>the web identity token is not valid</Message></Error></ErrorResponse>"

@@ -52,6 +52,7 @@ enum StatusHandler {
                 ("bucket", .string(only.bucket.bucket)), ("prefix", .string(only.bucket.prefix)),
                 ("endpoint", .string(p.builder.plan("")?.s3.endpoint.description ?? "")),
                 ("read_only", .bool(only.policy.readOnly)), ("write_mode", .string(only.policy.syncClose ? "sync" : "async")),
+                ("credentials", credentials(p.builder.plan("")?.s3.credentials)),
             ]
         }
         fields += [
@@ -91,6 +92,7 @@ enum StatusHandler {
                 return .object([
                     ("path", .string("/" + link.path)), ("url", .string("\(link.bucket)")),
                     ("endpoint", .string(p.builder.plan(link.path)?.s3.endpoint.description ?? "")),
+                    ("credentials", credentials(p.builder.plan(link.path)?.s3.credentials)),
                     ("cache", .object([
                         ("memory_bytes", n64(u.memoryBytes)), ("disk_bytes", n64(u.diskBytes)),
                         ("hits", n(u.readHits)), ("misses", n(u.reads - u.readHits)),
@@ -119,6 +121,17 @@ enum StatusHandler {
                 ("last_rejection", e.service.counters.lastRejection.map(JSONValue.string) ?? .null),
             ])))
         }
+        return .object(fields)
+    }
+
+    /// Where a link's credentials come from and, for temporary ones, when they expire and how refreshes went.
+    static func credentials(_ provider: CredentialProvider?) -> JSONValue {
+        guard let provider else { return .object([("source", .string("none (unsigned requests)"))]) }
+        let (n, n64) = (ControlHandlers.n, ControlHandlers.n64)
+        let r = provider.refreshStats
+        var fields: [(String, JSONValue)] = [("source", .string(provider.source)), ("refreshes", n(r.refreshes))]
+        if let e = r.expiration { fields.append(("expires_in_seconds", n64(e - wallClock().seconds))) }
+        if let error = r.lastError { fields.append(("last_refresh_error", .string(error))) }
         return .object(fields)
     }
 
