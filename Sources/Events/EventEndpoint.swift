@@ -1,24 +1,11 @@
 import Control
+import HTTPServing
 import Logging
 import Platform
 import Synchronization
 
 /// One HTTP request to the events endpoint, as the server read it.
-package struct EventRequest: Sendable {
-    package var method: String
-    /// The request target: path and query.
-    package var uri: String
-    /// Header names in lower case.
-    package var headers: [String: String]
-    package var body: [UInt8]
-
-    package init(method: String, uri: String, headers: [String: String], body: [UInt8]) {
-        self.method = method
-        self.uri = uri
-        self.headers = headers
-        self.body = body
-    }
-}
+package typealias EventRequest = HTTPServerRequest
 
 /// The answer: a status, extra headers, and a JSON body.
 package struct EventReply: Sendable, Equatable {
@@ -42,6 +29,27 @@ package struct EventReply: Sendable, Equatable {
 
     package static func == (a: EventReply, b: EventReply) -> Bool {
         a.status == b.status && a.body == b.body && a.headers.elementsEqual(b.headers) { $0 == $1 }
+    }
+
+    /// The reply as the server sends it; only accepted POSTs keep their connection.
+    func http(keepAlive: Bool) -> HTTPReply {
+        HTTPReply(status: status, body: Array(body.utf8), contentType: "application/json", headers: headers, keepAlive: keepAlive)
+    }
+}
+
+extension EventEndpoint: HTTPResponder {
+    package var maxBody: Int { EventParser.maxBody }
+
+    package func precheck(_ head: HTTPServerRequest) -> HTTPReply? {
+        head.method == "POST" && !authorized(head) ? refuse(.unauthorized).http(keepAlive: false) : nil
+    }
+
+    package func tooLarge(_ detail: String) -> HTTPReply {
+        refuse(EventRejection(413, "too_large", detail)).http(keepAlive: false)
+    }
+
+    package func respond(_ request: HTTPServerRequest) async -> HTTPReply {
+        await handle(request).http(keepAlive: request.method == "POST")
     }
 }
 

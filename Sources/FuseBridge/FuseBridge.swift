@@ -35,6 +35,8 @@ package final class FuseBridge: @unchecked Sendable {
     package let filesystem: Filesystem
     let options: FuseOptions
     let logger: Logger
+    /// Latency histograms of the kernel's requests, by operation.
+    let timers = FuseOperationTimers()
     private var session: OpaquePointer?
 
     package init(filesystem: Filesystem, options: FuseOptions, logger: Logger = Logger(label: "lakecache.fuse")) {

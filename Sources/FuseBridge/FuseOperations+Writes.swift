@@ -12,7 +12,7 @@ extension FuseBridge {
     /// Adds the write and namespace operations to the table.
     static func addWriteOperations(_ ops: inout fuse_lowlevel_ops) {
         ops.create = { req, parent, name, mode, fi in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .create)
             let info = FileInfoBox(fi!)
             FuseBridge.from(req).filesystem.create(parent: UInt64(parent), name: String(cString: name!), mode: mode, flags: CFuse_fi_flags(fi), caller: FuseBridge.caller(req)) { result in
                 switch result {
@@ -21,29 +21,33 @@ extension FuseBridge {
                     info.raw.pointee.fh = open.handle
                     CFuse_fi_set_direct_io(info.raw, open.directIO ? 1 : 0)
                     fuse_reply_create(r.raw, &e, info.raw)
+                    r.finished()
                 case .failure(let e): r.error(e)
                 }
             }
         }
         ops.write = { req, _, buf, size, off, fi in
+            let r = FuseRequest(req!, .write)
             let fs = FuseBridge.from(req).filesystem
             let ctx = fuse_req_ctx(req)!.pointee
             switch fs.write(fi!.pointee.fh, offset: Int64(off), data: UnsafeRawBufferPointer(start: buf, count: size), pid: ctx.pid, uid: ctx.uid) {
-            case .success(let n): fuse_reply_write(req, n)
-            case .failure(let e): fuse_reply_err(req, e.errno)
+            case .success(let n):
+                fuse_reply_write(req, n)
+                r.finished()
+            case .failure(let e): r.error(e)
             }
         }
         ops.flush = { req, _, fi in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .flush)
             let pid = fuse_req_ctx(req)!.pointee.pid
             FuseBridge.from(req).filesystem.flush(fi!.pointee.fh, pid: pid) { r.error($0?.errno ?? 0) }
         }
         ops.fsync = { req, _, _, fi in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .fsync)
             FuseBridge.from(req).filesystem.fsync(fi!.pointee.fh) { r.error($0?.errno ?? 0) }
         }
         ops.setattr = { req, ino, attr, toSet, _ in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .setattr)
             var c = AttributeChanges()
             let st = attr!.pointee
             if toSet & FUSE_SET_ATTR_SIZE != 0 { c.size = Int64(st.st_size) }
@@ -68,49 +72,51 @@ extension FuseBridge {
             FuseBridge.from(req).filesystem.setattr(UInt64(ino), c) { r.attrOrError($0) }
         }
         ops.mkdir = { req, parent, name, mode in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .mkdir)
             FuseBridge.from(req).filesystem.mkdir(parent: UInt64(parent), name: String(cString: name!), mode: mode, caller: FuseBridge.caller(req)) { r.entryOrError($0) }
         }
         ops.symlink = { req, link, parent, name in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .symlink)
             FuseBridge.from(req).filesystem.symlink(target: String(cString: link!), parent: UInt64(parent), name: String(cString: name!), caller: FuseBridge.caller(req)) { r.entryOrError($0) }
         }
         ops.readlink = { req, ino in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .readlink)
             FuseBridge.from(req).filesystem.readlink(UInt64(ino)) { result in
                 switch result {
-                case .success(let target): fuse_reply_readlink(r.raw, target)
+                case .success(let target):
+                    fuse_reply_readlink(r.raw, target)
+                    r.finished()
                 case .failure(let e): r.error(e)
                 }
             }
         }
         ops.unlink = { req, parent, name in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .unlink)
             FuseBridge.from(req).filesystem.unlink(parent: UInt64(parent), name: String(cString: name!)) { r.doneOrError($0) }
         }
         ops.rmdir = { req, parent, name in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .rmdir)
             FuseBridge.from(req).filesystem.rmdir(parent: UInt64(parent), name: String(cString: name!)) { r.doneOrError($0) }
         }
         ops.rename = { req, parent, name, newParent, newName, flags in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .rename)
             FuseBridge.from(req).filesystem.rename(
                 parent: UInt64(parent), name: String(cString: name!), newParent: UInt64(newParent), newName: String(cString: newName!), flags: flags
             ) { r.doneOrError($0) }
         }
         ops.setxattr = { req, ino, name, value, size, flags in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .setxattr)
             let text = String(decoding: UnsafeRawBufferPointer(start: value, count: size), as: UTF8.self)
             FuseBridge.from(req).filesystem.setxattr(UInt64(ino), name: String(cString: name!), value: text, flags: flags) { r.doneOrError($0) }
         }
         ops.removexattr = { req, ino, name in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .removexattr)
             FuseBridge.from(req).filesystem.setxattr(UInt64(ino), name: String(cString: name!), value: nil, flags: 0) { r.doneOrError($0) }
         }
         // Object storage has no hard links and no device or FIFO nodes.
-        ops.link = { req, _, _, _ in fuse_reply_err(req, EPERM) }
+        ops.link = { req, _, _, _ in FuseRequest(req!, .link).error(EPERM) }
         ops.mknod = { req, parent, name, mode, rdev in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .mknod)
             FuseBridge.from(req).filesystem.mknod(parent: UInt64(parent), name: String(cString: name!), mode: mode, rdev: UInt64(rdev), caller: FuseBridge.caller(req)) { result in
                 switch result {
                 case .success(let e): r.entry(e)

@@ -18,7 +18,7 @@ extension FuseBridge {
             bridge.configure(conn.pointee.capable, &conn.pointee)
         }
         ops.lookup = { req, parent, name in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .lookup)
             FuseBridge.from(req).filesystem.lookup(parent: UInt64(parent), name: String(cString: name!)) { result in
                 switch result {
                 case .success(let e): r.entry(e)
@@ -39,33 +39,35 @@ extension FuseBridge {
             fuse_reply_none(req)
         }
         ops.getattr = { req, ino, _ in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .getattr)
             FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { r.attrOrError($0) }
         }
         ops.opendir = { req, ino, fi in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .opendir)
             let info = FileInfoBox(fi!)
             FuseBridge.from(req).filesystem.opendir(UInt64(ino)) { result in
                 switch result {
                 case .success(let handle):
                     info.raw.pointee.fh = handle
                     fuse_reply_open(r.raw, info.raw)
+                    r.finished()
                 case .failure(let e): r.error(e)
                 }
             }
         }
         ops.readdir = { req, _, size, off, fi in
-            FuseBridge.from(req).readdir(FuseRequest(raw: req!), handle: fi!.pointee.fh, size: size, offset: Int(off), plus: false)
+            FuseBridge.from(req).readdir(FuseRequest(req!, .readdir), handle: fi!.pointee.fh, size: size, offset: Int(off), plus: false)
         }
         ops.readdirplus = { req, _, size, off, fi in
-            FuseBridge.from(req).readdir(FuseRequest(raw: req!), handle: fi!.pointee.fh, size: size, offset: Int(off), plus: true)
+            FuseBridge.from(req).readdir(FuseRequest(req!, .readdirplus), handle: fi!.pointee.fh, size: size, offset: Int(off), plus: true)
         }
         ops.releasedir = { req, _, fi in
+            let r = FuseRequest(req!, .releasedir)
             FuseBridge.from(req).filesystem.releasedir(fi!.pointee.fh)
-            fuse_reply_err(req, 0)
+            r.error(0)
         }
         ops.open = { req, ino, fi in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .open)
             let info = FileInfoBox(fi!)
             FuseBridge.from(req).filesystem.open(UInt64(ino), flags: CFuse_fi_flags(fi)) { result in
                 switch result {
@@ -74,12 +76,13 @@ extension FuseBridge {
                     CFuse_fi_set_keep_cache(info.raw, o.keepCache ? 1 : 0)
                     CFuse_fi_set_direct_io(info.raw, o.directIO ? 1 : 0)
                     fuse_reply_open(r.raw, info.raw)
+                    r.finished()
                 case .failure(let e): r.error(e)
                 }
             }
         }
         ops.read = { req, _, size, off, fi in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .read)
             FuseBridge.from(req).filesystem.read(fi!.pointee.fh, offset: Int64(off), size: size) { result in
                 switch result {
                 case .success(let bytes): replyData(r, bytes)
@@ -88,10 +91,12 @@ extension FuseBridge {
             }
         }
         ops.release = { req, _, fi in
+            let r = FuseRequest(req!, .release)
             FuseBridge.from(req).filesystem.release(handle: fi!.pointee.fh)
-            fuse_reply_err(req, 0)
+            r.error(0)
         }
         ops.statfs = { req, _ in
+            let r = FuseRequest(req!, .statfs)
             let s = FuseBridge.from(req).filesystem.statfs()
             var st = statvfs()
             st.f_bsize = UInt(s.blockSize)
@@ -104,34 +109,36 @@ extension FuseBridge {
             st.f_favail = fsfilcnt_t(s.freeFiles)
             st.f_namemax = UInt(s.nameMax)
             fuse_reply_statfs(req, &st)
+            r.finished()
         }
         ops.getxattr = { req, ino, name, size in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .getxattr)
             let wanted = String(cString: name!)
             FuseBridge.from(req).filesystem.xattrs(UInt64(ino)) { result in
                 switch result {
                 case .failure(let e): r.error(e)
                 case .success(let attrs):
                     guard let value = attrs[wanted] else { return r.error(ENODATA) }
-                    replyXattr(r.raw, Array(value.utf8), size: size)
+                    replyXattr(r, Array(value.utf8), size: size)
                 }
             }
         }
         ops.listxattr = { req, ino, size in
-            let r = FuseRequest(raw: req!)
+            let r = FuseRequest(req!, .listxattr)
             FuseBridge.from(req).filesystem.xattrs(UInt64(ino)) { result in
                 switch result {
                 case .failure(let e): r.error(e)
                 case .success(let attrs):
                     var bytes: [UInt8] = []
                     for n in attrs.keys.sorted() { bytes += Array(n.utf8) + [0] }
-                    replyXattr(r.raw, bytes, size: size)
+                    replyXattr(r, bytes, size: size)
                 }
             }
         }
         ops.access = { req, ino, mask in
+            let r = FuseRequest(req!, .access)
             let ctx = fuse_req_ctx(req)!.pointee
-            fuse_reply_err(req, FuseBridge.from(req).filesystem.access(UInt64(ino), mask: mask, uid: ctx.uid, gid: ctx.gid))
+            r.error(FuseBridge.from(req).filesystem.access(UInt64(ino), mask: mask, uid: ctx.uid, gid: ctx.gid))
         }
         addWriteOperations(&ops)
         return ops
@@ -190,6 +197,7 @@ extension FuseBridge {
                 }
                 if plus { filesystem.entriesReturned(handle, entries.prefix(packed)) }
                 fuse_reply_buf(r.raw, buffer, used)
+                r.finished()
             }
         }
     }
@@ -208,14 +216,16 @@ func replyData(_ r: FuseRequest, _ bytes: ReadBytes) {
         iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.second.baseAddress), iov_len: bytes.second.count)
         fuse_reply_iov(r.raw, iov.baseAddress, Int32(max(bytes.segmentCount, 1)))
     }
+    r.finished()
 }
 
-func replyXattr(_ req: fuse_req_t, _ bytes: [UInt8], size: Int) {
+func replyXattr(_ r: FuseRequest, _ bytes: [UInt8], size: Int) {
     if size == 0 {
-        fuse_reply_xattr(req, bytes.count)
+        fuse_reply_xattr(r.raw, bytes.count)
     } else if size < bytes.count {
-        fuse_reply_err(req, ERANGE)
+        return r.error(ERANGE)
     } else {
-        _ = bytes.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
+        _ = bytes.withUnsafeBytes { fuse_reply_buf(r.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) }
     }
+    r.finished()
 }

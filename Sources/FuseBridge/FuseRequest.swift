@@ -1,4 +1,5 @@
 import CFuse
+import CoreMetrics
 import Filesystem
 import Platform
 import ObjectStore
@@ -8,21 +9,42 @@ import Glibc
 #endif
 
 /// A kernel request awaiting exactly one reply. libfuse allows the reply from any thread.
+///
+/// It carries its operation's timer and its arrival time, so the reply records the request's latency;
+/// a reply made with a `fuse_reply_*` call of its own is followed by `finished()`.
 struct FuseRequest: @unchecked Sendable {
     let raw: fuse_req_t
+    private let timer: CoreMetrics.Timer
+    private let start: UInt64
 
-    func error(_ errno: Int32) { fuse_reply_err(raw, errno) }
+    init(_ raw: fuse_req_t, _ op: FuseOperation) {
+        self.raw = raw
+        timer = FuseBridge.from(raw).timers[op]
+        start = monotonicNanoseconds()
+    }
 
-    func error(_ e: FilesystemError) { fuse_reply_err(raw, e.errno) }
+    /// Records the latency; call once, after the reply.
+    func finished() {
+        timer.recordNanoseconds(Int64(monotonicNanoseconds() &- start))
+    }
+
+    func error(_ errno: Int32) {
+        fuse_reply_err(raw, errno)
+        finished()
+    }
+
+    func error(_ e: FilesystemError) { error(e.errno) }
 
     func entry(_ reply: EntryReply) {
         var e = entryParam(reply)
         fuse_reply_entry(raw, &e)
+        finished()
     }
 
     func attr(_ reply: EntryReply) {
         var st = stat(reply.attributes)
         fuse_reply_attr(raw, &st, reply.ttl)
+        finished()
     }
 }
 

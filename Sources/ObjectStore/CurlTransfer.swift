@@ -37,6 +37,14 @@ package struct HTTPResponse: Sendable {
     package var body: [UInt8]
     /// Bytes placed in a `buffer` sink.
     package var bufferBytes: Int
+    /// How long the exchange took, as libcurl measured it.
+    package var timing = HTTPTiming()
+}
+
+/// Time to the first response byte and to the end of one HTTP exchange (queueing in libcurl excluded).
+package struct HTTPTiming: Sendable {
+    package var firstByteMicroseconds: Int64 = 0
+    package var totalMicroseconds: Int64 = 0
 }
 
 /// A transfer that did not produce a response.
@@ -65,6 +73,7 @@ final class CurlTransfer: @unchecked Sendable {
     var uploadOffset: Int64 = 0
     var bodyReadError: Errno?
     var headerList: UnsafeMutablePointer<curl_slist>?
+    var timing = HTTPTiming()
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
 
     init(request: HTTPRequest, sink: ResponseSink, completion: @escaping (Result<HTTPResponse, TransportFailure>) -> Void) {
@@ -137,7 +146,7 @@ final class CurlTransfer: @unchecked Sendable {
     /// Completes with the response, or with the transport failure curl reported.
     func finish(code: CURLcode) {
         if code == CURLE_OK && bodyReadError == nil && !overflow {
-            completion(.success(HTTPResponse(status: status, headers: headers, body: body, bufferBytes: written)))
+            completion(.success(HTTPResponse(status: status, headers: headers, body: body, bufferBytes: written, timing: timing)))
             return
         }
         var message = String(cString: errorBuffer)

@@ -187,6 +187,10 @@ package final class CurlTransport: @unchecked Sendable {
             curl_multi_remove_handle(multi, easy)
             guard let transfer = active.removeValue(forKey: easy) else { continue }
             idleHandles.append(easy)
+            var firstByte: curl_off_t = 0, total: curl_off_t = 0
+            _ = CCurl_easy_getinfo_off(easy, CURLINFO_STARTTRANSFER_TIME_T, &firstByte)
+            _ = CCurl_easy_getinfo_off(easy, CURLINFO_TOTAL_TIME_T, &total)
+            transfer.timing = HTTPTiming(firstByteMicroseconds: Int64(firstByte), totalMicroseconds: Int64(total))
             transfer.finish(code: code)
         }
         activeCount.store(active.count, ordering: .relaxed)

@@ -45,6 +45,7 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
             switch result {
             case .success(let response):
                 metrics.bytesIn.add(Int64(response.body.count + response.bufferBytes), ordering: .relaxed)
+                metrics.record(op.name, response.timing)
                 if let error = classify(response, op: op) ?? validate(response) {
                     failure = error
                 } else {

@@ -59,6 +59,7 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Serve the object-store events endpoint here, HOST:PORT (AWS S3/SNS, MinIO and Ceph RGW notifications; default host 127.0.0.1).") var eventsAddress: String?
     @Option(help: "File (mode 0600) holding the token event senders present; required with --events-address.") var eventsTokenFile: String?
     @Option(help: "SNS signature checks: required, when-reachable (default: verify when the certificate can be fetched) or off.") var eventsSnsVerify: String?
+    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1; the same address as --events-address shares its server).") var metricsAddress: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: LogLevelOption = .info
     @Option(help: .hidden) var daemonReadyFd: Int32?
 

@@ -1,5 +1,6 @@
 import Control
 import Events
+import HTTPServing
 import Filesystem
 import FuseBridge
 import Logging
@@ -43,13 +44,24 @@ final class MountDaemon: @unchecked Sendable {
         let jobs: JobTable
         /// The events endpoint, when `--events-address` asked for one.
         let events: EventsRuntime?
+        /// The metrics endpoint, when `--metrics-address` asked for one.
+        let metrics: MetricsRuntime?
     }
 
     /// The events endpoint's parts: the service that applies events, and the server in front of it.
     struct EventsRuntime: Sendable {
         let service: EventService
-        let server: EventServer
+        let server: HTTPServer
         let address: EventAddress
+    }
+
+    /// The metrics endpoint: the exporter and the server it answers on (the events server when they share
+    /// an address).
+    struct MetricsRuntime: Sendable {
+        let exporter: MetricsExporter
+        let server: HTTPServer
+        let address: ListenAddress
+        let shared: Bool
     }
 
     /// Mounts; `ready` is called once with nil when the mount is live or with the failure.
@@ -63,6 +75,8 @@ final class MountDaemon: @unchecked Sendable {
         }
         defer { close(lockFD) }
 
+        // swift-metrics is bootstrapped before any S3 client or the FUSE bridge makes its timers.
+        let exporter = plan.metrics.map { _ in MetricsExporter() }
         let builder = NamespaceBuilder(maxConcurrency: plan.maxConcurrency)
         let links = builder.links(for: plan.links)
         builder.commit(links, plans: plan.links)
@@ -126,10 +140,26 @@ final class MountDaemon: @unchecked Sendable {
         }
         let jobs = JobTable()
         var events: EventsRuntime?
+        var metrics: MetricsRuntime?
+        let sharesEvents = plan.metrics != nil && plan.metrics == plan.events?.address
         if let e = plan.events {
-            switch await Self.startEvents(e, plan: plan, filesystem: filesystem, jobs: jobs, logger: logger) {
-            case .success(let runtime): events = runtime
+            switch await Self.startEvents(e, plan: plan, filesystem: filesystem, jobs: jobs, logger: logger, metrics: sharesEvents ? exporter : nil) {
+            case .success(let runtime):
+                events = runtime
+                if sharesEvents, let exporter { metrics = MetricsRuntime(exporter: exporter, server: runtime.server, address: e.address, shared: true) }
             case .failure(let error):
+                disk.shutdown()
+                builder.shutdown()
+                ready(CLIFailure(message: error.message))
+                return 1
+            }
+        }
+        if let address = plan.metrics, let exporter, !sharesEvents {
+            do {
+                let server = try await HTTPServer.start(address, responder: MetricsResponder(exporter: exporter, events: nil), what: "metrics", option: "--metrics-address")
+                metrics = MetricsRuntime(exporter: exporter, server: server, address: address, shared: false)
+            } catch {
+                if let events { await events.server.stop() }
                 disk.shutdown()
                 builder.shutdown()
                 ready(CLIFailure(message: error.message))
@@ -145,6 +175,7 @@ final class MountDaemon: @unchecked Sendable {
             try bridge.mount()
         } catch {
             if let events { await events.server.stop() }
+            if let metrics, !metrics.shared { await metrics.server.stop() }
             disk.shutdown()
             builder.shutdown()
             ready(CLIFailure(message: error.message))
@@ -154,7 +185,8 @@ final class MountDaemon: @unchecked Sendable {
         let background = BackgroundWork(filesystem: filesystem, cacheDir: plan.cacheDir, logger: logger)
         let parts = Parts(
             plan: plan, command: command, builder: builder, cache: cache, disk: disk, filesystem: filesystem, writeBack: writeBack,
-            started: monotonicSeconds(), logger: logger, background: background, jobs: jobs, events: events)
+            started: monotonicSeconds(), logger: logger, background: background, jobs: jobs, events: events, metrics: metrics)
+        exporter?.attach(parts)
         let router = ControlRouter(logger: logger)
         ControlHandlers.register(on: router, parts)
         let control = ControlServer(path: ControlPaths.socket(for: plan.mountpoint), logger: logger) { router.handle($0) }
@@ -170,6 +202,9 @@ final class MountDaemon: @unchecked Sendable {
         if let events {
             eventsRun = Task { await events.service.run() }
             logger.info("events endpoint listening", metadata: ["address": "\(events.address.host):\(events.server.port)", "pending": "\(events.service.journal.pending.count)"])
+        }
+        if let metrics {
+            logger.info("metrics endpoint listening", metadata: ["url": "http://\(ListenAddress(host: metrics.address.host, port: metrics.server.port))/metrics"])
         }
         for (path, n) in snapshotted { logger.info("listing snapshot loaded", metadata: ["link": "/\(path)", "objects": "\(n)"]) }
         let logger = self.logger
@@ -223,6 +258,7 @@ final class MountDaemon: @unchecked Sendable {
             events.service.stop()
             await eventsRun?.value
         }
+        if let metrics, !metrics.shared { await metrics.server.stop() }
         background.stop()
         writeBack?.shutdown()
         bridge.unmount()
@@ -232,7 +268,9 @@ final class MountDaemon: @unchecked Sendable {
     }
 
     /// Opens the events journal (replaying what it holds once running) and starts listening.
-    static func startEvents(_ e: EventsPlan, plan: MountPlan, filesystem: Filesystem, jobs: JobTable, logger: Logger) async -> Result<EventsRuntime, SystemError> {
+    static func startEvents(
+        _ e: EventsPlan, plan: MountPlan, filesystem: Filesystem, jobs: JobTable, logger: Logger, metrics: MetricsExporter?
+    ) async -> Result<EventsRuntime, SystemError> {
         if !e.address.isLoopback {
             logger.notice("the events endpoint listens beyond this machine; every POST needs the token, and TLS is not served: put it behind a TLS proxy for senders outside a private network", metadata: ["address": "\(e.address)"])
         }
@@ -257,7 +295,8 @@ final class MountDaemon: @unchecked Sendable {
         }
         let endpoint = EventEndpoint(service: service, token: e.token, logger: Logger(label: "lakecache.events"))
         do {
-            let server = try await EventServer.start(e.address, endpoint: endpoint)
+            let responder: any HTTPResponder = metrics.map { MetricsResponder(exporter: $0, events: endpoint) } ?? endpoint
+            let server = try await HTTPServer.start(e.address, responder: responder, what: "events", option: "--events-address")
             return .success(EventsRuntime(service: service, server: server, address: e.address))
         } catch {
             return .failure(error)

@@ -1,4 +1,5 @@
 import Events
+import HTTPServing
 import Filesystem
 import MountConfig
 import ObjectStore
@@ -57,6 +58,8 @@ struct MountPlan {
     var pinBudget: Int64? = nil
     /// The events endpoint, when asked for.
     var events: EventsPlan? = nil
+    /// Where `/metrics` is served, when asked for.
+    var metrics: ListenAddress? = nil
 
     /// Whether any link takes writes (else no write path is built).
     var writable: Bool { links.contains { !$0.policy.readOnly } }
@@ -107,6 +110,15 @@ struct MountPlan {
         let dirMode = try mode(cmd.dirMode, option: "--dir-mode") ?? s.dirMode ?? 0o755
         let links = try linkPlans(cmd, url: url, file: file)
         let events = try eventsPlan(cmd, s)
+        // Only today's durability is built: close() returns after fdatasync of the staged file and its journal
+        // record. A config that asks for less must not be taken silently.
+        if s.closeDurability == "kernel" {
+            throw usage("close-durability: kernel (close at page-cache speed) is not supported yet; remove it, or give device (what close() does today: fdatasync before it returns)")
+        }
+        var metrics: ListenAddress?
+        if let text = cmd.metricsAddress ?? s.metricsAddress {
+            do { metrics = try ListenAddress.parse(text, option: "--metrics-address") } catch { throw usage(error.message) }
+        }
 
         let mountpoint = try MountChecks.checkMountpoint(mountpointArgument)
         try MountChecks.checkFuseDevice()
@@ -120,7 +132,7 @@ struct MountPlan {
             fileMode: fileMode, dirMode: dirMode,
             foreground: cmd.foreground, blockSize: Int(blockSize), fuseThreads: fuseThreads,
             kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, metadataReadAhead: metadataReadAhead, pinBudget: pinBudget,
-            events: events)
+            events: events, metrics: metrics)
     }
 
     /// The events endpoint's address, token and SNS mode; nil when no address is given.
@@ -291,6 +303,7 @@ struct MountPlan {
                 case "events_address", "events-address": cmd.eventsAddress = try need()
                 case "events_token_file", "events-token-file": cmd.eventsTokenFile = try need()
                 case "events_sns_verify", "events-sns-verify": cmd.eventsSnsVerify = try need()
+                case "metrics_address", "metrics-address": cmd.metricsAddress = try need()
                 default:
                     throw CLIFailure(message: "unknown mount option '\(name)'; see 'lakecache mount --help' and docs/configuration.md", exitCode: 64)
                 }

@@ -1,4 +1,5 @@
 import ObjectStore
+import Platform
 import Testing
 
 @testable import MountConfig
@@ -234,5 +235,21 @@ import Testing
         // Merged keys are the link's own: they were written for it, not for every link.
         #expect(links[0].ownKeys == ["path", "url", "read-only", "include"])
         #expect(links[1].ownKeys == ["path", "url", "read-only", "include", "exclude"])
+    }
+}
+
+/// The links config the Kubernetes ConfigMap carries (deploy/kubernetes/configmap.yaml) is one lakecache
+/// accepts: the schema check of the manifests cannot see inside the `lake.yaml` string.
+@Suite struct KubernetesConfigMapTests {
+    @Test func theConfigMapsLinksConfigParses() throws {
+        let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let text = try #require(readTextFile("/" + root + "/deploy/kubernetes/configmap.yaml"))
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let start = try #require(lines.firstIndex { $0.trimmingWhitespace() == "lake.yaml: |" })
+        lines = Array(lines[(start + 1)...].prefix { $0.hasPrefix("    ") || $0.isEmpty }).map { String($0.dropFirst(min(4, $0.count))) }
+        let config = try MountConfig.parse(lines.joined(separator: "\n"), file: "configmap.yaml:lake.yaml")
+        #expect(config.links.map(\.path) == ["datasets/imagenet", "checkpoints", "models"])
+        #expect(config.settings.allowOther == true)
+        #expect(config.settings.metricsAddress == "0.0.0.0:9464")
     }
 }

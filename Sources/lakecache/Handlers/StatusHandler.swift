@@ -1,6 +1,7 @@
 import Control
 import Events
 import Filesystem
+import HTTPServing
 import ObjectStore
 import Platform
 import ReadCache
@@ -111,6 +112,12 @@ enum StatusHandler {
                 ])
             })),
         ]
+        if let m = p.metrics {
+            fields.append(("metrics", .object([
+                ("address", .string(ListenAddress(host: m.address.host, port: m.server.port).description)),
+                ("shared_with_events", .bool(m.shared)),
+            ])))
+        }
         if let e = p.events {
             let counts = e.service.counters.all
             fields.append(("events", .object([

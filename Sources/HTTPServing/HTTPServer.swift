@@ -4,10 +4,10 @@ import NIOPosix
 import Platform
 import Synchronization
 
-/// The HTTP side of the events endpoint, on SwiftNIO's HTTP/1 server pipeline (llhttp parsing, bounded
-/// headers, pipelining handled). One event-loop thread: events are few and small; what they cause runs on
-/// the daemon's tasks.
-package final class EventServer: Sendable {
+/// An HTTP/1 server for the daemon's endpoints (object-store events, Prometheus metrics), on SwiftNIO's
+/// server pipeline (llhttp parsing, bounded headers, pipelining handled). One event-loop thread: requests
+/// are few and small; what they cause runs on the daemon's tasks.
+package final class HTTPServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel
     private let open: ConnectionCount
@@ -27,8 +27,8 @@ package final class EventServer: Sendable {
         self.open = open
     }
 
-    /// Listens on `address` and answers with `endpoint`.
-    package static func start(_ address: EventAddress, endpoint: EventEndpoint) async throws(SystemError) -> EventServer {
+    /// Listens on `address` and answers with `responder`; `what` and `option` name it in a bind failure.
+    package static func start(_ address: ListenAddress, responder: any HTTPResponder, what: String, option: String) async throws(SystemError) -> HTTPServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let open = ConnectionCount()
         let bootstrap = ServerBootstrap(group: group)
@@ -42,16 +42,16 @@ package final class EventServer: Sendable {
                     try sync.addHandler(BackPressureHandler())
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try sync.addHandler(EventHTTPHandler(endpoint: endpoint, open: open))
+                    try sync.addHandler(HTTPRequestHandler(responder: responder, open: open))
                 }
             }
             .childChannelOption(.maxMessagesPerRead, value: 8)
         do {
             let channel = try await bootstrap.bind(host: address.host, port: address.port).get()
-            return EventServer(group: group, channel: channel, port: channel.localAddress?.port ?? address.port, open: open)
+            return HTTPServer(group: group, channel: channel, port: channel.localAddress?.port ?? address.port, open: open)
         } catch {
             try? await group.shutdownGracefully()
-            throw SystemError("cannot listen for events on \(address): \(error); pick a free port with --events-address HOST:PORT")
+            throw SystemError("cannot listen for \(what) on \(address): \(error); pick a free port with \(option) HOST:PORT")
         }
     }
 
@@ -63,13 +63,13 @@ package final class EventServer: Sendable {
     }
 }
 
-/// Collects one request (head, body within `EventParser.maxBody`), hands it to the endpoint off the event
-/// loop, and writes the reply.
-final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Collects one request (head, body within the responder's `maxBody`), hands it to the responder off the
+/// event loop, and writes the reply.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let endpoint: EventEndpoint
+    private let responder: any HTTPResponder
     private let open: ConnectionCount
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
@@ -79,13 +79,13 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Closes the connection if the request being read does not end in time.
     private var deadline: Scheduled<Void>?
 
-    init(endpoint: EventEndpoint, open: ConnectionCount) {
-        self.endpoint = endpoint
+    init(responder: any HTTPResponder, open: ConnectionCount) {
+        self.responder = responder
         self.open = open
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if open.add(1) > EventServer.maxConnections {
+        if open.add(1) > HTTPServer.maxConnections {
             context.close(promise: nil)
         }
         context.fireChannelActive()
@@ -111,25 +111,25 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             body = []
             early = false
             deadline?.cancel()
-            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: EventServer.idleTimeout) { [self] in
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: HTTPServer.idleTimeout) { [self] in
                 if head != nil { context.close(promise: nil) }
             }
-            // The token is checked before the body is read: without it a client cannot hold the connection.
-            if h.method == .POST, !endpoint.authorized(Self.request(h, body: [])) {
+            // A token is checked before the body is read: without it a client cannot hold the connection.
+            if let answer = responder.precheck(Self.request(h, body: [])) {
                 early = true
-                reply(context, h, endpoint.refuse(.unauthorized), close: true)
+                reply(context, h, answer, close: true)
                 return
             }
-            if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > EventParser.maxBody {
+            if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > responder.maxBody {
                 early = true
-                reply(context, h, endpoint.refuse(EventRejection(413, "too_large", "the body is \(length) bytes; at most \(EventParser.maxBody) are accepted")), close: true)
+                reply(context, h, responder.tooLarge("the body is \(length) bytes; at most \(responder.maxBody) are accepted"), close: true)
             }
         case .body(var chunk):
             guard !early, let h = head else { return }
-            if body.count + chunk.readableBytes > EventParser.maxBody {
+            if body.count + chunk.readableBytes > responder.maxBody {
                 early = true
                 body = []
-                reply(context, h, endpoint.refuse(EventRejection(413, "too_large", "the body is over \(EventParser.maxBody) bytes")), close: true)
+                reply(context, h, responder.tooLarge("the body is over \(responder.maxBody) bytes"), close: true)
                 return
             }
             body += chunk.readBytes(length: chunk.readableBytes) ?? []
@@ -141,35 +141,36 @@ final class EventHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let request = Self.request(h, body: body)
             body = []
             inFlight = true
-            let endpoint = self.endpoint
+            let responder = self.responder
             let open = self.open
             _ = open.addRequest(1)
-            let promise = context.eventLoop.makePromise(of: EventReply.self)
+            let promise = context.eventLoop.makePromise(of: HTTPReply.self)
             promise.completeWithTask {
                 defer { _ = open.addRequest(-1) }
-                return await endpoint.handle(request)
+                return await responder.respond(request)
             }
             promise.futureResult.assumeIsolated().whenSuccess { [self] answer in
                 inFlight = false
-                // Only POSTs keep the connection: a probe or a stray GET gets its answer and the door.
-                reply(context, h, answer, close: !h.isKeepAlive || h.method != .POST)
+                // The responder says which answers keep the connection (event POSTs, scrapes); a probe or a
+                // stray request gets its answer and the door.
+                reply(context, h, answer, close: !h.isKeepAlive || !answer.keepAlive)
             }
         }
     }
 
-    static func request(_ h: HTTPRequestHead, body: [UInt8]) -> EventRequest {
+    static func request(_ h: HTTPRequestHead, body: [UInt8]) -> HTTPServerRequest {
         var headers: [String: String] = [:]
         for (name, value) in h.headers { headers[name.lowercased()] = value }
-        return EventRequest(method: h.method.rawValue, uri: h.uri, headers: headers, body: body)
+        return HTTPServerRequest(method: h.method.rawValue, uri: h.uri, headers: headers, body: body)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         deadline?.cancel()
     }
 
-    private func reply(_ context: ChannelHandlerContext, _ h: HTTPRequestHead, _ answer: EventReply, close: Bool) {
-        let bytes = Array(answer.body.utf8)
-        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "\(bytes.count)")])
+    private func reply(_ context: ChannelHandlerContext, _ h: HTTPRequestHead, _ answer: HTTPReply, close: Bool) {
+        let bytes = answer.body
+        var headers = HTTPHeaders([("Content-Type", answer.contentType), ("Content-Length", "\(bytes.count)")])
         for (name, value) in answer.headers { headers.add(name: name, value: value) }
         if close { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: answer.status)

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+import Platform
+@testable import ObjectStore
+
+/// `/metrics` of a real mount, read by prometheus_client's parser (scripts/parse-metrics.py) and checked
+/// against `status --json` after a known workload.
+@Suite(.enabled(if: fuseAvailable, "needs /dev/fuse"))
+struct MetricsTests {
+    struct Sample {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+    }
+
+    /// One HTTP exchange with the daemon's endpoint.
+    static func http(_ method: String, _ url: String, body: String? = nil) async throws -> HTTPResponse {
+        let request = HTTPRequest(method: method, url: url, headers: [], body: body.map { .bytes(Array($0.utf8)) } ?? .empty)
+        return try await withCheckedThrowingContinuation { c in
+            Servers.bench.transport.submit(request, sink: .collect(limit: 16 << 20)) { r in
+                c.resume(with: r.mapError { S3Client.error(from: $0) })
+            }
+        }
+    }
+
+    /// Scrapes and parses; the parser's failure fails the test with its complaint.
+    static func scrape(_ address: String) async throws -> [Sample] {
+        let response = try await http("GET", "http://\(address)/metrics")
+        #expect(response.status == 200)
+        #expect(response.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true, "\(response.headers)")
+        let file = NSTemporaryDirectory() + "lakecache-metrics-\(UUID().uuidString.prefix(8))"
+        try Data(response.body).write(to: URL(fileURLWithPath: file))
+        defer { unlink(file) }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/parse-metrics.py").path
+        let r = spawn("/bin/sh", ["-c", "python3 \(script) < \(file)"])
+        try #require(r.status == 0, "the Prometheus parser refused the page: \(r.stderr)\n\(String(decoding: response.body.prefix(2000), as: UTF8.self))")
+        return try r.stdout.split(separator: "\n").map { line in
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            return Sample(name: o["name"] as? String ?? "", labels: o["labels"] as? [String: String] ?? [:], value: (o["value"] as? NSNumber)?.doubleValue ?? .nan)
+        }
+    }
+
+    static func value(_ samples: [Sample], _ name: String, _ labels: [String: String] = [:]) -> Double? {
+        samples.first { s in s.name == name && labels.allSatisfy { k, v in s.labels[k] == v } }?.value
+    }
+
+    static func number(_ json: [String: Any], _ path: [String]) -> Double {
+        var v: Any? = json
+        for p in path { v = (v as? [String: Any])?[p] }
+        return (v as? NSNumber)?.doubleValue ?? .nan
+    }
+
+    @Test func aScrapeParsesAndAgreesWithStatus() async throws {
+        try Servers.requireServers()
+        let bench = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        let bucket = try await freshBucket(Servers.bench, "metrics")
+        try await putMany(Servers.bench, bucket: bucket, count: 6) { i in ("data/\(i).bin", patternBytes(3 << 20, seed: UInt64(i + 7))) }
+        let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--metrics-address", "127.0.0.1:0", "--write-mode", "sync"])
+        try await withMount(m) { m in
+            for i in 0..<6 { #expect(try readFile(m.path("data/\(i).bin")) == patternBytes(3 << 20, seed: UInt64(i + 7))) }
+            // The same files again: answered by the memory tier.
+            for i in 0..<3 { _ = try readFile(m.path("data/\(i).bin")) }
+            #expect(FileManager.default.createFile(atPath: m.path("out.bin"), contents: Data(patternBytes(1 << 20, seed: 99))))
+            _ = try FileManager.default.contentsOfDirectory(atPath: m.path("data"))
+
+            let before = try m.status()
+            let address = try #require((before["metrics"] as? [String: Any])?["address"] as? String)
+            #expect(address.hasPrefix("127.0.0.1:") && !address.hasSuffix(":0"), "status names the port it listens on: \(address)")
+            let samples = try await Self.scrape(address)
+            let after = try m.status()
+
+            /// A counter the daemon keeps moving on its own (prefetch, background work) lies between two looks.
+            func between(_ metric: Double?, _ path: [String], _ what: String) {
+                let lo = Self.number(before, path), hi = Self.number(after, path)
+                #expect(metric.map { $0 >= lo && $0 <= hi } == true, "\(what): metric \(metric ?? .nan), status \(lo)...\(hi)")
+            }
+            between(Self.value(samples, "lakecache_cache_hits_total", ["tier": "memory"]), ["cache", "memory", "hits"], "memory hits")
+            between(Self.value(samples, "lakecache_cache_misses_total", ["tier": "memory"]), ["cache", "memory", "misses"], "memory misses")
+            between(Self.value(samples, "lakecache_cache_hits_total", ["tier": "disk"]), ["cache", "disk", "hits"], "disk hits")
+            between(Self.value(samples, "lakecache_cache_bytes", ["tier": "disk"]), ["cache", "disk", "bytes"], "disk bytes")
+            between(Self.value(samples, "lakecache_backend_received_bytes_total"), ["backend", "bytes_in"], "bytes in")
+            between(Self.value(samples, "lakecache_backend_sent_bytes_total"), ["backend", "bytes_out"], "bytes out")
+            #expect(Self.value(samples, "lakecache_cache_capacity_bytes", ["tier": "memory"]) == Self.number(before, ["cache", "memory", "capacity"]))
+            let links = try #require(before["links"] as? [[String: Any]])
+            let gets = Self.number(links[0], ["backend", "requests", "GetObject"])
+            #expect(gets >= 6)
+            let metricGets = try #require(Self.value(samples, "lakecache_backend_requests_total", ["link": "/", "operation": "GetObject"]))
+            let linksAfter = try #require(after["links"] as? [[String: Any]])
+            #expect(metricGets >= gets && metricGets <= Self.number(linksAfter[0], ["backend", "requests", "GetObject"]))
+            let puts = Self.number(links[0], ["backend", "requests", "PutObject"])
+            #expect(puts >= 1 && Self.value(samples, "lakecache_backend_requests_total", ["link": "/", "operation": "PutObject"]) == puts)
+            #expect(Self.value(samples, "lakecache_uploads_pending", ["link": "/"]) == 0)
+            #expect(Self.value(samples, "lakecache_build_info", ["version": LakeCacheVersion.current]) == 1)
+            // Latency histograms, recorded as requests happen.
+            #expect((Self.value(samples, "lakecache_backend_request_duration_seconds_count", ["operation": "GetObject"]) ?? 0) >= gets)
+            #expect((Self.value(samples, "lakecache_backend_first_byte_seconds_count", ["operation": "GetObject"]) ?? 0) >= gets)
+            #expect((Self.value(samples, "lakecache_fuse_operation_duration_seconds_count", ["operation": "read"]) ?? 0) >= 9)
+            #expect((Self.value(samples, "lakecache_fuse_operation_duration_seconds_count", ["operation": "lookup"]) ?? 0) >= 1)
+            #expect(Self.value(samples, "lakecache_fuse_operation_duration_seconds_bucket", ["operation": "read", "le": "+Inf"]) != nil)
+            // No object key or path is a label value: only link paths are.
+            for s in samples {
+                for (k, v) in s.labels { #expect(!v.contains("data/") && !v.contains(".bin"), "\(s.name){\(k)=\(v)}") }
+            }
+
+            // What else arrives at the port is refused, and the endpoint keeps serving.
+            #expect(try await Self.http("POST", "http://\(address)/metrics", body: "x").status == 413)
+            #expect(try await Self.http("GET", "http://\(address)/").status == 404)
+            #expect(try await Self.http("DELETE", "http://\(address)/metrics").status == 405)
+            #expect(try await Self.http("GET", "http://\(address)/metrics").status == 200)
+        }
+    }
+
+    @Test func metricsShareTheEventsServerOnOneAddress() async throws {
+        try Servers.requireServers()
+        let bench = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        let bucket = try await freshBucket(Servers.bench, "metrics-events")
+        let token = NSTemporaryDirectory() + "lakecache-mtoken-\(UUID().uuidString.prefix(8))"
+        try "0123456789abcdef0123456789abcdef\n".write(toFile: token, atomically: true, encoding: .utf8)
+        chmod(token, 0o600)
+        defer { unlink(token) }
+        let m = TestMount(bucket: bucket, endpoint: bench, extra: [
+            "--metrics-address", "127.0.0.1:0", "--events-address", "127.0.0.1:0", "--events-token-file", token,
+        ])
+        try await withMount(m) { m in
+            let metrics = try #require(try m.status()["metrics"] as? [String: Any])
+            #expect(metrics["shared_with_events"] as? Bool == true)
+            let address = try #require(metrics["address"] as? String)
+            let samples = try await Self.scrape(address)
+            #expect(Self.value(samples, "lakecache_events_pending") == 0)
+            // The events endpoint still refuses a POST without its token.
+            #expect(try await Self.http("POST", "http://\(address)/", body: "{}").status == 401)
+        }
+    }
+}
