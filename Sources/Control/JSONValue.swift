@@ -1,5 +1,11 @@
-/// A minimal JSON value for the control protocol: enough to encode status and parse it back in the CLI.
-package indirect enum JSONValue: Sendable, Equatable {
+import FoundationEssentials
+
+/// A JSON value of any shape, for the control protocol and the object-store event formats, whose fields
+/// vary by verb and by sender. Text goes through FoundationEssentials' `JSONEncoder` and `JSONDecoder`.
+///
+/// Objects keep their fields in the order they are built; the encoder writes keys sorted (its dictionaries
+/// do not keep an order), so the text of a value is deterministic.
+package indirect enum JSONValue: Sendable, Equatable, Codable {
     case null
     case bool(Bool)
     case number(Double)
@@ -20,179 +26,112 @@ package indirect enum JSONValue: Sendable, Equatable {
     package var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
     package var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
 
-    /// Compact or indented JSON text.
-    package func encoded(indent: Int? = nil, level: Int = 0) -> String {
-        let pad = indent.map { String(repeating: " ", count: $0 * (level + 1)) } ?? ""
-        let close = indent.map { String(repeating: " ", count: $0 * level) } ?? ""
-        let nl = indent == nil ? "" : "\n"
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n):
-            if n.isFinite && n == n.rounded() && abs(n) < 1e15 { return String(Int64(n)) }
-            return n.isFinite ? "\(n)" : "null"
-        case .string(let s): return Self.quote(s)
-        case .array(let items):
-            if items.isEmpty { return "[]" }
-            return "[" + nl + items.map { pad + $0.encoded(indent: indent, level: level + 1) }.joined(separator: "," + nl) + nl + close + "]"
-        case .object(let fields):
-            if fields.isEmpty { return "{}" }
-            let sep = indent == nil ? ":" : ": "
-            return "{" + nl + fields.map { pad + Self.quote($0.0) + sep + $0.1.encoded(indent: indent, level: level + 1) }.joined(separator: "," + nl) + nl + close + "}"
-        }
+    /// Compact JSON text, or indented (by the encoder's two spaces) when `indent` is given.
+    package func encoded(indent: Int? = nil) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = indent == nil ? [.sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        // Every case encodes (non-finite numbers as null), so this cannot fail.
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// Nesting past this is refused before decoding: the decoder recurses once per level, and parses run on
+    /// small task stacks with hostile input (the events endpoint).
+    static let maxDepth = 64
+    /// Text longer than this is refused unread.
+    static let maxBytes = 16 << 20
 
-    /// Parses JSON text; nil if it is not valid JSON.
+    /// Parses JSON text; nil if it is not valid JSON, nests deeper than `maxDepth` or is over `maxBytes`.
     package static func parse(_ text: String) -> JSONValue? {
-        var p = Parser(bytes: Array(text.utf8))
-        guard let v = p.value() else { return nil }
-        p.skip()
-        return p.i == p.bytes.count ? v : nil
+        parse(Array(text.utf8))
     }
 
-    private struct Parser {
-        let bytes: [UInt8]
-        var i = 0
+    /// Parses JSON bytes; nil if they are not valid JSON, nest too deep or are too long.
+    package static func parse(_ bytes: [UInt8]) -> JSONValue? {
+        guard bytes.count <= maxBytes, depthWithinLimit(bytes) else { return nil }
+        return try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+    }
 
-        mutating func skip() { while i < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[i]) { i += 1 } }
-
-        mutating func literal(_ s: String, _ v: JSONValue) -> JSONValue? {
-            let b = Array(s.utf8)
-            guard i + b.count <= bytes.count, Array(bytes[i..<(i + b.count)]) == b else { return nil }
-            i += b.count
-            return v
-        }
-
-        /// Arrays and objects open now; past `maxDepth` the text is refused rather than recursed into.
+    /// Whether brackets outside strings nest at most `maxDepth` deep (the text's validity is the decoder's job).
+    static func depthWithinLimit(_ bytes: [UInt8]) -> Bool {
         var depth = 0
-        static let maxDepth = 256
-
-        mutating func value() -> JSONValue? {
-            skip()
-            guard i < bytes.count else { return nil }
-            if bytes[i] == UInt8(ascii: "[") || bytes[i] == UInt8(ascii: "{") {
+        var inString = false
+        var escaped = false
+        for b in bytes {
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
                 depth += 1
-                defer { depth -= 1 }
-                guard depth <= Self.maxDepth else { return nil }
-                return container()
-            }
-            return scalar()
-        }
-
-        mutating func container() -> JSONValue? {
-            switch bytes[i] {
-            case UInt8(ascii: "["):
-                i += 1
-                var items: [JSONValue] = []
-                skip()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
-                while true {
-                    guard let v = value() else { return nil }
-                    items.append(v)
-                    skip()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
-                    return nil
-                }
-            case UInt8(ascii: "{"):
-                i += 1
-                var fields: [(String, JSONValue)] = []
-                skip()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
-                while true {
-                    skip()
-                    guard let k = string() else { return nil }
-                    skip()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
-                    i += 1
-                    guard let v = value() else { return nil }
-                    fields.append((k, v))
-                    skip()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
-                    return nil
-                }
-            default:
-                return nil
+                if depth > maxDepth { return false }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
             }
         }
+        return true
+    }
 
-        mutating func scalar() -> JSONValue? {
-            switch bytes[i] {
-            case UInt8(ascii: "n"): return literal("null", .null)
-            case UInt8(ascii: "t"): return literal("true", .bool(true))
-            case UInt8(ascii: "f"): return literal("false", .bool(false))
-            case UInt8(ascii: "\""): return string().map { .string($0) }
-            default:
-                let start = i
-                while i < bytes.count, "+-0123456789.eE".utf8.contains(bytes[i]) { i += 1 }
-                return Double(String(decoding: bytes[start..<i], as: UTF8.self)).map { .number($0) }
-            }
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    package init(from decoder: any Decoder) throws {
+        if let object = try? decoder.container(keyedBy: Key.self) {
+            // Sorted: the decoder hands keys over in no particular order.
+            self = .object(try object.allKeys.sorted { $0.stringValue < $1.stringValue }.map { ($0.stringValue, try object.decode(JSONValue.self, forKey: $0)) })
+            return
         }
-
-        mutating func hex4() -> UInt32? {
-            guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else { return nil }
-            i += 4
-            return v
+        if var array = try? decoder.unkeyedContainer() {
+            var items: [JSONValue] = []
+            while !array.isAtEnd { items.append(try array.decode(JSONValue.self)) }
+            self = .array(items)
+            return
         }
+        let single = try decoder.singleValueContainer()
+        if single.decodeNil() {
+            self = .null
+        } else if let b = try? single.decode(Bool.self) {
+            self = .bool(b)
+        } else if let n = try? single.decode(Double.self) {
+            self = .number(n)
+        } else {
+            self = .string(try single.decode(String.self))
+        }
+    }
 
-        mutating func string() -> String? {
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
-            i += 1
-            var out = [UInt8]()
-            while i < bytes.count {
-                let c = bytes[i]
-                i += 1
-                if c == UInt8(ascii: "\"") { return String(decoding: out, as: UTF8.self) }
-                if c == UInt8(ascii: "\\") {
-                    guard i < bytes.count else { return nil }
-                    let e = bytes[i]
-                    i += 1
-                    switch e {
-                    case UInt8(ascii: "n"): out.append(0x0A)
-                    case UInt8(ascii: "r"): out.append(0x0D)
-                    case UInt8(ascii: "t"): out.append(0x09)
-                    case UInt8(ascii: "b"): out.append(0x08)
-                    case UInt8(ascii: "f"): out.append(0x0C)
-                    case UInt8(ascii: "u"):
-                        guard var v = hex4() else { return nil }
-                        // A UTF-16 surrogate pair escapes one scalar beyond the BMP (an emoji in a key).
-                        if (0xD800..<0xDC00).contains(v), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
-                            i += 2
-                            guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
-                            v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
-                        }
-                        out += Array(String(Character(Unicode.Scalar(v) ?? "\u{FFFD}")).utf8)
-                    default: out.append(e)
-                    }
-                } else {
-                    out.append(c)
-                }
+    package func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .null:
+            var c = encoder.singleValueContainer()
+            try c.encodeNil()
+        case .bool(let b):
+            var c = encoder.singleValueContainer()
+            try c.encode(b)
+        case .number(let n):
+            var c = encoder.singleValueContainer()
+            // Counts and sizes print as integers, not 5.0.
+            if n.isFinite && n == n.rounded() && abs(n) < 1e15 {
+                try c.encode(Int64(n))
+            } else if n.isFinite {
+                try c.encode(n)
+            } else {
+                try c.encodeNil()
             }
-            return nil
+        case .string(let s):
+            var c = encoder.singleValueContainer()
+            try c.encode(s)
+        case .array(let items):
+            var c = encoder.unkeyedContainer()
+            for item in items { try c.encode(item) }
+        case .object(let fields):
+            var c = encoder.container(keyedBy: Key.self)
+            for (k, v) in fields { try c.encode(v, forKey: Key(k)) }
         }
     }
 }

@@ -107,7 +107,7 @@ final class MetricsExporter: Sendable {
             counter(r, "lakecache_link_read_hits_total", [("link", name)], "Reads of the link's files answered from a cache tier.", Int64(u.readHits))
             gauge(r, "lakecache_uploads_pending", [("link", name)], "Files written and closed whose upload is not durable yet.", Double(u.uploads.pendingFiles))
             gauge(r, "lakecache_uploads_pending_bytes", [("link", name)], "Bytes of the pending files.", Double(u.uploads.pendingBytes))
-            gauge(r, "lakecache_uploads_failed", [("link", name)], "Uploads that failed for good (kept journaled; lakecache retry).", Double(u.uploads.failures.count))
+            gauge(r, "lakecache_uploads_failed", [("link", name)], "Uploads that failed for good (kept journaled; lakecache flush retries them).", Double(u.uploads.failures.count))
         }
         if let w = p.writeBack?.stats() {
             gauge(r, "lakecache_uploads_oldest_age_seconds", [], "Age of the oldest pending upload (0 with none).", w.oldestPendingSeconds ?? 0)
