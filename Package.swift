@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.0.0"),
     ],
     targets: [
         // Thin, prefixed C wrappers. Logic lives in Swift.
@@ -44,6 +45,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
         ),
         .target(
@@ -95,10 +97,14 @@ let package = Package(
             dependencies: [
                 "Platform", "Control", "ObjectStore", "Filesystem", "CCrypto", "HTTPServing",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
         ),
         // The parsers of outside input as fuzzing entry points; `lakecache-fuzz` runs them under libFuzzer.
-        .target(name: "FuzzTargets", dependencies: ["Platform", "ObjectStore", "Control", "MountConfig", "Events"]),
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["Platform", "ObjectStore", "Control", "MountConfig", "Events", .product(name: "ExtrasBase64", package: "swift-extras-base64")]
+        ),
         .executableTarget(name: "lakecache-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(
             name: "lakecache",

@@ -1,3 +1,4 @@
+import ExtrasBase64
 import Control
 import HTTPServing
 import Logging
@@ -178,7 +179,7 @@ package final class EventEndpoint: Sendable {
                 case "bearer":
                     offered.append(Array(parts[1].utf8))
                 case "basic":
-                    if let decoded = Base64.decode(parts[1]), let colon = decoded.firstIndex(of: UInt8(ascii: ":")) {
+                    if let decoded = try? Base64.decode(string: String(parts[1])), let colon = decoded.firstIndex(of: UInt8(ascii: ":")) {
                         offered.append(Array(decoded[(colon + 1)...]))
                     }
                 default:

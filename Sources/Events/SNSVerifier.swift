@@ -1,3 +1,4 @@
+import ExtrasBase64
 import CCrypto
 import Logging
 import ObjectStore
@@ -66,7 +67,7 @@ package final class SNSVerifier: Sendable {
             return .invalid("SigningCertURL \(e.signingCertURL) is not an SNS certificate (https://sns.REGION.amazonaws.com/....pem)")
         }
         guard e.signatureVersion == "1" || e.signatureVersion == "2" else { return .invalid("unknown SignatureVersion \(e.signatureVersion)") }
-        guard let signature = Base64.decode(e.signature), !signature.isEmpty else { return .invalid("the Signature is not base64") }
+        guard let signature = try? Base64.decode(string: e.signature), !signature.isEmpty else { return .invalid("the Signature is not base64") }
         let pem: [UInt8]
         switch await certificate(e.signingCertURL) {
         case .success(let p): pem = p

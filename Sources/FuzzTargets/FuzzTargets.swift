@@ -1,3 +1,4 @@
+import ExtrasBase64
 import Control
 import Events
 import MountConfig
@@ -59,7 +60,7 @@ package enum FuzzTargets {
             switch try? EventParser.parse(bytes, snsType: type) {
             case .sns(let e)?:
                 _ = e.stringToSign
-                _ = Base64.decode(e.signature)
+                _ = try? Base64.decode(string: e.signature)
                 if let inner = JSONValue.parse(e.message) { _ = try? EventParser.s3Message(inner) }
             case .records(let events)?:
                 for (i, e) in events.enumerated() {
@@ -73,7 +74,7 @@ package enum FuzzTargets {
         let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
         for line in text.split(separator: "\n").prefix(16) {
             _ = try? EventAddress.parse(String(line))
-            _ = Base64.decode(String(line))
+            _ = try? Base64.decode(string: String(line))
         }
     }
 

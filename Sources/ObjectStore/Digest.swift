@@ -1,3 +1,4 @@
+import ExtrasBase64
 import Platform
 import CCrypto
 
@@ -63,7 +64,7 @@ package enum Digest {
     }
 
     /// Standard base64 with padding (Content-MD5).
-    package static func base64(_ bytes: [UInt8]) -> String { Base64.encode(bytes) }
+    package static func base64(_ bytes: [UInt8]) -> String { Base64.encodeToString(bytes: bytes) }
 
     /// SHA-256 of the empty string, the payload hash of a bodiless request.
     package static let emptySHA256Hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -51,26 +51,33 @@ func credentialEnvironment(_ extra: [String: String]) -> [String: String] {
 /// stand-ins, whose keys live a few seconds so that refreshes happen during a mount's reads and writes.
 @Suite struct CredentialTests {
     /// Writes, lists and reads through `m` for `seconds`, every operation checked; the bucket holds
-    /// `objects` objects `r/N` of 128 KiB put before the mount.
-    func exercise(_ m: TestMount, seconds: Double, objects: Int) throws {
-        let deadline = monotonicSeconds() + seconds
-        try FileManager.default.createDirectory(atPath: m.path("w"), withIntermediateDirectories: true)
-        var i = 0
-        while monotonicSeconds() < deadline {
-            let data = patternBytes(256 << 10, seed: UInt64(1000 + i))
-            // write-mode sync: close() returns after the upload, so a refused upload fails here.
-            #expect(FileManager.default.createFile(atPath: m.path("w/\(i)"), contents: Data(data)), "write w/\(i)")
-            let listed = try FileManager.default.contentsOfDirectory(atPath: m.path("w"))
-            #expect(listed.count == i + 1, "listing after \(i + 1) writes: \(listed.count)")
-            let n = i % objects
-            #expect(try readFile(m.path("r/\(n)")) == patternBytes(128 << 10, seed: UInt64(n + 1)), "read r/\(n)")
-            i += 1
-            usleep(150_000)
+    /// `objects` objects `r/N` of 128 KiB put before the mount. Runs off the cooperative pool (see `offPool`)
+    /// and records what went wrong once it is back.
+    func exercise(_ m: TestMount, seconds: Double, objects: Int) async throws {
+        let mountpoint = m.mountpoint
+        let problems = try await offPool { () throws -> [String] in
+            var problems: [String] = []
+            let deadline = monotonicSeconds() + seconds
+            try FileManager.default.createDirectory(atPath: mountpoint + "/w", withIntermediateDirectories: true)
+            var i = 0
+            while monotonicSeconds() < deadline {
+                let data = patternBytes(256 << 10, seed: UInt64(1000 + i))
+                // write-mode sync: close() returns after the upload, so a refused upload fails here.
+                if !FileManager.default.createFile(atPath: mountpoint + "/w/\(i)", contents: Data(data)) { problems.append("write w/\(i) failed: \(Errno(errno))") }
+                let listed = (try? FileManager.default.contentsOfDirectory(atPath: mountpoint + "/w"))?.count ?? -1
+                if listed != i + 1 { problems.append("listing after \(i + 1) writes shows \(listed)") }
+                let n = i % objects
+                if (try? readFile(mountpoint + "/r/\(n)")) != patternBytes(128 << 10, seed: UInt64(n + 1)) { problems.append("read r/\(n) wrong or failed") }
+                i += 1
+                usleep(150_000)
+            }
+            // And everything written is in the bucket, read back through a second look-up.
+            for j in stride(from: 0, to: i, by: max(1, i / 5)) where (try? readFile(mountpoint + "/w/\(j)")) != patternBytes(256 << 10, seed: UInt64(1000 + j)) {
+                problems.append("w/\(j) reads back wrong")
+            }
+            return problems
         }
-        // And everything written is in the bucket, read back cold through a second look-up.
-        for j in stride(from: 0, to: i, by: max(1, i / 5)) {
-            #expect(try readFile(m.path("w/\(j)")) == patternBytes(256 << 10, seed: UInt64(1000 + j)))
-        }
+        #expect(problems.isEmpty, "\(problems.prefix(10))")
     }
 
     /// A bucket on the bench store with `objects` objects, then its issuer switched on.
@@ -100,7 +107,7 @@ func credentialEnvironment(_ extra: [String: String]) -> [String: String] {
         let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--write-mode", "sync", "--metadata-ttl", "0"])
         m.environment = credentialEnvironment(["AWS_EC2_METADATA_DISABLED": "false", "AWS_EC2_METADATA_SERVICE_ENDPOINT": try Issuer.url(bucket)])
         try await withMount(m) { m in
-            try exercise(m, seconds: 13, objects: 30)
+            try await exercise(m, seconds: 13, objects: 30)
             // `status` names the source and counts the refreshes.
             let creds = try #require(try m.status()["credentials"] as? [String: Any])
             #expect((creds["source"] as? String)?.contains("instance metadata") == true, "\(creds)")
@@ -124,7 +131,7 @@ func credentialEnvironment(_ extra: [String: String]) -> [String: String] {
         let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--write-mode", "sync", "--metadata-ttl", "0"])
         m.environment = env
         try await withMount(m) { m in
-            try exercise(m, seconds: 9, objects: 20)
+            try await exercise(m, seconds: 9, objects: 20)
         }
         try await expectRefreshed(bucket, minted: 3)
 
@@ -156,7 +163,7 @@ func credentialEnvironment(_ extra: [String: String]) -> [String: String] {
         let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--write-mode", "sync", "--metadata-ttl", "0", "--profile", "irsa"])
         m.environment = credentialEnvironment(["AWS_CONFIG_FILE": home + "/config", "AWS_ENDPOINT_URL_STS": try Issuer.url(bucket, "/sts")])
         try await withMount(m) { m in
-            try exercise(m, seconds: 9, objects: 20)
+            try await exercise(m, seconds: 9, objects: 20)
         }
         try await expectRefreshed(bucket, minted: 3)
     }

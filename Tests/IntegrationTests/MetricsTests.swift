@@ -59,11 +59,17 @@ struct MetricsTests {
         try await putMany(Servers.bench, bucket: bucket, count: 6) { i in ("data/\(i).bin", patternBytes(3 << 20, seed: UInt64(i + 7))) }
         let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--metrics-address", "127.0.0.1:0", "--write-mode", "sync"])
         try await withMount(m) { m in
-            for i in 0..<6 { #expect(try readFile(m.path("data/\(i).bin")) == patternBytes(3 << 20, seed: UInt64(i + 7))) }
-            // The same files again: answered by the memory tier.
-            for i in 0..<3 { _ = try readFile(m.path("data/\(i).bin")) }
-            #expect(FileManager.default.createFile(atPath: m.path("out.bin"), contents: Data(patternBytes(1 << 20, seed: 99))))
-            _ = try FileManager.default.contentsOfDirectory(atPath: m.path("data"))
+            let mountpoint = m.mountpoint
+            let ok = try await offPool { () throws -> Bool in
+                var ok = true
+                for i in 0..<6 { ok = try readFile(mountpoint + "/data/\(i).bin") == patternBytes(3 << 20, seed: UInt64(i + 7)) && ok }
+                // The same files again: answered by the memory tier.
+                for i in 0..<3 { _ = try readFile(mountpoint + "/data/\(i).bin") }
+                ok = FileManager.default.createFile(atPath: mountpoint + "/out.bin", contents: Data(patternBytes(1 << 20, seed: 99))) && ok
+                _ = try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/data")
+                return ok
+            }
+            #expect(ok, "the workload read or wrote wrong bytes")
 
             let before = try m.status()
             let address = try #require((before["metrics"] as? [String: Any])?["address"] as? String)

@@ -142,6 +142,16 @@ func preadFile(_ fd: Int32, _ offset: Int, _ length: Int) -> Result<[UInt8], POS
     return .success(Array(buf[0..<done]))
 }
 
+/// Runs blocking `body` on a thread of its own and awaits it, so that a long run of syscalls and sleeps does
+/// not hold one of the few cooperative threads every other test needs.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+        Thread.detachNewThread {
+            do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
+        }
+    }
+}
+
 /// Runs `body` on `threads` real threads at once (blocking syscalls must not sit on the cooperative pool).
 func onThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
     let group = DispatchGroup()
