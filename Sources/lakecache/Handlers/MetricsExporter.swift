@@ -27,12 +27,19 @@ final class MetricsExporter: Sendable {
         .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
     ]
 
+    /// Help text of the histograms that swift-metrics timers record into.
+    static let timerHelp: [String: String] = [
+        "lakecache_backend_first_byte_seconds": "Time from sending a request to the object store to the first byte of its answer, per attempt, by operation.",
+        "lakecache_backend_request_duration_seconds": "Time of one whole exchange with the object store, per attempt, by operation.",
+        "lakecache_fuse_operation_duration_seconds": "Time from a kernel request's arrival to its reply, by FUSE operation.",
+    ]
+
     /// Bootstraps swift-metrics with a Prometheus factory; call once, before any client or bridge exists.
     init() {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = Self.latencyBuckets
-        MetricsSystem.bootstrap(factory)
+        MetricsSystem.bootstrap(HelpfulFactory(base: factory, registry: registry, help: Self.timerHelp))
         recorded = registry
     }
 
@@ -139,6 +146,35 @@ final class MetricsExporter: Sendable {
             gauge(r, "lakecache_events_pending", [], "Events journaled and not applied yet.", Double(e.service.journal.pending.count))
         }
     }
+}
+
+/// swift-prometheus's factory, except that timers become histograms with help text: swift-prometheus's own
+/// factory registers them without (`promtool check metrics` refuses a family without HELP), and its registry
+/// will not take two registrations of one name with different help.
+struct HelpfulFactory: MetricsFactory {
+    let base: PrometheusMetricsFactory
+    let registry: PrometheusCollectorRegistry
+    let help: [String: String]
+
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+        guard let text = help[label] else { return base.makeTimer(label: label, dimensions: dimensions) }
+        let descriptor = MetricNameDescriptor(metricName: label, unitName: "", helpText: text)
+        return registry.makeDurationHistogram(descriptor: descriptor, labels: dimensions, buckets: MetricsExporter.latencyBuckets)
+    }
+
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler { base.makeCounter(label: label, dimensions: dimensions) }
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
+        base.makeFloatingPointCounter(label: label, dimensions: dimensions)
+    }
+    func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler { base.makeMeter(label: label, dimensions: dimensions) }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+        base.makeRecorder(label: label, dimensions: dimensions, aggregate: aggregate)
+    }
+    func destroyCounter(_ handler: any CounterHandler) { base.destroyCounter(handler) }
+    func destroyMeter(_ handler: any MeterHandler) { base.destroyMeter(handler) }
+    func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) { base.destroyFloatingPointCounter(handler) }
+    func destroyRecorder(_ handler: any RecorderHandler) { base.destroyRecorder(handler) }
+    func destroyTimer(_ handler: any TimerHandler) { base.destroyTimer(handler) }
 }
 
 /// Answers `GET /metrics` (and hands every other request to the events endpoint when they share a server).
