@@ -18,6 +18,9 @@ package struct ReplayReport: Sendable {
     /// Acknowledged uploads to a store no link of this mount uses (a link removed from the config): kept
     /// journaled, untouched, for a mount that has the store again.
     package var waitingForStore: [(store: String, key: String)] = []
+    /// Acknowledged objects whose multipart upload the store completed after the daemon stopped (the
+    /// completion was in flight at the crash): the bucket holds exactly the staged bytes, nothing is sent again.
+    package var completedBeforeCrash = 0
     package init() {}
 }
 
@@ -62,6 +65,14 @@ extension WriteBack {
                 report.unusable.append(record.id)
                 continue
             }
+            if let id = record.uploadID, await completedBeforeCrash(store.client, record, uploadID: id, fd: fd, size: size) {
+                logger.info("the store completed this upload after the daemon stopped; nothing is uploaded again", metadata: ["key": "\(record.key)", "bytes": "\(size)"])
+                Syscall.close(fd)
+                _ = Syscall.unlink(path)
+                journal.remove(record.id)
+                report.completedBeforeCrash += 1
+                continue
+            }
             var metadata = record.metadata
             let mtime = metadata.removeValue(forKey: "mtime").flatMap(MetadataTime.parse) ?? Timestamp(seconds: record.created)
             var state = FileState(bucket: record.bucket, key: record.key, size: size, mtime: mtime, metadata: metadata)
@@ -88,6 +99,33 @@ extension WriteBack {
         }
         pump()
         return report
+    }
+
+    /// Whether `uploadID` is gone because the store completed it with exactly the staged bytes: ListParts
+    /// answers NoSuchUpload, and the key's ETag is the multipart ETag of the staged file cut into its parts
+    /// (the MD5 of the parts' MD5s, then `-N`). An upload aborted instead, or completed with other bytes, or
+    /// overwritten since, does not match, and is uploaded again as before.
+    private func completedBeforeCrash(_ store: any ObjectStore, _ record: JournalRecord, uploadID: String, fd: Int32, size: Int64) async -> Bool {
+        do {
+            _ = try await store.listParts(bucket: record.bucket, key: record.key, uploadID: uploadID)
+            return false
+        } catch let e as ObjectStoreError where e.kind == .noSuchUpload {
+        } catch {
+            return false
+        }
+        guard let head = try? await store.headObject(bucket: record.bucket, key: record.key), head.size == size else { return false }
+        let parts = geometry.partCount(fileSize: size)
+        var digests: [UInt8] = []
+        for n in 1...max(1, parts) {
+            let range = geometry.range(ofPart: n, fileSize: size)
+            guard let md5 = Digest.md5(file: fd, offset: range.lowerBound, length: Int64(range.count)) else { return false }
+            digests += md5
+        }
+        let expected = Digest.hex(Digest.md5(digests)) + "-\(parts)"
+        var etag = Substring(head.etag)
+        while etag.hasPrefix("\"") { etag = etag.dropFirst() }
+        while etag.hasSuffix("\"") { etag = etag.dropLast() }
+        return etag == expected
     }
 
     /// Keeps the parts of `uploadID` whose ETag is the MD5 of the staged bytes; returns how many.

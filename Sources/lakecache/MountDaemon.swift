@@ -117,11 +117,13 @@ final class MountDaemon: @unchecked Sendable {
             }
             // Acknowledged writes from before a crash go first: reads of those paths must see them.
             replayed = await writeBack!.replay()
-            if !replayed.resumed.isEmpty || replayed.abortedUploads > 0 || !replayed.unusable.isEmpty || !replayed.waitingForStore.isEmpty {
+            if !replayed.resumed.isEmpty || replayed.abortedUploads > 0 || !replayed.unusable.isEmpty || !replayed.waitingForStore.isEmpty
+                || replayed.completedBeforeCrash > 0 {
                 logger.info("journal replayed", metadata: [
                     "resumed": "\(replayed.resumed.count)", "reused_parts": "\(replayed.reusedParts)",
                     "aborted_uploads": "\(replayed.abortedUploads)", "unusable_records": "\(replayed.unusable.count)",
                     "waiting_for_a_store": "\(replayed.waitingForStore.count)",
+                    "completed_by_the_store": "\(replayed.completedBeforeCrash)",
                 ])
             }
         }

@@ -74,4 +74,38 @@ struct CrashTests {
         #expect(try await objectBytes(s3, bucket, "ckpt") == data)
         #expect(try await openUploads(s3, bucket).map(\.key) == [])
     }
+
+    /// kill -9 while CompleteMultipartUpload is in flight, and the store completes it anyway: the next mount
+    /// finds the object in the bucket with the staged bytes' multipart ETag and sends nothing again.
+    @Test func aCompletionThatWentThroughIsNotUploadedAgain() async throws {
+        let s3 = Servers.bench
+        let bucket = try await freshBucket(s3, "donecomp")
+        // The store sits on the completion for 3 s, then completes it: by then the daemon that sent it is dead.
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": 3000]])
+        let mount = TestMount(bucket: bucket, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), extra: ["--part-size", "5M"])
+        let data = patternBytes(4 * (5 << 20) + 1234, seed: 78)
+        try mount.start()
+        try writeFile(mount.path("ckpt"), data)
+        for _ in 0..<1200 where try await benchCount(bucket, "CompleteMultipartUpload") == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        let partsBefore = try await benchCount(bucket, "UploadPart")
+        #expect(partsBefore == 5)
+        try crash(mount)
+        try await BenchControl.setFaults(bucket: bucket, [])
+        // Wait for the store to finish the completion the dead daemon sent.
+        var present = false
+        for _ in 0..<600 where !present {
+            present = (try? await s3.headObject(bucket: bucket, key: "ckpt")) != nil
+            if !present { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(present, "the held-back completion never went through")
+        try await withMount(mount) { m throws in
+            #expect(flush(m.mountpoint).status == 0)
+            #expect(try readFile(m.path("ckpt")) == data)
+        }
+        #expect(try await benchCount(bucket, "UploadPart") == partsBefore, "parts were uploaded again")
+        #expect(try await benchCount(bucket, "CreateMultipartUpload") == 1, "a second multipart upload was started")
+        #expect(try await benchCount(bucket, "PutObject") == 0)
+        #expect(try await objectBytes(s3, bucket, "ckpt") == data)
+        #expect(try await openUploads(s3, bucket).map(\.key) == [])
+    }
 }
