@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -235,6 +236,7 @@ memory-cache: 512M
 endpoint: %(endpoint)s
 events-address: 127.0.0.1:0       # the bucket's notifications arrive here (port 0: any free port)
 events-token-file: %(token)s
+metrics-address: 127.0.0.1:0      # Prometheus metrics at /metrics (the same address: one server for both)
 links:
   - path: datasets            # an immutable dataset: listed once, the listing kept in the cache dir
     url: %(base)sdatasets
@@ -311,6 +313,15 @@ links:
     print("  lakecache sync %s" % data, flush=True)
     out = lakecache("sync", data, capture_output=True, text=True).stdout.strip()
     print("    " + out, flush=True)
+    # What Prometheus would scrape: a few lines of /metrics.
+    metrics_address = json.loads(lakecache("status", "--json", MOUNT, capture_output=True, text=True).stdout)["metrics"]["address"]
+    print("  curl http://%s/metrics   (a few of its lines)" % metrics_address, flush=True)
+    page = urllib.request.urlopen("http://%s/metrics" % metrics_address, timeout=10).read().decode()
+    wanted = ('lakecache_cache_hits_total{tier="memory"}', 'lakecache_backend_requests_total{link="/datasets",operation="GetObject"}',
+              'lakecache_uploads_pending{link="/checkpoints"}', 'lakecache_fuse_operation_duration_seconds_count{operation="read"}')
+    for line in page.splitlines():
+        if line.startswith(wanted):
+            print("    " + line, flush=True)
     print("  lakecache status %s" % MOUNT, flush=True)
     out = lakecache("status", MOUNT, capture_output=True, text=True).stdout
     print("".join("    " + line + "\n" for line in out.splitlines()), end="")
