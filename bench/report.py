@@ -300,7 +300,9 @@ spread. The runs of 2026-11-29 are in git history.
   throws the bytes away. `perf` splits the daemon's time into page faults on fresh memory-tier slots
   (23–35%: this VM's host backs a page at first touch), libcurl's receive copies (20–25%), the FUSE reply's
   copy into the kernel's pages (19–22%) and the write-behind's XXH64 (10%). With the reader and the bench
-  store on the same two cores, that is the machine. Tried and dropped: huge pages for the slots, reusing
+  store on the same two cores, that is the machine. Tried and dropped: huge pages for the slots (tried again on 2026-12-01 with the
+  mapping 2 MiB-aligned and `MADV_HUGEPAGE`, huge pages in use: a cold 512 MiB read ran 0.86× and the daemon
+  spent 1.17× the CPU, medians of four alternating pairs), reusing
   slots a sequential reader had finished, a 64 MiB first window, a nice-10 write-behind, 8 MiB of kernel
   readahead instead of 1 MiB (no change).
 - **Checkpoint close and durability.** Here: 1 GiB async close 1.38× local disk (target 1.3×; local
