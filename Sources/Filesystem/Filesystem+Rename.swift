@@ -72,7 +72,7 @@ extension Filesystem {
             await writeBack?.settle(replaced)
         }
         if let f, let writeBack {
-            if let etag = writeBack.cleanETag(f) {
+            if let etag = writeBack.uploadedETag(f) {
                 let copied = try await copy(from, etag: etag, to: to, size: writeBack.attributes(f).size)
                 writeBack.retarget(f, bucket: to.bucket, key: to.key, copiedETag: copied)
             } else {

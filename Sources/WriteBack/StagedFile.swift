@@ -219,6 +219,8 @@ struct FileState {
     var pending: Bool { committed > durable }
     /// Nothing left to do: the file can be kept for reads or dropped.
     var clean: Bool { writers == 0 && !pending && generation == durable }
+    /// The bucket holds the file's newest state, though a writer may still have it open (after an fsync).
+    var inBucket: Bool { !pending && generation == durable }
 
     /// The metadata sent with an upload: the file's, plus its modification time as other S3 filesystems store it.
     var uploadHeaders: [String: String] {

@@ -110,7 +110,8 @@ extension WriteBack {
             f.s.bucket = bucket
             f.s.key = key
             f.s.forgetUpload()
-            if let copiedETag, f.s.clean {
+            // Copied while nothing changed: the new key holds the file as it is.
+            if let copiedETag, f.s.inBucket {
                 f.s.etag = copiedETag
             } else if f.s.durable > 0 || f.s.pending {
                 // The new key has nothing yet: everything acknowledged must go there.

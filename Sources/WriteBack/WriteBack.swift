@@ -213,9 +213,10 @@ package final class WriteBack: @unchecked Sendable {
         lock.withLock { _ in f.s.writers }
     }
 
-    /// Whether the bucket holds the file exactly as staged, and with which ETag.
-    package func cleanETag(_ f: StagedFile) -> String? {
-        lock.withLock { _ in f.s.clean ? f.s.etag : nil }
+    /// The ETag of the object when the bucket holds the file exactly as staged, open writers or not (a file
+    /// fsynced and then renamed before its close is copied, not uploaded again).
+    package func uploadedETag(_ f: StagedFile) -> String? {
+        lock.withLock { _ in f.s.inBucket ? f.s.etag : nil }
     }
 
     /// A read of a resident or staged file: keeps it from eviction a little longer.

@@ -249,6 +249,32 @@ struct WritePathTests {
         #expect(try await objectBytes(s3, bucket, "x") == new)
     }
 
+    /// The save pattern of Foundation's atomic write and of tools like it: write a temporary file, fsync it,
+    /// rename it into place while it is still open, then close. The fsync uploads it; the rename copies the
+    /// object in the bucket instead of uploading the bytes again.
+    @Test(arguments: [6 << 20 + 11, 300_000])
+    func aFileFsyncedThenRenamedBeforeItsCloseIsCopiedNotUploadedAgain(size: Int) async throws {
+        let bucket = try await freshBucket(s3, "fsync-rename")
+        let data = patternBytes(size, seed: 83)
+        try await withMount(mount(bucket)) { m in
+            let fd = open(m.path(".tmp.ckpt"), O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            try #require(fd >= 0)
+            let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            #expect(written == size)
+            #expect(fsync(fd) == 0)
+            #expect(rename(m.path(".tmp.ckpt"), m.path("ckpt")) == 0)
+            #expect(close(fd) == 0)
+            #expect(flush(m.mountpoint).status == 0)
+            #expect(try readFile(m.path("ckpt")) == data)
+        }
+        #expect(try await objectBytes(s3, bucket, "ckpt") == data)
+        #expect(try await objectBytes(s3, bucket, ".tmp.ckpt") == nil)
+        let counts = try await BenchControl.requests(bucket: bucket)
+        let uploads = (counts["PutObject"] ?? 0) + (counts["CompleteMultipartUpload"] ?? 0)
+        #expect(uploads == 1, "the bytes went up \(uploads) times: \(counts)")
+        #expect(counts["CopyObject"] ?? 0 >= 1, "\(counts)")
+    }
+
     @Test func readOnlyMountRefusesWrites() async throws {
         let bucket = try await freshBucket(s3, "ro")
         _ = try await s3.putObject(bucket: bucket, key: "f", body: .bytes([1]), options: PutOptions())
