@@ -15,9 +15,9 @@ package struct AWSSharedConfig: Sendable {
 
     /// Reads both files; a missing file is an empty one.
     package init(environment env: [String: String]) {
-        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root"
-        configPath = env["AWS_CONFIG_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.aws/config"
-        credentialsPath = env["AWS_SHARED_CREDENTIALS_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.aws/credentials"
+        let home = env.nonEmpty("HOME") ?? "/root"
+        configPath = env.nonEmpty("AWS_CONFIG_FILE") ?? home + "/.aws/config"
+        credentialsPath = env.nonEmpty("AWS_SHARED_CREDENTIALS_FILE") ?? home + "/.aws/credentials"
         credentials = readTextFile(credentialsPath).map { Self.parseINI($0) } ?? [:]
         var profiles: [String: [String: String]] = [:]
         let sections: [String: [String: String]] = readTextFile(configPath).map { Self.parseINI($0) } ?? [:]

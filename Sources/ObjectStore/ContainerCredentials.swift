@@ -2,7 +2,7 @@ import Platform
 
 /// Credentials from the container endpoint: ECS task roles (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`) and
 /// EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`).
-package struct ContainerCredentials: Sendable {
+package struct ContainerCredentials: CredentialFetching {
     package var url: String
     /// Read again on every fetch: EKS rotates the token file.
     package var tokenFile: String?
@@ -13,10 +13,9 @@ package struct ContainerCredentials: Sendable {
     /// point at a loopback or the ECS/EKS link-local address, as the SDKs require, so that a token is never
     /// sent in the clear across a network.
     package init?(environment env: [String: String]) throws(ObjectStoreError) {
-        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
-        if let relative = value("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+        if let relative = env.nonEmpty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
             url = "http://169.254.170.2" + (relative.hasPrefix("/") ? relative : "/" + relative)
-        } else if let full = value("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        } else if let full = env.nonEmpty("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
             guard full.hasPrefix("https://") || Self.allowedPlainHTTP(full) else {
                 throw .configuration("AWS_CONTAINER_CREDENTIALS_FULL_URI=\(full) is plain http to a host that is neither a loopback address nor 169.254.170.2/169.254.170.23; use https or a local endpoint")
             }
@@ -24,9 +23,9 @@ package struct ContainerCredentials: Sendable {
         } else {
             return nil
         }
-        tokenFile = value("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
-        token = value("AWS_CONTAINER_AUTHORIZATION_TOKEN")
-        caBundle = value("AWS_CA_BUNDLE")
+        tokenFile = env.nonEmpty("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        token = env.nonEmpty("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+        caBundle = env.nonEmpty("AWS_CA_BUNDLE")
     }
 
     /// What messages call this source.
@@ -62,16 +61,8 @@ package struct ContainerCredentials: Sendable {
         var request = HTTPRequest(method: "GET", url: url, headers: headers)
         request.connectTimeoutMilliseconds = 2_000
         request.timeoutMilliseconds = 5_000
-        var response: HTTPResponse?
-        var last = ""
         // One retry, as the SDKs make: the agent may be starting with the task.
-        for _ in 0..<2 where response == nil {
-            switch CredentialHTTP.fetch(request, caBundle: caBundle) {
-            case .success(let r): response = r
-            case .failure(let f): last = S3Client.error(from: f).message
-            }
-        }
-        guard let response else { throw .configuration("\(name): not reachable (\(last))") }
+        let response = try CredentialHTTP.send(request, caBundle: caBundle, attempts: 2) { "\(name): not reachable (\($0))" }
         guard response.status == 200 else {
             let why = (try? CredentialHTTP.decode(response.body, source: name))?.message ?? CredentialHTTP.reason(response.body)
             let hint = response.status == 401 || response.status == 403 ? "; check AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)" : ""

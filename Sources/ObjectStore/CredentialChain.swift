@@ -46,21 +46,20 @@ package enum CredentialChain {
     /// Picks the source without fetching (except the instance metadata probe, which is the only way to
     /// know whether that source exists).
     static func choose(profile: String?, region: String, environment env: [String: String]) throws(ObjectStoreError) -> CredentialProvider {
-        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
         var tried: [String] = []
         if profile == nil {
             if let p = try environmentKeys(env) { return p }
             tried.append("environment variables: AWS_ACCESS_KEY_ID is not set")
-            if let tokenFile = value("AWS_WEB_IDENTITY_TOKEN_FILE") {
-                guard let role = value("AWS_ROLE_ARN") else {
+            if let tokenFile = env.nonEmpty("AWS_WEB_IDENTITY_TOKEN_FILE") {
+                guard let role = env.nonEmpty("AWS_ROLE_ARN") else {
                     throw .configuration("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not; set the role to assume (EKS sets both for a service account with an IAM role)")
                 }
-                return webIdentity(tokenFile: tokenFile, role: role, sessionName: value("AWS_ROLE_SESSION_NAME"), duration: nil, region: region, env: env, via: "AWS_WEB_IDENTITY_TOKEN_FILE")
+                return webIdentity(tokenFile: tokenFile, role: role, sessionName: env.nonEmpty("AWS_ROLE_SESSION_NAME"), duration: nil, region: region, env: env, via: "AWS_WEB_IDENTITY_TOKEN_FILE")
             }
             tried.append("web identity: AWS_WEB_IDENTITY_TOKEN_FILE is not set")
         }
         let files = AWSSharedConfig(environment: env)
-        let explicit = profile ?? value("AWS_PROFILE")
+        let explicit = profile ?? env.nonEmpty("AWS_PROFILE")
         let name = explicit ?? "default"
         if files.has(name) {
             if let p = try fromProfile(name, files: files, region: region, env: env, visited: []) { return p }
@@ -75,11 +74,11 @@ package enum CredentialChain {
             tried.append("shared files: no [default] profile in \(files.paths)")
         }
         if let container = try ContainerCredentials(environment: env) {
-            return CredentialProvider(source: container.name) { () throws(ObjectStoreError) in try container.fetch() }
+            return CredentialProvider(container)
         }
         tried.append("container endpoint: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI are not set")
         if let imds = InstanceMetadataCredentials(environment: env) {
-            let provider = CredentialProvider(source: imds.name) { () throws(ObjectStoreError) in try imds.fetch() }
+            let provider = CredentialProvider(imds)
             do {
                 try provider.start()
                 return provider
@@ -98,7 +97,7 @@ package enum CredentialChain {
         guard let secret = env["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else {
             throw .configuration("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both, or use --profile")
         }
-        let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let token = env.nonEmpty("AWS_SESSION_TOKEN")
         return CredentialProvider(static: Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token), source: "environment variables")
     }
 
@@ -109,7 +108,7 @@ package enum CredentialChain {
     private static func webIdentity(
         tokenFile: String, role: String, sessionName given: String?, duration: Int?, region: String, env: [String: String], via: String
     ) -> CredentialProvider {
-        let sts = STSCredentials(url: STSCredentials.endpoint(environment: env, region: region), region: region, caBundle: env["AWS_CA_BUNDLE"])
+        let sts = STSCredentials(url: STSCredentials.endpoint(environment: env, region: region), region: region, caBundle: env.nonEmpty("AWS_CA_BUNDLE"))
         let session = sessionName(given)
         return CredentialProvider(source: "web identity (\(role), token \(tokenFile))") { () throws(ObjectStoreError) in
             // Read on every refresh: the kubelet rotates the projected token.
@@ -169,19 +168,19 @@ package enum CredentialChain {
                     guard let imds = InstanceMetadataCredentials(environment: env) else {
                         throw .configuration("profile '\(name)': credential_source = Ec2InstanceMetadata but AWS_EC2_METADATA_DISABLED is set")
                     }
-                    base = CredentialProvider(source: imds.name) { () throws(ObjectStoreError) in try imds.fetch() }
+                    base = CredentialProvider(imds)
                 case "EcsContainer":
                     guard let c = try ContainerCredentials(environment: env) else {
                         throw .configuration("profile '\(name)': credential_source = EcsContainer but AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI is not set")
                     }
-                    base = CredentialProvider(source: c.name) { () throws(ObjectStoreError) in try c.fetch() }
+                    base = CredentialProvider(c)
                 default:
                     throw .configuration("profile '\(name)': credential_source '\(cs)' is not one of Environment, Ec2InstanceMetadata, EcsContainer")
                 }
             } else {
                 throw .configuration("profile '\(name)' has role_arn but no source_profile, credential_source or web_identity_token_file to assume it with")
             }
-            let sts = STSCredentials(url: STSCredentials.endpoint(environment: env, region: stsRegion), region: stsRegion, caBundle: env["AWS_CA_BUNDLE"])
+            let sts = STSCredentials(url: STSCredentials.endpoint(environment: env, region: stsRegion), region: stsRegion, caBundle: env.nonEmpty("AWS_CA_BUNDLE"))
             let session = sessionName(p["role_session_name"])
             let external = p["external_id"]
             return CredentialProvider(source: "profile '\(name)' (AssumeRole \(role) with \(base.source))") { () throws(ObjectStoreError) in
@@ -196,7 +195,7 @@ package enum CredentialChain {
         }
         if let command = p["credential_process"] {
             let process = ProcessCredentials(command: command, profile: name, environment: env)
-            return CredentialProvider(source: process.name) { () throws(ObjectStoreError) in try process.fetch() }
+            return CredentialProvider(process)
         }
         if p["sso_session"] != nil || p["sso_start_url"] != nil {
             throw .configuration("profile '\(name)' signs in with IAM Identity Center (SSO), which lakecache does not read; add credential_process = aws configure export-credentials --profile \(name) --format process")
@@ -211,7 +210,7 @@ package enum CredentialChain {
 
     /// The region a profile sets (`region` in the config file), for when no option or variable gives one.
     package static func profileRegion(profile: String?, environment env: [String: String]) -> String? {
-        let name = profile ?? env["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
-        return AWSSharedConfig(environment: env).profile(name)["region"].flatMap { $0.isEmpty ? nil : $0 }
+        let name = profile ?? env.nonEmpty("AWS_PROFILE") ?? "default"
+        return AWSSharedConfig(environment: env).profile(name).nonEmpty("region")
     }
 }

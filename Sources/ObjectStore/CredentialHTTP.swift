@@ -9,8 +9,23 @@ import Synchronization
 enum CredentialHTTP {
     private static let transports = Mutex<[String: CurlTransport]>([:])
 
-    /// Sends `request` and waits for the answer.
-    static func fetch(_ request: HTTPRequest, caBundle: String?) -> Result<HTTPResponse, TransportFailure> {
+    /// Sends `request` up to `attempts` times until an answer arrives; when none does, throws the
+    /// configuration error `unreachable` makes of the last transport failure's message.
+    static func send(
+        _ request: HTTPRequest, caBundle: String?, attempts: Int = 1, unreachable: (String) -> String
+    ) throws(ObjectStoreError) -> HTTPResponse {
+        var last = ""
+        for _ in 0..<max(1, attempts) {
+            switch fetch(request, caBundle: caBundle) {
+            case .success(let r): return r
+            case .failure(let f): last = S3Client.error(from: f).message
+            }
+        }
+        throw .configuration(unreachable(last))
+    }
+
+    /// Sends `request` once and waits for the answer.
+    private static func fetch(_ request: HTTPRequest, caBundle: String?) -> Result<HTTPResponse, TransportFailure> {
         let transport = transports.withLock { all -> CurlTransport in
             if let t = all[caBundle ?? ""] { return t }
             var options = TransportOptions()

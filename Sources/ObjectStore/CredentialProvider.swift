@@ -5,6 +5,14 @@ import Synchronization
 import Glibc
 #endif
 
+/// A source that fetches temporary credentials over the network or from a process.
+package protocol CredentialFetching: Sendable {
+    /// What messages call the source.
+    var name: String { get }
+    /// Fetches the credentials now (blocking); the error names the source and never a secret.
+    func fetch() throws(ObjectStoreError) -> Credentials
+}
+
 /// Hands out the credentials that sign requests, and keeps temporary ones fresh.
 ///
 /// Signing calls `current()` on whatever thread builds a request (FUSE workers included), so it only takes
@@ -37,6 +45,11 @@ package final class CredentialProvider: Sendable {
         logger = Logger(label: "lakecache.credentials")
     }
 
+    /// Credentials that `fetching` obtains, named after it; call `start()` for the first fetch.
+    package convenience init(_ fetching: some CredentialFetching) {
+        self.init(source: fetching.name) { () throws(ObjectStoreError) in try fetching.fetch() }
+    }
+
     /// Credentials that `fetch` obtains; call `start()` for the first fetch.
     package init(source: String, logger: Logger = Logger(label: "lakecache.credentials"), fetch: @escaping @Sendable () throws(ObjectStoreError) -> Credentials) {
         self.source = source
@@ -62,15 +75,10 @@ package final class CredentialProvider: Sendable {
         if begin { startRefresher() }
     }
 
-    /// The credentials to sign with now; nil only when the first fetch failed.
+    /// The credentials to sign with now; nil before the first `start()` succeeded. Never fetches: it runs on
+    /// whatever thread builds a request, FUSE workers and the network thread included.
     package func current() -> Credentials? {
-        if let c = state.withLock({ $0.credentials }) { return c }
-        do {
-            try start()
-        } catch {
-            logger.error("no credentials to sign with", metadata: ["source": "\(source)", "error": "\(error.message)"])
-        }
-        return state.withLock { $0.credentials }
+        state.withLock { $0.credentials }
     }
 
     /// The backend refused the credentials as expired or invalid: fetch new ones now rather than at the lead time.

@@ -5,7 +5,7 @@ import Platform
 /// A session token is PUT for first, and every GET carries it. A service that does not know tokens (404,
 /// 405) is asked without one unless `AWS_EC2_METADATA_V1_DISABLED` says not to; a 403 means the instance
 /// has metadata turned off and is final.
-package struct InstanceMetadataCredentials: Sendable {
+package struct InstanceMetadataCredentials: CredentialFetching {
     /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else the IPv4 or IPv6 (`…_ENDPOINT_MODE=IPv6`) address.
     package var endpoint: String
     package var timeoutMilliseconds: Int
@@ -78,13 +78,6 @@ package struct InstanceMetadataCredentials: Sendable {
     }
 
     private func send(_ request: HTTPRequest, what: String) throws(ObjectStoreError) -> HTTPResponse {
-        var last = ""
-        for _ in 0..<attempts {
-            switch CredentialHTTP.fetch(request, caBundle: nil) {
-            case .success(let r): return r
-            case .failure(let f): last = S3Client.error(from: f).message
-            }
-        }
-        throw .configuration("\(name): not reachable for \(what) (\(last))")
+        try CredentialHTTP.send(request, caBundle: nil, attempts: attempts) { "\(name): not reachable for \(what) (\($0))" }
     }
 }

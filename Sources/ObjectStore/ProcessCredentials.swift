@@ -1,7 +1,7 @@
 import Platform
 
 /// `credential_process` in a profile: a command that prints a JSON credentials document (Version 1).
-package struct ProcessCredentials: Sendable {
+package struct ProcessCredentials: CredentialFetching {
     package var command: String
     package var profile: String
     package var environment: [String: String]

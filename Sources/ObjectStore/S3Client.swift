@@ -59,16 +59,7 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
             failure.bucket = op.bucket
             failure.key = op.key
             failure.attempts = attempt
-            // Temporary credentials the backend calls expired: fetch new ones now and sign the retry with them.
-            if Self.isExpiredCredentials(failure), let provider = configuration.credentials, provider.refreshable,
-                attempt < configuration.retry.maxAttempts {
-                provider.rejected()
-                metrics.retries.add(1, ordering: .relaxed)
-                logger.info("credentials refused as expired; refreshing and retrying \(op.name)", metadata: ["attempt": "\(attempt + 1)", "source": "\(provider.source)"])
-                perform(op, sink: sink, attempt: attempt + 1, delay: UInt64(attempt) * 500_000_000, validate: validate, completion: completion)
-                return
-            }
-            if let next = configuration.retry.delay(after: attempt, error: failure, idempotent: op.idempotent) {
+            if let next = retryDelay(after: attempt, failure, op) {
                 metrics.retries.add(1, ordering: .relaxed)
                 logger.debug("retrying \(op.name)", metadata: ["attempt": "\(attempt + 1)", "error": "\(failure)"])
                 perform(op, sink: sink, attempt: attempt + 1, delay: next, validate: validate, completion: completion)
@@ -147,6 +138,18 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
         case .slowDown: return "the backend asked to slow down"
         default: return code.isEmpty ? "HTTP status \(status)" : code
         }
+    }
+
+    /// The delay before the next attempt, nil to give up: the retry policy's, or, when the backend calls
+    /// refreshable credentials expired, a short wait while the provider fetches new ones to sign it with.
+    private func retryDelay(after attempt: Int, _ failure: ObjectStoreError, _ op: Operation) -> UInt64? {
+        guard Self.isExpiredCredentials(failure), let provider = configuration.credentials, provider.refreshable else {
+            return configuration.retry.delay(after: attempt, error: failure, idempotent: op.idempotent)
+        }
+        guard attempt < configuration.retry.maxAttempts else { return nil }
+        provider.rejected()
+        logger.info("credentials refused as expired; refreshing them before the retry", metadata: ["operation": "\(op.name)", "source": "\(provider.source)"])
+        return UInt64(attempt) * 500_000_000
     }
 
     /// Whether `error` is the backend refusing a session token as expired or no longer valid.

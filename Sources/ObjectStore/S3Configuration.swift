@@ -115,20 +115,19 @@ package struct S3Configuration: Sendable {
     package static func resolve(
         endpoint: String?, region: String?, profile: String?, anonymous: Bool, environment: [String: String]
     ) throws(ObjectStoreError) -> S3Configuration {
-        func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-        let resolvedRegion = region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION")
+        let resolvedRegion = region ?? environment.nonEmpty("AWS_REGION") ?? environment.nonEmpty("AWS_DEFAULT_REGION")
             ?? CredentialChain.profileRegion(profile: profile, environment: environment) ?? "us-east-1"
         guard !resolvedRegion.isEmpty, resolvedRegion.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
             throw .configuration("invalid region '\(resolvedRegion)': expected a name such as us-east-1")
         }
-        let url = endpoint ?? env("AWS_ENDPOINT_URL_S3") ?? env("AWS_ENDPOINT_URL") ?? "https://s3.\(resolvedRegion).amazonaws.com"
+        let url = endpoint ?? environment.nonEmpty("AWS_ENDPOINT_URL_S3") ?? environment.nonEmpty("AWS_ENDPOINT_URL") ?? "https://s3.\(resolvedRegion).amazonaws.com"
         let parsed = try Endpoint(parsing: url)
-        if let ca = env("AWS_CA_BUNDLE"), readTextFile(ca) == nil {
+        if let ca = environment.nonEmpty("AWS_CA_BUNDLE"), readTextFile(ca) == nil {
             throw .configuration("AWS_CA_BUNDLE points to \(ca), which cannot be read; fix the path or unset it")
         }
         let provider = try CredentialChain.resolve(profile: profile, region: resolvedRegion, anonymous: anonymous, environment: environment)
         var config = S3Configuration(endpoint: parsed, region: resolvedRegion, provider: provider)
-        config.transport.caBundle = env("AWS_CA_BUNDLE")
+        config.transport.caBundle = environment.nonEmpty("AWS_CA_BUNDLE")
         return config
     }
 }

@@ -15,8 +15,7 @@ package struct STSCredentials: Sendable {
 
     /// The endpoint STS calls go to, from the environment the SDKs read.
     package static func endpoint(environment env: [String: String], region: String) -> String {
-        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
-        return value("AWS_ENDPOINT_URL_STS") ?? value("AWS_ENDPOINT_URL") ?? "https://sts.\(region).amazonaws.com"
+        return env.nonEmpty("AWS_ENDPOINT_URL_STS") ?? env.nonEmpty("AWS_ENDPOINT_URL") ?? "https://sts.\(region).amazonaws.com"
     }
 
     /// Exchanges an OIDC token (EKS IRSA's projected service-account token) for role credentials; unsigned.
@@ -56,11 +55,7 @@ package struct STSCredentials: Sendable {
         var request = HTTPRequest(method: "POST", url: "\(endpoint)\(path)", headers: headers, body: .bytes(body))
         request.connectTimeoutMilliseconds = 5_000
         request.timeoutMilliseconds = 30_000
-        let response: HTTPResponse
-        switch CredentialHTTP.fetch(request, caBundle: caBundle) {
-        case .success(let r): response = r
-        case .failure(let f): throw .configuration("\(what) failed: \(S3Client.error(from: f).message)")
-        }
+        let response = try CredentialHTTP.send(request, caBundle: caBundle) { "\(what) failed: \($0)" }
         let root = try? XMLElement.parse(response.body)
         guard response.status == 200 else {
             let error = root?.child("Error")

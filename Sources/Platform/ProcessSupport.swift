@@ -51,3 +51,12 @@ package func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+extension Dictionary where Key == String, Value == String {
+    /// The value of an environment variable (or a setting), nil when it is unset or empty: the AWS tools
+    /// treat `VAR=` as unset.
+    package func nonEmpty(_ name: String) -> String? {
+        guard let v = self[name], !v.isEmpty else { return nil }
+        return v
+    }
+}

@@ -63,10 +63,9 @@ package func runShellCommand(_ command: String, environment: [String: String], t
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { continue }
         for i in 0..<2 where fds[i].fd >= 0 && fds[i].revents != 0 {
-            let got = buffer.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress, $0.count) }
-            if got < 0 && errno == EINTR { continue }
-            if got <= 0 {
-                close(fds[i].fd)
+            let result = buffer.withUnsafeMutableBytes { Syscall.read(fds[i].fd, $0.baseAddress!, $0.count) }
+            guard case .success(let got) = result, got > 0 else {
+                Syscall.close(fds[i].fd)
                 fds[i].fd = -1
                 open -= 1
                 continue
@@ -78,7 +77,7 @@ package func runShellCommand(_ command: String, environment: [String: String], t
             }
         }
     }
-    for f in fds where f.fd >= 0 { close(f.fd) }
+    for f in fds where f.fd >= 0 { Syscall.close(f.fd) }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     if !outcome.timedOut && (status & 0x7f) == 0 { outcome.exitStatus = (status >> 8) & 0xff }

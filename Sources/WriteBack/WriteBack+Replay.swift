@@ -65,7 +65,20 @@ extension WriteBack {
                 report.unusable.append(record.id)
                 continue
             }
-            if let id = record.uploadID, await completedBeforeCrash(store.client, record, uploadID: id, fd: fd, size: size) {
+            // One ListParts per upload: its parts are reused below, and NoSuchUpload asks whether the store
+            // completed the upload after the crash.
+            var listed: [PartInfo]?
+            var gone = false
+            if let id = record.uploadID {
+                do {
+                    listed = try await store.client.listParts(bucket: record.bucket, key: record.key, uploadID: id)
+                } catch let e as ObjectStoreError where e.kind == .noSuchUpload {
+                    gone = true
+                } catch {
+                    // Unanswered: the parts are uploaded again, as for an upload the store no longer has.
+                }
+            }
+            if gone, await completedBeforeCrash(store.client, record, fd: fd, size: size) {
                 logger.info("the store completed this upload after the daemon stopped; nothing is uploaded again", metadata: ["key": "\(record.key)", "bytes": "\(size)"])
                 Syscall.close(fd)
                 _ = Syscall.unlink(path)
@@ -83,8 +96,8 @@ extension WriteBack {
             state.lastUse = monotonicSeconds()
             state.highWater = size
             let file = StagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors)
-            if let id = record.uploadID {
-                report.reusedParts += await adoptParts(file, uploadID: id)
+            if let id = record.uploadID, let listed {
+                report.reusedParts += adoptParts(file, uploadID: id, parts: listed)
             }
             lock.withLock { r in
                 r.files[file.id] = file
@@ -101,18 +114,11 @@ extension WriteBack {
         return report
     }
 
-    /// Whether `uploadID` is gone because the store completed it with exactly the staged bytes: ListParts
-    /// answers NoSuchUpload, and the key's ETag is the multipart ETag of the staged file cut into its parts
-    /// (the MD5 of the parts' MD5s, then `-N`). An upload aborted instead, or completed with other bytes, or
-    /// overwritten since, does not match, and is uploaded again as before.
-    private func completedBeforeCrash(_ store: any ObjectStore, _ record: JournalRecord, uploadID: String, fd: Int32, size: Int64) async -> Bool {
-        do {
-            _ = try await store.listParts(bucket: record.bucket, key: record.key, uploadID: uploadID)
-            return false
-        } catch let e as ObjectStoreError where e.kind == .noSuchUpload {
-        } catch {
-            return false
-        }
+    /// Whether a multipart upload ListParts no longer knows (NoSuchUpload) is gone because the store completed
+    /// it with exactly the staged bytes: the key's ETag is the multipart ETag of the staged file cut into its
+    /// parts (the MD5 of the parts' MD5s, then `-N`). An upload aborted instead, or completed with other bytes,
+    /// or overwritten since, does not match, and is uploaded again as before.
+    private func completedBeforeCrash(_ store: any ObjectStore, _ record: JournalRecord, fd: Int32, size: Int64) async -> Bool {
         guard let head = try? await store.headObject(bucket: record.bucket, key: record.key), head.size == size else { return false }
         let parts = geometry.partCount(fileSize: size)
         var digests: [UInt8] = []
@@ -128,10 +134,9 @@ extension WriteBack {
         return etag == expected
     }
 
-    /// Keeps the parts of `uploadID` whose ETag is the MD5 of the staged bytes; returns how many.
-    private func adoptParts(_ f: StagedFile, uploadID: String) async -> Int {
-        let (bucket, key, size) = (f.s.bucket, f.s.key, f.s.size)
-        guard let parts = try? await f.store.client.listParts(bucket: bucket, key: key, uploadID: uploadID) else { return 0 }
+    /// Keeps the listed parts of `uploadID` whose ETag is the MD5 of the staged bytes; returns how many.
+    private func adoptParts(_ f: StagedFile, uploadID: String, parts: [PartInfo]) -> Int {
+        let size = f.s.size
         var kept = 0
         f.s.uploadID = uploadID
         f.s.uploadMetadata = f.s.metadata

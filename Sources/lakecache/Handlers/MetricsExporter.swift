@@ -108,8 +108,9 @@ final class MetricsExporter: Sendable {
                 }
                 counter(r, "lakecache_backend_errors_total", [("link", name)], "Requests that failed after their retries (not-found answers to lookups excluded).", Int64(requests.errors.load(ordering: .relaxed)))
             }
-            gauge(r, "lakecache_link_cache_bytes", [("link", name), ("tier", "memory")], "Cached bytes of the link's objects, by tier.", Double(u.memoryBytes))
-            gauge(r, "lakecache_link_cache_bytes", [("link", name), ("tier", "disk")], "Cached bytes of the link's objects, by tier.", Double(u.diskBytes))
+            for (tier, bytes) in [("memory", u.memoryBytes), ("disk", u.diskBytes)] {
+                gauge(r, "lakecache_link_cache_bytes", [("link", name), ("tier", tier)], "Cached bytes of the link's objects, by tier.", Double(bytes))
+            }
             counter(r, "lakecache_link_reads_total", [("link", name)], "Reads of the link's files.", Int64(u.reads))
             counter(r, "lakecache_link_read_hits_total", [("link", name)], "Reads of the link's files answered from a cache tier.", Int64(u.readHits))
             gauge(r, "lakecache_uploads_pending", [("link", name)], "Files written and closed whose upload is not durable yet.", Double(u.uploads.pendingFiles))
@@ -134,9 +135,9 @@ final class MetricsExporter: Sendable {
         for state in ["running", "done", "failed", "cancelled"] {
             gauge(r, "lakecache_warmup_jobs", [("state", state)], "Warmup jobs the daemon tracks (running ones and the last 200 finished), by state.", Double(jobs[state] ?? 0))
         }
-        gauge(r, "lakecache_warmup_bytes", [("kind", "done")], "Bytes of the tracked warmup jobs: cached so far (done), asked for (total), fetched from the bucket (fetched).", Double(done))
-        gauge(r, "lakecache_warmup_bytes", [("kind", "total")], "Bytes of the tracked warmup jobs: cached so far (done), asked for (total), fetched from the bucket (fetched).", Double(total))
-        gauge(r, "lakecache_warmup_bytes", [("kind", "fetched")], "Bytes of the tracked warmup jobs: cached so far (done), asked for (total), fetched from the bucket (fetched).", Double(fetched))
+        for (kind, bytes) in [("done", done), ("total", total), ("fetched", fetched)] {
+            gauge(r, "lakecache_warmup_bytes", [("kind", kind)], "Bytes of the tracked warmup jobs: cached so far (done), asked for (total), fetched from the bucket (fetched).", Double(bytes))
+        }
         gauge(r, "lakecache_warmup_failed_files", [], "Files the tracked warmup jobs could not cache.", Double(failures))
 
         if let e = p.events {
