@@ -133,6 +133,6 @@ let package = Package(
         .testTarget(name: "MountConfigTests", dependencies: ["MountConfig", "ObjectStore", "Platform"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Filesystem", "ObjectStore", "Platform", "Control", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Platform", "ObjectStore", "CSpawn"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Platform", "ObjectStore", "WriteBack", "CSpawn"]),
     ]
 )

@@ -22,6 +22,10 @@ package struct JournalRecord: Sendable, Equatable {
     package var metadata: [String: String]
     /// Wall-clock seconds when the record was first written.
     package var created: Int64
+    /// The boot id while the staged bytes were only in the page cache (`kernel` durability, before the
+    /// background fdatasync); nil once they are on the device. Replay after a reboot does not upload such a
+    /// record: the power cut may have taken some of the bytes.
+    package var unsyncedBoot: String? = nil
 }
 
 /// The crash-safe list of pending objects: one small file per record, replaced atomically.
@@ -48,9 +52,23 @@ package final class Journal: Sendable {
         }
     }
 
+    /// Writes the record `snapshot` returns unless it returns nil (the record was dropped meanwhile: a
+    /// removal takes the same lock, so a late rewrite never brings a finished record back).
+    package func rewrite(_ snapshot: () -> JournalRecord?) -> Result<Void, Errno> {
+        writing.withLock { _ in
+            guard let record = snapshot() else { return .success(()) }
+            return Syscall.writeFileAtomically(path(record.id), Array(Self.encode(record).utf8), directory: directory)
+        }
+    }
+
     /// Deletes a record; the directory is not fsynced, since replaying a finished record only re-uploads it.
     package func remove(_ id: String) {
-        _ = Syscall.unlink(path(id))
+        writing.withLock { _ in _ = Syscall.unlink(path(id)) }
+    }
+
+    /// Moves a record aside under `suffix` (`.damaged`, `.lost`), where replay no longer reads it.
+    package func setAside(_ id: String, suffix: String) {
+        writing.withLock { _ in _ = Syscall.rename(path(id), path(id) + suffix) }
     }
 
     /// Every readable record, and the names of record files that failed their checksum.
@@ -81,6 +99,8 @@ package final class Journal: Sendable {
         ]
         if !r.store.isEmpty { lines.append("store \(URIEncoding.encode(r.store))") }
         if let u = r.uploadID { lines.append("upload \(URIEncoding.encode(u))") }
+        // Only records of unsynced bytes carry the line, so a synced record reads the same to older builds.
+        if let boot = r.unsyncedBoot { lines.append("unsynced \(URIEncoding.encode(boot))") }
         for (k, v) in r.metadata.sorted(by: { $0.key < $1.key }) { lines.append("meta \(URIEncoding.encode(k)) \(URIEncoding.encode(v))") }
         for p in r.parts { lines.append("part \(p.partNumber) \(URIEncoding.encode(p.etag))") }
         let body = lines.joined(separator: "\n") + "\n"
@@ -108,6 +128,7 @@ package final class Journal: Sendable {
             case "size": r.size = Int64(f[1]) ?? -1
             case "created": r.created = Int64(f[1]) ?? 0
             case "upload": r.uploadID = URIEncoding.decode(f[1])
+            case "unsynced": r.unsyncedBoot = URIEncoding.decode(f[1])
             case "meta" where f.count == 3: r.metadata[URIEncoding.decode(f[1]) ?? ""] = URIEncoding.decode(f[2]) ?? ""
             case "part" where f.count == 3: r.parts.append(CompletedPart(partNumber: Int(f[1]) ?? 0, etag: URIEncoding.decode(f[2]) ?? ""))
             default: return nil

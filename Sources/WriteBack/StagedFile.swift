@@ -38,14 +38,16 @@ package final class StagedFile: @unchecked Sendable {
 
     private let open: Mutex<Open>
 
-    init(id: String, store: Store, descriptor: Int32, path: String, state: FileState, capture: PartCapture, descriptors: DescriptorCache) {
+    /// `direct`: stage page-aligned writes with `O_DIRECT` when the filesystem takes it (at `device`
+    /// durability); otherwise every write goes through the page cache.
+    init(id: String, store: Store, descriptor: Int32, path: String, state: FileState, capture: PartCapture, descriptors: DescriptorCache, direct useDirect: Bool = true) {
         self.id = id
         self.store = store
         self.path = path
         self.s = state
         self.capture = capture
         self.descriptors = descriptors
-        let direct = (try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1
+        let direct = useDirect ? ((try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1) : -1
         supportsDirect = direct >= 0
         open = Mutex(Open(plain: descriptor, direct: direct))
         descriptors.opened(self)
@@ -206,6 +208,9 @@ struct FileState {
     var etag: String?
     var finishing = false
     var journaled = false
+    /// The newest generation whose staged bytes were fdatasynced; a record of a newer committed one says
+    /// its bytes may be only in the page cache (`kernel` durability).
+    var syncedGeneration: UInt64 = 0
     var cancelled = false
     var failure: UploadFailure?
     var attempts = 0

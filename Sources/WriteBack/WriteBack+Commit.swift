@@ -9,8 +9,10 @@ extension WriteBack {
     /// Makes the file's current state the one the bucket must get.
     ///
     /// `sync`: returns once the object is durable, or throws the upload's failure (EIO to the application).
-    /// Async: fdatasyncs the staged bytes and journals the object before returning, so that kill -9 or a power
-    /// cut afterwards loses nothing; the upload finishes in the background.
+    /// Async, at `device` durability: fdatasyncs the staged bytes and journals the object before returning, so
+    /// that kill -9 or a power cut afterwards loses nothing. At `kernel` durability: journals the object and
+    /// returns, with the bytes in the page cache (kill -9 loses nothing); the fdatasync follows in the
+    /// background (`syncInBackground`). The upload finishes in the background.
     package func commit(_ f: StagedFile, sync: Bool) async throws {
         let generation = lock.withLock { r -> UInt64? in
             guard !f.s.cancelled, f.s.generation > f.s.durable else { return nil }
@@ -32,14 +34,56 @@ extension WriteBack {
             try await waitDurable(f, generation: generation)
             return
         }
-        if case .failure(let e) = f.withDescriptor({ Syscall.fdatasync($0) }) {
-            throw WriteBackError("cannot sync staging file \(f.path): \(e)", errno: e.rawValue)
+        let device = options.closeDurability == .device
+        if device {
+            if case .failure(let e) = f.withDescriptor({ Syscall.fdatasync($0) }) {
+                throw WriteBackError("cannot sync staging file \(f.path): \(e)", errno: e.rawValue)
+            }
+            lock.withLock { _ in f.s.syncedGeneration = max(f.s.syncedGeneration, generation) }
         }
         if case .failure(let e) = journal.write({ lock.withLock { _ in makeRecord(f) } }) {
             throw WriteBackError("cannot write journal record in \(journal.directory): \(e); the cache disk may be full", errno: e.rawValue)
         }
         lock.withLock { _ in f.s.journaled = true }
         pump()
+        if !device { syncInBackground(f, generation: generation) }
+    }
+
+    /// fdatasyncs `f`'s staged bytes on the staging-sync thread, then marks its record synced: from then on
+    /// a power cut no longer loses the object. Syncs are taken in commit order, one at a time, so a burst of
+    /// closes does not put a burst of flushes on the device.
+    func syncInBackground(_ f: StagedFile, generation: UInt64) {
+        stagingSyncs.submit { [self] in
+            guard lock.withLock({ _ in !f.s.cancelled && f.s.syncedGeneration < generation }) else { return }
+            markSynced(f, generation: generation)
+        }
+    }
+
+    /// fdatasyncs `f` and, when its record still names unsynced bytes of `generation` or older, rewrites it.
+    func markSynced(_ f: StagedFile, generation: UInt64) {
+        if case .failure(let e) = f.withDescriptor({ Syscall.fdatasync($0) }) {
+            // The bytes stay in the page cache and still upload; only a power cut would now lose them.
+            logger.error("cannot sync staging file; its record stays unsynced until the upload is done", metadata: [
+                "key": "\(lock.withLock { _ in f.s.key })", "staging": "\(f.path)", "error": "\(e)",
+            ])
+            return
+        }
+        lock.withLock { _ in f.s.syncedGeneration = max(f.s.syncedGeneration, generation) }
+        let result = journal.rewrite {
+            lock.withLock { _ in f.s.journaled && f.s.pending && !f.s.cancelled ? makeRecord(f) : nil }
+        }
+        if case .failure(let e) = result {
+            logger.error("cannot mark a journal record synced", metadata: ["record": "\(f.id)", "error": "\(e)"])
+        }
+    }
+
+    /// Syncs every file whose record still names unsynced bytes, as an unmount must: a reboot after a clean
+    /// unmount loses nothing.
+    package func syncAll() {
+        let files = lock.withLock { r in
+            r.files.values.filter { $0.s.journaled && $0.s.pending && $0.s.syncedGeneration < $0.s.committed }.map { ($0, $0.s.committed) }
+        }
+        for (f, generation) in files { markSynced(f, generation: generation) }
     }
 
     /// Commits if needed and waits until the bucket holds the file as it is now (fsync, in both modes).

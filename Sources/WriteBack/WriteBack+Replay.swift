@@ -21,6 +21,9 @@ package struct ReplayReport: Sendable {
     /// Acknowledged objects whose multipart upload the store completed after the daemon stopped (the
     /// completion was in flight at the crash): the bucket holds exactly the staged bytes, nothing is sent again.
     package var completedBeforeCrash = 0
+    /// Acknowledged objects whose staged bytes were still only in the page cache (`kernel` durability) when
+    /// the machine went down: not uploaded, their keys in the bucket left as they were, the record set aside.
+    package var lostInPowerCut: [UploadTarget] = []
     package init() {}
 }
 
@@ -59,6 +62,21 @@ extension WriteBack {
                 journal.remove(record.id)
                 continue
             }
+            if let boot = record.unsyncedBoot, boot != options.bootID {
+                // Written at `kernel` durability, and the machine went down before the background sync: the
+                // staged file may hold zeros or stale pages where the power cut took bytes. Uploading it
+                // would put a torn object in the bucket.
+                logger.error("an acknowledged object was lost in a power cut: its bytes were in the page cache, not yet on the device (close-durability kernel); the bucket keeps what it had, write the object again", metadata: [
+                    "bucket": "\(record.bucket)", "key": "\(record.key)", "bytes": "\(record.size)", "record": "\(journal.path(record.id)).lost",
+                ])
+                if let id = record.uploadID { _ = try? await store.client.abortMultipartUpload(bucket: record.bucket, key: record.key, uploadID: id) }
+                _ = Syscall.unlink(path)
+                journal.setAside(record.id, suffix: ".lost")
+                let target = UploadTarget(store: record.store, bucket: record.bucket, key: record.key)
+                report.lostInPowerCut.append(target)
+                lock.withLock { $0.lostInPowerCut.append(target) }
+                continue
+            }
             guard case .success(let fd) = Syscall.open(path, O_RDWR), case .success(let size) = Syscall.fileSize(fd), size == record.size else {
                 logger.error("staged bytes of an acknowledged object are missing or the wrong size; record kept aside", metadata: ["key": "\(record.key)", "staging": "\(path)"])
                 _ = Syscall.rename(journal.path(record.id), journal.path(record.id) + ".damaged")
@@ -90,14 +108,28 @@ extension WriteBack {
             let mtime = metadata.removeValue(forKey: "mtime").flatMap(MetadataTime.parse) ?? Timestamp(seconds: record.created)
             var state = FileState(bucket: record.bucket, key: record.key, size: size, mtime: mtime, metadata: metadata)
             state.committed = state.generation
+            if record.unsyncedBoot != nil {
+                // The same boot: the daemon died, the kernel kept the pages. Put them on the device now, so
+                // the record below can say so.
+                if case .failure(let e) = Syscall.fdatasync(fd) {
+                    logger.error("cannot sync a replayed staging file; its record stays unsynced", metadata: ["key": "\(record.key)", "error": "\(e)"])
+                } else {
+                    state.syncedGeneration = state.generation
+                }
+            } else {
+                state.syncedGeneration = state.generation
+            }
             state.journaled = true
             state.committedAt = monotonicSeconds()
             state.created = record.created
             state.lastUse = monotonicSeconds()
             state.highWater = size
-            let file = StagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors)
+            let file = StagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors, direct: options.closeDurability == .device)
             if let id = record.uploadID, let listed {
                 report.reusedParts += adoptParts(file, uploadID: id, parts: listed)
+            }
+            if record.unsyncedBoot != nil && state.syncedGeneration > 0 {
+                _ = journal.write { lock.withLock { _ in makeRecord(file) } }
             }
             lock.withLock { r in
                 r.files[file.id] = file

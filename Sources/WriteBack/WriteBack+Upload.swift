@@ -297,6 +297,7 @@ extension WriteBack {
             id: f.id, store: f.store.name, bucket: f.s.bucket, key: f.s.key, state: f.s.pending ? .committed : .open, size: f.s.size,
             uploadID: f.s.uploadID,
             parts: f.s.uploaded.keys.sorted().map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]!.etag) },
-            metadata: f.s.uploadHeaders, created: f.s.created)
+            metadata: f.s.uploadHeaders, created: f.s.created,
+            unsyncedBoot: f.s.pending && f.s.syncedGeneration < f.s.committed ? options.bootID : nil)
     }
 }

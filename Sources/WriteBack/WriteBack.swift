@@ -35,6 +35,10 @@ package struct WriteBackOptions: Sendable {
     static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Uploaded files kept on disk for reads, in bytes (least recently used go first).
     package var residentBytes: Int64 = 8 << 30
+    /// What an async commit secures before it returns (see `CloseDurability`).
+    package var closeDurability = CloseDurability.device
+    /// This boot's id, written into records whose bytes are not yet synced (see `BootID`).
+    package var bootID = BootID.current() ?? ""
     /// The resident bound now, when it moves (the mount's pin budget less what `pin` holds); overrides
     /// `residentBytes`.
     package var residentBudget: (@Sendable () -> Int64)?
@@ -54,6 +58,8 @@ package struct UploadStats: Sendable {
     package var oldestPendingSeconds: Double?
     package var failures: [(key: String, failure: UploadFailure)] = []
     package var completedUploads = 0
+    /// Acknowledged objects lost in a power cut before their bytes were synced (`kernel` durability).
+    package var lostInPowerCut: [UploadTarget] = []
     package var residentFiles = 0
     package var residentBytes: Int64 = 0
     package init() {}
@@ -89,6 +95,8 @@ package final class WriteBack: @unchecked Sendable {
     let staging: StagingWriter
     /// Serves reads of staged and resident files (see `read(_:offset:size:reply:)`).
     let stagedReads: IOThreadPool
+    /// fdatasyncs files committed at `kernel` durability, in commit order, and marks their records synced.
+    let stagingSyncs: IOThreadPool
 
     struct Registry {
         var files: [String: StagedFile] = [:]
@@ -97,6 +105,8 @@ package final class WriteBack: @unchecked Sendable {
         var inFlight = 0
         var completedUploads = 0
         var stopped = false
+        /// Acknowledged objects replay found lost in a power cut (`kernel` durability), for `status`.
+        var lostInPowerCut: [UploadTarget] = []
     }
 
     struct Hooks {
@@ -128,6 +138,7 @@ package final class WriteBack: @unchecked Sendable {
         staging = StagingWriter(limit: 32 << 20, threads: 2, buffers: buffers)
         // Several, so the kernel's concurrent readahead requests reach the device together.
         stagedReads = IOThreadPool(threads: 4, name: "staged-read")
+        stagingSyncs = IOThreadPool(threads: 1, name: "staging-sync")
         stagingDirectory = options.directory + "/staging"
         journal = Journal(directory: options.directory + "/journal")
         for dir in [stagingDirectory, journal.directory] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
@@ -147,9 +158,10 @@ package final class WriteBack: @unchecked Sendable {
     func notifyDurable(_ f: StagedFile, key: String, etag: String, size: Int64) { hooks.withLock { $0.durable }?(f, key, etag, size) }
     func notifyEvicted(_ f: StagedFile, key: String) { hooks.withLock { $0.evicted }?(f, key) }
 
-    /// Stops background work; pending uploads stay journaled.
+    /// Stops background work; pending uploads stay journaled, their staged bytes synced.
     package func shutdown() {
         lock.withLock { $0.stopped = true }
+        syncAll()
     }
 
     // MARK: - Files
@@ -179,7 +191,7 @@ package final class WriteBack: @unchecked Sendable {
         var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
         state.lastUse = monotonicSeconds()
         state.created = wallClock().seconds
-        let file = StagedFile(id: id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors)
+        let file = StagedFile(id: id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors, direct: options.closeDurability == .device)
         lock.withLock { $0.files[id] = file }
         return file
     }
@@ -319,6 +331,7 @@ package final class WriteBack: @unchecked Sendable {
         return lock.withLock { r in
             var st = UploadStats()
             st.completedUploads = r.completedUploads
+            st.lostInPowerCut = r.lostInPowerCut.filter(matching)
             for f in r.files.values where !f.s.cancelled && matching(UploadTarget(store: f.store.name, bucket: f.s.bucket, key: f.s.key)) {
                 if f.s.writers > 0 { st.openForWriting += 1 }
                 if f.s.pending {

@@ -113,9 +113,16 @@ struct StatusCommand: AsyncParsableCommand {
               disk tier    \(size(num(["cache", "disk", "bytes"]))) of \(size(num(["cache", "disk", "capacity"])))   hits \(Int(num(["cache", "disk", "hits"])))  corrupt \(Int(num(["cache", "disk", "corrupt_blocks"])))
               backend      \(requests.isEmpty ? "no requests" : requests)
                            in \(size(num(["backend", "bytes_in"])))  out \(size(num(["backend", "bytes_out"])))  errors \(Int(num(["backend", "errors"])))  retries \(Int(num(["backend", "retries"])))
-              uploads      pending \(Int(num(["uploads", "pending"])))  failed \(Int(num(["uploads", "failed"])))
+              uploads      pending \(Int(num(["uploads", "pending"])))  failed \(Int(num(["uploads", "failed"])))  close durability \(r["close_durability"]?.string ?? "device")\(lostLines(r))
               namespace    skipped keys \(Int(num(["namespace", "skipped_keys"])))  shadowed files \(Int(num(["namespace", "shadowed_files"])))
             """ + credentialLines(r["credentials"]) + eventLines(r) + linkLines(r)
+    }
+
+    /// Objects replay found lost in a power cut (`kernel` close durability), one line each.
+    static func lostLines(_ r: JSONValue) -> String {
+        guard case .array(let lost)? = r["uploads"]?["lost_in_power_cut"], !lost.isEmpty else { return "" }
+        return "\n               LOST IN A POWER CUT (close-durability kernel; write them again): "
+            + lost.map { "s3://\($0["bucket"]?.string ?? "?")/\($0["key"]?.string ?? "?")" }.joined(separator: ", ")
     }
 
     /// Where a one-URL mount's credentials come from, and their expiry and refreshes when they are temporary.

@@ -35,6 +35,7 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Bound of the disk tier, e.g. 200G (default 100G).") var cacheSize: String?
     @Option(help: "Bound of the memory tier, e.g. 2G (default 1G).") var memoryCache: String?
     @Option(help: "Close mode for written files: async or sync (default async).") var writeMode: String?
+    @Option(help: "What an async close() secures: device (bytes and journal record fdatasynced; survives a power cut) or kernel (bytes in the page cache, synced just after; survives kill -9). Default device.") var closeDurability: String?
     @Option(help: "Multipart part size for the first 1,000 parts (doubling every 1,000 after), e.g. 16M (default 16M).") var partSize: String?
     @Option(help: "Upload parts in flight across all files (default 8).") var uploadConcurrency: Int?
     @Option(help: "Metadata cache lifetime in seconds, or 'indefinite' for immutable data (default 60).") var metadataTtl: String?

@@ -103,6 +103,8 @@ final class MountDaemon: @unchecked Sendable {
             var wb = WriteBackOptions(directory: plan.cacheDir)
             wb.partSize = plan.partSize
             wb.concurrency = plan.uploadConcurrency
+            wb.closeDurability = plan.closeDurability
+            wb.bootID = plan.bootID
             // Files written here stay resident (the newest checkpoint first) within the pin budget, beside
             // what `lakecache pin` holds.
             wb.residentBytes = disk.pinBudget
@@ -118,12 +120,13 @@ final class MountDaemon: @unchecked Sendable {
             // Acknowledged writes from before a crash go first: reads of those paths must see them.
             replayed = await writeBack!.replay()
             if !replayed.resumed.isEmpty || replayed.abortedUploads > 0 || !replayed.unusable.isEmpty || !replayed.waitingForStore.isEmpty
-                || replayed.completedBeforeCrash > 0 {
+                || replayed.completedBeforeCrash > 0 || !replayed.lostInPowerCut.isEmpty {
                 logger.info("journal replayed", metadata: [
                     "resumed": "\(replayed.resumed.count)", "reused_parts": "\(replayed.reusedParts)",
                     "aborted_uploads": "\(replayed.abortedUploads)", "unusable_records": "\(replayed.unusable.count)",
                     "waiting_for_a_store": "\(replayed.waitingForStore.count)",
                     "completed_by_the_store": "\(replayed.completedBeforeCrash)",
+                    "lost_in_power_cut": "\(replayed.lostInPowerCut.count)",
                 ])
             }
         }

@@ -4,6 +4,7 @@ import Filesystem
 import MountConfig
 import ObjectStore
 import Platform
+import WriteBack
 
 #if canImport(Glibc)
 import Glibc
@@ -56,6 +57,10 @@ struct MountPlan {
     var metadataReadAhead: Int
     /// Bytes pinned files may hold in the disk tier; nil for half of it.
     var pinBudget: Int64? = nil
+    /// What an async close secures before it returns.
+    var closeDurability = CloseDurability.device
+    /// This boot's id (`LAKECACHE_BOOT_ID` overrides it, for tests that simulate a reboot).
+    var bootID = ""
     /// The events endpoint, when asked for.
     var events: EventsPlan? = nil
     /// Where `/metrics` is served, when asked for.
@@ -110,10 +115,13 @@ struct MountPlan {
         let dirMode = try mode(cmd.dirMode, option: "--dir-mode") ?? s.dirMode ?? 0o755
         let links = try linkPlans(cmd, url: url, file: file)
         let events = try eventsPlan(cmd, s)
-        // Only today's durability is built: close() returns after fdatasync of the staged file and its journal
-        // record. A config that asks for less must not be taken silently.
-        if s.closeDurability == "kernel" {
-            throw usage("close-durability: kernel (close at page-cache speed) is not supported yet; remove it, or give device (what close() does today: fdatasync before it returns)")
+        let durabilityText = cmd.closeDurability ?? s.closeDurability ?? "device"
+        guard let closeDurability = CloseDurability(rawValue: durabilityText) else {
+            throw usage("invalid --close-durability '\(durabilityText)': expected device (close() waits for the device) or kernel (close() waits for the page cache)")
+        }
+        let bootID = getenv("LAKECACHE_BOOT_ID").map { String(cString: $0) } ?? BootID.current() ?? ""
+        if closeDurability == .kernel && bootID.isEmpty {
+            throw usage("--close-durability kernel needs the boot id (/proc/sys/kernel/random/boot_id) to tell a power cut from a crash after one, and it cannot be read; mount /proc, or use --close-durability device")
         }
         var metrics: ListenAddress?
         if let text = cmd.metricsAddress ?? s.metricsAddress {
@@ -132,7 +140,7 @@ struct MountPlan {
             fileMode: fileMode, dirMode: dirMode,
             foreground: cmd.foreground, blockSize: Int(blockSize), fuseThreads: fuseThreads,
             kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, metadataReadAhead: metadataReadAhead, pinBudget: pinBudget,
-            events: events, metrics: metrics)
+            closeDurability: closeDurability, bootID: bootID, events: events, metrics: metrics)
     }
 
     /// The events endpoint's address, token and SNS mode; nil when no address is given.
@@ -292,6 +300,7 @@ struct MountPlan {
                 case "cache_size", "cache-size": cmd.cacheSize = try need()
                 case "memory_cache", "memory-cache": cmd.memoryCache = try need()
                 case "write_mode", "write-mode": cmd.writeMode = try need()
+                case "close_durability", "close-durability": cmd.closeDurability = try need()
                 case "metadata_ttl", "metadata-ttl": cmd.metadataTtl = try need()
                 case "negative_ttl", "negative-ttl": cmd.negativeTtl = try need()
                 case "file_mode", "file-mode": cmd.fileMode = try need()

@@ -37,7 +37,7 @@ import Platform
         #expect(help.status == 0)
         for sub in ["mount", "unmount", "status", "flush"] { #expect(help.stdout.contains(sub)) }
         let mountHelp = try run(["mount", "--help"]).stdout
-        for option in ["--endpoint", "--region", "--profile", "--no-sign-request", "--cache-dir", "--cache-size", "--memory-cache", "--write-mode", "--metadata-ttl", "--read-only", "--allow-other", "--foreground"] {
+        for option in ["--endpoint", "--region", "--profile", "--no-sign-request", "--cache-dir", "--cache-size", "--memory-cache", "--write-mode", "--close-durability", "--metadata-ttl", "--read-only", "--allow-other", "--foreground"] {
             #expect(mountHelp.contains(option), "mount --help lacks \(option)")
         }
     }
@@ -51,6 +51,7 @@ import Platform
             (["mount", "s3://Bad_Bucket", mp], "invalid bucket name 'Bad_Bucket'", 64),
             (["mount", "s3://bucket", mp, "--endpoint", "ftp://x"], "invalid endpoint URL 'ftp://x'", 64),
             (["mount", "s3://bucket", mp, "--write-mode", "later"], "invalid --write-mode 'later'", 64),
+            (["mount", "s3://bucket", mp, "--close-durability", "disk"], "invalid --close-durability 'disk'", 64),
             (["mount", "s3://bucket", mp, "--metadata-ttl", "soon"], "invalid --metadata-ttl 'soon'", 64),
             (["mount", "s3://bucket", mp, "--cache-size", "lots"], "invalid size 'lots'", 64),
             (["mount", "s3://bucket", mp, "-o", "ro,bogus=1"], "unknown mount option 'bogus'", 64),

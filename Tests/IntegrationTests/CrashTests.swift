@@ -10,9 +10,9 @@ struct CrashTests {
     init() throws { try Servers.requireServers() }
 
     /// Writes files, kills the daemon at a random moment after the last close, remounts, flushes, verifies.
-    func cycles(_ s3: S3Client, endpoint: String, count: Int, big: Int) async throws {
+    func cycles(_ s3: S3Client, endpoint: String, count: Int, big: Int, extra: [String] = []) async throws {
         let bucket = try await freshBucket(s3, "crash")
-        let mount = TestMount(bucket: bucket, endpoint: endpoint, extra: ["--part-size", "5M"])
+        let mount = TestMount(bucket: bucket, endpoint: endpoint, extra: ["--part-size", "5M"] + extra)
         var expected: [String: [UInt8]] = [:]
         var rng = SystemRandomNumberGenerator()
         for cycle in 0..<count {
@@ -42,6 +42,12 @@ struct CrashTests {
 
     @Test func benchStoreCrashes() async throws {
         try await cycles(Servers.bench, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), count: 12, big: 12 << 20)
+    }
+
+    /// The same at `kernel` close durability: close() returned with the bytes in the page cache only, and a
+    /// daemon killed then loses nothing (the kernel keeps the pages; the next mount syncs and uploads them).
+    @Test func benchStoreCrashesAtKernelDurability() async throws {
+        try await cycles(Servers.bench, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), count: 6, big: 12 << 20, extra: ["--close-durability", "kernel"])
     }
 
     @Test func motoCrashes() async throws {

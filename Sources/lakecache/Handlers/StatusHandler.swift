@@ -83,6 +83,7 @@ enum StatusHandler {
                 ("bytes_in", n64(bytesIn)), ("bytes_out", n64(bytesOut)), ("errors", n(errors)), ("retries", n(retries)),
             ])),
             ("uploads", uploads(p.writeBack?.stats() ?? UploadStats())),
+            ("close_durability", .string(p.plan.closeDurability.rawValue)),
             ("namespace", .object([
                 ("inodes", n(sizes.nodes)), ("cached_listing_entries", n(sizes.listingEntries)), ("open_files", n(sizes.openFiles)),
                 ("skipped_keys", n(skipped)), ("shadowed_files", n(shadowed)),
@@ -153,6 +154,7 @@ enum StatusHandler {
             ("failures", .array(u.failures.map { f in
                 .object([("key", .string(f.key)), ("error", .string(f.failure.message)), ("permanent", .bool(f.failure.permanent))])
             })),
+            ("lost_in_power_cut", .array(u.lostInPowerCut.map { .object([("bucket", .string($0.bucket)), ("key", .string($0.key))]) })),
         ])
     }
 }
