@@ -26,6 +26,10 @@ package final class StagedFile: @unchecked Sendable {
     /// then reach the device without filling the page cache, so the fdatasync at close has almost nothing
     /// left to write and the writer is never throttled behind dirty-page writeback.
     let supportsDirect: Bool
+    /// Whether `write` queues whole pages for the staging threads (`StagingWriter`): with `O_DIRECT`, or at
+    /// `kernel` durability, where the threads write them into the page cache. Either way `write(2)` returns
+    /// after one copy into a pooled chunk, and the FUSE thread goes back for the next request.
+    let queuesWrites: Bool
     private let descriptors: DescriptorCache
 
     private struct Open {
@@ -49,6 +53,7 @@ package final class StagedFile: @unchecked Sendable {
         self.descriptors = descriptors
         let direct = useDirect ? ((try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1) : -1
         supportsDirect = direct >= 0
+        queuesWrites = supportsDirect || !useDirect
         open = Mutex(Open(plain: descriptor, direct: direct))
         descriptors.opened(self)
     }

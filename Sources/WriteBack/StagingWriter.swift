@@ -6,7 +6,7 @@ import ObjectStore
 import Glibc
 #endif
 
-/// Queued direct writes of one staging file; guarded by `StagingWriter`'s lock.
+/// Queued writes of one staging file; guarded by `StagingWriter`'s lock.
 struct StagingQueue {
     struct Job {
         var offset: Int64
@@ -87,10 +87,10 @@ final class StagingWriter: @unchecked Sendable {
     }
 
     /// Gets the page-aligned `[offset, end)` ready to be queued: true once its disk blocks are reserved, false
-    /// when `f` does not take queued writes (no direct descriptor, or a filesystem that cannot reserve blocks,
+    /// when `f` does not take queued writes (see `queuesWrites`, or a filesystem that cannot reserve blocks,
     /// which this call may find out). Fails with the file's sticky error, or ENOSPC.
     func admit(_ f: StagedFile, offset: Int64, end: Int64) -> Result<Bool, Errno> {
-        guard f.supportsDirect else { return .success(false) }
+        guard f.queuesWrites else { return .success(false) }
         let (error, canQueue, reservedEnd) = locked { (f.q.error, f.q.canQueue, f.q.reservedEnd) }
         if let error { return .failure(error) }
         guard canQueue else { return .success(false) }
@@ -98,7 +98,7 @@ final class StagingWriter: @unchecked Sendable {
         // Contiguous growth reserves a step ahead; a write far past the end reserves only itself.
         let from = offset <= reservedEnd + Self.reserveStep ? reservedEnd : offset
         let to = from == reservedEnd ? max(end, reservedEnd + Self.reserveStep) : end
-        switch f.withDescriptor(direct: true, { Syscall.reserve($0, offset: from, length: to - from) }) {
+        switch f.withDescriptor(direct: f.supportsDirect, { Syscall.reserve($0, offset: from, length: to - from) }) {
         case .success:
             if from == reservedEnd { locked { f.q.reservedEnd = max(f.q.reservedEnd, to) } }
             return .success(true)
@@ -107,7 +107,7 @@ final class StagingWriter: @unchecked Sendable {
             return .success(false)
         case .failure(let e) where e.rawValue == ENOSPC && to > end:
             // Not room for the step ahead: reserve just this write.
-            return f.withDescriptor(direct: true) { Syscall.reserve($0, offset: offset, length: end - offset) }.map { true }
+            return f.withDescriptor(direct: f.supportsDirect) { Syscall.reserve($0, offset: offset, length: end - offset) }.map { true }
         case .failure(let e):
             return .failure(e)
         }
@@ -154,7 +154,7 @@ final class StagingWriter: @unchecked Sendable {
             }) else { return }
             var failure: Errno?
             let bytes = UnsafeRawBufferPointer(start: job.buffer, count: job.count)
-            if !f.withDescriptor(direct: true, { Syscall.pwriteFully($0, bytes, job.offset) }) {
+            if !f.withDescriptor(direct: f.supportsDirect, { Syscall.pwriteFully($0, bytes, job.offset) }) {
                 // EINVAL: the device wants another alignment after all; the page cache takes the bytes.
                 let e = Errno(errno)
                 if e.rawValue != EINVAL || !f.withDescriptor({ Syscall.pwriteFully($0, bytes, job.offset) }) { failure = Errno(errno) }

@@ -47,7 +47,7 @@ struct CloseDurabilityTests {
             let wb = try writeBack(dir, store, durability: .kernel, boot: "this-boot")
             defer { wb.shutdown() }
             let f = try wb.create(bucket: "missing", key: "ckpt", metadata: [:], mtime: Timestamp(seconds: 1))
-            #expect(!f.supportsDirect)
+            #expect(!f.supportsDirect && f.queuesWrites)
             let data = patterned(6 << 20)
             _ = data.withUnsafeBytes { wb.write(f, offset: 0, $0, mtime: Timestamp(seconds: 2)) }
             try await wb.commit(f, sync: false)
