@@ -24,3 +24,15 @@ extension StringProtocol {
         return String(self[start...end])
     }
 }
+
+/// The kernel's estimate of memory available to new work without swapping (`MemAvailable` in
+/// /proc/meminfo), in bytes; nil without procfs.
+package func availableMemory() -> Int64? {
+    guard let text = readTextFile("/proc/meminfo") else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 2, let kib = Int64(fields[1]) else { return nil }
+        return kib * 1024
+    }
+    return nil
+}

@@ -18,6 +18,9 @@ package struct BlockCacheConfiguration: Sendable {
     /// Prefetched blocks allowed in flight at once (32 × 4 MiB keeps a 100 MB/s-per-connection store busy
     /// at over 2 GB/s).
     package var maxPrefetchInFlight = 32
+    /// Commit the memory tier's pages in the background at start (`MemoryPrefault`), so cold reads do not
+    /// pay for first touches.
+    package var prefaultMemory = false
 
     package init() {}
 }
@@ -118,6 +121,7 @@ package final class BlockCache: @unchecked Sendable {
     package let disk: DiskTier?
     private let configuration: BlockCacheConfiguration
     private let memory: UnsafeMutableRawPointer
+    private let prefault: MemoryPrefault?
     private let state: Mutex<State>
     private let logger: Logger
 
@@ -147,6 +151,11 @@ package final class BlockCache: @unchecked Sendable {
             fatalError("cannot reserve \(mappedBytes) bytes for the memory tier: \(Errno(errno))")
         }
         memory = m
+        // Slots are handed out from the start of each region.
+        let largeBytes = largeSlots * configuration.blockSize
+        prefault = configuration.prefaultMemory
+            ? MemoryPrefault(regions: [(m, largeBytes), (m + largeBytes, smallSlots * Self.smallSlotBytes)].filter { $0.1 > 0 })
+            : nil
         func policy(_ n: Int) -> any EvictionPolicy {
             configuration.policy == .s3fifo ? S3FIFOPolicy(capacity: n) : ClockPolicy(capacity: n)
         }
@@ -158,7 +167,10 @@ package final class BlockCache: @unchecked Sendable {
         state = Mutex(State(slots: Array(repeating: Slot(), count: slotCount), pools: pools))
     }
 
-    deinit { munmap(memory, mappedBytes) }
+    deinit {
+        prefault?.cancel()
+        munmap(memory, mappedBytes)
+    }
 
     /// Size of the small slots that hold objects (or tails) far smaller than a block.
     package static let smallSlotBytes = 64 << 10
@@ -172,6 +184,9 @@ package final class BlockCache: @unchecked Sendable {
     private func readableBytes(_ slot: Int32) -> Int {
         Int(slot) < largeSlots ? blockSize : Self.smallSlotBytes
     }
+
+    /// Bytes of the memory tier committed up front so far (0 unless `prefaultMemory`).
+    package var prefaultedBytes: Int { prefault?.committed.load(ordering: .relaxed) ?? 0 }
 
     /// Memory tier use: bytes in ready blocks, capacity, blocks in flight.
     package var memoryUsage: (bytes: Int64, capacity: Int64) {
@@ -218,6 +233,7 @@ package final class BlockCache: @unchecked Sendable {
             return true
         }
         misses.add(1, ordering: .relaxed)
+        prefault?.noteDemand()
         let join = ReadJoin(cache: self, offset: offset, end: end, blocks: keys.1 == nil ? 1 : 2, completion: completion)
         acquire(keys.0, position: 0, join: join, allowStarve: true)
         if let k1 = keys.1 { acquire(k1, position: 1, join: join, allowStarve: true) }
@@ -426,6 +442,7 @@ package final class BlockCache: @unchecked Sendable {
             }
         }
         prefetches.add(started.count, ordering: .relaxed)
+        prefault?.noteDemand()
         for (slot, key) in started { fill(slot, key: key, writeBehind: true) }
         return covered
     }
@@ -449,6 +466,7 @@ package final class BlockCache: @unchecked Sendable {
         }
         guard let slot else { return false }
         prefetches.add(1, ordering: .relaxed)
+        prefault?.noteDemand()
         fill(slot, key: key, writeBehind: true, metadata: metadata)
         return true
     }

@@ -77,6 +77,39 @@ struct UncheckedBuffer: @unchecked Sendable {
         return (store, cache, ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(size)), data)
     }
 
+    /// Committing the memory tier up front changes no byte a read sees, pauses while reads fill slots, and
+    /// covers the whole tier once they stop; a cache dropped midway stops it.
+    @Test func prefaultedMemoryReadsTheSameAndCoversTheTier() async throws {
+        let store = InMemoryObjectStore(buckets: ["b"])
+        let data = pattern(12 * bs + 77, seed: 5)
+        let etag = store.set(bucket: "b", key: "obj", data: data)
+        var config = BlockCacheConfiguration()
+        config.blockSize = bs
+        config.memoryBytes = Int64(64 * bs)
+        config.prefaultMemory = true
+        let cache = BlockCache(store: store, configuration: config, disk: nil)
+        let obj = ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(data.count))
+        for round in 0..<3 {
+            for off in stride(from: 0, to: data.count, by: bs / 2) {
+                let got = try await read(cache, obj, Int64(off), bs / 2)
+                #expect(got == Array(data[off..<min(off + bs / 2, data.count)]), "round \(round) at \(off)")
+            }
+        }
+        let tier = Int(cache.memoryUsage.capacity)
+        for _ in 0..<300 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(cache.prefaultedBytes == tier)
+        #expect(try await read(cache, obj, Int64(bs + 3), 1000) == Array(data[(bs + 3)..<(bs + 1003)]))
+
+        var big = BlockCacheConfiguration()
+        big.memoryBytes = 2 << 30
+        big.prefaultMemory = true
+        var dropped: BlockCache? = BlockCache(store: store, configuration: big, disk: nil)
+        try await Task.sleep(for: .milliseconds(150))
+        // Dropped while committing: deinit stops the thread before the mapping goes.
+        withExtendedLifetime(dropped) {}
+        dropped = nil
+    }
+
     @Test func readsAreExactAcrossBlockBoundaries() async throws {
         let (_, cache, obj, data) = setup(size: 10 * bs + 123)
         for (off, len) in [(0, 100), (bs - 10, 20), (bs, bs), (3 * bs + 5, bs), (10 * bs, 500), (10 * bs + 100, 100)] {
