@@ -25,14 +25,18 @@ extension StringProtocol {
     }
 }
 
-/// The kernel's estimate of memory available to new work without swapping (`MemAvailable` in
-/// /proc/meminfo), in bytes; nil without procfs.
-package func availableMemory() -> Int64? {
+/// `MemTotal` and `MemAvailable` (the kernel's estimate of memory new work can take without swapping) of
+/// /proc/meminfo, in bytes; nil without procfs.
+package func memoryInfo() -> (total: Int64, available: Int64)? {
     guard let text = readTextFile("/proc/meminfo") else { return nil }
-    for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+    var total: Int64?
+    var available: Int64?
+    for line in text.split(separator: "\n") {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 2, let kib = Int64(fields[1]) else { return nil }
-        return kib * 1024
+        guard fields.count >= 2, let kib = Int64(fields[1]) else { continue }
+        if fields[0] == "MemTotal:" { total = kib * 1024 }
+        if fields[0] == "MemAvailable:" { available = kib * 1024 }
     }
-    return nil
+    guard let total, let available else { return nil }
+    return (total, available)
 }

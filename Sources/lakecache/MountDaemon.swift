@@ -96,13 +96,14 @@ final class MountDaemon: @unchecked Sendable {
         var cacheConfig = BlockCacheConfiguration()
         cacheConfig.blockSize = plan.blockSize
         cacheConfig.memoryBytes = plan.memoryCache
-        // Commit the memory tier up front only when the machine has room for all of it and more: the pages
-        // then stay the daemon's, as they would after reads had used every slot.
-        let available = availableMemory() ?? 0
-        cacheConfig.prefaultMemory = available >= plan.memoryCache + (1 << 30)
+        // Commit the memory tier up front only when a quarter of the machine's memory (at least 1 GiB) stays
+        // available after it: the pages then stay the daemon's, as they would once reads had used every slot.
+        let memory = memoryInfo() ?? (0, 0)
+        let reserve = max(1 << 30, memory.total / 4)
+        cacheConfig.prefaultMemory = memory.available >= plan.memoryCache + reserve
         if !cacheConfig.prefaultMemory {
-            logger.info("the memory tier is committed as reads use it, not up front: less memory is available than it plus 1 GiB", metadata: [
-                "memory_cache": "\(ByteCount.format(plan.memoryCache))", "available": "\(ByteCount.format(available))",
+            logger.info("the memory tier is committed as reads use it, not up front: less memory is available than the tier plus a quarter of the machine's", metadata: [
+                "memory_cache": "\(ByteCount.format(plan.memoryCache))", "available": "\(ByteCount.format(memory.available))",
             ])
         }
         let cache = BlockCache(store: links[0].store.client, configuration: cacheConfig, disk: disk, logger: Logger(label: "lakecache.cache"))

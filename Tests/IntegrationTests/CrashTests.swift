@@ -44,12 +44,6 @@ struct CrashTests {
         try await cycles(Servers.bench, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), count: 12, big: 12 << 20)
     }
 
-    /// The same at `kernel` close durability: close() returned with the bytes in the page cache only, and a
-    /// daemon killed then loses nothing (the kernel keeps the pages; the next mount syncs and uploads them).
-    @Test func benchStoreCrashesAtKernelDurability() async throws {
-        try await cycles(Servers.bench, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), count: 6, big: 12 << 20, extra: ["--close-durability", "kernel"])
-    }
-
     @Test func motoCrashes() async throws {
         try await cycles(Servers.moto, endpoint: try Servers.endpoint("LAKECACHE_TEST_MOTO_ENDPOINT"), count: 8, big: 11 << 20)
     }

@@ -12,6 +12,13 @@ import WriteBack
 struct PowerCutTests {
     init() throws { try Servers.requireServers() }
 
+    /// kill -9 cycles at `kernel` durability: close() returned with the bytes in the page cache only, and a
+    /// daemon killed then loses nothing (the kernel keeps the pages; the next mount syncs and uploads them).
+    /// Here rather than in `CrashTests`, so the two serialized suites run side by side.
+    @Test func killCyclesLoseNothing() async throws {
+        try await CrashTests().cycles(Servers.bench, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), count: 6, big: 12 << 20, extra: ["--close-durability", "kernel"])
+    }
+
     @Test func aRebootLosesOnlyWhatWasNeverSynced() async throws {
         let s3 = Servers.bench
         let bucket = try await freshBucket(s3, "powercut")

@@ -54,7 +54,8 @@ struct CloseDurabilityTests {
             let journal = Journal(directory: dir + "/journal")
             #expect(journal.load().records.map(\.key) == ["ckpt"])
             var synced = false
-            for _ in 0..<200 {
+            // Seconds under a loaded test run: the fdatasync waits behind other tests' writeback.
+            for _ in 0..<3000 {
                 if let r = journal.load().records.first, r.state == .committed, r.unsyncedBoot == nil { synced = true; break }
                 try await Task.sleep(for: .milliseconds(10))
             }
