@@ -150,9 +150,10 @@ struct WarmupTests {
     @Test func aBackgroundJobIsListedFollowedAndCancelled() async throws {
         let bucket = try await freshBucket(Servers.bench, "warmc")
         for i in 0..<3 { _ = try await Servers.bench.putObject(bucket: bucket, key: "m/part\(i)", body: .bytes(patternBytes(16 << 20, seed: UInt64(i))), options: PutOptions()) }
-        // Each GET takes 1.5 s, so with one thread the job needs 18 s: it is still running when it is
-        // cancelled, even on a loaded machine where spawning the CLI takes seconds.
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "GetObject", "delay_ms": 1500, "probability": 1.0]])
+        // Each GET takes 3 s, so with one thread the job needs 36 s: it is still running when it is
+        // cancelled, even on a loaded machine where each CLI spawn of the poll takes seconds (with 1.5 s, a
+        // loaded CI run cancelled it after the twelfth block).
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "GetObject", "delay_ms": 3000, "probability": 1.0]])
         defer { Task { try? await BenchControl.setFaults(bucket: bucket, []) } }
         let m = TestMount(bucket: bucket, endpoint: bench)
         try await withMount(m) { m throws in
