@@ -4,7 +4,7 @@ import Platform
 ///
 /// Both levels survive kill -9 of the daemon: the staged bytes are the kernel's, and the journal record
 /// names them. They differ on a power cut or a kernel crash.
-package enum CloseDurability: String, Sendable, CaseIterable {
+package enum CloseDurability: String, Sendable {
     /// The staged bytes and the journal record are on the device (fdatasync) before `close()` returns.
     case device
     /// `close()` returns once the staged bytes are in the page cache and the journal record is written; the

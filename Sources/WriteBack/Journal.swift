@@ -44,17 +44,9 @@ package final class Journal: Sendable {
 
     func path(_ id: String) -> String { directory + "/" + id + ".rec" }
 
-    /// Writes the record `snapshot` returns, taken while no other record write runs.
-    package func write(_ snapshot: () -> JournalRecord) -> Result<Void, Errno> {
-        writing.withLock { _ in
-            let record = snapshot()
-            return Syscall.writeFileAtomically(path(record.id), Array(Self.encode(record).utf8), directory: directory)
-        }
-    }
-
-    /// Writes the record `snapshot` returns unless it returns nil (the record was dropped meanwhile: a
-    /// removal takes the same lock, so a late rewrite never brings a finished record back).
-    package func rewrite(_ snapshot: () -> JournalRecord?) -> Result<Void, Errno> {
+    /// Writes the record `snapshot` returns, taken while no other record write or removal runs; nothing when
+    /// it returns nil (the record was dropped meanwhile, so a late rewrite never brings it back).
+    package func write(_ snapshot: () -> JournalRecord?) -> Result<Void, Errno> {
         writing.withLock { _ in
             guard let record = snapshot() else { return .success(()) }
             return Syscall.writeFileAtomically(path(record.id), Array(Self.encode(record).utf8), directory: directory)

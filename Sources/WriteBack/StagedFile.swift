@@ -44,7 +44,7 @@ package final class StagedFile: @unchecked Sendable {
 
     /// `direct`: stage page-aligned writes with `O_DIRECT` when the filesystem takes it (at `device`
     /// durability); otherwise every write goes through the page cache.
-    init(id: String, store: Store, descriptor: Int32, path: String, state: FileState, capture: PartCapture, descriptors: DescriptorCache, direct useDirect: Bool = true) {
+    init(id: String, store: Store, descriptor: Int32, path: String, state: FileState, capture: PartCapture, descriptors: DescriptorCache, direct useDirect: Bool) {
         self.id = id
         self.store = store
         self.path = path
@@ -227,6 +227,8 @@ struct FileState {
 
     /// Whether the newest acknowledged state still has to reach the bucket.
     var pending: Bool { committed > durable }
+    /// Pending, and the acknowledged bytes may be only in the page cache (`kernel` durability).
+    var unsynced: Bool { pending && syncedGeneration < committed }
     /// Nothing left to do: the file can be kept for reads or dropped.
     var clean: Bool { writers == 0 && !pending && generation == durable }
     /// The bucket holds the file's newest state, though a writer may still have it open (after an fsync).

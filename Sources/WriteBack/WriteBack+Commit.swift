@@ -69,7 +69,7 @@ extension WriteBack {
             return
         }
         lock.withLock { _ in f.s.syncedGeneration = max(f.s.syncedGeneration, generation) }
-        let result = journal.rewrite {
+        let result = journal.write {
             lock.withLock { _ in f.s.journaled && f.s.pending && !f.s.cancelled ? makeRecord(f) : nil }
         }
         if case .failure(let e) = result {
@@ -81,7 +81,7 @@ extension WriteBack {
     /// unmount loses nothing.
     package func syncAll() {
         let files = lock.withLock { r in
-            r.files.values.filter { $0.s.journaled && $0.s.pending && $0.s.syncedGeneration < $0.s.committed }.map { ($0, $0.s.committed) }
+            r.files.values.filter { $0.s.journaled && $0.s.unsynced }.map { ($0, $0.s.committed) }
         }
         for (f, generation) in files { markSynced(f, generation: generation) }
     }

@@ -79,7 +79,7 @@ extension WriteBack {
             }
             guard case .success(let fd) = Syscall.open(path, O_RDWR), case .success(let size) = Syscall.fileSize(fd), size == record.size else {
                 logger.error("staged bytes of an acknowledged object are missing or the wrong size; record kept aside", metadata: ["key": "\(record.key)", "staging": "\(path)"])
-                _ = Syscall.rename(journal.path(record.id), journal.path(record.id) + ".damaged")
+                journal.setAside(record.id, suffix: ".damaged")
                 report.unusable.append(record.id)
                 continue
             }
@@ -108,27 +108,26 @@ extension WriteBack {
             let mtime = metadata.removeValue(forKey: "mtime").flatMap(MetadataTime.parse) ?? Timestamp(seconds: record.created)
             var state = FileState(bucket: record.bucket, key: record.key, size: size, mtime: mtime, metadata: metadata)
             state.committed = state.generation
-            if record.unsyncedBoot != nil {
-                // The same boot: the daemon died, the kernel kept the pages. Put them on the device now, so
-                // the record below can say so.
-                if case .failure(let e) = Syscall.fdatasync(fd) {
-                    logger.error("cannot sync a replayed staging file; its record stays unsynced", metadata: ["key": "\(record.key)", "error": "\(e)"])
-                } else {
-                    state.syncedGeneration = state.generation
+            // Unsynced from this boot: the daemon died and the kernel kept the pages. They go to the device
+            // now, so the record rewritten below can say so.
+            var synced = record.unsyncedBoot == nil
+            if !synced {
+                switch Syscall.fdatasync(fd) {
+                case .success: synced = true
+                case .failure(let e): logger.error("cannot sync a replayed staging file; its record stays unsynced", metadata: ["key": "\(record.key)", "error": "\(e)"])
                 }
-            } else {
-                state.syncedGeneration = state.generation
             }
+            if synced { state.syncedGeneration = state.generation }
             state.journaled = true
             state.committedAt = monotonicSeconds()
             state.created = record.created
             state.lastUse = monotonicSeconds()
             state.highWater = size
-            let file = StagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors, direct: options.closeDurability == .device)
+            let file = stagedFile(id: record.id, store: store, descriptor: fd, path: path, state: state)
             if let id = record.uploadID, let listed {
                 report.reusedParts += adoptParts(file, uploadID: id, parts: listed)
             }
-            if record.unsyncedBoot != nil && state.syncedGeneration > 0 {
+            if record.unsyncedBoot != nil && synced {
                 _ = journal.write { lock.withLock { _ in makeRecord(file) } }
             }
             lock.withLock { r in

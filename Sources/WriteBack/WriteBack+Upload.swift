@@ -298,6 +298,6 @@ extension WriteBack {
             uploadID: f.s.uploadID,
             parts: f.s.uploaded.keys.sorted().map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]!.etag) },
             metadata: f.s.uploadHeaders, created: f.s.created,
-            unsyncedBoot: f.s.pending && f.s.syncedGeneration < f.s.committed ? options.bootID : nil)
+            unsyncedBoot: f.s.unsynced ? options.bootID : nil)
     }
 }

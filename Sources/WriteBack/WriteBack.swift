@@ -191,9 +191,18 @@ package final class WriteBack: @unchecked Sendable {
         var state = FileState(bucket: bucket, key: key, size: 0, mtime: mtime, metadata: clean)
         state.lastUse = monotonicSeconds()
         state.created = wallClock().seconds
-        let file = StagedFile(id: id, store: store, descriptor: fd, path: path, state: state, capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors, direct: options.closeDurability == .device)
+        let file = stagedFile(id: id, store: store, descriptor: fd, path: path, state: state)
         lock.withLock { $0.files[id] = file }
         return file
+    }
+
+    /// A staged file of this write path: its part copies share the budget, its descriptors the cache, and
+    /// it stages with `O_DIRECT` only at `device` durability.
+    func stagedFile(id: String, store: Store, descriptor: Int32, path: String, state: FileState) -> StagedFile {
+        StagedFile(
+            id: id, store: store, descriptor: descriptor, path: path, state: state,
+            capture: PartCapture(geometry: geometry, buffers: buffers, budget: captureBudget), descriptors: descriptors,
+            direct: options.closeDurability == .device)
     }
 
     /// Another writable handle on a staged file.

@@ -48,25 +48,33 @@ struct CrashTests {
         try await cycles(Servers.moto, endpoint: try Servers.endpoint("LAKECACHE_TEST_MOTO_ENDPOINT"), count: 8, big: 11 << 20)
     }
 
+    /// Writes a multipart `ckpt` while the store holds CompleteMultipartUpload back `holdMs`, waits until
+    /// every part is in and the completion has been sent, checks the part count, then kills the daemon and
+    /// lifts the faults. Returns the mount (to start again), the bucket, the bytes and the parts uploaded.
+    func crashWhileCompleting(_ name: String, holdMs: Int, parts: Int, seed: UInt64) async throws -> (mount: TestMount, bucket: String, data: [UInt8], parts: Int) {
+        let bucket = try await freshBucket(Servers.bench, name)
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": holdMs]])
+        let mount = TestMount(bucket: bucket, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), extra: ["--part-size", "5M"])
+        let data = patternBytes((parts - 1) * (5 << 20) + 99, seed: seed)
+        try mount.start()
+        try writeFile(mount.path("ckpt"), data)
+        // Up to a minute: on a loaded machine the parts can take more than the few seconds they take alone.
+        for _ in 0..<1200 where try await benchCount(bucket, "CompleteMultipartUpload") == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        let partsBefore = try await benchCount(bucket, "UploadPart")
+        #expect(partsBefore == parts)
+        try crash(mount)
+        try await BenchControl.setFaults(bucket: bucket, [])
+        return (mount, bucket, data, partsBefore)
+    }
+
     /// A kill in the middle of a multipart upload: the parts already in the bucket are reused after restart.
     @Test func killMidUploadReusesParts() async throws {
         let s3 = Servers.bench
-        let bucket = try await freshBucket(s3, "midup")
         // Completion is held back 10 s, so the kill lands after every part is uploaded but before the object
         // exists, and the restarted daemon replays before the killed daemon's held-back completion goes
         // through (with 3 s, a loaded machine restarted after it: the upload was complete, and replay, not
         // knowing, uploaded the parts again).
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": 10000]])
-        let mount = TestMount(bucket: bucket, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), extra: ["--part-size", "5M"])
-        let data = patternBytes(6 * (5 << 20) + 99, seed: 77)
-        try mount.start()
-        try writeFile(mount.path("ckpt"), data)
-        // Up to a minute: on a loaded machine seven parts can take more than the few seconds they take alone.
-        for _ in 0..<1200 where try await benchCount(bucket, "CompleteMultipartUpload") == 0 { try await Task.sleep(for: .milliseconds(50)) }
-        let partsBefore = try await benchCount(bucket, "UploadPart")
-        #expect(partsBefore == 7)
-        try crash(mount)
-        try await BenchControl.setFaults(bucket: bucket, [])
+        let (mount, bucket, data, partsBefore) = try await crashWhileCompleting("midup", holdMs: 10_000, parts: 7, seed: 77)
         try await withMount(mount) { m in
             #expect(flush(m.mountpoint).status == 0)
         }
@@ -79,18 +87,8 @@ struct CrashTests {
     /// finds the object in the bucket with the staged bytes' multipart ETag and sends nothing again.
     @Test func aCompletionThatWentThroughIsNotUploadedAgain() async throws {
         let s3 = Servers.bench
-        let bucket = try await freshBucket(s3, "donecomp")
         // The store sits on the completion for 3 s, then completes it: by then the daemon that sent it is dead.
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": 3000]])
-        let mount = TestMount(bucket: bucket, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), extra: ["--part-size", "5M"])
-        let data = patternBytes(4 * (5 << 20) + 1234, seed: 78)
-        try mount.start()
-        try writeFile(mount.path("ckpt"), data)
-        for _ in 0..<1200 where try await benchCount(bucket, "CompleteMultipartUpload") == 0 { try await Task.sleep(for: .milliseconds(50)) }
-        let partsBefore = try await benchCount(bucket, "UploadPart")
-        #expect(partsBefore == 5)
-        try crash(mount)
-        try await BenchControl.setFaults(bucket: bucket, [])
+        let (mount, bucket, data, partsBefore) = try await crashWhileCompleting("donecomp", holdMs: 3000, parts: 5, seed: 78)
         // Wait for the store to finish the completion the dead daemon sent.
         var present = false
         for _ in 0..<600 where !present {

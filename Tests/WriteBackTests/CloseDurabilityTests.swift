@@ -101,12 +101,14 @@ struct CloseDurabilityTests {
         }
     }
 
-    @Test func aSyncedRecordFromAnotherBootIsUploaded() async throws {
+    /// Leaves a committed record as a daemon of another mount left it, replays it at `durability` on `boot`,
+    /// and checks that the object is resumed and uploaded, not reported lost.
+    func replaysAndUploads(size: Int, unsyncedBoot: String?, durability: CloseDurability, boot: String) async throws {
         try await withDirectory { dir in
             let store = InMemoryObjectStore(buckets: ["b"])
-            let bytes = patterned(3000)
-            try leaveRecord(dir, id: "r2", key: "ckpt", bytes: bytes, unsyncedBoot: nil)
-            let wb = try writeBack(dir, store, durability: .kernel, boot: "new-boot")
+            let bytes = patterned(size)
+            try leaveRecord(dir, id: "r2", key: "ckpt", bytes: bytes, unsyncedBoot: unsyncedBoot)
+            let wb = try writeBack(dir, store, durability: durability, boot: boot)
             defer { wb.shutdown() }
             let report = await wb.replay()
             #expect(report.lostInPowerCut.isEmpty && report.resumed.count == 1)
@@ -115,19 +117,13 @@ struct CloseDurabilityTests {
         }
     }
 
+    @Test func aSyncedRecordFromAnotherBootIsUploaded() async throws {
+        try await replaysAndUploads(size: 3000, unsyncedBoot: nil, durability: .kernel, boot: "new-boot")
+    }
+
+    /// The daemon was killed, the machine kept running: the page cache still holds the bytes.
     @Test func anUnsyncedRecordOfThisBootIsSyncedAndUploaded() async throws {
-        try await withDirectory { dir in
-            // The daemon was killed, the machine kept running: the page cache still holds the bytes.
-            let store = InMemoryObjectStore(buckets: ["b"])
-            let bytes = patterned(7 << 20)
-            try leaveRecord(dir, id: "r3", key: "ckpt", bytes: bytes, unsyncedBoot: "same-boot")
-            let wb = try writeBack(dir, store, durability: .device, boot: "same-boot")
-            defer { wb.shutdown() }
-            let report = await wb.replay()
-            #expect(report.lostInPowerCut.isEmpty && report.resumed.count == 1)
-            for f in report.resumed { try await wb.waitDurable(f) }
-            #expect(try await fetch(store, "ckpt") == bytes)
-        }
+        try await replaysAndUploads(size: 7 << 20, unsyncedBoot: "same-boot", durability: .device, boot: "same-boot")
     }
 
     @Test func shutdownSyncsWhatIsStillUnsynced() async throws {
