@@ -158,6 +158,7 @@ extension Filesystem {
         if readers { return reply(.success(())) }
         run(reply, "unlink", path) { [self] in
             if let cancelled { await writeBack?.settle(cancelled) }
+            await settleKey(place)
             try await place.store.deleteObject(bucket: place.bucket, key: place.key)
         }
     }

@@ -80,6 +80,7 @@ extension Filesystem {
             }
             // An upload to the old key already in flight lands before the delete, not after the rename.
             await writeBack.settle(f)
+            await settleKey(from)
             try? await from.store.deleteObject(bucket: from.bucket, key: from.key)
             return
         }
@@ -92,6 +93,7 @@ extension Filesystem {
             (size, etag) = (info.size, info.etag)
         }
         _ = try await copy(from, etag: etag, to: to, size: size)
+        await settleKey(from)
         try await from.store.deleteObject(bucket: from.bucket, key: from.key)
     }
 
@@ -141,6 +143,7 @@ extension Filesystem {
         // Uploads to the old keys already in flight land before the deletes below, so none outlives the
         // rename (a later rename of the old directory would copy it back into the namespace).
         for (_, f) in staged { await writeBack?.settle(f) }
+        for key in stagedKeys { await writeBack?.settle(store: from.link.store.name, bucket: bucket, key: key) }
         let listed = Set(objects.map(\.key))
         var keys = objects.map(\.key) + stagedKeys.filter { !listed.contains($0) }
         if !keys.contains(srcPrefix) { keys.append(srcPrefix) }

@@ -111,6 +111,12 @@ package final class Filesystem: @unchecked Sendable {
         var policy: LinkPolicy { link.policy }
     }
 
+    /// Waits until no upload to `place`'s key is still in flight (see `WriteBack.settle(store:bucket:key:)`),
+    /// before a delete of that key.
+    func settleKey(_ place: Place) async {
+        await writeBack?.settle(store: place.link.store.name, bucket: place.bucket, key: place.key)
+    }
+
     func place(_ path: String) -> Place? {
         links.link(for: path).map { Place(link: $0.0, relative: $0.1) }
     }

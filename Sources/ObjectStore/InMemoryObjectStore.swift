@@ -23,6 +23,10 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     private let state = Mutex(State())
+    /// Longest random pause before an async request is served; zero serves at once.
+    private let jitter = Mutex(Duration.zero)
+    /// Pauses for the next requests of an operation, taken in order.
+    private let delays = Mutex([String: [Duration]]())
 
     package init(buckets: [String]) {
         state.withLock { s in for b in buckets { s.objects[b] = [:] } }
@@ -32,6 +36,31 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     package var requests: [String: Int] { state.withLock { $0.requests } }
 
     private func count(_ op: String) { state.withLock { $0.requests[op, default: 0] += 1 } }
+
+    /// Pauses each later async request (all but GETs) for a random time up to `upTo`, so requests finish out
+    /// of the order they were made in, the way a loaded server or network has them.
+    package func setJitter(upTo: Duration) { jitter.withLock { $0 = upTo } }
+
+    /// The bytes of every object below `prefix`, by key, as the bucket holds them now (no request counted).
+    package func contents(bucket: String, prefix: String = "") -> [String: [UInt8]] {
+        state.withLock { s in (s.objects[bucket] ?? [:]).filter { $0.key.hasPrefix(prefix) }.mapValues(\.data) }
+    }
+
+    /// Holds the next request of `op` for `pause` before serving it (after any pauses already queued for it).
+    package func delayNext(_ op: String, by pause: Duration) { delays.withLock { $0[op, default: []].append(pause) } }
+
+    /// Counts `op` and waits its queued delay or its share of the jitter.
+    private func arrive(_ op: String) async {
+        count(op)
+        if let pause = delays.withLock({ $0[op]?.isEmpty == false ? $0[op]!.removeFirst() : nil }) {
+            try? await Task.sleep(for: pause)
+            return
+        }
+        let most = jitter.withLock { $0 }
+        guard most > .zero else { return }
+        let micros = most.components.seconds * 1_000_000 + most.components.attoseconds / 1_000_000_000_000
+        try? await Task.sleep(for: .microseconds(Int64.random(in: 0...micros)))
+    }
 
     private func object(_ bucket: String, _ key: String) throws(ObjectStoreError) -> Object {
         try state.withLock { s throws(ObjectStoreError) in
@@ -53,13 +82,13 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func headBucket(_ bucket: String) async throws {
-        count("HeadBucket")
+        await arrive("HeadBucket")
         let exists = state.withLock { $0.objects[bucket] != nil }
         if !exists { throw ObjectStoreError(.noSuchBucket, "no such bucket", bucket: bucket) }
     }
 
     package func headObject(bucket: String, key: String) async throws -> ObjectInfo {
-        count("HeadObject")
+        await arrive("HeadObject")
         let o = try object(bucket, key)
         return ObjectInfo(key: key, size: Int64(o.data.count), etag: o.etag, lastModified: o.modified, metadata: o.metadata)
     }
@@ -95,7 +124,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func listObjects(_ request: ListObjectsRequest) async throws -> ListObjectsPage {
-        count("ListObjectsV2")
+        await arrive("ListObjectsV2")
         let start = request.continuationToken ?? request.startAfter ?? ""
         // Only what the page can show, without the objects' bytes: the engine tests list buckets of
         // thousands of objects thousands of times.
@@ -143,12 +172,12 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func putObject(bucket: String, key: String, body: RequestBody, options: PutOptions) async throws -> String {
-        count("PutObject")
+        await arrive("PutObject")
         return set(bucket: bucket, key: key, data: try Self.bytes(of: body), metadata: options.metadata)
     }
 
     package func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String {
-        count("CreateMultipartUpload")
+        await arrive("CreateMultipartUpload")
         return state.withLock { s in
             s.counter += 1
             let id = "upload-\(s.counter)"
@@ -158,7 +187,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func uploadPart(bucket: String, key: String, uploadID: String, partNumber: Int, body: RequestBody) async throws -> String {
-        count("UploadPart")
+        await arrive("UploadPart")
         let b = try Self.bytes(of: body)
         try state.withLock { s throws(ObjectStoreError) in
             guard s.uploads[uploadID] != nil else { throw ObjectStoreError(.noSuchUpload, "no such upload") }
@@ -173,7 +202,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func completeMultipartUpload(bucket: String, key: String, uploadID: String, parts: [CompletedPart]) async throws -> String {
-        count("CompleteMultipartUpload")
+        await arrive("CompleteMultipartUpload")
         let upload = try state.withLock { s throws(ObjectStoreError) in
             guard let u = s.uploads.removeValue(forKey: uploadID) else { throw ObjectStoreError(.noSuchUpload, "no such upload") }
             return u
@@ -183,12 +212,12 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws {
-        count("AbortMultipartUpload")
+        await arrive("AbortMultipartUpload")
         state.withLock { _ = $0.uploads.removeValue(forKey: uploadID) }
     }
 
     package func listParts(bucket: String, key: String, uploadID: String) async throws -> [PartInfo] {
-        count("ListParts")
+        await arrive("ListParts")
         return state.withLock { s in
             (s.uploads[uploadID]?.parts ?? [:]).sorted { $0.key < $1.key }.map {
                 PartInfo(partNumber: $0.key, etag: "\"\(Digest.hex(Digest.md5($0.value)))\"", size: Int64($0.value.count))
@@ -197,7 +226,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func listMultipartUploads(bucket: String, prefix: String) async throws -> [MultipartUploadInfo] {
-        count("ListMultipartUploads")
+        await arrive("ListMultipartUploads")
         return state.withLock { s in
             s.uploads.filter { $0.value.bucket == bucket && $0.value.key.hasPrefix(prefix) }
                 .map { MultipartUploadInfo(key: $0.value.key, uploadID: $0.key, initiated: Timestamp(seconds: 0)) }
@@ -205,18 +234,18 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     }
 
     package func deleteObject(bucket: String, key: String) async throws {
-        count("DeleteObject")
+        await arrive("DeleteObject")
         state.withLock { _ = $0.objects[bucket]?.removeValue(forKey: key) }
     }
 
     package func deleteObjects(bucket: String, keys: [String]) async throws -> [(key: String, error: ObjectStoreError)] {
-        count("DeleteObjects")
+        await arrive("DeleteObjects")
         state.withLock { s in for k in keys { s.objects[bucket]?.removeValue(forKey: k) } }
         return []
     }
 
     package func copyObject(source: ObjectLocation, bucket: String, key: String, options: CopyOptions) async throws -> String {
-        count("CopyObject")
+        await arrive("CopyObject")
         let o = try object(source.bucket, source.key)
         if let want = options.sourceIfMatch, want != o.etag { throw ObjectStoreError(.preconditionFailed, "source changed") }
         return set(bucket: bucket, key: key, data: o.data, metadata: options.replaceMetadata ?? o.metadata)

@@ -64,7 +64,13 @@ package final class Journal: Sendable {
     }
 
     /// Every readable record, and the names of record files that failed their checksum.
+    ///
+    /// Taken under the write lock: removing a leftover `.tmp` must never race a record write in progress.
     package func load() -> (records: [JournalRecord], damaged: [String]) {
+        writing.withLock { _ in loadUnlocked() }
+    }
+
+    private func loadUnlocked() -> (records: [JournalRecord], damaged: [String]) {
         var records: [JournalRecord] = []
         var damaged: [String] = []
         for name in Syscall.listDirectory(directory) {

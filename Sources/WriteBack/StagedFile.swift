@@ -211,7 +211,10 @@ struct FileState {
     var durable: UInt64 = 0
     var durableData: UInt64 = 0
     var etag: String?
+    /// A request that makes the object (PutObject, CompleteMultipartUpload, a copy onto itself) is in flight.
     var finishing = false
+    /// The key that request claimed (`WriteBack.claimKey`).
+    var making: UploadTarget?
     var journaled = false
     /// The newest generation whose staged bytes were fdatasynced; a record of a newer committed one says
     /// its bytes may be only in the page cache (`kernel` durability).

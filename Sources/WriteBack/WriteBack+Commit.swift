@@ -145,6 +145,15 @@ extension WriteBack {
         }
     }
 
+    /// Waits until no file's object-making request for `key` is in flight: a file replaced at that key may
+    /// still have a PUT on its way, and a delete of the key must come after it, not before.
+    package func settle(store: String, bucket: String, key: String) async {
+        let target = UploadTarget(store: store, bucket: bucket, key: key)
+        while lock.withLock({ r in r.making[target] != nil }) {
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
     /// The file was renamed. A clean file whose object was copied server-side keeps its ETag; otherwise the
     /// upload restarts under the new key (the old multipart upload is aborted, never completed twice).
     package func retarget(_ f: StagedFile, bucket: String, key: String, copiedETag: String?) {

@@ -25,7 +25,7 @@ extension WriteBack {
                 let final = f.s.pending
                 let size = f.s.size
                 if final && f.s.inFlight.isEmpty && (size <= geometry.base || metadataOnly(f)) {
-                    f.s.finishing = true
+                    guard claimKey(f, &r) else { continue }
                     starts.append { await self.finishWithoutParts(f) }
                     continue
                 }
@@ -37,8 +37,7 @@ extension WriteBack {
                 // eight 0.2. A writer that pauses for a second gets every part started as it completes.
                 if writing && !final && !needed.isEmpty && (room < bound || needed.count < bound) { continue }
                 if needed.isEmpty {
-                    if final && f.s.inFlight.isEmpty && f.s.uploadID != nil {
-                        f.s.finishing = true
+                    if final && f.s.inFlight.isEmpty && f.s.uploadID != nil, claimKey(f, &r) {
                         starts.append { await self.complete(f) }
                     }
                     continue
@@ -57,6 +56,36 @@ extension WriteBack {
             }
         }
         for start in starts { Task { await start() } }
+    }
+
+    /// Claims the key `f` names for its object-making request: false while another file's such request for
+    /// the same key is in flight, as when a file is replaced (created over, truncated, renamed over) during
+    /// its upload. Without this the replaced file's late PUT could land after its replacement's, and the
+    /// bucket would keep the old bytes. Sets `finishing`; caller holds the lock.
+    func claimKey(_ f: StagedFile, _ r: inout Registry) -> Bool {
+        let target = UploadTarget(store: f.store.name, bucket: f.s.bucket, key: f.s.key)
+        if let holder = r.making[target], holder != f.id { return false }
+        if let held = f.s.making, held != target, r.making[held] == f.id { r.making.removeValue(forKey: held) }
+        r.making[target] = f.id
+        f.s.making = target
+        f.s.finishing = true
+        return true
+    }
+
+    /// The object-making request ended (done, failed or stale): clears `finishing` and frees the key.
+    func releaseKey(_ f: StagedFile, _ r: inout Registry) {
+        f.s.finishing = false
+        if let held = f.s.making, r.making[held] == f.id { r.making.removeValue(forKey: held) }
+        f.s.making = nil
+    }
+
+    /// Whether `f`'s claim still names the key it is at; a rename between `pump` and the request's start
+    /// moves the claim, or gives it up when another file holds the new key. Caller holds the lock.
+    func claimStillHolds(_ f: StagedFile, _ r: inout Registry) -> Bool {
+        if f.s.making == UploadTarget(store: f.store.name, bucket: f.s.bucket, key: f.s.key) { return true }
+        if claimKey(f, &r) { return true }
+        releaseKey(f, &r)
+        return false
     }
 
     struct PartJob: Sendable {
@@ -166,12 +195,12 @@ extension WriteBack {
     }
 
     private func complete(_ f: StagedFile) async {
-        let snap = lock.withLock { _ in
-            (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders,
+        let snap = lock.withLock { r in
+            !claimStillHolds(f, &r) || f.s.uploadID == nil ? nil : (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders,
              f.s.metadata != f.s.uploadMetadata || f.s.mtimeExplicit,
              (1...geometry.partCount(fileSize: f.s.size)).map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]?.etag ?? "") })
         }
-        let (generation, dataGeneration, uploadID, bucket, key, size, metadata, metadataChanged, parts) = snap
+        guard let (generation, dataGeneration, uploadID, bucket, key, size, metadata, metadataChanged, parts) = snap else { return pump() }
         do {
             var etag = try await f.store.client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
             if metadataChanged {
@@ -181,8 +210,8 @@ extension WriteBack {
             }
             finished(f, generation: generation, dataGeneration: dataGeneration, etag: etag, bucket: bucket, key: key, size: size)
         } catch {
-            lock.withLock { _ in
-                f.s.finishing = false
+            lock.withLock { r in
+                releaseKey(f, &r)
                 forgetUploadIfGone(f, uploadID, error)
             }
             fail(f, error)
@@ -192,10 +221,10 @@ extension WriteBack {
 
     /// A single PutObject for a file of one part or less, or a copy onto itself when only metadata changed.
     private func finishWithoutParts(_ f: StagedFile) async {
-        let snap = lock.withLock { _ in
-            (f.s.generation, f.s.dataGeneration, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders, f.s.uploadID, metadataOnly(f) ? f.s.etag : nil)
+        let snap = lock.withLock { r in
+            !claimStillHolds(f, &r) ? nil : (f.s.generation, f.s.dataGeneration, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders, f.s.uploadID, metadataOnly(f) ? f.s.etag : nil)
         }
-        let (generation, dataGeneration, bucket, key, size, metadata, staleUpload, copyOf) = snap
+        guard let (generation, dataGeneration, bucket, key, size, metadata, staleUpload, copyOf) = snap else { return pump() }
         do {
             let etag: String
             if let copyOf {
@@ -212,8 +241,8 @@ extension WriteBack {
             }
             finished(f, generation: generation, dataGeneration: dataGeneration, etag: etag, bucket: bucket, key: key, size: size)
         } catch {
-            lock.withLock { _ in
-                f.s.finishing = false
+            lock.withLock { r in
+                releaseKey(f, &r)
                 // The source changed or vanished: upload the bytes instead.
                 if copyOf != nil { f.s.etag = nil }
             }
@@ -226,7 +255,7 @@ extension WriteBack {
     private func finished(_ f: StagedFile, generation: UInt64, dataGeneration: UInt64, etag: String, bucket: String, key: String, size: Int64) {
         var wake: [CheckedContinuation<Void, any Error>] = []
         let (current, dropRecord) = lock.withLock { r -> (Bool, Bool) in
-            f.s.finishing = false
+            releaseKey(f, &r)
             // Cancelled or renamed while uploading: the unlink or rename waits for this upload (`settle`) and
             // then deletes the key it wrote.
             guard !f.s.cancelled, f.s.key == key, f.s.bucket == bucket else { return (false, false) }

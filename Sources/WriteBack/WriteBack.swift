@@ -103,6 +103,8 @@ package final class WriteBack: @unchecked Sendable {
         /// Files that may have upload work; `pump` looks only at these.
         var active: [String: StagedFile] = [:]
         var inFlight = 0
+        /// The file whose object-making request for a key is in flight, by key.
+        var making: [UploadTarget: String] = [:]
         var completedUploads = 0
         var stopped = false
         /// Acknowledged objects replay found lost in a power cut (`kernel` durability), for `status`.
@@ -334,6 +336,15 @@ package final class WriteBack: @unchecked Sendable {
         }
     }
 
+    /// Nothing is pending and no upload request is in flight, not even a replaced file's: what the bucket
+    /// holds now is final until the next write.
+    package var isIdle: Bool {
+        lock.withLock { r in
+            // Every file with upload work is in `active`; a cancelled one's requests are in the two counts.
+            r.inFlight == 0 && r.making.isEmpty && !r.active.values.contains { $0.s.pending || $0.s.creatingUpload || $0.s.finishing }
+        }
+    }
+
     /// Upload state of the files whose key passes `matching` (all by default).
     package func stats(matching: (UploadTarget) -> Bool = { _ in true }) -> UploadStats {
         let now = monotonicSeconds()
@@ -375,7 +386,7 @@ package final class WriteBack: @unchecked Sendable {
 }
 
 /// Where a staged file uploads to: the store's name, the bucket and the key.
-package struct UploadTarget: Sendable, Equatable {
+package struct UploadTarget: Sendable, Hashable {
     package var store: String
     package var bucket: String
     package var key: String

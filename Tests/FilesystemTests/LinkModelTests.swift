@@ -16,9 +16,11 @@ import Glibc
 /// Random operations on a namespace of three links over two stores, driven through `Filesystem` without a
 /// mount, against a model: writes, reads, unlinks, renames (within and across links), changes another client
 /// makes directly in the buckets, then `sync`. After each sync every directory the sequence used lists
-/// exactly what the model holds, and every file reads back its bytes.
+/// exactly what the model holds, and every file reads back its bytes; once the uploads are done, the buckets
+/// hold exactly the model too.
 ///
-/// `LAKECACHE_LINK_MODEL_SEED` replays one failing sequence; `LAKECACHE_LINK_MODEL_SEQUENCES` sets how many run.
+/// `LAKECACHE_LINK_MODEL_SEED` replays one failing sequence; `LAKECACHE_LINK_MODEL_SEQUENCES` sets how many run;
+/// `LAKECACHE_LINK_MODEL_JITTER_MS` sets the longest random pause of every store request.
 @Suite struct LinkModelTests {
     let first = InMemoryObjectStore(buckets: ["a"])
     let second = InMemoryObjectStore(buckets: ["b"])
@@ -69,11 +71,23 @@ import Glibc
         }
         // A fresh namespace every 100 sequences: what earlier ones left behind (thousands of staged files and
         // nodes) only slows the engine's scans, it tests nothing more.
-        var stores = (InMemoryObjectStore(buckets: ["a"]), InMemoryObjectStore(buckets: ["b"]))
+        // Every third namespace serves requests after random pauses, so uploads, deletes and listings finish
+        // out of order, as on a loaded server (a loaded CI run found a replaced file's late PUT that way).
+        let fixedJitter = env["LAKECACHE_LINK_MODEL_JITTER_MS"].flatMap { Int($0) }.map { Duration.milliseconds($0) }
+        var block = 0
+        func freshStores() -> (InMemoryObjectStore, InMemoryObjectStore) {
+            let jitter = fixedJitter ?? (block % 3 == 1 ? .milliseconds(10) : .zero)
+            block += 1
+            let s = (InMemoryObjectStore(buckets: ["a"]), InMemoryObjectStore(buckets: ["b"]))
+            s.0.setJitter(upTo: jitter)
+            s.1.setJitter(upTo: jitter)
+            return s
+        }
+        var stores = freshStores()
         var fs = try makeFS(stores.0, stores.1)
         for (n, seed) in seeds.enumerated() {
             if n > 0 && n % 100 == 0 {
-                stores = (InMemoryObjectStore(buckets: ["a"]), InMemoryObjectStore(buckets: ["b"]))
+                stores = freshStores()
                 fs = try makeFS(stores.0, stores.1)
             }
             var run = LinkModelRun(fs: fs, first: stores.0, second: stores.1, seed: seed)
@@ -225,6 +239,24 @@ struct LinkModelRun {
         outside = [:]
         for dir in dirs {
             if let problem = await verify(e, dir) { return problem }
+        }
+        return await bucketsAgree()
+    }
+
+    /// Once every upload is done, the buckets hold exactly the model's files below this sequence's directories:
+    /// a replaced file's late upload, or an unlinked file's, would show here and not through the mount.
+    func bucketsAgree() async -> String? {
+        for _ in 0..<6000 where !fs.writeBack!.isIdle { try? await Task.sleep(for: .milliseconds(5)) }
+        guard fs.writeBack!.isIdle else { return "uploads still pending 30 s after the sequence" }
+        for dir in dirs {
+            let (store, bucket, prefix) = object(dir + "/")
+            let held = store.contents(bucket: bucket, prefix: prefix).filter { $0.key != prefix }  // mkdir's marker
+            let want = model.filter { Namespace.split($0.key).parent == dir }
+            let got = Dictionary(uniqueKeysWithValues: held.map { (dir + "/" + $0.key.dropFirst(prefix.count), $0.value) })
+            if got != want {
+                let wrong = Set(got.keys).union(want.keys).filter { got[$0] != want[$0] }.sorted()
+                return "the bucket disagrees with the model at \(wrong.map { "\($0): bucket \(got[$0].map { "\($0.count) B" } ?? "nothing"), model \(want[$0].map { "\($0.count) B" } ?? "nothing")" })"
+            }
         }
         return nil
     }

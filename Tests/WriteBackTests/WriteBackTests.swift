@@ -74,6 +74,38 @@ struct UploadTests {
     }
 }
 
+/// A file replaced by a new one of the same key (create over it, O_TRUNC, rename over it) while its upload
+/// is in flight: the bucket ends with the new file, whatever order the requests finish in.
+struct ReplacementOrderTests {
+    func replaceDuringUpload(size: Int, slowOp: String) async throws {
+        try await withWriteBack { wb, store, _ in
+            let old = patterned(size, seed: 3)
+            let new = patterned(size / 2 + 1, seed: 5)
+            // The old file's object-making request is held long enough for the new file to upload first.
+            store.delayNext(slowOp, by: .milliseconds(700))
+            let a = try wb.create(bucket: "b", key: "k", metadata: [:], mtime: Timestamp(seconds: 1))
+            _ = old.withUnsafeBytes { wb.write(a, offset: 0, $0, mtime: Timestamp(seconds: 1)) }
+            try await wb.commit(a, sync: false)
+            for _ in 0..<2000 where (store.requests[slowOp] ?? 0) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(store.requests[slowOp] == 1, "the old file's \(slowOp) is in flight")
+            let b = try wb.create(bucket: "b", key: "k", metadata: [:], mtime: Timestamp(seconds: 2))
+            wb.cancel(a)
+            _ = new.withUnsafeBytes { wb.write(b, offset: 0, $0, mtime: Timestamp(seconds: 2)) }
+            try await wb.commit(b, sync: true)
+            await wb.settle(a)
+            #expect(try await fetch(store, "k") == new, "the replacement is what the bucket keeps")
+        }
+    }
+
+    @Test func aLatePutOfAReplacedFileDoesNotLandLast() async throws {
+        try await replaceDuringUpload(size: 3000, slowOp: "PutObject")
+    }
+
+    @Test func aLateCompletionOfAReplacedFileDoesNotLandLast() async throws {
+        try await replaceDuringUpload(size: 6 << 20, slowOp: "CompleteMultipartUpload")
+    }
+}
+
 /// The whole object from the in-memory store.
 func fetch(_ store: InMemoryObjectStore, _ key: String) async throws -> [UInt8] {
     let info = try await store.headObject(bucket: "b", key: key)
