@@ -80,6 +80,17 @@ extension WriteBack {
         return try await body(.memory(BodyMemory(bytes, md5: md5)))
     }
 
+    /// The pooled buffer size for a body of `count` bytes: a part's size, or for a small file a power of two
+    /// from 64 KiB, so a burst of small PUTs neither counts 16 MiB each against `partReadBudget` nor leaves
+    /// a pool of buffers of every file size.
+    func bodyCapacity(_ count: Int) -> Int {
+        let base = Int(geometry.base)
+        guard count <= base / 2 else { return Syscall.directIOPadded(max(count, base)) }
+        var size = 64 << 10
+        while size < count { size <<= 1 }
+        return size
+    }
+
     /// Runs `body` with `range` of the staging file in a pooled buffer, its MD5 already computed; throws when
     /// it cannot be read.
     ///
@@ -88,7 +99,9 @@ extension WriteBack {
     /// next checkpoint keeps the CPU it needs and uploads take what it leaves idle.
     func withStagedBytes<T>(_ f: StagedFile, _ range: Range<Int64>, _ body: (RequestBody) async throws -> T) async throws -> T {
         guard range.count > 0 else { return try await body(.empty) }
-        let capacity = Syscall.directIOPadded(max(range.count, Int(geometry.base)))
+        let capacity = bodyCapacity(range.count)
+        await partReadBudget.acquire(capacity)
+        defer { partReadBudget.release(capacity) }
         let buffer = BodyMemory(UnsafeRawBufferPointer(start: buffers.take(capacity), count: range.count))
         defer { buffers.give(UnsafeMutableRawPointer(mutating: buffer.bytes.baseAddress!), capacity) }
         let read: Result<Void, Errno> = await withCheckedContinuation { c in

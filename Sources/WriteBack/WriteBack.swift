@@ -15,7 +15,12 @@ package struct WriteBackOptions: Sendable {
     /// Parts in flight across all files.
     package var concurrency = 8
     /// Bytes of part copies (see `PartCapture`) all files may hold together, however many are pending.
-    package var partCopyBytes: Int64 = 96 << 20
+    package var partCopyBytes: Int64 = 64 << 20
+    /// Bytes of part bodies read back from staging files that uploads in flight may hold together.
+    ///
+    /// With the copies and the staging queue's 32 MiB this bounds the write path's memory at 160 MiB by
+    /// default, beside the memory tier (`concurrency` parts of 16 MiB would be 128 MiB of bodies alone).
+    package var partReadBytes: Int64 = 64 << 20
     /// Staged files that may have descriptors open at once (two each at most); others reopen on use.
     package var openStagingFiles = 32
     /// Parts in flight while an application is writing (nil: half the cores, at least 2, at most
@@ -97,6 +102,8 @@ package final class WriteBack: @unchecked Sendable {
     let stagedReads: IOThreadPool
     /// fdatasyncs files committed at `kernel` durability, in commit order, and marks their records synced.
     let stagingSyncs: IOThreadPool
+    /// Bounds the part bodies in memory that are read back from staging files (`withStagedBytes`).
+    let partReadBudget: ByteBudget
 
     struct Registry {
         var files: [String: StagedFile] = [:]
@@ -134,6 +141,7 @@ package final class WriteBack: @unchecked Sendable {
         // Per size: a part buffer for every part in flight, a bounce buffer for every concurrent writer.
         buffers = AlignedBuffers(keepPerSize: max(options.concurrency, 32) + 2)
         captureBudget = PartCapture.Budget(limit: Int(options.partCopyBytes / max(1, options.partSize)))
+        partReadBudget = ByteBudget(limit: Int(options.partReadBytes))
         descriptors = DescriptorCache(limit: options.openStagingFiles)
         partReads = IOThreadPool(threads: WriteBackOptions.cores, name: "upload-read", niceness: 10)
         partHasher = LaneHasher(name: "upload-md5", niceness: 10)

@@ -1,6 +1,7 @@
 import Foundation
 import Platform
 import ObjectStore
+import Synchronization
 import Testing
 
 @testable import WriteBack
@@ -113,4 +114,37 @@ func fetch(_ store: InMemoryObjectStore, _ key: String) async throws -> [UInt8] 
     defer { buffer.deallocate() }
     let n = try await store.getObject(GetObjectRequest(bucket: "b", key: key), into: buffer).bytesWritten
     return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+}
+
+/// The bound on part bodies read back from staging files.
+struct ByteBudgetTests {
+    @Test func waitersStartInOrderAsBytesComeBack() async throws {
+        let budget = ByteBudget(limit: 10)
+        await budget.acquire(6)
+        let order = OrderLog()
+        let second = Task { await budget.acquire(6); order.append(2) }
+        try await Task.sleep(for: .milliseconds(50))
+        let third = Task { await budget.acquire(3); order.append(3) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(order.values.isEmpty, "6 + 6 is over the limit, and the 3 waits its turn behind it")
+        budget.release(6)
+        await second.value
+        await third.value
+        #expect(order.values == [2, 3] && budget.held == 9)
+    }
+
+    @Test func oneRequestOverTheLimitPassesAlone() async {
+        let budget = ByteBudget(limit: 4)
+        await budget.acquire(16)
+        #expect(budget.held == 16)
+        budget.release(16)
+        #expect(budget.held == 0)
+    }
+}
+
+/// The order tasks got somewhere in.
+final class OrderLog: Sendable {
+    private let log = Mutex<[Int]>([])
+    func append(_ n: Int) { log.withLock { $0.append(n) } }
+    var values: [Int] { log.withLock { $0 } }
 }
