@@ -21,6 +21,10 @@ package struct BlockCacheConfiguration: Sendable {
     /// Commit the memory tier's pages in the background at start (`MemoryPrefault`), so cold reads do not
     /// pay for first touches.
     package var prefaultMemory = false
+    /// Serve a read of at most a quarter block, whose block only the disk tier holds, from the sub-blocks it
+    /// touches (`DiskTier.readRange`) instead of loading the whole block into memory first. A block read
+    /// this way twice is loaded into memory in the background.
+    package var diskRangeReads = true
 
     package init() {}
 }
@@ -132,6 +136,16 @@ package final class BlockCache: @unchecked Sendable {
     package let diskFills = Atomic<Int>(0)
     package let prefetches = Atomic<Int>(0)
     package let bypassReads = Atomic<Int>(0)
+    /// Reads served from part of a disk-tier block (`BlockCacheConfiguration.diskRangeReads`).
+    package let diskRangeHits = Atomic<Int>(0)
+
+    /// The longest read served from a disk-tier block's sub-blocks, and the buffers such reads use: room for
+    /// the read and a sub-block on either side, page-aligned for direct I/O.
+    private let rangeLimit: Int
+    private let rangeCapacity: Int
+    private let rangeBuffers = Mutex<[UInt]>([])
+    /// Blocks read in part recently, oldest first (bounded): a second such read loads the block into memory.
+    private let rangeTouched = Mutex<(keys: Set<BlockKey>, order: [BlockKey])>(([], []))
 
     package init(store: any ObjectStore, configuration: BlockCacheConfiguration, disk: DiskTier?, logger: Logger = Logger(label: "lakecache.cache")) {
         self.store = store
@@ -139,6 +153,8 @@ package final class BlockCache: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         blockSize = configuration.blockSize
+        rangeLimit = disk != nil && configuration.diskRangeReads ? configuration.blockSize / 4 : 0
+        rangeCapacity = Syscall.directIOPadded(configuration.blockSize / 4 + 2 * DiskTier.subBlockSize(forBlock: configuration.blockSize))
         let small = configuration.blockSize > Self.smallSlotBytes
         // An eighth of the memory tier goes to small slots, the rest to whole blocks.
         let smallBudget = small ? configuration.memoryBytes / 8 : 0
@@ -170,6 +186,7 @@ package final class BlockCache: @unchecked Sendable {
     deinit {
         prefault?.cancel()
         munmap(memory, mappedBytes)
+        rangeBuffers.withLock { for a in $0 { UnsafeMutableRawPointer(bitPattern: a)!.deallocate() } }
     }
 
     /// Size of the small slots that hold objects (or tails) far smaller than a block.
@@ -234,10 +251,62 @@ package final class BlockCache: @unchecked Sendable {
         }
         misses.add(1, ordering: .relaxed)
         prefault?.noteDemand()
+        if keys.1 == nil, Int(end - offset) <= rangeLimit, let disk, state.withLock({ $0.index[keys.0] == nil }), disk.contains(keys.0) {
+            readRange(keys.0, offset: offset, end: end, completion: completion)
+            return false
+        }
         let join = ReadJoin(cache: self, offset: offset, end: end, blocks: keys.1 == nil ? 1 : 2, completion: completion)
         acquire(keys.0, position: 0, join: join, allowStarve: true)
         if let k1 = keys.1 { acquire(k1, position: 1, join: join, allowStarve: true) }
         return false
+    }
+
+    /// Serves `[offset, end)` of block `key` from the disk tier's sub-blocks into a range buffer; falls back
+    /// to a whole-block fill when the block cannot be read in part (first format, damaged, gone).
+    private func readRange(_ key: BlockKey, offset: Int64, end: Int64, completion: @escaping Completion) {
+        let buffer = rangeBuffers.withLock { $0.popLast() }.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }
+            ?? UnsafeMutableRawPointer.allocate(byteCount: rangeCapacity, alignment: Syscall.directIOAlignment)
+        let count = Int(end - offset)
+        let inBlock = Int(offset - key.index * Int64(blockSize))
+        disk!.readRange(key, offset: inBlock, count: count, into: buffer, capacity: rangeCapacity) { [self] start in
+            guard let start else {
+                giveRangeBuffer(buffer)
+                let join = ReadJoin(cache: self, offset: offset, end: end, blocks: 1, completion: completion)
+                acquire(key, position: 0, join: join, allowStarve: true)
+                return
+            }
+            diskRangeHits.add(1, ordering: .relaxed)
+            var r = PinnedRange()
+            r.first = UnsafeRawBufferPointer(start: buffer + start, count: count)
+            r.segmentCount = 1
+            r.privateBuffer = UnsafeMutableRawBufferPointer(start: buffer, count: rangeCapacity)
+            completion(.success(r))
+            if touchedBefore(key) { prefetch(key.object, blocks: key.index..<(key.index + 1)) }
+        }
+    }
+
+    private func giveRangeBuffer(_ buffer: UnsafeMutableRawPointer) {
+        let kept = rangeBuffers.withLock { list -> Bool in
+            guard list.count < 16 else { return false }
+            list.append(UInt(bitPattern: buffer))
+            return true
+        }
+        if !kept { buffer.deallocate() }
+    }
+
+    /// Whether `key` was read in part since it was last forgotten; remembers it if not.
+    private func touchedBefore(_ key: BlockKey) -> Bool {
+        rangeTouched.withLock { t in
+            if t.keys.remove(key) != nil { return true }
+            t.keys.insert(key)
+            t.order.append(key)
+            if t.order.count > 8192 {
+                for old in t.order.prefix(4096) where t.keys.contains(old) { t.keys.remove(old) }
+                t.order.removeFirst(4096)
+                t.order.removeAll { !t.keys.contains($0) }
+            }
+            return false
+        }
     }
 
     /// Gets one block for a join: pins a ready slot, joins a fill, or starts one.
@@ -386,6 +455,7 @@ package final class BlockCache: @unchecked Sendable {
     package func release(_ range: PinnedRange) {
         if range.slots.0 >= 0 { unpin(range.slots.0) }
         if range.slots.1 >= 0 { unpin(range.slots.1) }
+        if let p = range.privateBuffer { giveRangeBuffer(p.baseAddress!) }
     }
 
     /// Frees a warmup's block from memory once it is on disk, if no read has wanted it.

@@ -9,15 +9,30 @@ import Glibc
 
 /// The NVMe tier: one file per block under `DIR/blocks`, reused across restarts while the ETag matches.
 ///
-/// File layout: a 4 KiB header (magic, data length, XXH64 of the data, the object identity) then the data.
-/// The identity in the header makes a hash collision between file names harmless; the checksum makes a
-/// torn or corrupted block a miss, never wrong bytes. Writes go to a temporary name and are renamed in,
+/// File layout: a 4 KiB header (magic, data length, the object identity, an XXH64 per sub-block) then the
+/// data. The identity in the header makes a hash collision between file names harmless; the checksums make
+/// a torn or corrupted block a miss, never wrong bytes. A checksum per sub-block (64 KiB, or 1/256 of a
+/// larger block) lets a small read load and verify only the sub-blocks it touches (`readRange`), not the
+/// whole block. Blocks of the first format (one checksum, `LCBLK001`) are still read whole. Writes go to a temporary name and are renamed in,
 /// so a crash leaves either the old state or the whole block. Blocks are written and read with `O_DIRECT`
 /// where the filesystem allows it: the write-behind's copy into the page cache was 18% of the daemon's CPU
 /// during a cold sequential read, and every block took page-cache memory a second time.
 package final class DiskTier: @unchecked Sendable {
     static let headerSize = 4096
-    static let magic: UInt64 = 0x4C43_424C_4B30_3031  // "LCBLK001"
+    /// One checksum of the whole data at offset 16; read whole only.
+    static let magicWhole: UInt64 = 0x4C43_424C_4B30_3031  // "LCBLK001"
+    /// Sub-block checksums from `checksumOffset`, the sub-block size's log2 at offset 28.
+    static let magic: UInt64 = 0x4C43_424C_4B30_3032  // "LCBLK002"
+    static let identityOffset = 32
+    static let checksumOffset = 2048
+    static let maxSubBlocks = (headerSize - checksumOffset) / 8
+
+    /// The sub-block size for a block of `length` bytes: 64 KiB, or larger so that 256 checksums cover it.
+    package static func subBlockSize(forBlock length: Int) -> Int {
+        var size = 64 << 10
+        while size * maxSubBlocks < length { size <<= 1 }
+        return size
+    }
 
     struct Entry {
         var bytes: Int64
@@ -36,6 +51,7 @@ package final class DiskTier: @unchecked Sendable {
     package let capacity: Int64
     package let freeSpaceFloor: Int64
     private let pool: IOThreadPool
+    private let rangePool: IOThreadPool
     private let logger: Logger
     private let state = Mutex<(entries: [DiskKey: Entry], used: Int64, clock: UInt64, lastFreeCheck: Int64, lowSpace: Bool)>(([:], 0, 0, 0, false))
     /// Objects kept through eviction (`lakecache pin`), by object id, with the path they were pinned for.
@@ -45,6 +61,8 @@ package final class DiskTier: @unchecked Sendable {
 
     package let hits = Atomic<Int>(0)
     package let misses = Atomic<Int>(0)
+    /// Reads served from part of a block (`readRange`).
+    package let rangeReads = Atomic<Int>(0)
     package let corrupt = Atomic<Int>(0)
     package let writeSkips = Atomic<Int>(0)
     package let evictions = Atomic<Int>(0)
@@ -59,6 +77,8 @@ package final class DiskTier: @unchecked Sendable {
         self.freeSpaceFloor = freeSpaceFloor
         self.logger = logger
         self.pool = IOThreadPool(threads: ioThreads, name: "disk-tier")
+        // Their own threads: a small read must not wait behind whole-block loads and write-behinds.
+        self.rangePool = IOThreadPool(threads: 4, name: "disk-range")
         for d in [directory, directory + "/blocks"] where mkdir(d, 0o700) != 0 && errno != EEXIST {
             throw SystemError("cannot create cache directory \(d): \(Errno(errno)); choose another with --cache-dir", errno: Errno(errno))
         }
@@ -66,7 +86,10 @@ package final class DiskTier: @unchecked Sendable {
         loadPins()
     }
 
-    package func shutdown() { pool.shutdown() }
+    package func shutdown() {
+        pool.shutdown()
+        rangePool.shutdown()
+    }
 
     /// Whether blocks are still written and read with `O_DIRECT` (false once the filesystem refused it).
     package var usesDirectIO: Bool { directIO.load(ordering: .relaxed) }
@@ -160,14 +183,8 @@ package final class DiskTier: @unchecked Sendable {
         case .failure(let e) where refused(e): return nil
         default: return discard(dk, p, "short header")
         }
-        let magic = header.load(fromByteOffset: 0, as: UInt64.self)
-        let length = Int(header.load(fromByteOffset: 8, as: UInt64.self))
-        let checksum = header.load(fromByteOffset: 16, as: UInt64.self)
-        let idLength = Int(header.load(fromByteOffset: 24, as: UInt32.self))
-        let identity = Self.identity(key)
-        guard magic == Self.magic, length <= buffer.count, idLength == identity.count, idLength <= Self.headerSize - 32,
-            identity.withUnsafeBytes({ memcmp($0.baseAddress!, header.baseAddress! + 32, idLength) == 0 })
-        else { return discard(dk, p, "header mismatch") }
+        guard let h = Header(header, identity: Self.identity(key)), h.length <= buffer.count else { return discard(dk, p, "header mismatch") }
+        let length = h.length
         // Direct reads ask for whole pages; the file ends at the data, so the padding reads as end of file.
         let ask = direct ? Syscall.directIOPadded(length) : length
         switch Syscall.preadFully(fd, buffer.baseAddress!, ask, Int64(Self.headerSize)) {
@@ -175,15 +192,102 @@ package final class DiskTier: @unchecked Sendable {
         case .failure(let e) where refused(e): return nil
         default: return discard(dk, p, "truncated data")
         }
-        guard XXHash64.hash(UnsafeRawBufferPointer(rebasing: buffer[0..<length])) == checksum else {
+        guard h.verifies(UnsafeRawBufferPointer(buffer), from: 0, to: length, header: UnsafeRawBufferPointer(header)) else {
             return discard(dk, p, "checksum mismatch")
         }
+        touched(dk, key)
+        return length
+    }
+
+    private func touched(_ dk: DiskKey, _ key: BlockKey) {
         state.withLock { s in
             s.clock += 1
             s.entries[dk]?.lastUse = s.clock
             if s.entries[dk]?.object == nil { s.entries[dk]?.object = key.object }
         }
-        return length
+    }
+
+    /// A block file's header, checked against the identity of the block it should hold.
+    struct Header {
+        var length: Int
+        /// Nil for a block of the first format (one checksum of the whole data).
+        var subBlock: Int?
+
+        init?(_ header: UnsafeMutableRawBufferPointer, identity: [UInt8]) {
+            let magic = header.load(fromByteOffset: 0, as: UInt64.self)
+            length = Int(header.load(fromByteOffset: 8, as: UInt64.self))
+            let idLength = Int(header.load(fromByteOffset: 24, as: UInt32.self))
+            let room = magic == DiskTier.magic ? DiskTier.checksumOffset - DiskTier.identityOffset : DiskTier.headerSize - DiskTier.identityOffset
+            guard magic == DiskTier.magic || magic == DiskTier.magicWhole, length >= 0, idLength == identity.count, idLength <= room,
+                identity.withUnsafeBytes({ memcmp($0.baseAddress!, header.baseAddress! + DiskTier.identityOffset, idLength) == 0 })
+            else { return nil }
+            if magic == DiskTier.magic {
+                let shift = Int(header.load(fromByteOffset: 28, as: UInt32.self))
+                guard shift >= 12, shift < 40, (length + (1 << shift) - 1) >> shift <= DiskTier.maxSubBlocks else { return nil }
+                subBlock = 1 << shift
+            }
+        }
+
+        /// Whether the block's bytes `[from, to)`, held in `data` from its start, match their checksums.
+        /// `from` and `to` are sub-block edges (`to` may be the end of the data). A block of the first format
+        /// verifies only whole.
+        func verifies(_ data: UnsafeRawBufferPointer, from: Int, to: Int, header: UnsafeRawBufferPointer) -> Bool {
+            guard let subBlock else {
+                return from == 0 && to == length && XXHash64.hash(UnsafeRawBufferPointer(rebasing: data[0..<length])) == header.load(fromByteOffset: 16, as: UInt64.self)
+            }
+            var start = from
+            while start < to {
+                let end = min(start + subBlock, length)
+                let sum = header.load(fromByteOffset: DiskTier.checksumOffset + (start / subBlock) * 8, as: UInt64.self)
+                guard XXHash64.hash(UnsafeRawBufferPointer(rebasing: data[(start - from)..<(end - from)])) == sum else { return false }
+                start = end
+            }
+            return true
+        }
+    }
+
+    /// Reads and verifies only the sub-blocks of a block that `[offset, offset + count)` touches, on a
+    /// range thread, into `buffer` (page-aligned, `capacity` bytes: room for `count` plus two sub-blocks).
+    /// `completion` gets where the asked bytes start in `buffer`, or nil: no such block, a block of the first
+    /// format, a range past its end, or damage (the block is then dropped, as a whole read would).
+    package func readRange(_ key: BlockKey, offset: Int, count: Int, into buffer: UnsafeMutableRawPointer, capacity: Int, completion: @escaping (Int?) -> Void) {
+        rangePool.submit { [self] in
+            let start = withUnsafeTemporaryAllocation(byteCount: Self.headerSize, alignment: Syscall.directIOAlignment) {
+                readRangeNow(key, offset: offset, count: count, into: buffer, capacity: capacity, header: $0)
+            }
+            if start != nil { rangeReads.add(1, ordering: .relaxed) }
+            completion(start)
+        }
+    }
+
+    private func readRangeNow(_ key: BlockKey, offset: Int, count: Int, into buffer: UnsafeMutableRawPointer, capacity: Int, header: UnsafeMutableRawBufferPointer) -> Int? {
+        let dk = DiskKey(object: key.object.id, index: key.index)
+        let p = path(dk)
+        let direct = directIO.load(ordering: .relaxed) && Syscall.isDirectIOAligned(buffer)
+        let fd: Int32
+        switch Syscall.open(p, O_RDONLY | (direct ? Syscall.directIOFlag : 0)) {
+        case .success(let f): fd = f
+        case .failure:
+            return nil
+        }
+        defer { Syscall.close(fd) }
+        guard case .success(Self.headerSize) = Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) else { return nil }
+        guard let h = Header(header, identity: Self.identity(key)) else { return discard(dk, p, "header mismatch") }
+        guard let sub = h.subBlock, count > 0, offset + count <= h.length else { return nil }
+        let from = offset / sub * sub
+        let to = min(h.length, (offset + count + sub - 1) / sub * sub)
+        let ask = direct ? Syscall.directIOPadded(to - from) : to - from
+        guard ask <= capacity else { return nil }
+        switch Syscall.preadFully(fd, buffer, ask, Int64(Self.headerSize + from)) {
+        case .success(let got) where got >= to - from: break
+        case .failure(let e) where direct && e.rawValue == EINVAL: return nil
+        default: return discard(dk, p, "truncated data")
+        }
+        guard h.verifies(UnsafeRawBufferPointer(start: buffer, count: to - from), from: from, to: to, header: UnsafeRawBufferPointer(header)) else {
+            return discard(dk, p, "checksum mismatch")
+        }
+        touched(dk, key)
+        return offset - from
     }
 
     private func discard(_ key: DiskKey, _ path: String, _ why: String) -> Int? {
@@ -301,7 +405,7 @@ package final class DiskTier: @unchecked Sendable {
         let dk = DiskKey(object: key.object.id, index: key.index)
         let identity = Self.identity(key)
         let size = Int64(Self.headerSize + data.count)
-        guard identity.count <= Self.headerSize - 32, makeRoom(size) else {
+        guard identity.count <= Self.checksumOffset - Self.identityOffset, makeRoom(size) else {
             writeSkips.add(1, ordering: .relaxed)
             return false
         }
@@ -355,14 +459,23 @@ package final class DiskTier: @unchecked Sendable {
         return .success(())
     }
 
-    /// Fills the header (magic, length, checksum, identity) and writes header and data; nil on success.
+    /// Fills the header (magic, length, identity, sub-block checksums) and writes header and data; nil on
+    /// success.
     private func writeBlock(_ fd: Int32, header: UnsafeMutableRawBufferPointer, identity: [UInt8], data: UnsafeRawBufferPointer, padded: Int) -> Errno? {
         header.initializeMemory(as: UInt8.self, repeating: 0)
+        let sub = Self.subBlockSize(forBlock: data.count)
         header.storeBytes(of: Self.magic, toByteOffset: 0, as: UInt64.self)
         header.storeBytes(of: UInt64(data.count), toByteOffset: 8, as: UInt64.self)
-        header.storeBytes(of: XXHash64.hash(data), toByteOffset: 16, as: UInt64.self)
         header.storeBytes(of: UInt32(identity.count), toByteOffset: 24, as: UInt32.self)
-        identity.withUnsafeBytes { (header.baseAddress! + 32).copyMemory(from: $0.baseAddress!, byteCount: identity.count) }
+        header.storeBytes(of: UInt32(sub.trailingZeroBitCount), toByteOffset: 28, as: UInt32.self)
+        identity.withUnsafeBytes { (header.baseAddress! + Self.identityOffset).copyMemory(from: $0.baseAddress!, byteCount: identity.count) }
+        var start = 0
+        while start < data.count {
+            let end = min(start + sub, data.count)
+            let sum = XXHash64.hash(UnsafeRawBufferPointer(rebasing: data[start..<end]))
+            header.storeBytes(of: sum, toByteOffset: Self.checksumOffset + (start / sub) * 8, as: UInt64.self)
+            start = end
+        }
         let body = UnsafeRawBufferPointer(start: data.baseAddress, count: padded)
         guard Syscall.pwriteFully(fd, UnsafeRawBufferPointer(header), 0), Syscall.pwriteFully(fd, body, Int64(Self.headerSize)) else {
             return Errno(errno)

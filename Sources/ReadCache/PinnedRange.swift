@@ -7,7 +7,8 @@ package struct PinnedRange: @unchecked Sendable {
     var slots: (Int32, Int32) = (-1, -1)
     package internal(set) var first: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
     package internal(set) var second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
-    /// Set when the bytes live in a private buffer (no slot could be had); released by `BlockCache.release`.
+    /// Set when the bytes live in a buffer of their own (a read of part of a disk-tier block); given back by
+    /// `BlockCache.release`.
     var privateBuffer: UnsafeMutableRawBufferPointer?
 
     package init() {}

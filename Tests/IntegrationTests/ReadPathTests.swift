@@ -185,6 +185,35 @@ struct ReadPathTests {
         #expect(try await benchCount(bucket, "GetObject") == gets, "a warm remount fetched blocks again")
     }
 
+    /// After a remount (memory tier empty, disk tier warm), small random reads come from the disk tier's
+    /// sub-blocks: right bytes, no GET, counted as range reads in `status`.
+    @Test func randomReadsAfterAWarmRemountReadDiskSubBlocks() async throws {
+        let bucket = try await freshBucket(s3, "subblk")
+        let size = 32 << 20
+        let data = patternBytes(size, seed: 78)
+        try await put(bucket, "r.bin", data)
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        try await withMount(mount) { m throws in #expect(try readFile(m.path("r.bin")) == data) }
+        let gets = try await benchCount(bucket, "GetObject")
+        // A new mount has none of the file's pages in the kernel (no drop_caches: tests beside this one count
+        // the lookups that dropping dentries causes).
+        try await withMount(mount) { m throws in
+            let fd = open(m.path("r.bin"), O_RDONLY)
+            defer { close(fd) }
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<200 {
+                let length = Int.random(in: 1...(256 << 10), using: &rng)
+                let offset = Int.random(in: 0...(size - length), using: &rng)
+                #expect(try preadFile(fd, offset, length).get() == Array(data[offset..<(offset + length)]))
+            }
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(TestMount.run(["status", "--json", m.mountpoint]).output.utf8)) as? [String: Any])
+            let disk = try #require((json["cache"] as? [String: Any])?["disk"] as? [String: Any])
+            #expect((disk["range_reads"] as? Int ?? 0) > 0, "status: \(disk)")
+            #expect((disk["corrupt_blocks"] as? Int) == 0)
+        }
+        #expect(try await benchCount(bucket, "GetObject") == gets, "everything came from the disk tier")
+    }
+
     /// `--metadata listing`: `ls -l` after a listing makes no request. `exact` (the default): one request per
     /// file, started as the listing arrives and joined by the lookups, and none on a second pass.
     @Test(arguments: ["listing", "exact"]) func lsDashLAfterListing(policy: String) async throws {

@@ -210,6 +210,46 @@ struct UncheckedBuffer: @unchecked Sendable {
         disk2.shutdown()
     }
 
+    /// A small read of a block only the disk tier holds comes from its sub-blocks, with no GET and without
+    /// loading the block into memory; the second such read of the block loads it in the background.
+    @Test func aSmallReadOfADiskBlockReadsOnlyItsSubBlocks() async throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let block = 1 << 20
+        let store = InMemoryObjectStore(buckets: ["b"])
+        let data = pattern(4 * block, seed: 21)
+        let obj = ObjectVersion(bucket: "b", key: "obj", etag: store.set(bucket: "b", key: "obj", data: data), size: Int64(data.count))
+        var config = BlockCacheConfiguration()
+        config.blockSize = block
+        config.memoryBytes = Int64(16 * block)
+        let disk1 = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
+        let cache1 = BlockCache(store: store, configuration: config, disk: disk1)
+        for b in 0..<4 { _ = try await read(cache1, obj, Int64(b * block), block) }
+        disk1.shutdown()
+
+        let disk2 = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
+        defer { disk2.shutdown() }
+        let cache2 = BlockCache(store: store, configuration: config, disk: disk2)
+        let gets = store.requests["GetObject"] ?? 0
+        let offset = block + 200_000
+        #expect(try await read(cache2, obj, Int64(offset), 4096) == Array(data[offset..<(offset + 4096)]))
+        #expect(cache2.diskRangeHits.load(ordering: .relaxed) == 1 && !cache2.inMemory(obj, block: 1))
+        #expect(disk2.hits.load(ordering: .relaxed) == 0, "no whole-block read")
+        // Across a sub-block edge, up to the largest range read (a quarter block).
+        let wide = block + (64 << 10) - 3
+        #expect(try await read(cache2, obj, Int64(wide), block / 4) == Array(data[wide..<(wide + block / 4)]))
+        #expect(cache2.diskRangeHits.load(ordering: .relaxed) == 2)
+        for _ in 0..<200 where !cache2.inMemory(obj, block: 1) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(cache2.inMemory(obj, block: 1), "read twice in part: loaded into memory")
+        let hits = cache2.hits.load(ordering: .relaxed)
+        #expect(try await read(cache2, obj, Int64(offset), 4096) == Array(data[offset..<(offset + 4096)]))
+        #expect(cache2.hits.load(ordering: .relaxed) == hits + 1)
+        // Larger than a quarter block: the whole block is loaded, as before.
+        #expect(try await read(cache2, obj, Int64(2 * block), block / 2) == Array(data[(2 * block)..<(2 * block + block / 2)]))
+        #expect(cache2.inMemory(obj, block: 2) && cache2.diskRangeHits.load(ordering: .relaxed) == 2)
+        #expect((store.requests["GetObject"] ?? 0) == gets, "all from the disk tier")
+    }
+
     @Test func diskTierStaysUnderCapacity() async throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

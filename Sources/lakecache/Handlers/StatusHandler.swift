@@ -69,6 +69,7 @@ enum StatusHandler {
                     ("directory", .string(p.plan.cacheDir)),
                     ("bytes", n64(diskUsage.bytes)), ("capacity", n64(p.plan.cacheSize)), ("blocks", n(diskUsage.blocks)),
                     ("hits", n(p.disk.hits.load(ordering: .relaxed))), ("misses", n(p.disk.misses.load(ordering: .relaxed))),
+                    ("range_reads", n(p.disk.rangeReads.load(ordering: .relaxed))),
                     ("corrupt_blocks", n(p.disk.corrupt.load(ordering: .relaxed))),
                     ("write_skips", n(p.disk.writeSkips.load(ordering: .relaxed))),
                     ("evictions", n(p.disk.evictions.load(ordering: .relaxed))),
