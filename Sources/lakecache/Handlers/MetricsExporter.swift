@@ -83,6 +83,7 @@ final class MetricsExporter: Sendable {
         let misses = "Block reads the tier could not answer."
         counter(r, "lakecache_cache_misses_total", [("tier", "memory")], misses, Int64(p.cache.misses.load(ordering: .relaxed)))
         counter(r, "lakecache_cache_misses_total", [("tier", "disk")], misses, Int64(p.disk.misses.load(ordering: .relaxed)))
+        counter(r, "lakecache_cache_range_reads_total", [("tier", "disk")], "Reads served from the sub-blocks of a disk-tier block they touch, without loading the block.", Int64(p.disk.rangeReads.load(ordering: .relaxed)))
         counter(r, "lakecache_cache_evictions_total", [("tier", "disk")], "Blocks evicted from the tier to make room.", Int64(p.disk.evictions.load(ordering: .relaxed)))
         counter(r, "lakecache_cache_checksum_failures_total", [("tier", "disk")], "Blocks dropped because their checksum did not match (then fetched again).", Int64(p.disk.corrupt.load(ordering: .relaxed)))
         gauge(r, "lakecache_cache_pinned_bytes", [], "Bytes of the disk tier held by pins and resident checkpoints.", Double(p.disk.pinnedBytes))
