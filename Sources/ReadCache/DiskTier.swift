@@ -215,10 +215,12 @@ package final class DiskTier: @unchecked Sendable {
 
         init?(_ header: UnsafeMutableRawBufferPointer, identity: [UInt8]) {
             let magic = header.load(fromByteOffset: 0, as: UInt64.self)
-            length = Int(header.load(fromByteOffset: 8, as: UInt64.self))
+            // A damaged header may hold any value: no arithmetic on it may trap.
+            guard let length = Int(exactly: header.load(fromByteOffset: 8, as: UInt64.self)), length <= 1 << 40 else { return nil }
+            self.length = length
             let idLength = Int(header.load(fromByteOffset: 24, as: UInt32.self))
             let room = magic == DiskTier.magic ? DiskTier.checksumOffset - DiskTier.identityOffset : DiskTier.headerSize - DiskTier.identityOffset
-            guard magic == DiskTier.magic || magic == DiskTier.magicWhole, length >= 0, idLength == identity.count, idLength <= room,
+            guard magic == DiskTier.magic || magic == DiskTier.magicWhole, idLength == identity.count, idLength <= room,
                 identity.withUnsafeBytes({ memcmp($0.baseAddress!, header.baseAddress! + DiskTier.identityOffset, idLength) == 0 })
             else { return nil }
             if magic == DiskTier.magic {

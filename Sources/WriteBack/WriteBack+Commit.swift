@@ -145,11 +145,16 @@ extension WriteBack {
         }
     }
 
-    /// Waits until no file's object-making request for `key` is in flight: a file replaced at that key may
-    /// still have a PUT on its way, and a delete of the key must come after it, not before.
+    /// Waits until no stale object-making request for `key` is in flight: a file replaced at that key, or
+    /// renamed away from it, may still have a PUT on its way, and a delete of the key must come after it.
+    /// A live file's own request for the key (created there since) is not waited for: the delete is not
+    /// meant for it.
     package func settle(store: String, bucket: String, key: String) async {
         let target = UploadTarget(store: store, bucket: bucket, key: key)
-        while lock.withLock({ r in r.making[target] != nil }) {
+        while lock.withLock({ r in
+            guard let holder = r.making[target] else { return false }
+            return holder.s.cancelled || holder.s.key != key || holder.s.bucket != bucket
+        }) {
             try? await Task.sleep(nanoseconds: 5_000_000)
         }
     }

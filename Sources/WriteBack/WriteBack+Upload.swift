@@ -64,9 +64,9 @@ extension WriteBack {
     /// bucket would keep the old bytes. Sets `finishing`; caller holds the lock.
     func claimKey(_ f: StagedFile, _ r: inout Registry) -> Bool {
         let target = UploadTarget(store: f.store.name, bucket: f.s.bucket, key: f.s.key)
-        if let holder = r.making[target], holder != f.id { return false }
-        if let held = f.s.making, held != target, r.making[held] == f.id { r.making.removeValue(forKey: held) }
-        r.making[target] = f.id
+        if let holder = r.making[target], holder !== f { return false }
+        if let held = f.s.making, held != target, r.making[held] === f { r.making.removeValue(forKey: held) }
+        r.making[target] = f
         f.s.making = target
         f.s.finishing = true
         return true
@@ -75,8 +75,14 @@ extension WriteBack {
     /// The object-making request ended (done, failed or stale): clears `finishing` and frees the key.
     func releaseKey(_ f: StagedFile, _ r: inout Registry) {
         f.s.finishing = false
-        if let held = f.s.making, r.making[held] == f.id { r.making.removeValue(forKey: held) }
+        if let held = f.s.making, r.making[held] === f { r.making.removeValue(forKey: held) }
         f.s.making = nil
+    }
+
+    /// `condition`, releasing `f`'s claim when it is false.
+    private func releaseUnless(_ condition: Bool, _ f: StagedFile, _ r: inout Registry) -> Bool {
+        if !condition { releaseKey(f, &r) }
+        return condition
     }
 
     /// Whether `f`'s claim still names the key it is at; a rename between `pump` and the request's start
@@ -196,7 +202,8 @@ extension WriteBack {
 
     private func complete(_ f: StagedFile) async {
         let snap = lock.withLock { r in
-            !claimStillHolds(f, &r) || f.s.uploadID == nil ? nil : (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders,
+            // Cancelled or renamed since `pump` (the upload forgotten): the claim goes, nothing is sent.
+            !claimStillHolds(f, &r) || !releaseUnless(f.s.uploadID != nil, f, &r) ? nil : (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders,
              f.s.metadata != f.s.uploadMetadata || f.s.mtimeExplicit,
              (1...geometry.partCount(fileSize: f.s.size)).map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]?.etag ?? "") })
         }

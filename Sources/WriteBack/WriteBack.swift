@@ -111,7 +111,7 @@ package final class WriteBack: @unchecked Sendable {
         var active: [String: StagedFile] = [:]
         var inFlight = 0
         /// The file whose object-making request for a key is in flight, by key.
-        var making: [UploadTarget: String] = [:]
+        var making: [UploadTarget: StagedFile] = [:]
         var completedUploads = 0
         var stopped = false
         /// Acknowledged objects replay found lost in a power cut (`kernel` durability), for `status`.
@@ -141,7 +141,8 @@ package final class WriteBack: @unchecked Sendable {
         // Per size: a part buffer for every part in flight, a bounce buffer for every concurrent writer.
         buffers = AlignedBuffers(keepPerSize: max(options.concurrency, 32) + 2)
         captureBudget = PartCapture.Budget(limit: Int(options.partCopyBytes / max(1, options.partSize)))
-        partReadBudget = ByteBudget(limit: Int(options.partReadBytes))
+        // At least two parts, so that large parts (`--part-size` 64 MiB and up) still go two at a time.
+        partReadBudget = ByteBudget(limit: Int(max(options.partReadBytes, 2 * options.partSize)))
         descriptors = DescriptorCache(limit: options.openStagingFiles)
         partReads = IOThreadPool(threads: WriteBackOptions.cores, name: "upload-read", niceness: 10)
         partHasher = LaneHasher(name: "upload-md5", niceness: 10)

@@ -148,6 +148,29 @@ import Testing
         }
     }
 
+    /// Header fields no write would leave (a length with the top bit set, one near the largest integer, an
+    /// absurd sub-block size): a miss that drops the block, never a trap.
+    @Test func aHeaderWithImpossibleValuesIsAMiss() async throws {
+        // (offset, value, width): the length is 8 bytes at 8, the sub-block size's log2 4 bytes at 28.
+        for (offset, value, width) in [(8, UInt64.max, 8), (8, UInt64(Int.max) - 3, 8), (8, 1 << 41, 8), (28, 63, 4), (28, 3, 4)] {
+            try await withTier { disk, buffer, _ in
+                let data = pattern(slot, seed: 14)
+                data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: slot) }
+                let object = ObjectVersion(bucket: "b", key: "h", etag: "\"e\"", size: Int64(slot))
+                let key = BlockKey(object: object, index: 0)
+                #expect(await write(disk, key, UnsafeRawBufferPointer(buffer), readable: slot))
+                let fd = open(disk.path(DiskTier.DiskKey(object: object.id, index: 0)), O_RDWR)
+                var v = value  // little-endian: the low `width` bytes are the field
+                #expect(pwrite(fd, &v, width, off_t(offset)) == width)
+                close(fd)
+                let part = UnsafeMutableRawPointer.allocate(byteCount: slot, alignment: 4096)
+                defer { part.deallocate() }
+                #expect(await readRange(disk, key, offset: 0, count: 100, into: part, capacity: slot) == nil)
+                #expect(!disk.contains(key), "field at \(offset) = \(value)")
+            }
+        }
+    }
+
     /// A block of the first format (one checksum of the whole data), as an older build left it: read whole,
     /// never in part.
     @Test func aBlockOfTheFirstFormatIsStillReadWhole() async throws {
