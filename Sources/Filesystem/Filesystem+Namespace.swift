@@ -157,6 +157,8 @@ extension Filesystem {
         touchDirectory(of: path)
         if readers { return reply(.success(())) }
         run(reply, "unlink", path) { [self] in
+            // Its staging space comes back before unlink returns, and the cancelled file's upload, or an
+            // earlier replaced one's, lands before the delete.
             if let cancelled { await writeBack?.settle(cancelled) }
             await settleKey(place)
             try await place.store.deleteObject(bucket: place.bucket, key: place.key)

@@ -70,6 +70,7 @@ extension Filesystem {
         if let replaced, replaced !== f {
             writeBack?.cancel(replaced)
             await writeBack?.settle(replaced)
+            await settleKey(to)
         }
         if let f, let writeBack {
             if let etag = writeBack.uploadedETag(f) {
@@ -79,7 +80,6 @@ extension Filesystem {
                 writeBack.retarget(f, bucket: to.bucket, key: to.key, copiedETag: nil)
             }
             // An upload to the old key already in flight lands before the delete, not after the rename.
-            await writeBack.settle(f)
             await settleKey(from)
             try? await from.store.deleteObject(bucket: from.bucket, key: from.key)
             return
@@ -142,7 +142,6 @@ extension Filesystem {
         }
         // Uploads to the old keys already in flight land before the deletes below, so none outlives the
         // rename (a later rename of the old directory would copy it back into the namespace).
-        for (_, f) in staged { await writeBack?.settle(f) }
         for key in stagedKeys { await writeBack?.settle(store: from.link.store.name, bucket: bucket, key: key) }
         let listed = Set(objects.map(\.key))
         var keys = objects.map(\.key) + stagedKeys.filter { !listed.contains($0) }

@@ -111,8 +111,8 @@ package final class Filesystem: @unchecked Sendable {
         var policy: LinkPolicy { link.policy }
     }
 
-    /// Waits until no upload to `place`'s key is still in flight (see `WriteBack.settle(store:bucket:key:)`),
-    /// before a delete of that key.
+    /// Waits until no stale upload to `place`'s key is still in flight (`WriteBack.settle(store:bucket:key:)`):
+    /// a delete of the key, or a server-side copy onto it, must land after it.
     func settleKey(_ place: Place) async {
         await writeBack?.settle(store: place.link.store.name, bucket: place.bucket, key: place.key)
     }

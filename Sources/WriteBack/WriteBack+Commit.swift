@@ -137,8 +137,9 @@ extension WriteBack {
         }
     }
 
-    /// Waits until no request of a cancelled file is still in flight, so a late PUT cannot land after the
-    /// delete that follows (the bucket would get the unlinked file back).
+    /// Waits until no request of a cancelled file is still in flight: until then its staging file stays open
+    /// (a part read holds the descriptor) and its space is not given back, so an unlink that returned
+    /// earlier would leave a full cache disk full.
     package func settle(_ f: StagedFile) async {
         while lock.withLock({ _ in f.s.finishing || f.s.creatingUpload || !f.s.inFlight.isEmpty }) {
             try? await Task.sleep(nanoseconds: 5_000_000)

@@ -79,12 +79,6 @@ extension WriteBack {
         f.s.making = nil
     }
 
-    /// `condition`, releasing `f`'s claim when it is false.
-    private func releaseUnless(_ condition: Bool, _ f: StagedFile, _ r: inout Registry) -> Bool {
-        if !condition { releaseKey(f, &r) }
-        return condition
-    }
-
     /// Whether `f`'s claim still names the key it is at; a rename between `pump` and the request's start
     /// moves the claim, or gives it up when another file holds the new key. Caller holds the lock.
     func claimStillHolds(_ f: StagedFile, _ r: inout Registry) -> Bool {
@@ -201,11 +195,16 @@ extension WriteBack {
     }
 
     private func complete(_ f: StagedFile) async {
-        let snap = lock.withLock { r in
-            // Cancelled or renamed since `pump` (the upload forgotten): the claim goes, nothing is sent.
-            !claimStillHolds(f, &r) || !releaseUnless(f.s.uploadID != nil, f, &r) ? nil : (f.s.generation, f.s.dataGeneration, f.s.uploadID!, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders,
-             f.s.metadata != f.s.uploadMetadata || f.s.mtimeExplicit,
-             (1...geometry.partCount(fileSize: f.s.size)).map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]?.etag ?? "") })
+        let snap = lock.withLock { r -> (UInt64, UInt64, String, String, String, Int64, [String: String], Bool, [CompletedPart])? in
+            guard claimStillHolds(f, &r) else { return nil }
+            guard let uploadID = f.s.uploadID else {
+                // Cancelled or renamed since `pump` (the upload forgotten): the claim goes, nothing is sent.
+                releaseKey(f, &r)
+                return nil
+            }
+            return (f.s.generation, f.s.dataGeneration, uploadID, f.s.bucket, f.s.key, f.s.size, f.s.uploadHeaders,
+                    f.s.metadata != f.s.uploadMetadata || f.s.mtimeExplicit,
+                    (1...geometry.partCount(fileSize: f.s.size)).map { CompletedPart(partNumber: $0, etag: f.s.uploaded[$0]?.etag ?? "") })
         }
         guard let (generation, dataGeneration, uploadID, bucket, key, size, metadata, metadataChanged, parts) = snap else { return pump() }
         do {

@@ -93,7 +93,7 @@ struct ReplacementOrderTests {
             wb.cancel(a)
             _ = new.withUnsafeBytes { wb.write(b, offset: 0, $0, mtime: Timestamp(seconds: 2)) }
             try await wb.commit(b, sync: true)
-            await wb.settle(a)
+            await wb.settle(store: "", bucket: "b", key: "k")
             #expect(try await fetch(store, "k") == new, "the replacement is what the bucket keeps")
         }
     }
