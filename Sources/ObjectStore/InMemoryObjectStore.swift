@@ -58,8 +58,7 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
         }
         let most = jitter.withLock { $0 }
         guard most > .zero else { return }
-        let micros = most.components.seconds * 1_000_000 + most.components.attoseconds / 1_000_000_000_000
-        try? await Task.sleep(for: .microseconds(Int64.random(in: 0...micros)))
+        try? await Task.sleep(for: most * Double.random(in: 0...1))
     }
 
     private func object(_ bucket: String, _ key: String) throws(ObjectStoreError) -> Object {

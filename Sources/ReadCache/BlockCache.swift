@@ -145,7 +145,7 @@ package final class BlockCache: @unchecked Sendable {
     private let rangeCapacity: Int
     private let rangeBuffers = Mutex<[UInt]>([])
     /// Blocks read in part recently, oldest first (bounded): a second such read loads the block into memory.
-    private let rangeTouched = Mutex<(keys: Set<BlockKey>, order: [BlockKey])>(([], []))
+    private let rangeTouched = Mutex<(keys: Set<BlockKey>, order: Deque<BlockKey>)>(([], []))
 
     package init(store: any ObjectStore, configuration: BlockCacheConfiguration, disk: DiskTier?, logger: Logger = Logger(label: "lakecache.cache")) {
         self.store = store
@@ -294,17 +294,14 @@ package final class BlockCache: @unchecked Sendable {
         if !kept { buffer.deallocate() }
     }
 
-    /// Whether `key` was read in part since it was last forgotten; remembers it if not.
+    /// Whether `key` was read in part since it was last forgotten; remembers it if not, forgetting the oldest
+    /// of 8,192 (an entry of a key that was since read again may go early: the block simply loads later).
     private func touchedBefore(_ key: BlockKey) -> Bool {
         rangeTouched.withLock { t in
             if t.keys.remove(key) != nil { return true }
             t.keys.insert(key)
             t.order.append(key)
-            if t.order.count > 8192 {
-                for old in t.order.prefix(4096) where t.keys.contains(old) { t.keys.remove(old) }
-                t.order.removeFirst(4096)
-                t.order.removeAll { !t.keys.contains($0) }
-            }
+            if t.order.count > 8192, let old = t.order.popFirst() { t.keys.remove(old) }
             return false
         }
     }

@@ -161,9 +161,21 @@ package final class DiskTier: @unchecked Sendable {
     }
 
     private func readNow(_ key: BlockKey, into buffer: UnsafeMutableRawBufferPointer, readable: Int, header: UnsafeMutableRawBufferPointer) -> Int? {
+        let direct = Syscall.isDirectIOAligned(buffer.baseAddress) && readable >= Syscall.directIOPadded(buffer.count)
+        return load(key, into: buffer.baseAddress!, capacity: readable, direct: direct, maxLength: buffer.count, header: header) { h in 0..<h.length }?.count
+    }
+
+    /// Opens block `key`, checks its header, reads the bytes `span` picks (sub-block edges, or all the data;
+    /// nil: not this way) into `buffer` and verifies them. Returns the span read, or nil on a miss; a damaged
+    /// block (a header of another identity or longer than `maxLength`, short data, a checksum) is dropped.
+    /// `direct`: the caller's buffer allows `O_DIRECT` (page-aligned, room for the span padded to a page).
+    private func load(
+        _ key: BlockKey, into buffer: UnsafeMutableRawPointer, capacity: Int, direct directAllowed: Bool, maxLength: Int,
+        header: UnsafeMutableRawBufferPointer, span: (Header) -> Range<Int>?
+    ) -> Range<Int>? {
         let dk = DiskKey(object: key.object.id, index: key.index)
         let p = path(dk)
-        let direct = directIO.load(ordering: .relaxed) && Syscall.isDirectIOAligned(buffer.baseAddress) && readable >= Syscall.directIOPadded(buffer.count)
+        let direct = directIO.load(ordering: .relaxed) && directAllowed
         /// Direct I/O refused (EINVAL): a miss this time, the page cache from now on.
         func refused(_ e: Errno) -> Bool {
             guard direct, e.rawValue == EINVAL else { return false }
@@ -181,22 +193,31 @@ package final class DiskTier: @unchecked Sendable {
         switch Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) {
         case .success(Self.headerSize): break
         case .failure(let e) where refused(e): return nil
-        default: return discard(dk, p, "short header")
+        default:
+            discard(dk, p, "short header")
+            return nil
         }
-        guard let h = Header(header, identity: Self.identity(key)), h.length <= buffer.count else { return discard(dk, p, "header mismatch") }
-        let length = h.length
+        guard let h = Header(header, identity: Self.identity(key)), h.length <= maxLength else {
+            discard(dk, p, "header mismatch")
+            return nil
+        }
+        guard let range = span(h) else { return nil }
         // Direct reads ask for whole pages; the file ends at the data, so the padding reads as end of file.
-        let ask = direct ? Syscall.directIOPadded(length) : length
-        switch Syscall.preadFully(fd, buffer.baseAddress!, ask, Int64(Self.headerSize)) {
-        case .success(let got) where got >= length: break
+        let ask = direct ? Syscall.directIOPadded(range.count) : range.count
+        guard ask <= capacity else { return nil }
+        switch Syscall.preadFully(fd, buffer, ask, Int64(Self.headerSize + range.lowerBound)) {
+        case .success(let got) where got >= range.count: break
         case .failure(let e) where refused(e): return nil
-        default: return discard(dk, p, "truncated data")
+        default:
+            discard(dk, p, "truncated data")
+            return nil
         }
-        guard h.verifies(UnsafeRawBufferPointer(buffer), from: 0, to: length, header: UnsafeRawBufferPointer(header)) else {
-            return discard(dk, p, "checksum mismatch")
+        guard h.verifies(UnsafeRawBufferPointer(start: buffer, count: range.count), from: range.lowerBound, to: range.upperBound, header: UnsafeRawBufferPointer(header)) else {
+            discard(dk, p, "checksum mismatch")
+            return nil
         }
         touched(dk, key)
-        return length
+        return range
     }
 
     private func touched(_ dk: DiskKey, _ key: BlockKey) {
@@ -263,41 +284,18 @@ package final class DiskTier: @unchecked Sendable {
     }
 
     private func readRangeNow(_ key: BlockKey, offset: Int, count: Int, into buffer: UnsafeMutableRawPointer, capacity: Int, header: UnsafeMutableRawBufferPointer) -> Int? {
-        let dk = DiskKey(object: key.object.id, index: key.index)
-        let p = path(dk)
-        let direct = directIO.load(ordering: .relaxed) && Syscall.isDirectIOAligned(buffer)
-        let fd: Int32
-        switch Syscall.open(p, O_RDONLY | (direct ? Syscall.directIOFlag : 0)) {
-        case .success(let f): fd = f
-        case .failure:
-            return nil
+        let span = load(key, into: buffer, capacity: capacity, direct: Syscall.isDirectIOAligned(buffer), maxLength: Int.max, header: header) { h in
+            guard let sub = h.subBlock, count > 0, offset + count <= h.length else { return nil }
+            return (offset / sub * sub)..<min(h.length, (offset + count + sub - 1) / sub * sub)
         }
-        defer { Syscall.close(fd) }
-        guard case .success(Self.headerSize) = Syscall.preadFully(fd, header.baseAddress!, Self.headerSize, 0) else { return nil }
-        guard let h = Header(header, identity: Self.identity(key)) else { return discard(dk, p, "header mismatch") }
-        guard let sub = h.subBlock, count > 0, offset + count <= h.length else { return nil }
-        let from = offset / sub * sub
-        let to = min(h.length, (offset + count + sub - 1) / sub * sub)
-        let ask = direct ? Syscall.directIOPadded(to - from) : to - from
-        guard ask <= capacity else { return nil }
-        switch Syscall.preadFully(fd, buffer, ask, Int64(Self.headerSize + from)) {
-        case .success(let got) where got >= to - from: break
-        case .failure(let e) where direct && e.rawValue == EINVAL: return nil
-        default: return discard(dk, p, "truncated data")
-        }
-        guard h.verifies(UnsafeRawBufferPointer(start: buffer, count: to - from), from: from, to: to, header: UnsafeRawBufferPointer(header)) else {
-            return discard(dk, p, "checksum mismatch")
-        }
-        touched(dk, key)
-        return offset - from
+        return span.map { offset - $0.lowerBound }
     }
 
-    private func discard(_ key: DiskKey, _ path: String, _ why: String) -> Int? {
+    private func discard(_ key: DiskKey, _ path: String, _ why: String) {
         corrupt.add(1, ordering: .relaxed)
         logger.warning("disk-tier block dropped and refetched", metadata: ["file": "\(path)", "reason": "\(why)"])
         unlink(path)
         forget(key)
-        return nil
     }
 
     // MARK: - Pins

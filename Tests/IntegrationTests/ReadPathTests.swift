@@ -157,12 +157,22 @@ struct ReadPathTests {
         }
     }
 
+    /// A fresh bucket holding one object of `size` patterned bytes, and a mount of it over the bench store.
+    func oneObject(_ prefix: String, _ key: String, size: Int, seed: UInt64) async throws -> (bucket: String, data: [UInt8], mount: TestMount) {
+        let bucket = try await freshBucket(s3, prefix)
+        let data = patternBytes(size, seed: seed)
+        try await put(bucket, key, data)
+        return (bucket, data, TestMount(bucket: bucket, endpoint: bench))
+    }
+
+    /// The mount's `status --json`.
+    func status(_ m: TestMount) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(TestMount.run(["status", "--json", m.mountpoint]).output.utf8)) as? [String: Any])
+    }
+
     @Test func singleFlightCachedRereadAndWarmRemount() async throws {
-        let bucket = try await freshBucket(s3, "sf")
         let size = 64 << 20
-        let data = patternBytes(size, seed: 77)
-        try await put(bucket, "big.bin", data)
-        let mount = TestMount(bucket: bucket, endpoint: bench)
+        let (bucket, data, mount) = try await oneObject("sf", "big.bin", size: size, seed: 77)
         let bytesBefore = try await BenchControl.bytesOut(bucket: bucket)
         try await withMount(mount) { m throws in
             let wrong = Atomic<Int>(0)
@@ -188,11 +198,8 @@ struct ReadPathTests {
     /// After a remount (memory tier empty, disk tier warm), small random reads come from the disk tier's
     /// sub-blocks: right bytes, no GET, counted as range reads in `status`.
     @Test func randomReadsAfterAWarmRemountReadDiskSubBlocks() async throws {
-        let bucket = try await freshBucket(s3, "subblk")
         let size = 32 << 20
-        let data = patternBytes(size, seed: 78)
-        try await put(bucket, "r.bin", data)
-        let mount = TestMount(bucket: bucket, endpoint: bench)
+        let (bucket, data, mount) = try await oneObject("subblk", "r.bin", size: size, seed: 78)
         try await withMount(mount) { m throws in #expect(try readFile(m.path("r.bin")) == data) }
         let gets = try await benchCount(bucket, "GetObject")
         // A new mount has none of the file's pages in the kernel (no drop_caches: tests beside this one count
@@ -206,8 +213,7 @@ struct ReadPathTests {
                 let offset = Int.random(in: 0...(size - length), using: &rng)
                 #expect(try preadFile(fd, offset, length).get() == Array(data[offset..<(offset + length)]))
             }
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(TestMount.run(["status", "--json", m.mountpoint]).output.utf8)) as? [String: Any])
-            let disk = try #require((json["cache"] as? [String: Any])?["disk"] as? [String: Any])
+            let disk = try #require((try status(m)["cache"] as? [String: Any])?["disk"] as? [String: Any])
             #expect((disk["range_reads"] as? Int ?? 0) > 0, "status: \(disk)")
             #expect((disk["corrupt_blocks"] as? Int) == 0)
         }
@@ -225,10 +231,7 @@ struct ReadPathTests {
             // Under `exact`, a HEAD per file, or a GET of the whole object for small ones (which fills the cache).
             func asked() async throws -> Int { try await benchCount(bucket, "HeadObject") + benchCount(bucket, "GetObject") }
             // A request the daemon retried (a loaded run's timeout) reaches the store twice: not a second fetch.
-            func retried() throws -> Int {
-                let json = try JSONSerialization.jsonObject(with: Data(TestMount.run(["status", "--json", m.mountpoint]).output.utf8)) as? [String: Any]
-                return (json?["backend"] as? [String: Any])?["retries"] as? Int ?? 0
-            }
+            func retried() throws -> Int { (try status(m)["backend"] as? [String: Any])?["retries"] as? Int ?? 0 }
             let heads = try await asked()
             let retriesBefore = try retried()
             let names = try FileManager.default.contentsOfDirectory(atPath: m.path("d"))

@@ -36,6 +36,17 @@ import Testing
         try await body(disk, buffer, dir)
     }
 
+    /// Writes a slot-sized patterned block of object `key` through `buffer`; returns its key, the path of its
+    /// file and its bytes.
+    func writeSlot(_ disk: DiskTier, _ buffer: UnsafeMutableRawBufferPointer, key name: String, seed: UInt64) async -> (BlockKey, String, [UInt8]) {
+        let data = pattern(slot, seed: seed)
+        data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: slot) }
+        let object = ObjectVersion(bucket: "b", key: name, etag: "\"e\"", size: Int64(slot))
+        let key = BlockKey(object: object, index: 0)
+        #expect(await write(disk, key, UnsafeRawBufferPointer(buffer), readable: slot))
+        return (key, disk.path(DiskTier.DiskKey(object: object.id, index: 0)), data)
+    }
+
     @Test func unalignedLengthsRoundTripThroughDirectIO() async throws {
         try await withTier { disk, buffer, dir in
             let object = ObjectVersion(bucket: "b", key: "k", etag: "\"e\"", size: Int64(slot) * 8)
@@ -77,12 +88,8 @@ import Testing
 
     @Test func aTruncatedBlockIsAMissNotShortData() async throws {
         try await withTier { disk, buffer, _ in
-            let data = pattern(slot, seed: 3)
-            data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: slot) }
-            let object = ObjectVersion(bucket: "b", key: "t", etag: "\"e\"", size: Int64(slot))
-            let key = BlockKey(object: object, index: 0)
-            #expect(await write(disk, key, UnsafeRawBufferPointer(buffer), readable: slot))
-            #expect(truncate(disk.path(DiskTier.DiskKey(object: object.id, index: 0)), off_t(DiskTier.headerSize + slot - 5000)) == 0)
+            let (key, path, _) = await writeSlot(disk, buffer, key: "t", seed: 3)
+            #expect(truncate(path, off_t(DiskTier.headerSize + slot - 5000)) == 0)
             #expect(await read(disk, key, into: buffer, readable: slot) == nil)
             #expect(disk.corrupt.load(ordering: .relaxed) == 1)
             #expect(!disk.contains(key))
@@ -154,12 +161,8 @@ import Testing
         // (offset, value, width): the length is 8 bytes at 8, the sub-block size's log2 4 bytes at 28.
         for (offset, value, width) in [(8, UInt64.max, 8), (8, UInt64(Int.max) - 3, 8), (8, 1 << 41, 8), (28, 63, 4), (28, 3, 4)] {
             try await withTier { disk, buffer, _ in
-                let data = pattern(slot, seed: 14)
-                data.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: slot) }
-                let object = ObjectVersion(bucket: "b", key: "h", etag: "\"e\"", size: Int64(slot))
-                let key = BlockKey(object: object, index: 0)
-                #expect(await write(disk, key, UnsafeRawBufferPointer(buffer), readable: slot))
-                let fd = open(disk.path(DiskTier.DiskKey(object: object.id, index: 0)), O_RDWR)
+                let (key, path, _) = await writeSlot(disk, buffer, key: "h", seed: 14)
+                let fd = open(path, O_RDWR)
                 var v = value  // little-endian: the low `width` bytes are the field
                 #expect(pwrite(fd, &v, width, off_t(offset)) == width)
                 close(fd)
