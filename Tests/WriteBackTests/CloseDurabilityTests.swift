@@ -51,7 +51,9 @@ struct CloseDurabilityTests {
             let data = patterned(6 << 20)
             _ = data.withUnsafeBytes { wb.write(f, offset: 0, $0, mtime: Timestamp(seconds: 2)) }
             try await wb.commit(f, sync: false)
-            let journal = Journal(directory: dir + "/journal")
+            // The write path's own journal: loads through it are serialized with its record writes (a second
+            // `Journal` on the directory could delete a record write's temporary file mid-write).
+            let journal = wb.journal
             #expect(journal.load().records.map(\.key) == ["ckpt"])
             // The staging-sync thread takes jobs in order: once a job queued now runs, the commit's sync is done
             // (polling the journal instead timed out in a loaded CI run, where this thread's fdatasync waits
