@@ -89,18 +89,58 @@ package struct FileAttributes: Sendable, Equatable {
     package var mode: UInt32
     package var uid: UInt32
     package var gid: UInt32
+    /// The fields most files never set, out of line: attributes are kept per node the kernel holds.
+    private var rare: Rare?
+
     /// A device's number (`x-amz-meta-rdev`), 0 for everything else.
-    package var rdev: UInt64 = 0
+    package var rdev: UInt64 {
+        get { rare?.rdev ?? 0 }
+        set { rare = Rare.make(rdev: newValue, ctime: ctime, atime: atime, nlink: nlink) }
+    }
+
     /// The last change of the inode (a chmod, a chown, a rename, a write), kept in memory for the life of
     /// the mount; nil shows the mtime.
-    package var ctime: Timestamp?
+    package var ctime: Timestamp? {
+        get { rare?.ctime }
+        set { rare = Rare.make(rdev: rdev, ctime: newValue, atime: atime, nlink: nlink) }
+    }
+
     /// The access time when one was set explicitly; nil shows the mtime (reads never move it).
-    package var atime: Timestamp?
+    package var atime: Timestamp? {
+        get { rare?.atime }
+        set { rare = Rare.make(rdev: rdev, ctime: ctime, atime: newValue, nlink: nlink) }
+    }
+
     /// Links to it: 0 once unlinked while open; nil for the usual 1 (2 for a directory).
-    package var nlink: UInt32?
+    package var nlink: UInt32? {
+        get { rare?.nlink }
+        set { rare = Rare.make(rdev: rdev, ctime: ctime, atime: atime, nlink: newValue) }
+    }
+
+    /// Immutable, so copies of the attributes share it safely; a change makes a new one.
+    private final class Rare: Sendable, Equatable {
+        let rdev: UInt64
+        let ctime: Timestamp?
+        let atime: Timestamp?
+        let nlink: UInt32?
+
+        private init(rdev: UInt64, ctime: Timestamp?, atime: Timestamp?, nlink: UInt32?) {
+            self.rdev = rdev
+            self.ctime = ctime
+            self.atime = atime
+            self.nlink = nlink
+        }
+
+        static func make(rdev: UInt64, ctime: Timestamp?, atime: Timestamp?, nlink: UInt32?) -> Rare? {
+            rdev == 0 && ctime == nil && atime == nil && nlink == nil ? nil : Rare(rdev: rdev, ctime: ctime, atime: atime, nlink: nlink)
+        }
+
+        static func == (a: Rare, b: Rare) -> Bool {
+            a.rdev == b.rdev && a.ctime == b.ctime && a.atime == b.atime && a.nlink == b.nlink
+        }
+    }
 
     package init(ino: UInt64, kind: Kind, size: Int64, mtime: Timestamp, mode: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0, atime: Timestamp? = nil) {
-        self.atime = atime
         self.ino = ino
         self.kind = kind
         self.size = size
@@ -108,7 +148,7 @@ package struct FileAttributes: Sendable, Equatable {
         self.mode = mode
         self.uid = uid
         self.gid = gid
-        self.rdev = rdev
+        rare = Rare.make(rdev: rdev, ctime: nil, atime: atime, nlink: nil)
     }
 
     /// The full st_mode, with the file-type bits.

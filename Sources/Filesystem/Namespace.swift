@@ -15,7 +15,30 @@ struct ListingEntry: Sendable {
     var etag: String
     /// The entry's POSIX metadata when known: a subdirectory's from its marker object (plain when it has
     /// none), a file's from a HEAD or a write through this mount. nil for a file that only a listing showed.
-    var posix: PosixMetadata?
+    var posix: PosixMetadata? {
+        get { known?.posix }
+        set { known = newValue.map(PosixBox.make) }
+    }
+
+    /// Out of line and shared for plain objects (the usual case), since a listing keeps one entry per object.
+    private var known: PosixBox?
+
+    init(name: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, etag: String, posix: PosixMetadata? = nil) {
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.mtime = mtime
+        self.etag = etag
+        self.posix = posix
+    }
+
+    /// Immutable, so copies of an entry share it safely.
+    private final class PosixBox: Sendable {
+        let posix: PosixMetadata
+        private init(_ posix: PosixMetadata) { self.posix = posix }
+        static let plain = PosixBox(.plain)
+        static func make(_ posix: PosixMetadata) -> PosixBox { posix == .plain ? plain : PosixBox(posix) }
+    }
 }
 
 /// A directory's contents from ListObjectsV2, possibly still being paged in.
@@ -113,10 +136,56 @@ struct Node {
     /// The object's user metadata, from a HEAD or a write here; nil for a node made from a listing entry,
     /// whose attributes came from its `PosixMetadata` (a metadata change HEADs first, so it keeps the rest).
     var metadata: [String: String]?
+    /// What few nodes have (an open's cached ETag, a symlink's target), out of line so that the rest do not
+    /// carry it: the node table's size is per node the kernel holds.
+    private var extras: Extras?
+
     /// The ETag whose pages the kernel may still cache (set at open).
-    var kernelCachedETag: String?
+    var kernelCachedETag: String? {
+        get { extras?.kernelCachedETag }
+        set { extras = Extras.make(kernelCachedETag: newValue, symlinkTarget: symlinkTarget) }
+    }
+
     /// A symbolic link's target, once read.
-    var symlinkTarget: String?
+    var symlinkTarget: String? {
+        get { extras?.symlinkTarget }
+        set { extras = Extras.make(kernelCachedETag: kernelCachedETag, symlinkTarget: newValue) }
+    }
+
+    /// Immutable, so copies of a node share it safely; a change makes a new one.
+    private final class Extras: Sendable {
+        let kernelCachedETag: String?
+        let symlinkTarget: String?
+
+        private init(kernelCachedETag: String?, symlinkTarget: String?) {
+            self.kernelCachedETag = kernelCachedETag
+            self.symlinkTarget = symlinkTarget
+        }
+
+        static func make(kernelCachedETag: String?, symlinkTarget: String?) -> Extras? {
+            kernelCachedETag == nil && symlinkTarget == nil ? nil : Extras(kernelCachedETag: kernelCachedETag, symlinkTarget: symlinkTarget)
+        }
+    }
+
+    init(
+        ino: UInt64, parent: UInt64, name: String, path: String, attributes: FileAttributes, expires: Double, lookups: UInt64,
+        etag: String, metadata: [String: String]?
+    ) {
+        self.ino = ino
+        self.parent = parent
+        self.name = name
+        self.path = path
+        self.attributes = attributes
+        self.expires = expires
+        self.lookups = lookups
+        self.etag = etag
+        self.metadata = metadata
+    }
+
+    /// A forgotten node's slot in `NodeStore`: holds nothing.
+    static let vacant = Node(
+        ino: 0, parent: 0, name: "", path: "", attributes: FileAttributes(ino: 0, kind: .file, size: 0, mtime: Timestamp(seconds: 0), mode: 0, uid: 0, gid: 0),
+        expires: 0, lookups: 0, etag: "", metadata: nil)
 
     /// The POSIX metadata the node shows (exact: a node is made only from known metadata).
     var posix: PosixMetadata {

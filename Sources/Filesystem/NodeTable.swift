@@ -8,7 +8,7 @@ import Synchronization
 /// its hash; `inode(of:)` probes past numbers other paths hold.
 final class NodeTable: Sendable {
     struct State {
-        var nodes: [UInt64: Node] = [:]
+        var nodes = NodeStore()
         var byPath: [String: UInt64] = ["": 1]
     }
 

@@ -64,6 +64,7 @@ enum StatusHandler {
                     ("hits", n(cache.hits.load(ordering: .relaxed))), ("misses", n(cache.misses.load(ordering: .relaxed))),
                     ("joined_fills", n(cache.joinedFills.load(ordering: .relaxed))),
                     ("prefetched_blocks", n(cache.prefetches.load(ordering: .relaxed))),
+                    ("prefaulted_bytes", n(cache.prefaultedBytes)),
                 ])),
                 ("disk", .object([
                     ("directory", .string(p.plan.cacheDir)),
