@@ -1,19 +1,45 @@
 import Platform
 import Synchronization
 
-/// Requests one link made, by operation, and how many failed; for `status` per link.
+/// Requests one link made, by operation, and how many failed; for `status` and metrics per link.
+///
+/// Fixed arrays indexed by `BackendOperation` under one lock: counting a call hashes nothing and allocates
+/// nothing.
 package final class RequestCounters: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
-    package let errors = Atomic<Int>(0)
+    private struct Counts {
+        var calls = [Int](repeating: 0, count: BackendOperation.allCases.count)
+        var failures = [Int](repeating: 0, count: BackendOperation.allCases.count)
+    }
+
+    private let counts = Mutex(Counts())
 
     package init() {}
 
-    func count(_ operation: String) { counts.withLock { $0[operation, default: 0] += 1 } }
+    func count(_ operation: BackendOperation) { counts.withLock { $0.calls[operation.rawValue] += 1 } }
 
-    /// Requests by operation name (GetObject, HeadObject, ListObjectsV2, ...).
-    package var byOperation: [String: Int] { counts.withLock { $0 } }
+    /// A call failed for good; a missing key is an answer to a lookup, not a failure of the store.
+    func failed(_ operation: BackendOperation, _ error: any Error) {
+        if let e = error as? ObjectStoreError, e.kind == .noSuchKey { return }
+        counts.withLock { $0.failures[operation.rawValue] += 1 }
+    }
 
-    package var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+    /// Calls by operation name (GetObject, HeadObject, ListObjectsV2, ...), one per call however many
+    /// attempts it took; operations never called are left out.
+    package var byOperation: [String: Int] { Self.named(counts.withLock { $0.calls }) }
+
+    /// Failed calls by operation name (NoSuchKey left out); operations that never failed are left out.
+    package var errorsByOperation: [String: Int] { Self.named(counts.withLock { $0.failures }) }
+
+    /// Failed calls over all operations.
+    package var errors: Int { counts.withLock { $0.failures.reduce(0, +) } }
+
+    package var total: Int { counts.withLock { $0.calls.reduce(0, +) } }
+
+    private static func named(_ values: [Int]) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for op in BackendOperation.allCases where values[op.rawValue] > 0 { out[op.name] = values[op.rawValue] }
+        return out
+    }
 }
 
 /// An object store that counts what passes through it, then forwards to the real one.
@@ -29,79 +55,79 @@ package final class CountingObjectStore: ObjectStore {
         self.counters = counters
     }
 
-    private func counted<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+    private func counted<T>(_ operation: BackendOperation, _ body: () async throws -> T) async throws -> T {
         counters.count(operation)
         do { return try await body() } catch {
-            counters.errors.add(1, ordering: .relaxed)
+            counters.failed(operation, error)
             throw error
         }
     }
 
-    package func headBucket(_ bucket: String) async throws { try await counted("HeadBucket") { try await inner.headBucket(bucket) } }
+    package func headBucket(_ bucket: String) async throws { try await counted(.headBucket) { try await inner.headBucket(bucket) } }
 
     package func headObject(bucket: String, key: String) async throws -> ObjectInfo {
-        try await counted("HeadObject") { try await inner.headObject(bucket: bucket, key: key) }
+        try await counted(.headObject) { try await inner.headObject(bucket: bucket, key: key) }
     }
 
     package func getObject(
         _ request: GetObjectRequest, into buffer: UnsafeMutableRawBufferPointer,
         completion: @escaping @Sendable (Result<GetObjectResult, ObjectStoreError>) -> Void
     ) {
-        counters.count("GetObject")
+        counters.count(.getObject)
         let counters = self.counters
         inner.getObject(request, into: buffer) { result in
-            if case .failure = result { counters.errors.add(1, ordering: .relaxed) }
+            if case .failure(let error) = result { counters.failed(.getObject, error) }
             completion(result)
         }
     }
 
     package func listObjects(_ request: ListObjectsRequest) async throws -> ListObjectsPage {
-        try await counted("ListObjectsV2") { try await inner.listObjects(request) }
+        try await counted(.listObjectsV2) { try await inner.listObjects(request) }
     }
 
     package func putObject(bucket: String, key: String, body: RequestBody, options: PutOptions) async throws -> String {
-        try await counted("PutObject") { try await inner.putObject(bucket: bucket, key: key, body: body, options: options) }
+        try await counted(.putObject) { try await inner.putObject(bucket: bucket, key: key, body: body, options: options) }
     }
 
     package func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String {
-        try await counted("CreateMultipartUpload") { try await inner.createMultipartUpload(bucket: bucket, key: key, options: options) }
+        try await counted(.createMultipartUpload) { try await inner.createMultipartUpload(bucket: bucket, key: key, options: options) }
     }
 
     package func uploadPart(bucket: String, key: String, uploadID: String, partNumber: Int, body: RequestBody) async throws -> String {
-        try await counted("UploadPart") { try await inner.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber, body: body) }
+        try await counted(.uploadPart) { try await inner.uploadPart(bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber, body: body) }
     }
 
     package func uploadPartCopy(source: ObjectLocation, bucket: String, key: String, uploadID: String, partNumber: Int, range: ByteRange) async throws -> String {
-        try await counted("UploadPartCopy") {
+        try await counted(.uploadPartCopy) {
             try await inner.uploadPartCopy(source: source, bucket: bucket, key: key, uploadID: uploadID, partNumber: partNumber, range: range)
         }
     }
 
     package func completeMultipartUpload(bucket: String, key: String, uploadID: String, parts: [CompletedPart]) async throws -> String {
-        try await counted("CompleteMultipartUpload") { try await inner.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts) }
+        try await counted(.completeMultipartUpload) { try await inner.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts) }
     }
 
     package func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws {
-        try await counted("AbortMultipartUpload") { try await inner.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID) }
+        try await counted(.abortMultipartUpload) { try await inner.abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID) }
     }
 
     package func listParts(bucket: String, key: String, uploadID: String) async throws -> [PartInfo] {
-        try await counted("ListParts") { try await inner.listParts(bucket: bucket, key: key, uploadID: uploadID) }
+        try await counted(.listParts) { try await inner.listParts(bucket: bucket, key: key, uploadID: uploadID) }
     }
 
     package func listMultipartUploads(bucket: String, prefix: String) async throws -> [MultipartUploadInfo] {
-        try await counted("ListMultipartUploads") { try await inner.listMultipartUploads(bucket: bucket, prefix: prefix) }
+        try await counted(.listMultipartUploads) { try await inner.listMultipartUploads(bucket: bucket, prefix: prefix) }
     }
 
     package func deleteObject(bucket: String, key: String) async throws {
-        try await counted("DeleteObject") { try await inner.deleteObject(bucket: bucket, key: key) }
+        try await counted(.deleteObject) { try await inner.deleteObject(bucket: bucket, key: key) }
     }
 
     package func deleteObjects(bucket: String, keys: [String]) async throws -> [(key: String, error: ObjectStoreError)] {
-        try await counted("DeleteObjects") { try await inner.deleteObjects(bucket: bucket, keys: keys) }
+        try await counted(.deleteObjects) { try await inner.deleteObjects(bucket: bucket, keys: keys) }
     }
 
     package func copyObject(source: ObjectLocation, bucket: String, key: String, options: CopyOptions) async throws -> String {
-        try await counted("CopyObject") { try await inner.copyObject(source: source, bucket: bucket, key: key, options: options) }
+        try await counted(.copyObject) { try await inner.copyObject(source: source, bucket: bucket, key: key, options: options) }
     }
 }

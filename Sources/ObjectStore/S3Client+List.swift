@@ -7,7 +7,7 @@ extension S3Client {
         if let t = request.continuationToken { query.append(("continuation-token", t)) }
         if let s = request.startAfter { query.append(("start-after", s)) }
         if let m = request.maxKeys { query.append(("max-keys", String(m))) }
-        let op = Operation(name: "ListObjectsV2", method: "GET", bucket: request.bucket, query: query)
+        let op = Operation(operation: .listObjectsV2, method: "GET", bucket: request.bucket, query: query)
         return try await perform(op) { response throws(ObjectStoreError) in try Self.parseListObjects(response.body) }
     }
 
@@ -52,7 +52,7 @@ extension S3Client {
         repeat {
             var query = [("uploadId", uploadID)]
             if let marker { query.append(("part-number-marker", marker)) }
-            let op = Operation(name: "ListParts", method: "GET", bucket: bucket, key: key, query: query)
+            let op = Operation(operation: .listParts, method: "GET", bucket: bucket, key: key, query: query)
             let page = try await perform(op) { response throws(ObjectStoreError) in
                 let root = try XMLElement.parse(response.body)
                 var found: [PartInfo] = []
@@ -78,7 +78,7 @@ extension S3Client {
             var query = [("uploads", ""), ("prefix", prefix)]
             if let keyMarker { query.append(("key-marker", keyMarker)) }
             if let idMarker { query.append(("upload-id-marker", idMarker)) }
-            let op = Operation(name: "ListMultipartUploads", method: "GET", bucket: bucket, query: query)
+            let op = Operation(operation: .listMultipartUploads, method: "GET", bucket: bucket, query: query)
             let root = try await perform(op) { response throws(ObjectStoreError) in
                 let root = try XMLElement.parse(response.body)
                 for u in root.children("Upload") where u.value("Key") == nil || u.value("UploadId") == nil {
@@ -112,7 +112,7 @@ extension S3Client {
             xml += "</Delete>"
             let body = Array(xml.utf8)
             let op = Operation(
-                name: "DeleteObjects", method: "POST", bucket: bucket, query: [("delete", "")],
+                operation: .deleteObjects, method: "POST", bucket: bucket, query: [("delete", "")],
                 headers: [
                     (name: "Content-Type", value: "application/xml"),
                     (name: "Content-MD5", value: Digest.base64(Digest.md5(body))),

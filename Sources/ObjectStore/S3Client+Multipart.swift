@@ -2,7 +2,7 @@ import Platform
 
 extension S3Client {
     package func createMultipartUpload(bucket: String, key: String, options: PutOptions) async throws -> String {
-        var op = Operation(name: "CreateMultipartUpload", method: "POST", bucket: bucket, key: key, query: [("uploads", "")], idempotent: false)
+        var op = Operation(operation: .createMultipartUpload, method: "POST", bucket: bucket, key: key, query: [("uploads", "")], idempotent: false)
         op.headers = try Self.putHeaders(options)
         return try await perform(op) { response throws(ObjectStoreError) in
             guard let id = try XMLElement.parse(response.body).value("UploadId"), !id.isEmpty else {
@@ -15,7 +15,7 @@ extension S3Client {
     package func uploadPart(bucket: String, key: String, uploadID: String, partNumber: Int, body: RequestBody) async throws -> String {
         try Self.checkPartNumber(partNumber)
         var op = Operation(
-            name: "UploadPart", method: "PUT", bucket: bucket, key: key,
+            operation: .uploadPart, method: "PUT", bucket: bucket, key: key,
             query: [("partNumber", String(partNumber)), ("uploadId", uploadID)], body: body)
         op.headers.append((name: "Content-MD5", value: Digest.base64(try Self.md5(of: body))))
         return try await perform(op, sink: .discard, parse: Self.requireETag)
@@ -26,7 +26,7 @@ extension S3Client {
     ) async throws -> String {
         try Self.checkPartNumber(partNumber)
         var op = Operation(
-            name: "UploadPartCopy", method: "PUT", bucket: bucket, key: key,
+            operation: .uploadPartCopy, method: "PUT", bucket: bucket, key: key,
             query: [("partNumber", String(partNumber)), ("uploadId", uploadID)], errorIn200: true)
         op.headers.append((name: "x-amz-copy-source", value: Self.copySource(source)))
         op.headers.append((name: "x-amz-copy-source-range", value: range.header))
@@ -40,14 +40,14 @@ extension S3Client {
         }
         xml += "</CompleteMultipartUpload>"
         let op = Operation(
-            name: "CompleteMultipartUpload", method: "POST", bucket: bucket, key: key, query: [("uploadId", uploadID)],
+            operation: .completeMultipartUpload, method: "POST", bucket: bucket, key: key, query: [("uploadId", uploadID)],
             headers: [(name: "Content-Type", value: "application/xml")], body: .bytes(Array(xml.utf8)),
             idempotent: false, errorIn200: true)
         return try await perform(op, parse: Self.resultETag)
     }
 
     package func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws {
-        let op = Operation(name: "AbortMultipartUpload", method: "DELETE", bucket: bucket, key: key, query: [("uploadId", uploadID)])
+        let op = Operation(operation: .abortMultipartUpload, method: "DELETE", bucket: bucket, key: key, query: [("uploadId", uploadID)])
         _ = try await perform(op, sink: .discard)
     }
 

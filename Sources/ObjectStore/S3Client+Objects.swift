@@ -1,6 +1,6 @@
 extension S3Client {
     package func headBucket(_ bucket: String) async throws {
-        let op = Operation(name: "HeadBucket", method: "HEAD", bucket: bucket)
+        let op = Operation(operation: .headBucket, method: "HEAD", bucket: bucket)
         do {
             _ = try await perform(op, sink: .discard)
         } catch var error as ObjectStoreError {
@@ -14,7 +14,7 @@ extension S3Client {
     }
 
     package func headObject(bucket: String, key: String) async throws -> ObjectInfo {
-        let op = Operation(name: "HeadObject", method: "HEAD", bucket: bucket, key: key)
+        let op = Operation(operation: .headObject, method: "HEAD", bucket: bucket, key: key)
         return try await perform(op, sink: .discard) { response throws(ObjectStoreError) in
             try Self.objectInfo(key: key, headers: response.headers)
         }
@@ -40,7 +40,7 @@ extension S3Client {
         _ request: GetObjectRequest, into buffer: UnsafeMutableRawBufferPointer,
         completion: @escaping @Sendable (Result<GetObjectResult, ObjectStoreError>) -> Void
     ) {
-        var op = Operation(name: "GetObject", method: "GET", bucket: request.bucket, key: request.key)
+        var op = Operation(operation: .getObject, method: "GET", bucket: request.bucket, key: request.key)
         if let range = request.range { op.headers.append((name: "Range", value: range.header)) }
         if let etag = request.ifMatch { op.headers.append((name: "If-Match", value: etag)) }
         let validated = Mutex<GetObjectResult?>(nil)
@@ -106,19 +106,19 @@ extension S3Client {
     }
 
     package func putObject(bucket: String, key: String, body: RequestBody, options: PutOptions) async throws -> String {
-        var op = Operation(name: "PutObject", method: "PUT", bucket: bucket, key: key, body: body)
+        var op = Operation(operation: .putObject, method: "PUT", bucket: bucket, key: key, body: body)
         op.headers = try Self.putHeaders(options)
         op.headers.append((name: "Content-MD5", value: Digest.base64(try Self.md5(of: body))))
         return try await perform(op, sink: .discard, parse: Self.requireETag)
     }
 
     package func deleteObject(bucket: String, key: String) async throws {
-        let op = Operation(name: "DeleteObject", method: "DELETE", bucket: bucket, key: key)
+        let op = Operation(operation: .deleteObject, method: "DELETE", bucket: bucket, key: key)
         _ = try await perform(op, sink: .discard)
     }
 
     package func copyObject(source: ObjectLocation, bucket: String, key: String, options: CopyOptions) async throws -> String {
-        var op = Operation(name: "CopyObject", method: "PUT", bucket: bucket, key: key, errorIn200: true)
+        var op = Operation(operation: .copyObject, method: "PUT", bucket: bucket, key: key, errorIn200: true)
         op.headers.append((name: "x-amz-copy-source", value: Self.copySource(source)))
         if let etag = options.sourceIfMatch { op.headers.append((name: "x-amz-copy-source-if-match", value: etag)) }
         if let metadata = options.replaceMetadata {
@@ -177,7 +177,7 @@ import Synchronization
 extension S3Client {
     /// Creates a bucket (tests, the demo and benchmarks); an existing bucket owned by us is not an error.
     package func createBucket(_ bucket: String) async throws {
-        var op = Operation(name: "CreateBucket", method: "PUT", bucket: bucket)
+        var op = Operation(operation: .createBucket, method: "PUT", bucket: bucket)
         if configuration.region != "us-east-1" {
             let xml = "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(configuration.region)</LocationConstraint></CreateBucketConfiguration>"
             op.body = .bytes(Array(xml.utf8))

@@ -38,14 +38,13 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
         validate: @escaping (HTTPResponse) -> ObjectStoreError?,
         completion: @escaping (Result<HTTPResponse, ObjectStoreError>) -> Void
     ) {
-        metrics.countRequest(op.name)
-        metrics.bytesOut.add(op.body.count, ordering: .relaxed)
+        metrics.sent(op.operation, bodyBytes: op.body.count)
         transport.submit(builder.makeRequest(op, time: Int64(time(nil))), sink: sink, delayNanoseconds: delay) { [self] result in
             var failure: ObjectStoreError
             switch result {
             case .success(let response):
-                metrics.bytesIn.add(Int64(response.body.count + response.bufferBytes), ordering: .relaxed)
-                metrics.record(op.name, response.timing)
+                metrics.received(op.operation, bytes: Int64(response.body.count + response.bufferBytes))
+                metrics.record(op.operation, response.timing)
                 if let error = classify(response, op: op) ?? validate(response) {
                     failure = error
                 } else {
@@ -60,12 +59,12 @@ package final class S3Client: ObjectStore, @unchecked Sendable {
             failure.key = op.key
             failure.attempts = attempt
             if let next = retryDelay(after: attempt, failure, op) {
-                metrics.retries.add(1, ordering: .relaxed)
+                metrics.retried(op.operation)
                 logger.debug("retrying \(op.name)", metadata: ["attempt": "\(attempt + 1)", "error": "\(failure)"])
                 perform(op, sink: sink, attempt: attempt + 1, delay: next, validate: validate, completion: completion)
             } else {
                 // A missing key is an answer (lookups probe for it), not a backend error.
-                if failure.kind != .noSuchKey { metrics.errors.add(1, ordering: .relaxed) }
+                if failure.kind != .noSuchKey { metrics.failed(op.operation) }
                 completion(.failure(failure))
             }
         }

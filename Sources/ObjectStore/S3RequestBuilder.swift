@@ -5,7 +5,7 @@ import Glibc
 
 /// One S3 call before signing: what to send and how to treat the answer.
 struct S3Operation {
-    var name: String
+    var operation: BackendOperation
     var method: String
     var bucket: String
     var key: String?
@@ -16,6 +16,9 @@ struct S3Operation {
     var idempotent = true
     /// A 200 whose body is an `<Error>` document (CompleteMultipartUpload, CopyObject) is a failure.
     var errorIn200 = false
+
+    /// The S3 API name, for errors and logs.
+    var name: String { operation.name }
 }
 
 /// Turns an `S3Operation` into a signed `HTTPRequest`: addressing style, URL encoding, payload hash, SigV4.

@@ -76,6 +76,8 @@ package final class BlockCache: @unchecked Sendable {
         var starved = Deque<Retry>()
         var prefetchInFlight = 0
         var readyBytes: Int64 = 0
+        /// Ready blocks displaced to make room (not invalidations or transient blocks leaving).
+        var evictions = 0
 
         func pool(of slot: Int32) -> Int { pools.count > 1 && slot >= pools[1].base ? 1 : 0 }
 
@@ -109,6 +111,7 @@ package final class BlockCache: @unchecked Sendable {
                 return x.state == .ready && x.pins == 0
             }) else { return nil }
             let slot = base + local
+            evictions += 1
             if let old = slots[Int(slot)].key { index.removeValue(forKey: old) }
             readyBytes -= Int64(slots[Int(slot)].length)
             slots[Int(slot)] = Slot()
@@ -204,6 +207,9 @@ package final class BlockCache: @unchecked Sendable {
 
     /// Bytes of the memory tier committed up front so far (0 unless `prefaultMemory`).
     package var prefaultedBytes: Int { prefault?.committed.load(ordering: .relaxed) ?? 0 }
+
+    /// Blocks the memory tier evicted to make room, since it was built.
+    package var evictions: Int { state.withLock { $0.evictions } }
 
     /// Memory tier use: bytes in ready blocks, capacity, blocks in flight.
     package var memoryUsage: (bytes: Int64, capacity: Int64) {

@@ -5,7 +5,7 @@ import Platform
 import Glibc
 #endif
 
-/// Log lines for journald (stderr under systemd, `JOURNAL_STREAM` set): no timestamp or colour, which the
+/// Log lines for journald (stderr under systemd, `JOURNAL_STREAM` naming it): no timestamp or colour, which the
 /// journal adds itself, and a `<N>` syslog priority prefix, which it turns into the entry's priority.
 struct JournalLogHandler: LogHandler {
     let label: String
@@ -24,6 +24,20 @@ struct JournalLogHandler: LogHandler {
         var line = "<\(Self.priority(event.level))>\(label): \(event.message)\(tail)\n"
         // One write per line, so lines of concurrent threads never interleave.
         _ = line.withUTF8 { Syscall.writeAll(2, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether stderr is the journal stream `value` names (`DEVICE:INODE`, as systemd sets `JOURNAL_STREAM`).
+    ///
+    /// The variable is inherited: a child of a service whose stderr was redirected elsewhere (a file, a
+    /// terminal) still has it, so it counts only when it names the stderr this process has, as
+    /// `systemd.exec(5)` advises.
+    static func stderrIsJournal(_ value: String?) -> Bool {
+        guard let value else { return false }
+        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
+        var st = stat()
+        guard fstat(2, &st) == 0 else { return false }
+        return UInt64(st.st_dev) == device && UInt64(st.st_ino) == inode
     }
 
     /// syslog priorities, as `sd-daemon(3)` prefixes them.

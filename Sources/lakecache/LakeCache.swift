@@ -52,7 +52,7 @@ enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
 
 /// Sets up swift-log to write to stderr at `level`; called once per process.
 func bootstrapLogging(_ level: LogLevelOption) {
-    let journal = getenv("JOURNAL_STREAM") != nil
+    let journal = JournalLogHandler.stderrIsJournal(getenv("JOURNAL_STREAM").map { String(cString: $0) })
     LoggingSystem.bootstrap { label in
         if journal {
             var handler = JournalLogHandler(label: label)

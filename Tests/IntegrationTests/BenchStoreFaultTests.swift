@@ -24,7 +24,7 @@ import Platform
         let bucket = try await freshBucket(s3, "rf")
         let (data, etag) = try await seed(bucket, size: 2 << 20, seed: 11)
         try await BenchControl.setFaults(bucket: bucket, [["action": action, "op": "GetObject", "nth": [1, 2, 4]]])
-        let retriesBefore = s3.metrics.retries.load(ordering: .relaxed)
+        let retriesBefore = s3.metrics.traffic(.getObject).retries
         for i in 0..<4 {
             let first = i * 300_000
             let (bytes, _) = try await get(s3, GetObjectRequest(bucket: bucket, key: "obj", range: ByteRange(offset: Int64(first), length: 500_000), ifMatch: etag), capacity: 500_000)
@@ -32,7 +32,7 @@ import Platform
         }
         // libcurl itself replays a request whose reused connection was reset before any answer, so only
         // the other faults are guaranteed to reach our retry loop.
-        if action != "reset" { #expect(s3.metrics.retries.load(ordering: .relaxed) - retriesBefore >= 3) }
+        if action != "reset" { #expect(s3.metrics.traffic(.getObject).retries - retriesBefore >= 3) }
         #expect(try await BenchControl.requests(bucket: bucket)["GetObject"] == 7)
     }
 
@@ -123,7 +123,7 @@ import Platform
     @Test func corruptedPartIsRejectedByContentMD5() async throws {
         // The store verifies Content-MD5; a body altered in flight would fail with BadDigest, never land.
         let bucket = try await freshBucket(s3, "md5")
-        var op = S3Operation(name: "PutObject", method: "PUT", bucket: bucket, key: "k", body: .bytes([1, 2, 3]))
+        var op = S3Operation(operation: .putObject, method: "PUT", bucket: bucket, key: "k", body: .bytes([1, 2, 3]))
         op.headers = [(name: "Content-MD5", value: Digest.base64(Digest.md5([9, 9, 9])))]
         await expectError(.clientError(code: "BadDigest")) { _ = try await s3.perform(op, sink: .discard) }
         await expectError(.noSuchKey) { _ = try await s3.headObject(bucket: bucket, key: "k") }

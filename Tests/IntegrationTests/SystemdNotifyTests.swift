@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 import Platform
+@testable import ObjectStore
 
 /// `Type=notify`: the daemon tells a datagram socket the test creates that the mount is live, and that it
 /// is stopping.
@@ -16,33 +17,109 @@ struct SystemdNotifyTests {
         return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
     }
 
+    /// A datagram socket at `path` for the daemon's notifications.
+    func notifySocket(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        try #require(fd >= 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { p in p.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        try #require(bound == 0, "bind \(path): \(errno)")
+        return fd
+    }
+
+    /// Mounts `m` with `NOTIFY_SOCKET` naming `socketPath`.
+    func mountNotifying(_ m: TestMount, _ socketPath: String) throws {
+        var env = ProcessInfo.processInfo.environment
+        env["NOTIFY_SOCKET"] = socketPath
+        let r = spawn(CLITests.binary, ["mount", m.url, m.mountpoint, "--endpoint", m.endpoint, "--cache-dir", m.cacheDir] + m.extra, mergeOutput: true, environment: env)
+        try #require(r.status == 0, "mount: \(r.stdout)")
+    }
+
     @Test func readyOnceMountedAndStoppingOnUnmount() async throws {
         try Servers.requireServers()
         let bench = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
         let bucket = try await freshBucket(Servers.bench, "notify")
         let m = TestMount(bucket: bucket, endpoint: bench)
         let socketPath = m.cacheDir + "-notify.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        try #require(fd >= 0)
+        let fd = try notifySocket(socketPath)
         defer { close(fd); unlink(socketPath) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { p in p.copyBytes(from: Array(socketPath.utf8)) }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        try #require(bound == 0, "bind \(socketPath): \(errno)")
-
-        var env = ProcessInfo.processInfo.environment
-        env["NOTIFY_SOCKET"] = socketPath
-        let r = spawn(CLITests.binary, ["mount", m.url, m.mountpoint, "--endpoint", bench, "--cache-dir", m.cacheDir], mergeOutput: true, environment: env)
-        try #require(r.status == 0, "mount: \(r.stdout)")
+        try mountNotifying(m, socketPath)
         defer { m.stop() }
         let ready = receive(fd, seconds: 10)
         #expect(ready?.contains("READY=1") == true && ready?.contains("STATUS=serving \(m.mountpoint)") == true, "\(ready ?? "nothing")")
         #expect(isMounted(m.mountpoint), "READY=1 came before the mount was live")
         m.stop()
-        // STATUS= updates (the uploads pending, as they change) may come first.
+        // Nothing was written, so no STATUS= line names uploads; STOPPING=1 comes last.
         var stopping = receive(fd, seconds: 10)
-        while let s = stopping, !s.hasPrefix("STOPPING=1"), s.hasPrefix("STATUS=") { stopping = receive(fd, seconds: 10) }
+        while let s = stopping, !s.hasPrefix("STOPPING=1"), s.hasPrefix("STATUS=") {
+            #expect(!s.contains("pending,"), "uploads pending with nothing written: \(s)")
+            stopping = receive(fd, seconds: 10)
+        }
         #expect(stopping?.hasPrefix("STOPPING=1") == true, "\(stopping ?? "nothing")")
+    }
+
+    /// The datagrams already queued on `fd`, without waiting.
+    func queued(_ fd: Int32) -> [String] {
+        var out: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            guard n > 0 else { return out }
+            out.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        }
+    }
+
+    /// Uploads held back by the store (one PUT answered after 6 s, the other after 12 s, margins
+    /// wide enough for a loaded machine): while
+    /// `lakecache unmount` waits for them, the daemon's STATUS= lines name the uploads still pending (one,
+    /// once the first landed); STOPPING=1 comes after them, with nothing left journaled, and every byte is
+    /// in the bucket.
+    @Test func statusNamesPendingUploadsWhileUnmountDrains() async throws {
+        try Servers.requireServers()
+        let bench = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        let bucket = try await freshBucket(Servers.bench, "notify-drain")
+        try await BenchControl.setFaults(bucket: bucket, [
+            ["action": "delay", "op": "PutObject", "key_prefix": "f0", "delay_ms": 6000, "probability": 1.0],
+            ["action": "delay", "op": "PutObject", "key_prefix": "f1", "delay_ms": 12000, "probability": 1.0],
+        ])
+        let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--write-mode", "async"])
+        let socketPath = m.cacheDir + "-notify.sock"
+        let fd = try notifySocket(socketPath)
+        defer { close(fd); unlink(socketPath) }
+        try mountNotifying(m, socketPath)
+        defer { if isMounted(m.mountpoint) { m.stop() } }
+        let ready = receive(fd, seconds: 10)
+        #expect(ready?.contains("READY=1") == true, "\(ready ?? "nothing")")
+
+        let files = (0..<2).map { i in ("f\(i).bin", patternBytes(100_000 + i, seed: UInt64(40 + i))) }
+        let mountpoint = m.mountpoint
+        // open, write, close: async close returns at once (no rename, which would wait for the upload).
+        try await offPool { for (name, data) in files { try writeFile(mountpoint + "/" + name, data) } }
+        let uploads = try #require(try m.status()["uploads"] as? [String: Any])
+        #expect(uploads["pending"] as? Int == 2, "async close left both uploads pending: \(uploads)")
+        let pid = try m.daemonPID()
+        let beforeStop = queued(fd)
+        // Waits for the uploads (some 12 s), then unmounts; the datagrams queue on the socket meanwhile.
+        m.stop()
+        #expect(kill(pid, 0) != 0, "the daemon exited")
+
+        var messages: [String] = []
+        while let s = receive(fd, seconds: 10) {
+            messages.append(s)
+            if s.hasPrefix("STOPPING=1") { break }
+        }
+        let stopping = try #require(messages.firstIndex { $0.hasPrefix("STOPPING=1") }, "no STOPPING=1 in \(beforeStop) then \(messages)")
+        let pending = messages[..<stopping].filter { $0.hasPrefix("STATUS=serving \(m.mountpoint): ") && $0.contains("upload(s) pending,") }
+        #expect(!pending.isEmpty, "no STATUS= line named pending uploads during the drain, before STOPPING=1: \(beforeStop) then \(messages)")
+        // The first upload landed 6 s in, the second 12 s in: a 2 s tick between saw exactly one left.
+        #expect(pending.contains { $0.contains(": 1 upload(s) pending, ") }, "\(messages)")
+        #expect(!messages[stopping].contains("stay journaled"), "unmount waited, so nothing stays journaled: \(messages[stopping])")
+
+        for (name, data) in files {
+            let (bytes, _) = try await get(Servers.bench, GetObjectRequest(bucket: bucket, key: name), capacity: data.count + 1)
+            #expect(bytes == data, "\(name) landed byte-exact")
+        }
     }
 }

@@ -88,7 +88,7 @@ import Platform
         #expect(!S3RequestBuilder(configuration: config).useVirtualHost(bucket: "my.bucket"))
         config.endpoint = Endpoint(scheme: "http", host: "127.0.0.1", port: 9000)
         #expect(!S3RequestBuilder(configuration: config).useVirtualHost(bucket: "my-bucket"))
-        let r = S3RequestBuilder(configuration: config).makeRequest(S3Operation(name: "GetObject", method: "GET", bucket: "b", key: "a/../x y"), time: 0)
+        let r = S3RequestBuilder(configuration: config).makeRequest(S3Operation(operation: .getObject, method: "GET", bucket: "b", key: "a/../x y"), time: 0)
         #expect(r.url == "http://127.0.0.1:9000/b/a/../x%20y")
         #expect(!r.headers.contains { $0.name == "Authorization" })
     }

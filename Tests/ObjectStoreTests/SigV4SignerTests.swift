@@ -98,7 +98,7 @@ import Platform
             config.payloadSigning = c.sign_payload ? .signed : .unsigned
             let body = Self.bytes(hex: c.body_hex)
             let op = S3Operation(
-                name: "Test", method: c.method, bucket: c.bucket, key: c.key,
+                operation: .getObject, method: c.method, bucket: c.bucket, key: c.key,
                 query: c.query.map { ($0[0], $0[1]) }, headers: c.headers.map { (name: $0[0], value: $0[1]) },
                 body: body.isEmpty ? .empty : .bytes(body))
             let request = S3RequestBuilder(configuration: config).makeRequest(op, time: c.time)

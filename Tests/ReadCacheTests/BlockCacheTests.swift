@@ -160,6 +160,7 @@ struct UncheckedBuffer: @unchecked Sendable {
 
     @Test func memoryStaysBoundedUnderEviction() async throws {
         let (_, cache, obj, data) = setup(size: 100 * bs, memoryBlocks: 8)
+        #expect(cache.evictions == 0)
         for round in 0..<2 {
             for b in 0..<100 {
                 let got = try await read(cache, obj, Int64(b * bs + 7), 64)
@@ -167,6 +168,12 @@ struct UncheckedBuffer: @unchecked Sendable {
             }
         }
         #expect(cache.memoryUsage.bytes <= cache.memoryUsage.capacity)
+        // Two hundred cold blocks through eight slots: every block after the eighth displaced one.
+        #expect(cache.evictions >= 192, "\(cache.evictions) evictions")
+        // Dropping an object's blocks is an invalidation, not an eviction.
+        let counted = cache.evictions
+        cache.evict(obj)
+        #expect(cache.evictions == counted)
     }
 
     @Test func changedObjectFailsWithPreconditionAndInvalidates() async throws {

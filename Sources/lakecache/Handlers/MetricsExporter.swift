@@ -84,30 +84,33 @@ final class MetricsExporter: Sendable {
         counter(r, "lakecache_cache_misses_total", [("tier", "memory")], misses, Int64(p.cache.misses.load(ordering: .relaxed)))
         counter(r, "lakecache_cache_misses_total", [("tier", "disk")], misses, Int64(p.disk.misses.load(ordering: .relaxed)))
         counter(r, "lakecache_cache_range_reads_total", [("tier", "disk")], "Reads served from the sub-blocks of a disk-tier block they touch, without loading the block.", Int64(p.disk.rangeReads.load(ordering: .relaxed)))
-        counter(r, "lakecache_cache_evictions_total", [("tier", "disk")], "Blocks evicted from the tier to make room.", Int64(p.disk.evictions.load(ordering: .relaxed)))
+        let evictions = "Blocks evicted from the tier to make room."
+        counter(r, "lakecache_cache_evictions_total", [("tier", "memory")], evictions, Int64(p.cache.evictions))
+        counter(r, "lakecache_cache_evictions_total", [("tier", "disk")], evictions, Int64(p.disk.evictions.load(ordering: .relaxed)))
         counter(r, "lakecache_cache_checksum_failures_total", [("tier", "disk")], "Blocks dropped because their checksum did not match (then fetched again).", Int64(p.disk.corrupt.load(ordering: .relaxed)))
         gauge(r, "lakecache_cache_pinned_bytes", [], "Bytes of the disk tier held by pins and resident checkpoints.", Double(p.disk.pinnedBytes))
         gauge(r, "lakecache_cache_pin_budget_bytes", [], "Bytes pins may hold.", Double(p.disk.pinBudget))
 
-        var bytesIn: Int64 = 0, bytesOut: Int64 = 0, retries = 0
-        for client in p.builder.clients.values {
-            bytesIn += client.metrics.bytesIn.load(ordering: .relaxed)
-            bytesOut += client.metrics.bytesOut.load(ordering: .relaxed)
-            retries += client.metrics.retries.load(ordering: .relaxed)
+        // Store-level traffic: a client serves every link on its store, so these are by operation only.
+        for (op, t) in backendTraffic(p) {
+            let l = [("operation", op.name)]
+            counter(r, "lakecache_backend_attempts_total", l, "HTTP requests sent to object stores, by operation (retries included).", Int64(t.requests))
+            counter(r, "lakecache_backend_retries_total", l, "Requests sent again after a retryable failure, by operation.", Int64(t.retries))
+            counter(r, "lakecache_backend_received_bytes_total", l, "Bytes received from object stores (bodies and XML), by operation.", t.bytesIn)
+            counter(r, "lakecache_backend_sent_bytes_total", l, "Request body bytes sent to object stores, by operation.", t.bytesOut)
         }
-        counter(r, "lakecache_backend_received_bytes_total", [], "Bytes received from object stores (bodies and XML).", bytesIn)
-        counter(r, "lakecache_backend_sent_bytes_total", [], "Request body bytes sent to object stores.", bytesOut)
-        counter(r, "lakecache_backend_retries_total", [], "Requests sent again after a retryable failure.", Int64(retries))
 
         let usage = p.filesystem.usage()
         for link in p.filesystem.links.links {
             let name = "/" + link.path
             let u = usage[link.path] ?? Filesystem.LinkUsage()
             if let requests = p.builder.requests(link.path) {
+                let errors = requests.errorsByOperation
                 for (op, n) in requests.byOperation.sorted(by: { $0.key < $1.key }) {
-                    counter(r, "lakecache_backend_requests_total", [("link", name), ("operation", op)], "Requests sent to the object store, by link and operation (retries included).", Int64(n))
+                    let l = [("link", name), ("operation", op)]
+                    counter(r, "lakecache_backend_requests_total", l, "Calls a link made to its object store, by operation (one per call, however many attempts it took).", Int64(n))
+                    counter(r, "lakecache_backend_errors_total", l, "Calls of a link that failed after their retries, by operation (not-found answers to lookups excluded).", Int64(errors[op] ?? 0))
                 }
-                counter(r, "lakecache_backend_errors_total", [("link", name)], "Requests that failed after their retries (not-found answers to lookups excluded).", Int64(requests.errors.load(ordering: .relaxed)))
             }
             for (tier, bytes) in [("memory", u.memoryBytes), ("disk", u.diskBytes)] {
                 gauge(r, "lakecache_link_cache_bytes", [("link", name), ("tier", tier)], "Cached bytes of the link's objects, by tier.", Double(bytes))
@@ -148,6 +151,15 @@ final class MetricsExporter: Sendable {
             gauge(r, "lakecache_events_pending", [], "Events journaled and not applied yet.", Double(e.service.journal.pending.count))
         }
     }
+}
+
+/// The traffic of every client of the mount, summed by operation; operations never sent are left out.
+func backendTraffic(_ p: MountDaemon.Parts) -> [(BackendOperation, OperationTraffic)] {
+    var sum = [OperationTraffic](repeating: OperationTraffic(), count: BackendOperation.allCases.count)
+    for client in p.builder.clients.values {
+        for (i, t) in client.metrics.byOperation.enumerated() { sum[i].add(t) }
+    }
+    return BackendOperation.allCases.compactMap { op in sum[op.rawValue].requests > 0 ? (op, sum[op.rawValue]) : nil }
 }
 
 /// swift-prometheus's factory, except that timers become histograms with help text: swift-prometheus's own

@@ -21,19 +21,9 @@ enum StatusHandler {
         let sizes = p.filesystem.sizes
         let links = p.filesystem.links.links
         let usage = p.filesystem.usage()
-        var requests: [String: Int] = [:]
-        var bytesIn: Int64 = 0
-        var bytesOut: Int64 = 0
-        var errors = 0
-        var retries = 0
-        for client in p.builder.clients.values {
-            let m = client.metrics
-            for (k, v) in m.requests { requests[k, default: 0] += v }
-            bytesIn += m.bytesIn.load(ordering: .relaxed)
-            bytesOut += m.bytesOut.load(ordering: .relaxed)
-            errors += m.errors.load(ordering: .relaxed)
-            retries += m.retries.load(ordering: .relaxed)
-        }
+        let traffic = backendTraffic(p)
+        var total = OperationTraffic()
+        for (_, t) in traffic { total.add(t) }
         var skipped = 0
         var shadowed = 0
         for l in links {
@@ -62,6 +52,7 @@ enum StatusHandler {
                 ("memory", .object([
                     ("bytes", n64(memory.bytes)), ("capacity", n64(memory.capacity)),
                     ("hits", n(cache.hits.load(ordering: .relaxed))), ("misses", n(cache.misses.load(ordering: .relaxed))),
+                    ("evictions", n(cache.evictions)),
                     ("joined_fills", n(cache.joinedFills.load(ordering: .relaxed))),
                     ("prefetched_blocks", n(cache.prefetches.load(ordering: .relaxed))),
                     ("prefaulted_bytes", n(cache.prefaultedBytes)),
@@ -81,8 +72,15 @@ enum StatusHandler {
                 ("disk_fills", n(cache.diskFills.load(ordering: .relaxed))),
             ])),
             ("backend", .object([
-                ("requests", .object(requests.sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) })),
-                ("bytes_in", n64(bytesIn)), ("bytes_out", n64(bytesOut)), ("errors", n(errors)), ("retries", n(retries)),
+                ("requests", .object(traffic.sorted { $0.0.name < $1.0.name }.map { ($0.0.name, n($0.1.requests)) })),
+                ("bytes_in", n64(total.bytesIn)), ("bytes_out", n64(total.bytesOut)), ("errors", n(total.errors)), ("retries", n(total.retries)),
+                // The same by operation, as the metrics endpoint shows them.
+                ("operations", .object(traffic.sorted { $0.0.name < $1.0.name }.map { op, t in
+                    (op.name, .object([
+                        ("requests", n(t.requests)), ("retries", n(t.retries)), ("errors", n(t.errors)),
+                        ("bytes_in", n64(t.bytesIn)), ("bytes_out", n64(t.bytesOut)),
+                    ]))
+                })),
             ])),
             ("uploads", uploads(p.writeBack?.stats() ?? UploadStats())),
             ("close_durability", .string(p.plan.closeDurability.rawValue)),
@@ -103,7 +101,8 @@ enum StatusHandler {
                     ])),
                     ("backend", .object([
                         ("requests", .object((r?.byOperation ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) })),
-                        ("errors", n(r?.errors.load(ordering: .relaxed) ?? 0)),
+                        ("errors", n(r?.errors ?? 0)),
+                        ("errors_by_operation", .object((r?.errorsByOperation ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) })),
                     ])),
                     ("uploads", .object([
                         ("pending", n(u.uploads.pendingFiles)), ("pending_bytes", n64(u.uploads.pendingBytes)),
