@@ -206,7 +206,7 @@ extension Filesystem {
         let listed = listings.withLock { $0.entry(srcDir, srcName) }
         // What the rename replaced (a file, or an empty directory) is gone: its nodes must not answer for the
         // destination path, which now belongs to the source's nodes.
-        nodes.withLock { $0.move(from: src, to: dst, newParent: newParent, newName: newName) }
+        nodes.withLock { $0.move(from: src, to: dst, newParent: newParent) }
         let staged = overlay.withLock { s -> StagedFile? in
             // What the rename replaced is gone (its upload was cancelled): only the source's files move in.
             for (path, _) in s.descendants(of: dst) { s.remove(path) }

@@ -50,7 +50,7 @@ package final class Filesystem: @unchecked Sendable {
         self.logger = logger
         mountTime = Timestamp(seconds: wallClock().seconds)
         let root = Node(
-            ino: 1, parent: 1, name: "", path: "",
+            ino: 1, parent: 1, path: "",
             attributes: FileAttributes(ino: 1, kind: .directory, size: 0, mtime: mountTime, mode: options.dirMode, uid: options.uid, gid: options.gid),
             expires: .infinity, lookups: 1, etag: "", metadata: [:])
         nodes = NodeTable(root: root)
@@ -172,9 +172,9 @@ package final class Filesystem: @unchecked Sendable {
             var attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: known.map(PosixMetadata.init) ?? posix, policy: policy)
             // The change time lives only here: a refresh keeps it unless the object changed after it.
             if let old, old.attributes.kind == attrs.kind { attrs.ctime = old.attributes.ctime }
-            var node = old ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
+            var node = old ?? Node(ino: ino, parent: parent, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
             node.attributes = attrs
-            node.etag = etag
+            if node.etag != etag { node.etag = etag }
             node.metadata = known
             node.expires = expires
             if countLookup { node.lookups += 1 }
@@ -204,7 +204,7 @@ package final class Filesystem: @unchecked Sendable {
             // A directory above links, or a link's root: directories whatever the bucket holds.
             let ino = nodes.withLock { s -> UInt64 in
                 let ino = s.inode(of: path)
-                var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, name: name, path: path, attributes: directoryAttributes(ino: ino), expires: .infinity, lookups: 0, etag: "", metadata: [:])
+                var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, path: path, attributes: directoryAttributes(ino: ino), expires: .infinity, lookups: 0, etag: "", metadata: [:])
                 node.lookups += 1
                 s.nodes[ino] = node
                 s.byPath[path] = ino
@@ -274,7 +274,10 @@ package final class Filesystem: @unchecked Sendable {
                 // The listing's read-ahead answered just now: the lookup finds it there.
                 return await withCheckedContinuation { c in lookup(parent: parent, name: name) { c.resume(returning: $0) } }
             }
-            let attrs = remember(parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, policy: place.policy, countLookup: true)
+            // The listing's copy of an unchanged ETag, so that the node and the entry share one string.
+            let listed = listings.withLock { $0.entry(dir, name) }?.etag
+            let etag = listed == info.etag ? listed ?? info.etag : info.etag
+            let attrs = remember(parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: etag, metadata: info.metadata, policy: place.policy, countLookup: true)
             return .success(EntryReply(attributes: attrs, ttl: place.policy.kernelTTL))
         } catch let e as ObjectStoreError where e.kind == .noSuchKey {
             return await resolve(parent: parent, name: name, path: path, place: place)

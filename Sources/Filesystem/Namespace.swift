@@ -12,7 +12,11 @@ struct ListingEntry: Sendable {
     var kind: FileAttributes.Kind
     var size: Int64
     var mtime: Timestamp
-    var etag: String
+    var etag: String {
+        get { packedETag.string }
+        set { packedETag = PackedETag(newValue) }
+    }
+    private var packedETag: PackedETag
     /// The entry's POSIX metadata when known: a subdirectory's from its marker object (plain when it has
     /// none), a file's from a HEAD or a write through this mount. nil for a file that only a listing showed.
     var posix: PosixMetadata? {
@@ -28,7 +32,7 @@ struct ListingEntry: Sendable {
         self.kind = kind
         self.size = size
         self.mtime = mtime
-        self.etag = etag
+        packedETag = PackedETag(etag)
         self.posix = posix
     }
 
@@ -124,15 +128,19 @@ struct Listing {
 
 /// A node the kernel knows (lookup count > 0), or the root.
 struct Node {
-    var ino: UInt64
+    /// The inode number, which is the attributes' own (one copy per node: the table holds every node).
+    var ino: UInt64 { attributes.ino }
     var parent: UInt64
-    var name: String
     /// Path below the mount root, without leading or trailing slash; "" for the root.
     var path: String
     var attributes: FileAttributes
     var expires: Double
     var lookups: UInt64
-    var etag: String
+    var etag: String {
+        get { packedETag.string }
+        set { packedETag = PackedETag(newValue) }
+    }
+    private var packedETag: PackedETag
     /// The object's user metadata, from a HEAD or a write here; nil for a node made from a listing entry,
     /// whose attributes came from its `PosixMetadata` (a metadata change HEADs first, so it keeps the rest).
     var metadata: [String: String]?
@@ -168,23 +176,22 @@ struct Node {
     }
 
     init(
-        ino: UInt64, parent: UInt64, name: String, path: String, attributes: FileAttributes, expires: Double, lookups: UInt64,
+        ino: UInt64, parent: UInt64, path: String, attributes: FileAttributes, expires: Double, lookups: UInt64,
         etag: String, metadata: [String: String]?
     ) {
-        self.ino = ino
         self.parent = parent
-        self.name = name
         self.path = path
         self.attributes = attributes
+        self.attributes.ino = ino
         self.expires = expires
         self.lookups = lookups
-        self.etag = etag
+        packedETag = PackedETag(etag)
         self.metadata = metadata
     }
 
     /// A forgotten node's slot in `NodeStore`: holds nothing.
     static let vacant = Node(
-        ino: 0, parent: 0, name: "", path: "", attributes: FileAttributes(ino: 0, kind: .file, size: 0, mtime: Timestamp(seconds: 0), mode: 0, uid: 0, gid: 0),
+        ino: 0, parent: 0, path: "", attributes: FileAttributes(ino: 0, kind: .file, size: 0, mtime: Timestamp(seconds: 0), mode: 0, uid: 0, gid: 0),
         expires: 0, lookups: 0, etag: "", metadata: nil)
 
     /// The POSIX metadata the node shows (exact: a node is made only from known metadata).

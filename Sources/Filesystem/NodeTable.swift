@@ -60,18 +60,15 @@ extension NodeTable.State {
     }
 
     /// Moves every node at or below `src` to the same place below `dst`; the moved root takes `newParent`
-    /// and `newName`. What was at or below `dst` is detached first.
-    mutating func move(from src: String, to dst: String, newParent: UInt64, newName: String) {
+    /// (its name is its path's last part). What was at or below `dst` is detached first.
+    mutating func move(from src: String, to dst: String, newParent: UInt64) {
         let inside = { (path: String, root: String) in path == root || path.hasPrefix(root + "/") }
         for n in nodes.values where inside(n.path, dst) { detach(path: n.path) }
         for (ino, var n) in nodes where inside(n.path, src) {
             if byPath[n.path] == ino { byPath.removeValue(forKey: n.path) }
             n.path = dst + n.path.dropFirst(src.count)
             byPath[n.path] = ino
-            if n.path == dst {
-                n.parent = newParent
-                n.name = newName
-            }
+            if n.path == dst { n.parent = newParent }
             n.expires = 0
             nodes[ino] = n
         }

@@ -1,0 +1,82 @@
+/// An ETag as it is kept per node and per listing entry: an MD5-shaped ETag (32 lowercase hex digits,
+/// quoted or not, with an optional `-N` part count, as S3 writes them) in 24 bytes inline, anything else as
+/// the string itself.
+///
+/// A 34-character ETag string costs 80 bytes of heap besides its 16 inline, and a walk of a large tree
+/// keeps one per entry; the packed form turns back into exactly the string it came from.
+struct PackedETag: Sendable, Equatable {
+    private enum Storage: Sendable, Equatable {
+        /// The digest's two halves, the part count (0 when there is no `-N`) and whether it was quoted.
+        case digest(UInt64, UInt64, parts: UInt32, quoted: Bool)
+        case text(String)
+    }
+
+    private var storage: Storage
+
+    init(_ etag: String) {
+        storage = Self.pack(etag).map { .digest($0.0, $0.1, parts: $0.2, quoted: $0.3) } ?? .text(etag)
+    }
+
+    /// The ETag as it was given.
+    var string: String {
+        switch storage {
+        case .text(let s):
+            return s
+        case .digest(let hi, let lo, let parts, let quoted):
+            return String(unsafeUninitializedCapacity: 46) { out in
+                var i = 0
+                func put(_ b: UInt8) {
+                    out[i] = b
+                    i += 1
+                }
+                if quoted { put(UInt8(ascii: "\"")) }
+                func digits(_ half: UInt64) {
+                    for shift in stride(from: 60, through: 0, by: -4) {
+                        let d = UInt8(truncatingIfNeeded: half >> UInt64(shift) & 0xF)
+                        put(d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "a") + d - 10)
+                    }
+                }
+                digits(hi)
+                digits(lo)
+                if parts > 0 {
+                    put(UInt8(ascii: "-"))
+                    for b in String(parts).utf8 { put(b) }
+                }
+                if quoted { put(UInt8(ascii: "\"")) }
+                return i
+            }
+        }
+    }
+
+    /// The packed fields when `etag` is in the one shape that round-trips exactly: lowercase hex, a part
+    /// count without a leading zero, quotes on both ends or neither.
+    private static func pack(_ etag: String) -> (UInt64, UInt64, UInt32, Bool)? {
+        var bytes = Substring(etag).utf8[...]
+        let quoted = bytes.first == UInt8(ascii: "\"")
+        if quoted {
+            guard bytes.count >= 2, bytes.last == UInt8(ascii: "\"") else { return nil }
+            bytes = bytes.dropFirst().dropLast()
+        }
+        guard bytes.count >= 32 else { return nil }
+        var halves: (UInt64, UInt64) = (0, 0)
+        for (n, b) in bytes.prefix(32).enumerated() {
+            let d: UInt64
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt64(b - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt64(b - UInt8(ascii: "a") + 10)
+            default: return nil
+            }
+            if n < 16 { halves.0 = halves.0 << 4 | d } else { halves.1 = halves.1 << 4 | d }
+        }
+        let rest = bytes.dropFirst(32)
+        if rest.isEmpty { return (halves.0, halves.1, 0, quoted) }
+        let digits = rest.dropFirst()
+        guard rest.first == UInt8(ascii: "-"), (1...9).contains(digits.count), digits.first != UInt8(ascii: "0") else { return nil }
+        var count: UInt32 = 0
+        for b in digits {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) else { return nil }
+            count = count * 10 + UInt32(b - UInt8(ascii: "0"))
+        }
+        return (halves.0, halves.1, count, quoted)
+    }
+}

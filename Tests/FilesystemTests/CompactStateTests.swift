@@ -1,0 +1,84 @@
+import Platform
+import Testing
+
+@testable import Filesystem
+
+/// The compact forms the node table and listings keep per entry give back exactly what was put in.
+@Suite struct CompactStateTests {
+    @Test func packedETagsRoundTripEveryShape() {
+        let shapes = [
+            "\"d41d8cd98f00b204e9800998ecf8427e\"", "d41d8cd98f00b204e9800998ecf8427e", "\"0000000000000000000000000000000a-12\"",
+            "ffffffffffffffffffffffffffffffff-999999999", "",
+            // Not the packed shape: kept as text, and still given back exactly.
+            "\"D41D8CD98F00B204E9800998ECF8427E\"", "\"d41d8cd98f00b204e9800998ecf8427e", "d41d8cd98f00b204e9800998ecf8427e-0",
+            "d41d8cd98f00b204e9800998ecf8427e-01", "d41d8cd98f00b204e9800998ecf8427e-1234567890", "d41d8cd98f00b204e9800998ecf8427e-",
+            "d41d8cd98f00b204e9800998ecf8427", "\"", "W/\"abc\"", "d41d8cd98f00b204e9800998ecf8427e-1x", "é-not-hex-at-all-but-long-enough-00",
+        ]
+        for e in shapes {
+            #expect(PackedETag(e).string == e)
+            #expect(PackedETag(e) == PackedETag(e))
+        }
+        #expect(PackedETag(shapes[0]) != PackedETag(shapes[1]), "a quoted and an unquoted ETag differ")
+        #expect(PackedETag("\"\(String(repeating: "a", count: 32))-2\"") != PackedETag("\"\(String(repeating: "a", count: 32))-3\""))
+    }
+
+    func node(_ ino: UInt64, _ path: String) -> Node {
+        Node(
+            ino: ino, parent: 1, path: path,
+            attributes: FileAttributes(ino: ino, kind: .file, size: Int64(ino), mtime: Timestamp(seconds: 7), mode: 0o644, uid: 0, gid: 0),
+            expires: 0, lookups: 1, etag: "e\(ino)", metadata: nil)
+    }
+
+    @Test func nodeStoreKeepsReplacesForgetsAndReusesSlots() {
+        var store = NodeStore()
+        for i in 2..<1_002 as Range<UInt64> { store[i] = node(i, "f\(i)") }
+        #expect(store.count == 1_000)
+        #expect(store[500]?.path == "f500" && store[500]?.ino == 500 && store[500]?.etag == "e500")
+        store[500]?.path = "moved"
+        #expect(store[500]?.path == "moved")
+        for i in stride(from: 2, to: 1_002, by: 2) as StrideTo<UInt64> { #expect(store.removeValue(forKey: i)?.ino == i) }
+        #expect(store.removeValue(forKey: 2) == nil)
+        #expect(store.count == 500 && store[2] == nil && store[3]?.path == "f3")
+        // New nodes take the forgotten slots and never disturb the held ones.
+        for i in 5_000..<5_500 as Range<UInt64> { store[i] = node(i, "g\(i)") }
+        store[7] = nil
+        #expect(store.count == 999)
+        var seen = Set<UInt64>()
+        for (ino, n) in store {
+            #expect(n.ino == ino)
+            #expect(n.path == (ino >= 5_000 ? "g\(ino)" : ino == 501 ? "f501" : "f\(ino)") || (ino == 500 && n.path == "moved"))
+            seen.insert(ino)
+        }
+        #expect(seen.count == 999 && !seen.contains(7) && seen.contains(5_499) && seen.contains(1_001))
+        #expect(Set(store.values.map(\.ino)) == seen)
+        for ino in seen { store[ino] = nil }
+        #expect(store.count == 0 && store[3] == nil)
+    }
+
+    @Test func rareAttributesAndNodeExtrasKeepValueSemantics() {
+        var a = FileAttributes(ino: 9, kind: .characterDevice, size: 0, mtime: Timestamp(seconds: 1), mode: 0o600, uid: 0, gid: 0, rdev: 0x105, atime: Timestamp(seconds: 3))
+        let before = a
+        a.ctime = Timestamp(seconds: 5)
+        a.nlink = 0
+        #expect(before.ctime == nil && before.nlink == nil && before.rdev == 0x105 && before.atime == Timestamp(seconds: 3))
+        #expect(a.ctime == Timestamp(seconds: 5) && a.nlink == 0 && a.rdev == 0x105 && a.atime == Timestamp(seconds: 3))
+        #expect(a != before)
+        a.ctime = nil
+        a.nlink = nil
+        #expect(a == before)
+        var n = node(3, "x")
+        let m = n
+        n.symlinkTarget = "../blobs/1"
+        n.kernelCachedETag = "k"
+        #expect(m.symlinkTarget == nil && m.kernelCachedETag == nil)
+        #expect(n.symlinkTarget == "../blobs/1" && n.kernelCachedETag == "k")
+        n.symlinkTarget = nil
+        #expect(n.symlinkTarget == nil && n.kernelCachedETag == "k")
+        var e = ListingEntry(name: "a", kind: .file, size: 1, mtime: Timestamp(seconds: 1), etag: "x")
+        #expect(e.posix == nil)
+        e.posix = .plain
+        #expect(e.posix == .plain)
+        e.posix = PosixMetadata(mode: 0o100600)
+        #expect(e.posix?.mode == 0o100600)
+    }
+}
