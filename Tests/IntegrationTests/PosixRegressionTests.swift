@@ -39,6 +39,8 @@ struct PosixRegressionTests {
             try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "PutObject", "delay_ms": 3000, "probability": 1.0]])
             try writeFile(m.path("a"), Array("first a".utf8))
             let original = try #require(inode(m.path("a")))
+            let uploads = try #require(try m.status()["uploads"] as? [String: Any])
+            #expect((uploads["pending"] as? Int ?? 0) >= 1, "a's upload is still pending when it is renamed: \(uploads)")
             #expect(rename(m.path("a"), m.path("b")) == 0, "rename a b: \(Errno(errno))")
             #expect(lstatErrno(m.path("b")) == 0, "lstat of the renamed file: \(Errno(lstatErrno(m.path("b"))))")
             #expect(inode(m.path("b")) == original, "a rename over an existing file keeps the source's inode")
