@@ -95,11 +95,12 @@ extension Filesystem {
     /// A file written here is read from its staging file; others from the block cache, which joins a fill
     /// in flight or starts one, and never waits on a FUSE worker.
     package func read(_ handle: UInt64, offset: Int64, size: Int, reply: @escaping @Sendable (Result<ReadBytes, FilesystemError>) -> Void) {
-        if let staged = handles[file: handle]?.staged, let writeBack {
-            writeBack.read(staged, offset: offset, size: size) { result in
+        if let h = handles[file: handle], let staged = h.staged, let writeBack {
+            writeBack.read(staged, offset: offset, size: size) { [self] result in
                 switch result {
                 case .success(let bytes): reply(.success(ReadBytes(first: bytes, second: UnsafeRawBufferPointer(start: nil, count: 0))))
-                case .failure(let e): reply(.failure(FilesystemError(e.rawValue, "cannot read the staging file: \(e)")))
+                case .failure(let e):
+                    reply(.failure(failed("read", nodes[h.ino]?.path ?? writeBack.attributes(staged).key, FilesystemError(e.rawValue, "cannot read the staging file: \(e)"))))
                 }
             }
             return

@@ -82,7 +82,7 @@ extension Filesystem {
         if let handle = openStaged(ino, flags: flags, writable: true) {
             if flags & O_TRUNC != 0, let f = staged(handle), case .failure(let e) = writeBack.truncate(f, to: 0, mtime: Self.now()) {
                 release(handle: handle)
-                return reply(.failure(FilesystemError(e.rawValue, "cannot truncate the staging file: \(e)")))
+                return reply(.failure(failed("open", node.path, FilesystemError(e.rawValue, "cannot truncate the staging file: \(e)"))))
             }
             return reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags)))
         }
@@ -209,7 +209,8 @@ extension Filesystem {
         }
         let at = h.append ? writeBack!.size(f) : offset
         return writeBack!.write(f, offset: at, data, mtime: Self.now()).mapError { e in
-            FilesystemError(e.rawValue, e.rawValue == ENOSPC ? "the cache disk is full; free space in the cache directory" : "cannot write the staging file: \(e)")
+            failed("write", nodes[h.ino]?.path ?? writeBack!.attributes(f).key,
+                FilesystemError(e.rawValue, e.rawValue == ENOSPC ? "the cache disk is full; free space in the cache directory" : "cannot write the staging file: \(e)"))
         }
     }
 

@@ -349,6 +349,31 @@ struct ReadPathTests {
         #expect(spawn("/bin/mountpoint", ["-q", mount.mountpoint]).status != 0)
     }
 
+    /// A shell left `cd`'d into the mount holds it as an open file does; /proc/PID/cwd names it.
+    @Test func unmountOfAMountSomeonesWorkingDirectoryIsInSaysWho() async throws {
+        let bucket = try await freshBucket(s3, "busycwd")
+        try await put(bucket, "d/f", Array("data".utf8))
+        let mount = TestMount(bucket: bucket, endpoint: bench)
+        try mount.start()
+        defer { mount.stop() }
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["60"]
+        sleeper.currentDirectoryURL = URL(fileURLWithPath: mount.path("d"))
+        try sleeper.run()
+        defer { if sleeper.isRunning { kill(sleeper.processIdentifier, SIGKILL) } }
+        let busy = TestMount.run(["unmount", mount.mountpoint])
+        #expect(busy.status == 1, "\(busy.output)")
+        #expect(busy.output.contains("pid \(sleeper.processIdentifier) (sleep: cwd)"), "the message names the process and why: \(busy.output)")
+        #expect(!busy.output.contains("pid \(getpid())"), "the test process holds nothing: \(busy.output)")
+        #expect(try readFile(mount.path("d/f")) == Array("data".utf8), "the mount must keep serving after a refused unmount")
+        // SIGKILL: the test runner's children can inherit an ignored SIGTERM (terminate() waited out the sleep).
+        kill(sleeper.processIdentifier, SIGKILL)
+        sleeper.waitUntilExit()
+        #expect(TestMount.run(["unmount", mount.mountpoint]).status == 0)
+        #expect(spawn("/bin/mountpoint", ["-q", mount.mountpoint]).status != 0)
+    }
+
     /// kill -9 leaves the kernel side behind ("transport endpoint is not connected"); mounting again clears
     /// it and mounts, without a manual fusermount3 -u.
     @Test func mountingOverAStaleMountClearsIt() async throws {
