@@ -403,12 +403,22 @@ been touched before. `--quick` skips this step.
 ## Daemon memory while walking a large tree
 
 Measured with `scripts/walk-memory.py`: 200 directories × 1,000 empty objects, `os.walk` plus `lstat` of
-every entry, twice, on a 2-core machine, one run (2026-11-29; re-measured after the path index was added,
-which took it from 744 to 900 B per entry).
+every entry, twice, on a 2-core machine, one run each (2026-12-02). The script measures from when the memory
+tier has committed its pages (`status` shows `prefaulted_bytes`), so the RSS after mount includes the 1 GiB
+tier and the figure per entry is the walk's own. Before this, the script took its baseline while the tier was
+still being committed and reported 6.5 kB per entry.
+
+| build | per entry (`exact`, the default) | per entry (`listing`) |
+|---|---:|---:|
+| before (one dictionary of full-size nodes) | 1,175 B | 1,088 B |
+| nodes in a dense array behind an inode index | 795 B | |
+| + rare attributes, open ETag, symlink target and listing metadata out of line | 692 B | 637 B |
+| + no second copy of the inode number or the name in a node | 659 B | |
+| + ETags packed (24 bytes inline for an MD5-shaped ETag) | 567 B | |
 
 | entries | RSS after mount | peak RSS | per entry | inodes held | cached listing entries |
 |---:|---:|---:|---:|---:|---:|
-| 200,000 | 24 MiB | 196 MiB | 900 B | 200,202 | 200,201 |
+| 200,000 | 1,059 MiB | 1,167 MiB | 567 B | 200,202 | 200,201 |
 
 The daemon keeps two things per entry: a node for each inode the kernel still references, and the cached
 listings.
@@ -417,10 +427,12 @@ listings.
 - **Listings.** These are capped at 2 million entries, and the least recently used directories are dropped
   first.
 
-The bound is therefore about 900 B × (inodes the kernel holds + cached listing entries). For a walk of 1
-million files with no memory pressure, that is about 0.85 GiB from the nodes plus up to 2 million listing
-entries. A node stores its full path (also the key of the path index) and its metadata dictionary, so shrinking it (path from the parent
-chain, metadata only once it is fetched) is the obvious next step. It has not been done.
+Where the 567 B go, from the types' sizes: a node is 136 bytes in an array that grows by doubling (about
+178 B per node at 200,000), plus 31 B of inode index, 63 B of path index and 64 B for the path string
+itself; a listing entry is 80 bytes plus 49 B of its directory's name index. The rest is the allocator's.
+The issue's target is 300 B. Reaching it needs a different shape, not more trimming: nodes without a
+path string of their own (found by parent and name), one record shared by a listed entry and its node
+instead of two, and name indexes that are not hash tables of strings. Not done yet.
 
 ## Bench object store speed floor
 
