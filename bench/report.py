@@ -215,8 +215,12 @@ def warmup_section(results):
     ep, alone = w.get("epoch_during_warmup", {}).get("files_per_s"), lc.get("small_cold", {}).get("files_per_s")
     if ep and alone:
         slow = 1 - ep / alone
-        rows.append("| cold epoch while a warmup of the large objects runs (vs the cold epoch alone) | %s | %s | %.0f%% slower | ≤ 10%% | %s |"
-                    % (fmt(ep, "files/s"), fmt(alone, "files/s"), 100 * slow, "met" if slow <= 0.10 else "**missed**"))
+        # One pair of runs on a shared machine: a faster epoch beside the warmup is noise, and says so rather
+        # than claiming the target.
+        verdict = "met" if 0 <= slow <= 0.10 else "**missed**" if slow > 0.10 else "not shown (noise: see Known gaps)"
+        change = "%.0f%% slower" % (100 * slow) if slow >= 0 else "%.0f%% faster" % (-100 * slow)
+        rows.append("| cold epoch while a warmup of the large objects runs (vs the cold epoch alone) | %s | %s | %s | ≤ 10%% | %s |"
+                    % (fmt(ep, "files/s"), fmt(alone, "files/s"), change, verdict))
     rows.append("\nThe warmup rows time `lakecache warmup` from start to exit on a fresh mount (listing included). The event row "
                 "times a POST of an AWS S3 `ObjectCreated:Put` message to the events endpoint of a mount with "
                 "`--on-create preload`, until `status` counts the preload done (the HEAD, then the blocks written to the disk tier).\n")
@@ -299,17 +303,19 @@ everywhere (its part of the run met a slow phase of this shared machine: cold se
 in the second), so each gap gives the spread. Figures quoted below come from the run they name; this run's
 are in the tables above. The runs of 2026-11-29 are in git history.
 
-- **Warmup and events (section 11).** The small-file warmup reaches 0.95× raw S3 at the same concurrency
-  (met). A large object warms at the pace of a cold sequential read (664 MB/s against 701 for the read,
-  0.55× raw ranged GETs), for the reason the next gap gives: CPU. The event-to-cached row is that fetch
-  plus a HEAD (1.99× a raw GET of the object). The cold epoch beside a warmup ran 23% slower than alone in
-  this run, whose build let the warmup go on while the directory read-ahead fetched the epoch's files
-  (they read as hits, so the warmup saw no demand); the warmup now also yields to read-ahead. Alternating
-  pairs measured after that change, whole-process, epoch beside a warmup against the epoch alone: before
-  6%, 11%, 27% slower; after 2%, 11%, 4%.
-- **A link of 200,000 objects from its snapshot** mounts in 1.86 s with zero LISTs (target under 1 s:
-  missed): reading and indexing the snapshot before the mount returns is that time. Sync met its target
-  (one listing pass, 200 LISTs, no HEAD).
+- **Warmup and events (section 11).** In this run the small-file warmup reached 0.83× raw S3 at the same
+  concurrency (missed; 0.95× in the fifth run), and a large object warmed at 0.44× raw ranged GETs (missed;
+  0.55× in the fifth, 664 MB/s against 701 for a cold sequential read there), for the reason the sequential
+  gap below gives: CPU. The event-to-cached row is that fetch plus a HEAD (1.96× a raw GET of the object
+  here, 1.99× in the fifth). The cold epoch beside a warmup ran 13% faster than alone in this run and 23%
+  slower in the fifth, whose build let the warmup go on while the directory read-ahead fetched the epoch's
+  files (they read as hits, so the warmup saw no demand); the warmup now also yields to read-ahead. One pair
+  per run cannot show the 10% bound either way; alternating pairs can. Measured after that change,
+  whole-process, epoch beside a warmup against the epoch alone: before 6%, 11%, 27% slower; after 2%, 11%,
+  4%, so the bound holds in two pairs of three.
+- **A link of 200,000 objects from its snapshot** mounts in 2.25 s in this run with zero LISTs (1.86 s in
+  the fifth; target under 1 s: missed): reading and indexing the snapshot before the mount returns is that
+  time. Sync met its target (one listing pass, 200 LISTs, no HEAD).
 - **Cold `ls -l` of 10,000 entries** takes 5.19 s under the default `--metadata exact` (a request per
   listed file, as the metadata issue chose so a listing never shows a wrong type or mode) and 0.38 s under
   `--metadata listing`, the per-link policy for datasets of plain objects.
