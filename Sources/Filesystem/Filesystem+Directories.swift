@@ -177,7 +177,7 @@ extension Filesystem {
                     var node = s.nodes[ino] ?? Node(ino: ino, parent: h.ino, path: path, attributes: e.attributes, expires: .infinity, lookups: 0, etag: "", metadata: [:])
                     node.lookups += 1
                     s.nodes[ino] = node
-                    s.byPath[path] = ino
+                    s.index(path, ino)
                 }
                 continue
             }

@@ -95,7 +95,7 @@ extension Filesystem {
             return ListedFile(etag: e.etag, size: e.size, mtime: e.mtime)
         }
         return nodes.withLock { s in
-            guard let ino = s.byPath[path], let n = s.nodes[ino], n.attributes.kind != .directory, !n.etag.isEmpty else { return nil }
+            guard let ino = s.ino(at: path), let n = s.nodes[ino], n.attributes.kind != .directory, !n.etag.isEmpty else { return nil }
             return ListedFile(etag: n.etag, size: n.attributes.size, mtime: n.attributes.mtime)
         }
     }

@@ -57,7 +57,7 @@ extension Filesystem {
         let parent = Namespace.split(path).parent
         let now = Self.now()
         nodes.withLock { s in
-            guard let ino = s.byPath[parent], s.nodes[ino]?.attributes.kind == .directory else { return }
+            guard let ino = s.ino(at: parent), s.nodes[ino]?.attributes.kind == .directory else { return }
             s.nodes[ino]!.attributes.mtime = now
             s.nodes[ino]!.attributes.ctime = now
         }

@@ -105,7 +105,7 @@ extension Filesystem {
         }
         nodes.withLock { s in
             // By path first: touching every node (and copying it) costs more than comparing paths.
-            for (path, ino) in s.byPath where Namespace.inside(path, root) {
+            for (path, ino) in s.nodes.paths where Namespace.inside(path, root) && !path.hasPrefix(Namespace.detachedPrefix) {
                 guard let n = s.nodes[ino], n.attributes.kind != .directory, !n.etag.isEmpty else { continue }
                 guard let rel = link.relative(namespacePath: path), out[rel] == nil else { continue }
                 out[rel] = ListedFile(etag: n.etag, size: n.attributes.size, mtime: n.attributes.mtime)
@@ -174,7 +174,7 @@ extension Filesystem {
             listings.withLock { $0.remove(path) }
         }
         let ino = nodes.withLock { s -> UInt64? in
-            guard let ino = s.byPath[path] else { return nil }
+            guard let ino = s.ino(at: path) else { return nil }
             // Expired: the next open or stat asks the bucket (a new version's mode may have changed too).
             s.nodes[ino]?.expires = 0
             return ino
@@ -208,7 +208,7 @@ extension Filesystem {
     /// Tells the kernel to drop its dentry of `path` (a negative one included), if it knows the parent.
     func notifyEntry(_ path: String) {
         let (parent, name) = Namespace.split(path)
-        guard let ino = nodes.withLock({ s in s.byPath[parent] }) else { return }
+        guard let ino = nodes.withLock({ s in s.ino(at: parent) }) else { return }
         invalidateKernelEntry(parent: ino, name: name)
     }
 }

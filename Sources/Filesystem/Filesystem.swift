@@ -179,7 +179,7 @@ package final class Filesystem: @unchecked Sendable {
             node.expires = expires
             if countLookup { node.lookups += 1 }
             s.nodes[ino] = node
-            s.byPath[path] = ino
+            s.index(path, ino)
             return (attrs, path)
         }
         if let metadata, kind != .directory { learned(path: path, etag: etag, posix: PosixMetadata(metadata)) }
@@ -207,7 +207,7 @@ package final class Filesystem: @unchecked Sendable {
                 var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, path: path, attributes: directoryAttributes(ino: ino), expires: .infinity, lookups: 0, etag: "", metadata: [:])
                 node.lookups += 1
                 s.nodes[ino] = node
-                s.byPath[path] = ino
+                s.index(path, ino)
                 return ino
             }
             return reply(.success(EntryReply(attributes: directoryAttributes(ino: ino), ttl: kernelTTL(path))))
@@ -255,7 +255,7 @@ package final class Filesystem: @unchecked Sendable {
             break
         }
         let fresh = nodes.withLock { s -> FileAttributes? in
-            guard let ino = s.byPath[path], var node = s.nodes[ino], node.expires > now else { return nil }
+            guard let ino = s.ino(at: path), var node = s.nodes[ino], node.expires > now else { return nil }
             node.lookups += 1
             s.nodes[ino] = node
             return node.attributes

@@ -52,6 +52,9 @@ struct NodeStore: Sequence {
     /// Every node held.
     var values: some Sequence<Node> { index.values.lazy.map { slots[Int($0)] } }
 
+    /// Every node's path and number, without copying the nodes.
+    var paths: some Sequence<(String, UInt64)> { index.lazy.map { (slots[Int($0.value)].path, $0.key) } }
+
     func makeIterator() -> some IteratorProtocol<(key: UInt64, value: Node)> {
         index.lazy.map { (key: $0.key, value: slots[Int($0.value)]) }.makeIterator()
     }

@@ -9,7 +9,10 @@ import Synchronization
 final class NodeTable: Sendable {
     struct State {
         var nodes = NodeStore()
-        var byPath: [String: UInt64] = ["": 1]
+        /// Paths whose node's number is not the path's own hash: renamed nodes, and the rare number probed
+        /// past one another path holds. Every other node is found at its hash, so a walk's nodes need no
+        /// path index at all.
+        var moved: [String: UInt64] = [:]
     }
 
     private let state: Mutex<State>
@@ -27,17 +30,38 @@ final class NodeTable: Sendable {
     var count: Int { state.withLock { $0.nodes.count } }
 
     /// The node of a path, if the kernel holds one.
-    func node(at path: String) -> Node? { state.withLock { s in s.byPath[path].flatMap { s.nodes[$0] } } }
+    func node(at path: String) -> Node? { state.withLock { s in s.ino(at: path).flatMap { s.nodes[$0] } } }
 }
 
 extension NodeTable.State {
+    /// The number of the node at `path`, if one is there.
+    func ino(at path: String) -> UInt64? {
+        if let ino = moved[path] { return ino }
+        let ino = Namespace.inode(for: path)
+        return nodes[ino]?.path == path ? ino : nil
+    }
+
+    /// Records that the node `ino` is at `path`.
+    mutating func index(_ path: String, _ ino: UInt64) {
+        if ino == Namespace.inode(for: path) {
+            moved.removeValue(forKey: path)
+        } else {
+            moved[path] = ino
+        }
+    }
+
+    /// Forgets that `path` leads to `ino` (nothing if it leads elsewhere).
+    mutating func unindex(_ path: String, _ ino: UInt64) {
+        if moved[path] == ino { moved.removeValue(forKey: path) }
+    }
+
     /// The inode number a path gets (or has): the hash of the path, probing past numbers held by nodes of
     /// other paths.
     ///
     /// After `mv a b` and a new `a`, the new file's number is not the hash of "a": answering with that hash
     /// would point the kernel at the moved file.
     func inode(of path: String) -> UInt64 {
-        if let ino = byPath[path] { return ino }
+        if let ino = self.ino(at: path) { return ino }
         var ino = Namespace.inode(for: path)
         while let n = nodes[ino], n.path != path { ino &+= 1 }
         return ino
@@ -46,14 +70,15 @@ extension NodeTable.State {
     /// Forgets a node.
     mutating func drop(_ ino: UInt64) {
         guard let n = nodes.removeValue(forKey: ino) else { return }
-        if byPath[n.path] == ino { byPath.removeValue(forKey: n.path) }
+        unindex(n.path, ino)
     }
 
     /// The node of `path` no longer names anything (unlinked, removed, replaced by a rename). It stays until
     /// the kernel forgets it, so that its number is not given to a new file the kernel could mistake for it
     /// (and serve the old file's cached pages); open handles keep working.
     mutating func detach(path: String) {
-        guard let ino = byPath.removeValue(forKey: path), var n = nodes[ino] else { return }
+        guard let ino = self.ino(at: path), var n = nodes[ino] else { return }
+        unindex(path, ino)
         n.path = Namespace.detachedPrefix + String(ino)
         n.expires = 0
         nodes[ino] = n
@@ -65,9 +90,9 @@ extension NodeTable.State {
         let inside = { (path: String, root: String) in path == root || path.hasPrefix(root + "/") }
         for n in nodes.values where inside(n.path, dst) { detach(path: n.path) }
         for (ino, var n) in nodes where inside(n.path, src) {
-            if byPath[n.path] == ino { byPath.removeValue(forKey: n.path) }
+            unindex(n.path, ino)
             n.path = dst + n.path.dropFirst(src.count)
-            byPath[n.path] = ino
+            index(n.path, ino)
             if n.path == dst { n.parent = newParent }
             n.expires = 0
             nodes[ino] = n
