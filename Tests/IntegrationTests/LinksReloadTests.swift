@@ -58,7 +58,9 @@ struct LinksReloadTests {
             #expect(state?.hasPrefix("removing") == true, "the link left before its uploads were durable: \(state ?? "gone")")
 
             // The handle opened before the reload keeps writing, and its close uploads it.
-            #expect(pwriteAll(fd, Array(open[100_000...]), at: 100_000))
+            // Past the end, then ftruncate back: a setattr through the handle, not only writes.
+            #expect(pwriteAll(fd, Array(open[100_000...]) + [1, 2, 3], at: 100_000))
+            #expect(ftruncate(fd, off_t(open.count)) == 0, "ftruncate through the handle: errno \(errno)")
             #expect(close(fd) == 0)
             released = true
 
@@ -86,8 +88,8 @@ struct LinksReloadTests {
         }
     }
 
-    /// read-only false → true and write-mode async → sync on reload: a new open for write is EROFS while a
-    /// handle opened before keeps writing and uploads; a sync-mode close then returns after the bucket has the
+    /// read-only false → true and write-mode async → sync on reload: a new open for write (or a truncate by
+    /// path) is EROFS while a handle opened before keeps writing, truncating and uploading; a sync-mode close then returns after the bucket has the
     /// object (PUTs are held 3 s, so an async close would return before).
     @Test func aChangedPolicyAppliesToNewOpens() async throws {
         let ro = try await freshBucket(Servers.bench, "plro")
@@ -111,7 +113,9 @@ struct LinksReloadTests {
             #expect(try linkEntry(m, "/wm")?["write_mode"] as? String == "sync")
 
             #expect(Glibc.open(m.path("ro/late.bin"), O_WRONLY | O_CREAT, 0o644) == -1 && errno == EROFS, "a new open for write on a now read-only link")
-            #expect(pwriteAll(fd, data, at: 0), "the handle opened writable before the reload")
+            #expect(pwriteAll(fd, data + [1, 2, 3], at: 0), "the handle opened writable before the reload")
+            #expect(ftruncate(fd, off_t(data.count)) == 0, "ftruncate through the handle opened writable: errno \(errno)")
+            #expect(truncate(m.path("ro/early.bin"), 10) == -1 && errno == EROFS, "a truncate by path is a new change")
             #expect(close(fd) == 0)
             released = true
             var landed = false
