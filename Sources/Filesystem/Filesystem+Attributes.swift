@@ -10,9 +10,10 @@ import Glibc
 /// setattr and user xattrs: staged files change locally and travel with the next upload; objects that are
 /// only in the bucket get their metadata replaced by a copy onto themselves.
 extension Filesystem {
-    package func setattr(_ ino: UInt64, _ changes: AttributeChanges, reply: @escaping Reply<EntryReply>) {
+    /// Changes a node's attributes; `handle` is the file handle of an ftruncate or futimens, if any.
+    package func setattr(_ ino: UInt64, _ changes: AttributeChanges, handle: UInt64? = nil, reply: @escaping Reply<EntryReply>) {
         guard let node = nodes[ino] else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
-        guard isWritable(node.path), let place = place(node.path) else {
+        guard let place = handlePlace(handle, ino: ino, path: node.path) ?? (isWritable(node.path) ? place(node.path) : nil) else {
             let e = readOnlyError(node.path)
             logger.notice("refused a change", metadata: ["operation": "setattr", "path": "/\(node.path)", "reason": "\(e.message)"])
             return reply(.failure(e))
@@ -55,6 +56,14 @@ extension Filesystem {
     }
 
     /// Applies changes to a staged file; a file nobody has open is committed right away.
+    /// The link as a writable handle on `ino` opened it: a reload that made the link read-only since
+    /// applies to new opens, not to this handle's ftruncate.
+    private func handlePlace(_ handle: UInt64?, ino: UInt64, path: String) -> Place? {
+        guard let handle, let h = handles[file: handle], h.ino == ino, h.writable, h.staged != nil,
+              let relative = h.link.relative(namespacePath: path) else { return nil }
+        return Place(link: h.link, relative: relative)
+    }
+
     private func apply(_ changes: AttributeChanges, to f: StagedFile, place: Place, path: String) async throws {
         let writeBack = writeBack!
         if let size = changes.size, case .failure(let e) = writeBack.truncate(f, to: size, mtime: changes.mtime ?? Self.now()) {

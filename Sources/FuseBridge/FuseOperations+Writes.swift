@@ -46,7 +46,7 @@ extension FuseBridge {
             let r = FuseRequest(req!, .fsync)
             FuseBridge.from(req).filesystem.fsync(fi!.pointee.fh) { r.error($0?.errno ?? 0) }
         }
-        ops.setattr = { req, ino, attr, toSet, _ in
+        ops.setattr = { req, ino, attr, toSet, fi in
             let r = FuseRequest(req!, .setattr)
             var c = AttributeChanges()
             let st = attr!.pointee
@@ -69,7 +69,8 @@ extension FuseBridge {
                 FuseBridge.from(req).filesystem.getattr(UInt64(ino)) { r.attrOrError($0) }
                 return
             }
-            FuseBridge.from(req).filesystem.setattr(UInt64(ino), c) { r.attrOrError($0) }
+            // The handle of an ftruncate keeps the policy it was opened with.
+            FuseBridge.from(req).filesystem.setattr(UInt64(ino), c, handle: fi.map { $0.pointee.fh }) { r.attrOrError($0) }
         }
         ops.mkdir = { req, parent, name, mode in
             let r = FuseRequest(req!, .mkdir)

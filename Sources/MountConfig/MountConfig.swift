@@ -95,7 +95,7 @@ package struct MountSettings: Sendable, Equatable {
     package var metadata: String?
     /// When objects are fetched into the cache.
     package var importMode: ImportMode?
-    /// Seconds between uploads of files kept open for writing.
+    /// Seconds between background syncs of each link: the same re-list and diff as `lakecache sync`.
     package var syncInterval: Double?
 
     /// Nothing set.
@@ -132,7 +132,7 @@ package struct LinkSpec: Sendable, Equatable {
     package var exclude: [KeyGlob] = []
     /// When objects are fetched into the cache.
     package var importMode: ImportMode?
-    /// Seconds between uploads of files kept open for writing (> 0).
+    /// Seconds (> 0) between background syncs of the link: the same re-list and diff as `lakecache sync`.
     package var syncInterval: Double?
     /// exact or listing: where listed files' metadata comes from.
     package var metadata: String?
