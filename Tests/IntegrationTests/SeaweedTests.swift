@@ -75,6 +75,7 @@ struct SeaweedTests {
         try await withMount(mount(bucket, extra: ["--part-size", "5M"])) { m throws in
             #expect(try readFile(m.path("data/seeded.bin")) == seeded)
             #expect(mkdir(m.path("out"), 0o755) == 0)
+            #expect(mkdir(m.path("private"), 0o700) == 0)
             try writeFile(m.path("out/ckpt.bin"), written)
             try "small".write(toFile: m.path("out/small.txt"), atomically: false, encoding: .utf8)
             #expect(symlink("ckpt.bin", m.path("out/latest")) == 0)
@@ -91,7 +92,11 @@ struct SeaweedTests {
         // A fresh cache: everything comes from the bucket, as another node would see it.
         try await withMount(mount(bucket)) { m throws in
             let top = try FileManager.default.contentsOfDirectory(atPath: m.mountpoint).sorted()
-            #expect(top == ["data", "moved"], "\(top)")
+            #expect(top == ["data", "moved", "private"], "\(top)")
+            // SeaweedFS keeps no x-amz-meta-* on a `private/` marker (MotoObjectTests.directoryMarkerCopyAndRewrite):
+            // a directory's mode is not stored there, so another node shows the default 0755.
+            var dir = stat()
+            #expect(stat(m.path("private"), &dir) == 0 && dir.st_mode & 0o7777 == 0o755, "mode \(String(dir.st_mode & 0o7777, radix: 8))")
             #expect(try FileManager.default.contentsOfDirectory(atPath: m.path("moved")).sorted() == ["ckpt.bin", "latest", "renamed.txt", "sub"])
             #expect(try readFile(m.path("moved/ckpt.bin")) == written)
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: m.path("moved/latest")) == "ckpt.bin")

@@ -35,6 +35,24 @@ enum Servers {
     static func requireServers() throws {
         _ = try endpoint("LAKECACHE_TEST_MOTO_ENDPOINT")
         _ = try endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        _ = try endpoint("LAKECACHE_TEST_SEAWEED_ENDPOINT")
+    }
+}
+
+/// One of the S3 servers a parametrized test runs on; where they differ, the test asserts each one's answer.
+enum TestServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case moto, bench, seaweed
+
+    /// The name in test output, e.g. `putHeadGetWithMetadata(_:) seaweed`.
+    var testDescription: String { rawValue }
+
+    /// The shared client for this server.
+    var client: S3Client {
+        switch self {
+        case .moto: Servers.moto
+        case .bench: Servers.bench
+        case .seaweed: Servers.seaweed
+        }
     }
 }
 
