@@ -6,13 +6,15 @@ import ReadCache
 extension Filesystem {
     /// Makes `files` (a whole listing of `link`) the cached listing of every directory in it: lookups and
     /// readdir below the link then need no LIST until the TTL ends (never, for `metadata-ttl: indefinite`).
-    func installListing(_ link: Link, _ files: [String: ListedFile]) {
+    func installListing(_ link: Link, _ files: some Sequence<(key: String, value: ListedFile)>) {
         var directories: [String: Listing] = ["": Listing()]
         let now = monotonicSeconds()
         for (rel, f) in files {
             var (dir, name) = Namespace.split(rel)
+            let isNew = directories[dir] == nil
             directories[dir, default: Listing()].upsert(ListingEntry(name: name, kind: .file, size: f.size, mtime: f.mtime, etag: f.etag))
-            // Each ancestor lists the directory below it.
+            // Each ancestor lists the directory below it; a directory seen before already has its ancestors.
+            guard isNew else { continue }
             while !dir.isEmpty {
                 let (parent, child) = Namespace.split(dir)
                 if directories[parent]?.byName[child] != nil { break }

@@ -225,8 +225,9 @@ enum Namespace {
 
     /// Splits a path into its parent directory path and name.
     static func split(_ path: String) -> (parent: String, name: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+        // By UTF-8 byte, not by Character: "/" is one byte and never part of another character's encoding.
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", path) }
+        return (String(path[..<slash]), String(path[path.utf8.index(after: slash)...]))
     }
 
     /// Paths of detached nodes: no real path starts with NUL.

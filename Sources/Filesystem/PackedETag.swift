@@ -51,15 +51,23 @@ struct PackedETag: Sendable, Equatable {
     /// The packed fields when `etag` is in the one shape that round-trips exactly: lowercase hex, a part
     /// count without a leading zero, quotes on both ends or neither.
     private static func pack(_ etag: String) -> (UInt64, UInt64, UInt32, Bool)? {
-        var bytes = Substring(etag).utf8[...]
-        let quoted = bytes.first == UInt8(ascii: "\"")
+        var etag = etag
+        return etag.withUTF8 { pack(bytes: $0) }
+    }
+
+    private static func pack(bytes all: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, UInt32, Bool)? {
+        var lo = 0
+        var hi = all.count
+        let quoted = hi > 0 && all[0] == UInt8(ascii: "\"")
         if quoted {
-            guard bytes.count >= 2, bytes.last == UInt8(ascii: "\"") else { return nil }
-            bytes = bytes.dropFirst().dropLast()
+            guard hi >= 2, all[hi - 1] == UInt8(ascii: "\"") else { return nil }
+            lo += 1
+            hi -= 1
         }
-        guard bytes.count >= 32 else { return nil }
+        guard hi - lo >= 32 else { return nil }
         var halves: (UInt64, UInt64) = (0, 0)
-        for (n, b) in bytes.prefix(32).enumerated() {
+        for n in 0..<32 {
+            let b = all[lo + n]
             let d: UInt64
             switch b {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt64(b - UInt8(ascii: "0"))
@@ -68,12 +76,13 @@ struct PackedETag: Sendable, Equatable {
             }
             if n < 16 { halves.0 = halves.0 << 4 | d } else { halves.1 = halves.1 << 4 | d }
         }
-        let rest = bytes.dropFirst(32)
-        if rest.isEmpty { return (halves.0, halves.1, 0, quoted) }
-        let digits = rest.dropFirst()
-        guard rest.first == UInt8(ascii: "-"), (1...9).contains(digits.count), digits.first != UInt8(ascii: "0") else { return nil }
+        let rest = lo + 32
+        if rest == hi { return (halves.0, halves.1, 0, quoted) }
+        let digits = (rest + 1)..<hi
+        guard all[rest] == UInt8(ascii: "-"), (1...9).contains(digits.count), all[digits.lowerBound] != UInt8(ascii: "0") else { return nil }
         var count: UInt32 = 0
-        for b in digits {
+        for i in digits {
+            let b = all[i]
             guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) else { return nil }
             count = count * 10 + UInt32(b - UInt8(ascii: "0"))
         }

@@ -4,16 +4,21 @@ import Glibc
 
 /// Reads a whole small text file (configuration, credentials); nil when it cannot be opened.
 package func readTextFile(_ path: String) -> String? {
+    readFileBytes(path).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// Reads a whole file's bytes; nil when it cannot be opened.
+package func readFileBytes(_ path: String) -> [UInt8]? {
     guard let f = fopen(path, "r") else { return nil }
     defer { fclose(f) }
     var bytes = [UInt8]()
-    var chunk = [UInt8](repeating: 0, count: 4096)
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
-        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, 4096, f) }
+        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
         if n == 0 { break }
         bytes += chunk[0..<n]
     }
-    return String(decoding: bytes, as: UTF8.self)
+    return bytes
 }
 
 extension StringProtocol {

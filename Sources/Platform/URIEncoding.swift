@@ -30,6 +30,27 @@ package enum URIEncoding {
     }
 
     /// Decodes `%XX` escapes (and `+` as space when `plusIsSpace`); nil for malformed input.
+    /// Decodes percent-encoded UTF-8 bytes; nil for a bad escape or bytes that are not UTF-8.
+    package static func decode(bytes: ArraySlice<UInt8>) -> String? {
+        bytes.withUnsafeBufferPointer { b in
+            guard b.contains(UInt8(ascii: "%")) else { return String(validating: b, as: UTF8.self) }
+            var out = [UInt8]()
+            out.reserveCapacity(b.count)
+            var i = 0
+            while i < b.count {
+                if b[i] == UInt8(ascii: "%") {
+                    guard i + 2 < b.count, let h = hexValue(b[i + 1]), let l = hexValue(b[i + 2]) else { return nil }
+                    out.append(h << 4 | l)
+                    i += 3
+                } else {
+                    out.append(b[i])
+                    i += 1
+                }
+            }
+            return String(validating: out, as: UTF8.self)
+        }
+    }
+
     package static func decode(_ string: String, plusIsSpace: Bool = false) -> String? {
         var out = [UInt8]()
         var it = Array(string.utf8)[...]

@@ -1,3 +1,5 @@
+import Foundation
+import ObjectStore
 import Platform
 import Testing
 
@@ -80,5 +82,62 @@ import Testing
         #expect(e.posix == .plain)
         e.posix = PosixMetadata(mode: 0o100600)
         #expect(e.posix?.mode == 0o100600)
+    }
+}
+
+/// A link's saved listing loads back exactly, and a damaged one is refused.
+@Suite struct ListingSnapshotTests {
+    let link = Link(
+        path: "data", bucket: BucketURL(bucket: "bkt", prefix: "ds/"), store: Store(name: "", client: InMemoryObjectStore(buckets: ["bkt"])),
+        policy: LinkPolicy())
+    let directory = NSTemporaryDirectory() + "lakecache-snapshot-\(UUID().uuidString.prefix(8))"
+
+    var files: [String: ListedFile] {
+        [
+            "a/b/plain.bin": ListedFile(etag: "\"d41d8cd98f00b204e9800998ecf8427e\"", size: 0, mtime: Timestamp(seconds: 1_700_000_000, nanoseconds: 5)),
+            "odd/tab\there%25 and\nnewline": ListedFile(etag: "W/\"x\ty\"", size: 1 << 40, mtime: Timestamp(seconds: -86_400, nanoseconds: 999_999_999)),
+            "unicode/é日本.txt": ListedFile(etag: "abc-3", size: 7, mtime: Timestamp(seconds: 0)),
+            "top": ListedFile(etag: "", size: 1, mtime: Timestamp(seconds: 1)),
+        ]
+    }
+
+    func load() -> [String: ListedFile]? {
+        ListingSnapshot.load(link: link, directory: directory).map { Dictionary(uniqueKeysWithValues: $0.map { ($0.key, $0.value) }) }
+    }
+
+    @Test func savedListingsLoadBackExactly() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(load() == nil)
+        try ListingSnapshot.save(files, link: link, directory: directory).get()
+        #expect(load() == files)
+        try ListingSnapshot.save([:], link: link, directory: directory).get()
+        #expect(load() == [:])
+    }
+
+    @Test func damagedOrForeignSnapshotsAreRefused() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ListingSnapshot.save(files, link: link, directory: directory).get()
+        let path = ListingSnapshot.path(directory: directory, link: link)
+        let good = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        func attempt(_ bytes: [UInt8]) throws -> [String: ListedFile]? {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return load()
+        }
+        var flipped = good
+        flipped[good.count / 2] ^= 0x01
+        #expect(try attempt(flipped) == nil, "one altered byte")
+        #expect(try attempt(Array(good.prefix(good.count - 20))) == nil, "torn checksum line")
+        #expect(try attempt(Array(good.prefix(good.count / 2))) == nil, "torn in the body")
+        #expect(try attempt([]) == nil, "empty")
+        // A body that checksums right but holds a line that is not four fields, or a bad number.
+        for bad in ["x\ty\t1\n", "x\ty\tz\t1.0\n", "x\ty\t1\t1\n", "x\ty\t1\t1.1000000000\n", "x\t%zz\t1\t1.0\n"] {
+            let body = Array((ListingSnapshot.header + " " + ListingSnapshot.identity(link) + "\n" + bad).utf8)
+            let sum = Array(("sha256 " + Digest.hex(Digest.sha256(body)) + "\n").utf8)
+            #expect(try attempt(body + sum) == nil, "line \(bad.debugDescription)")
+        }
+        #expect(try attempt(good) == files)
+        // Another link's identity (another prefix) finds no snapshot.
+        let other = Link(path: "data", bucket: BucketURL(bucket: "bkt", prefix: "other/"), store: link.store, policy: LinkPolicy())
+        #expect(ListingSnapshot.load(link: other, directory: directory) == nil)
     }
 }
