@@ -147,6 +147,45 @@ struct WarmupTests {
         }
     }
 
+    /// A GET the store refuses (403) is named as access denied, and the rest of the list is still warmed.
+    @Test func anAccessDeniedObjectIsNamedAndTheRestIsWarmed() async throws {
+        let bucket = try await freshBucket(Servers.bench, "warmd")
+        _ = try await Servers.bench.putObject(bucket: bucket, key: "denied/x.bin", body: .bytes(patternBytes(5000, seed: 3)), options: PutOptions())
+        _ = try await Servers.bench.putObject(bucket: bucket, key: "ok.bin", body: .bytes(patternBytes(7000, seed: 4)), options: PutOptions())
+        try await BenchControl.setFaults(bucket: bucket, [["action": "403", "op": "GetObject", "key_prefix": "denied/"]])
+        let m = TestMount(bucket: bucket, endpoint: bench)
+        try await withMount(m) { m throws in
+            let run = cli(["warmup", m.path("ok.bin"), m.path("denied/x.bin")])
+            #expect(run.status == 1, "a warmup with a refused object must fail: \(run.stdout) \(run.stderr)")
+            #expect(run.stderr.contains(m.path("denied/x.bin")) && run.stderr.contains("access denied"), "\(run.stderr)")
+            #expect(!run.stderr.contains(m.path("ok.bin")), "the object that warmed is not named as a failure: \(run.stderr)")
+            let ok = cli(["warmup", "--check", m.path("ok.bin")])
+            #expect(ok.status == 0, "ok.bin was not cached: \(ok.stdout)")
+            let denied = cli(["warmup", "--check", m.path("denied/x.bin")])
+            #expect(denied.status == 1)
+        }
+    }
+
+    /// `--bandwidth` holds the warmup's download rate to the cap: 24 MiB at 4 MiB/s cannot finish in much
+    /// under five seconds (one second of burst, then the rate), however fast the store is.
+    @Test func bandwidthCapsTheDownloadRate() async throws {
+        let bucket = try await freshBucket(Servers.bench, "warmbw")
+        let size = 24 << 20
+        _ = try await Servers.bench.putObject(bucket: bucket, key: "big.bin", body: .bytes(patternBytes(size, seed: 8)), options: PutOptions())
+        let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--block-size", "1M"])
+        try await withMount(m) { m throws in
+            let started = monotonicSeconds()
+            let run = cli(["warmup", "--threads", "8", "--bandwidth", "4M", m.path("big.bin")])
+            let elapsed = monotonicSeconds() - started
+            #expect(run.status == 0, "capped warmup failed: \(run.stderr)")
+            // A lower bound only: a loaded machine makes it slower, never faster.
+            let floor = Double(size - (4 << 20)) / Double(4 << 20) * 0.85
+            #expect(elapsed >= floor, "24 MiB at --bandwidth 4M took \(elapsed) s, under the cap's \(floor) s")
+            #expect(cli(["warmup", "--check", m.path("big.bin")]).status == 0)
+            #expect(try await benchCount(bucket, "GetObject") >= 24, "fetched in 1 MiB blocks")
+        }
+    }
+
     @Test func aBackgroundJobIsListedFollowedAndCancelled() async throws {
         let bucket = try await freshBucket(Servers.bench, "warmc")
         for i in 0..<3 { _ = try await Servers.bench.putObject(bucket: bucket, key: "m/part\(i)", body: .bytes(patternBytes(16 << 20, seed: UInt64(i))), options: PutOptions()) }
