@@ -74,7 +74,7 @@ enum ListingSnapshot {
             let size = decimal(fields[2])
         else { return nil }
         let t = fields[3].split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard t.count == 2, let seconds = decimal(t[0]), let ns = decimal(t[1]), ns < 1_000_000_000 else { return nil }
+        guard t.count == 2, let seconds = decimal(t[0]), let ns = decimal(t[1]), (0..<1_000_000_000).contains(ns) else { return nil }
         return (key, ListedFile(etag: etag, size: size, mtime: Timestamp(seconds: seconds, nanoseconds: Int32(ns))))
     }
 

@@ -31,6 +31,9 @@ struct NodeStore: Sequence {
         }
     }
 
+    /// The path of the node of `ino`, without copying the node.
+    func path(of ino: UInt64) -> String? { index[ino].map { slots[Int($0)].path } }
+
     /// Forgets the node of `ino`, returning it.
     @discardableResult
     mutating func removeValue(forKey ino: UInt64) -> Node? {

@@ -38,7 +38,7 @@ extension NodeTable.State {
     func ino(at path: String) -> UInt64? {
         if let ino = moved[path] { return ino }
         let ino = Namespace.inode(for: path)
-        return nodes[ino]?.path == path ? ino : nil
+        return nodes.path(of: ino) == path ? ino : nil
     }
 
     /// Records that the node `ino` is at `path`.
@@ -63,7 +63,7 @@ extension NodeTable.State {
     func inode(of path: String) -> UInt64 {
         if let ino = self.ino(at: path) { return ino }
         var ino = Namespace.inode(for: path)
-        while let n = nodes[ino], n.path != path { ino &+= 1 }
+        while let held = nodes.path(of: ino), held != path { ino &+= 1 }
         return ino
     }
 

@@ -29,7 +29,6 @@ package enum URIEncoding {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes `%XX` escapes (and `+` as space when `plusIsSpace`); nil for malformed input.
     /// Decodes percent-encoded UTF-8 bytes; nil for a bad escape or bytes that are not UTF-8.
     package static func decode(bytes: ArraySlice<UInt8>) -> String? {
         bytes.withUnsafeBufferPointer { b in
@@ -51,6 +50,7 @@ package enum URIEncoding {
         }
     }
 
+    /// Decodes `%XX` escapes (and `+` as space when `plusIsSpace`); nil for malformed input.
     package static func decode(_ string: String, plusIsSpace: Bool = false) -> String? {
         var out = [UInt8]()
         var it = Array(string.utf8)[...]

@@ -130,7 +130,7 @@ import Testing
         #expect(try attempt(Array(good.prefix(good.count / 2))) == nil, "torn in the body")
         #expect(try attempt([]) == nil, "empty")
         // A body that checksums right but holds a line that is not four fields, or a bad number.
-        for bad in ["x\ty\t1\n", "x\ty\tz\t1.0\n", "x\ty\t1\t1\n", "x\ty\t1\t1.1000000000\n", "x\t%zz\t1\t1.0\n"] {
+        for bad in ["x\ty\t1\n", "x\ty\tz\t1.0\n", "x\ty\t1\t1\n", "x\ty\t1\t1.1000000000\n", "x\ty\t1\t5.-99999999999\n", "x\ty\t1\t5.-1\n", "x\t%zz\t1\t1.0\n"] {
             let body = Array((ListingSnapshot.header + " " + ListingSnapshot.identity(link) + "\n" + bad).utf8)
             let sum = Array(("sha256 " + Digest.hex(Digest.sha256(body)) + "\n").utf8)
             #expect(try attempt(body + sum) == nil, "line \(bad.debugDescription)")

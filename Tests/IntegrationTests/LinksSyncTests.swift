@@ -43,11 +43,16 @@ struct LinksSyncTests {
         let m = TestMount(config: namespace(bucket))
         try await withMount(m) { m throws in
             try await primeThenChangeOutside(m, bucket)
-            #expect(try readFile(m.path("data/a.bin")) == Self.old, "without a sync the mount should still serve its cached version")
+            // Cached, the old version is still served. A loaded run can lose the cached blocks first (the
+            // read then fetches with If-Match, is refused, and learns the new version, never mixing the
+            // two); then the sync has nothing left to change, and says so.
+            let before = try readFile(m.path("data/a.bin"))
+            #expect(before == Self.old || before == Self.new, "neither version: \(before.count) bytes")
+            let stale = before == Self.old
             let r = TestMount.run(["sync", "--json", m.path("data")])
             #expect(r.status == 0, "sync: \(r.output)")
             let report = try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any]
-            #expect(report?["new"] as? Int == 1 && report?["changed"] as? Int == 1, "counts: \(r.output)")
+            #expect(report?["new"] as? Int == 1 && (stale ? [1] : [0, 1]).contains(report?["changed"] as? Int ?? -1), "counts (stale \(stale)): \(r.output)")
             #expect(try readFile(m.path("data/a.bin")) == Self.new, "stale blocks or kernel pages after sync")
             #expect(try readFile(m.path("data/fresh.bin")) == [7, 7, 7], "a new object after sync")
         }

@@ -71,19 +71,16 @@ struct SystemdNotifyTests {
         }
     }
 
-    /// Uploads held back by the store (one PUT answered after 12 s, the other after 24 s; under the client's
-    /// 30 s low-speed limit, past which the PUT would time out and be retried, delayed again): while
-    /// `lakecache unmount` waits for them, the daemon's STATUS= lines name the uploads still pending (one,
-    /// once the first landed); STOPPING=1 comes after them, with nothing left journaled, and every byte is
-    /// in the bucket.
+    /// Uploads the store refuses (503 on every PUT) until the test lets them through, one and then the
+    /// other, so no timing decides what is pending: while `lakecache unmount` waits for them, the daemon's
+    /// STATUS= lines name the uploads still pending (two, then one); STOPPING=1 comes after them, with
+    /// nothing left journaled, and every byte is in the bucket.
     @Test func statusNamesPendingUploadsWhileUnmountDrains() async throws {
         try Servers.requireServers()
         let bench = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
         let bucket = try await freshBucket(Servers.bench, "notify-drain")
-        try await BenchControl.setFaults(bucket: bucket, [
-            ["action": "delay", "op": "PutObject", "key_prefix": "f0", "delay_ms": 12000, "probability": 1.0],
-            ["action": "delay", "op": "PutObject", "key_prefix": "f1", "delay_ms": 24000, "probability": 1.0],
-        ])
+        let refuse = { (prefix: String) -> [String: Any] in ["action": "503", "op": "PutObject", "key_prefix": prefix, "probability": 1.0] }
+        try await BenchControl.setFaults(bucket: bucket, [refuse("f0"), refuse("f1")])
         let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--write-mode", "async"])
         let socketPath = m.cacheDir + "-notify.sock"
         let fd = try notifySocket(socketPath)
@@ -98,12 +95,23 @@ struct SystemdNotifyTests {
         // open, write, close: async close returns at once (no rename, which would wait for the upload).
         try await offPool { for (name, data) in files { try writeFile(mountpoint + "/" + name, data) } }
         let uploads = try #require(try m.status()["uploads"] as? [String: Any])
-        let pendingAtStop = uploads["pending"] as? Int ?? 0
-        #expect(pendingAtStop >= 1, "async close left the uploads pending: \(uploads)")
+        #expect(uploads["pending"] as? Int == 2, "the refused uploads are pending: \(uploads)")
         let pid = try m.daemonPID()
         let beforeStop = queued(fd)
-        // Waits for the uploads (some 24 s), then unmounts; the datagrams queue on the socket meanwhile.
-        m.stop()
+        // The unmount waits for the uploads; the datagrams queue on the socket meanwhile.
+        let stopped = Task.detached { m.stop() }
+        try await Task.sleep(for: .seconds(5))
+        // f0 may land now; f1 stays refused until f0 is in the bucket and a status tick has passed.
+        try await BenchControl.setFaults(bucket: bucket, [refuse("f1")])
+        var landed = false
+        for _ in 0..<240 where !landed {
+            landed = (try? await Servers.bench.headObject(bucket: bucket, key: "f0.bin")) != nil
+            if !landed { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(landed, "f0 never landed once the store let it through")
+        try await Task.sleep(for: .seconds(5))
+        try await BenchControl.setFaults(bucket: bucket, [])
+        await stopped.value
         #expect(kill(pid, 0) != 0, "the daemon exited")
 
         var messages: [String] = []
@@ -112,10 +120,9 @@ struct SystemdNotifyTests {
             if s.hasPrefix("STOPPING=1") { break }
         }
         let stopping = try #require(messages.firstIndex { $0.hasPrefix("STOPPING=1") }, "no STOPPING=1 in \(beforeStop) then \(messages)")
-        let pending = messages[..<stopping].filter { $0.hasPrefix("STATUS=serving \(m.mountpoint): ") && $0.contains("upload(s) pending,") }
-        #expect(!pending.isEmpty, "no STATUS= line named pending uploads during the drain, before STOPPING=1: \(beforeStop) then \(messages)")
-        // The first upload landed 12 s in, the second 24 s in: a 2 s tick between saw exactly one left.
-        #expect(pending.contains { $0.contains(": 1 upload(s) pending, ") }, "\(messages)")
+        let pending = (beforeStop + messages[..<stopping]).filter { $0.hasPrefix("STATUS=serving \(m.mountpoint): ") && $0.contains("upload(s) pending,") }
+        #expect(pending.contains { $0.contains(": 2 upload(s) pending, ") }, "no STATUS= line named both pending uploads: \(beforeStop) then \(messages)")
+        #expect(messages[..<stopping].contains { $0.contains(": 1 upload(s) pending, ") }, "no STATUS= line during the drain named the one left: \(messages)")
         #expect(!messages[stopping].contains("stay journaled"), "unmount waited, so nothing stays journaled: \(messages[stopping])")
 
         for (name, data) in files {
