@@ -8,7 +8,7 @@ extension Filesystem {
     /// HEAD or a write here described.
     func knownPosix(path: String, entry e: ListingEntry) -> PosixMetadata? {
         if let p = e.posix { return p }
-        guard let n = nodes.node(at: path), n.etag == e.etag, let metadata = n.metadata else { return nil }
+        guard let n = nodes.node(at: path), n.packedETag == e.packedETag, let metadata = n.metadata else { return nil }
         return PosixMetadata(metadata)
     }
 

@@ -174,7 +174,7 @@ package final class Filesystem: @unchecked Sendable {
             if let old, old.attributes.kind == attrs.kind { attrs.ctime = old.attributes.ctime }
             var node = old ?? Node(ino: ino, parent: parent, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
             node.attributes = attrs
-            if node.etag != etag { node.etag = etag }
+            node.etag = etag
             node.metadata = known
             node.expires = expires
             if countLookup { node.lookups += 1 }
@@ -274,10 +274,7 @@ package final class Filesystem: @unchecked Sendable {
                 // The listing's read-ahead answered just now: the lookup finds it there.
                 return await withCheckedContinuation { c in lookup(parent: parent, name: name) { c.resume(returning: $0) } }
             }
-            // The listing's copy of an unchanged ETag, so that the node and the entry share one string.
-            let listed = listings.withLock { $0.entry(dir, name) }?.etag
-            let etag = listed == info.etag ? listed ?? info.etag : info.etag
-            let attrs = remember(parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: etag, metadata: info.metadata, policy: place.policy, countLookup: true)
+            let attrs = remember(parent: parent, name: name, kind: .file, size: info.size, mtime: info.lastModified, etag: info.etag, metadata: info.metadata, policy: place.policy, countLookup: true)
             return .success(EntryReply(attributes: attrs, ttl: place.policy.kernelTTL))
         } catch let e as ObjectStoreError where e.kind == .noSuchKey {
             return await resolve(parent: parent, name: name, path: path, place: place)

@@ -50,7 +50,7 @@ enum ListingSnapshot {
         guard let lastStart = bytes[..<end].lastIndex(of: newline).map({ $0 + 1 }) else { return nil }
         let last = bytes[lastStart..<end]
         let sum = Array("sha256 ".utf8)
-        guard last.starts(with: sum), Array(last.dropFirst(sum.count)) == Array(Digest.hex(Digest.sha256(Array(bytes[..<lastStart]))).utf8) else { return nil }
+        guard last.starts(with: sum), Array(last.dropFirst(sum.count)) == Array(Digest.hex(bytes[..<lastStart].withUnsafeBytes { Digest.sha256($0) }).utf8) else { return nil }
         let body = bytes[..<lastStart]
         guard let headerEnd = body.firstIndex(of: newline), Array(body[..<headerEnd]) == Array((header + " " + identity(link)).utf8) else { return nil }
         // The keys are unique (they were saved from a dictionary): no dictionary is built for them here.

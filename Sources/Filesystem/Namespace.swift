@@ -16,7 +16,8 @@ struct ListingEntry: Sendable {
         get { packedETag.string }
         set { packedETag = PackedETag(newValue) }
     }
-    private var packedETag: PackedETag
+    /// Compared as is, so that checking two ETags builds no strings.
+    private(set) var packedETag: PackedETag
     /// The entry's POSIX metadata when known: a subdirectory's from its marker object (plain when it has
     /// none), a file's from a HEAD or a write through this mount. nil for a file that only a listing showed.
     var posix: PosixMetadata? {
@@ -140,7 +141,8 @@ struct Node {
         get { packedETag.string }
         set { packedETag = PackedETag(newValue) }
     }
-    private var packedETag: PackedETag
+    /// Compared as is, so that checking two ETags builds no strings.
+    private(set) var packedETag: PackedETag
     /// The object's user metadata, from a HEAD or a write here; nil for a node made from a listing entry,
     /// whose attributes came from its `PosixMetadata` (a metadata change HEADs first, so it keeps the rest).
     var metadata: [String: String]?

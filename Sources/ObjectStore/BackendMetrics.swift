@@ -75,8 +75,6 @@ package final class BackendMetrics: Sendable {
     /// never sent are left out.
     package var requests: [String: Int] {
         let all = byOperation
-        var out: [String: Int] = [:]
-        for op in BackendOperation.allCases where all[op.rawValue].requests > 0 { out[op.name] = all[op.rawValue].requests }
-        return out
+        return BackendOperation.named { all[$0.rawValue].requests }
     }
 }

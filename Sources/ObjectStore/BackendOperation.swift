@@ -28,6 +28,13 @@ package enum BackendOperation: Int, CaseIterable, Sendable {
         case .listMultipartUploads: "ListMultipartUploads"
         }
     }
+
+    /// Per-operation figures by operation name, for `status`; operations whose figure is 0 are left out.
+    package static func named(_ figure: (BackendOperation) -> Int) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for op in allCases where figure(op) > 0 { out[op.name] = figure(op) }
+        return out
+    }
 }
 
 /// One operation's traffic: what an `S3Client` sent and got back for it.

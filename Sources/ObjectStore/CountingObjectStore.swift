@@ -25,21 +25,21 @@ package final class RequestCounters: Sendable {
 
     /// Calls by operation name (GetObject, HeadObject, ListObjectsV2, ...), one per call however many
     /// attempts it took; operations never called are left out.
-    package var byOperation: [String: Int] { Self.named(counts.withLock { $0.calls }) }
+    package var byOperation: [String: Int] {
+        let calls = counts.withLock { $0.calls }
+        return BackendOperation.named { calls[$0.rawValue] }
+    }
 
     /// Failed calls by operation name (NoSuchKey left out); operations that never failed are left out.
-    package var errorsByOperation: [String: Int] { Self.named(counts.withLock { $0.failures }) }
+    package var errorsByOperation: [String: Int] {
+        let failures = counts.withLock { $0.failures }
+        return BackendOperation.named { failures[$0.rawValue] }
+    }
 
     /// Failed calls over all operations.
     package var errors: Int { counts.withLock { $0.failures.reduce(0, +) } }
 
     package var total: Int { counts.withLock { $0.calls.reduce(0, +) } }
-
-    private static func named(_ values: [Int]) -> [String: Int] {
-        var out: [String: Int] = [:]
-        for op in BackendOperation.allCases where values[op.rawValue] > 0 { out[op.name] = values[op.rawValue] }
-        return out
-    }
 }
 
 /// An object store that counts what passes through it, then forwards to the real one.
