@@ -92,17 +92,31 @@ extension Filesystem {
     /// Fetches the next page of a directory handle's listing; a complete listing is shared with lookups.
     private func loadPage(_ handle: UInt64) async throws {
         guard let h = handles.withLock({ $0.directories[handle] }), let link = h.link else { throw FilesystemError(EBADF, "unknown directory handle") }
+        // The summary is read beside the first page, so a summarised directory costs no extra round trip.
+        let readSummary = link.policy.metadata == .summary && !h.summaryRead
+        async let summary = readSummary ? loadSummary(link, prefix: h.prefix, path: h.path) : nil
         let page = try await link.store.client.listObjects(ListObjectsRequest(bucket: link.bucket.bucket, prefix: h.prefix, delimiter: "/", continuationToken: h.listing.nextToken))
         let markers = await markerMetadata(link, page.commonPrefixes)
+        let loadedSummary = await summary
         let dirRelative = link.relative(namespacePath: h.path) ?? ""
         let filter = link.policy.filter
         let local = overlay.withLock { s in (s.children(of: h.path), s.deferredDeletes.values.filter { $0.link === link }.map(\.key)) }
         let added = handles.withLock { s -> (HandleTable.DirectoryHandle, Int)? in
             guard var d = s.directories[handle] else { return nil }
+            if readSummary {
+                d.summary = loadedSummary
+                d.summaryRead = true
+            }
             let before = d.listing.entries.count
             let counts = d.listing.add(page: page, prefix: d.prefix, mountTime: mountTime, markers: markers) { name, isDirectory in
                 let rel = Namespace.join(dirRelative, name)
                 return isDirectory ? filter.admits(directory: rel) : filter.admits(file: rel)
+            }
+            if let summary = d.summary {
+                for i in before..<d.listing.entries.count where d.listing.entries[i].posix == nil && d.listing.entries[i].kind == .file {
+                    let e = d.listing.entries[i]
+                    if let p = summary.posix(name: e.name, etag: e.etag, size: e.size) { d.listing.entries[i].posix = p }
+                }
             }
             link.counters.skippedKeys.add(counts.skipped, ordering: .relaxed)
             link.counters.shadowedFiles.add(counts.shadowed, ordering: .relaxed)

@@ -172,7 +172,10 @@ extension Filesystem {
         if h.writable, let f = h.staged { writeBack?.closeWriter(f) }
         if let deleteKey {
             // The last reader of an unlinked file is gone: now the object goes.
-            Task { try? await deleteKey.link.store.client.deleteObject(bucket: deleteKey.link.bucket.bucket, key: deleteKey.key) }
+            Task {
+                try? await deleteKey.link.store.client.deleteObject(bucket: deleteKey.link.bucket.bucket, key: deleteKey.key)
+                if let relative = deleteKey.link.relative(forKey: deleteKey.key) { summaryChanged(deleteKey.link.namespacePath(relative), .removed) }
+            }
         }
     }
 

@@ -49,6 +49,7 @@ extension Filesystem {
         let name = Namespace.split(path).name
         let entry = ListingEntry(name: name, kind: kind, size: size, mtime: mtime, etag: etag, posix: kind == .directory ? posix ?? .plain : posix)
         listings.withLock { $0.insert(path, entry) }
+        if kind != .directory, !etag.isEmpty, let posix { summaryChanged(path, .set(DirectorySummary.Entry(etag: etag, size: size, posix: posix))) }
     }
 
     /// A directory's entries changed (a create, unlink, mkdir, rmdir or rename in it): its mtime and ctime

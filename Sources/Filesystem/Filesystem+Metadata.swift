@@ -12,6 +12,15 @@ extension Filesystem {
         return PosixMetadata(metadata)
     }
 
+    /// What this mount knows of the POSIX metadata of the object at `path` in version `etag`, from its
+    /// parent's cached listing or its node; nil when it knows nothing of that version.
+    func knownPosix(path: String, etag: String) -> PosixMetadata? {
+        let (dir, name) = Namespace.split(path)
+        if let e = listings.withLock({ $0.entry(dir, name) }), e.kind != .directory, e.etag == etag, let p = e.posix { return p }
+        guard let n = nodes.node(at: path), n.attributes.kind != .directory, n.etag == etag, let metadata = n.metadata else { return nil }
+        return PosixMetadata(metadata)
+    }
+
     /// Records the metadata of `path` at `etag` in its parent's cached listing and in the open handles of
     /// that directory; an entry of another ETag (changed since) is left unknown.
     func learned(path: String, etag: String, posix: PosixMetadata) {
@@ -45,9 +54,9 @@ extension Filesystem {
         }
     }
 
-    /// Starts the fetches of the files of a listing page whose metadata is unknown (policy `exact`).
+    /// Starts the fetches of the files of a listing page whose metadata is unknown (policies `exact` and `summary`).
     func readAheadMetadata(link: Link, directory: String, entries: [ListingEntry]) {
-        guard link.policy.metadata == .exact, options.metadataReadAhead > 0 else { return }
+        guard link.policy.metadata != .listing, options.metadataReadAhead > 0 else { return }
         let bucket = link.bucket.bucket
         let dirRelative = link.relative(namespacePath: directory) ?? ""
         fetcher(link).prefetch(entries.compactMap { e in

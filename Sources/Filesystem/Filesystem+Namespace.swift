@@ -162,6 +162,7 @@ extension Filesystem {
             if let cancelled { await writeBack?.settle(cancelled) }
             await settleKey(place)
             try await place.store.deleteObject(bucket: place.bucket, key: place.key)
+            summaryChanged(path, .removed)
         }
     }
 

@@ -92,7 +92,14 @@ extension Filesystem {
             let info = try await from.store.headObject(bucket: from.bucket, key: from.key)
             (size, etag) = (info.size, info.etag)
         }
-        _ = try await copy(from, etag: etag, to: to, size: size)
+        let copied = try await copy(from, etag: etag, to: to, size: size)
+        // The destination is the copy: stores differ on whether a copy keeps the ETag (a multipart source
+        // never does), and reads, sync and summaries compare the new object's.
+        if !copied.isEmpty {
+            nodes.withLock { s in
+                if let ino = s.ino(at: src), s.nodes[ino]?.etag == etag { s.nodes[ino]!.etag = copied }
+            }
+        }
         await settleKey(from)
         try await from.store.deleteObject(bucket: from.bucket, key: from.key)
     }
@@ -227,6 +234,7 @@ extension Filesystem {
                 mtime: n?.attributes.mtime ?? listed?.mtime ?? mountTime, etag: n?.etag ?? listed?.etag ?? "",
                 posix: n.map { $0.metadata.map(PosixMetadata.init) ?? $0.posix } ?? listed?.posix)
         }
+        if kind != .directory { summaryChanged(src, .removed) }
         let until = negativeExpiry(policy)
         listings.withLock { s in
             s.remove(src)

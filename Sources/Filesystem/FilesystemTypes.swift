@@ -42,6 +42,10 @@ package enum MetadataPolicy: String, Sendable, CaseIterable {
     /// The listing is the truth, for datasets of plain objects: files are regular files with the default
     /// mode and owner, and their POSIX metadata is ignored; no HEAD per file.
     case listing
+    /// `exact`, with a summary object per directory (`DirectorySummary`) that this mount keeps: a listed
+    /// file the summary describes at its listed ETag and size needs no HEAD. Opt-in, since the summaries
+    /// are objects in the bucket.
+    case summary
 }
 
 /// What a file, directory or symlink looks like to `stat`.

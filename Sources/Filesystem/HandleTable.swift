@@ -36,6 +36,10 @@ final class HandleTable: Sendable {
         var link: Link?
         var prefix: String
         var listing: Listing
+        /// The directory's metadata summary (`summary` policy), read with the listing's first page; nil
+        /// before then, or when it could not be read.
+        var summary: DirectorySummary?
+        var summaryRead = false
     }
 
     struct State {

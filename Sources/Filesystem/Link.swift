@@ -20,6 +20,9 @@ package final class Link: Sendable, CustomStringConvertible {
         self.path = path
         self.bucket = bucket
         self.store = store
+        var policy = policy
+        // A summary link's own objects are never part of its namespace.
+        if policy.metadata == .summary { policy.filter.hiddenNames.insert(DirectorySummary.objectName) }
         self.policy = policy
         self.counters = counters
     }

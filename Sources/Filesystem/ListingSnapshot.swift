@@ -79,7 +79,7 @@ enum ListingSnapshot {
     }
 
     /// A non-negative decimal of at most 18 digits (no overflow possible), or a negative one written by `save`.
-    private static func decimal(_ digits: ArraySlice<UInt8>) -> Int64? {
+    static func decimal(_ digits: ArraySlice<UInt8>) -> Int64? {
         var d = digits[...]
         let negative = d.first == UInt8(ascii: "-")
         if negative { d = d.dropFirst() }

@@ -58,7 +58,7 @@ extension ConfigReader {
         case "write-mode": fields.writeMode = WriteMode(rawValue: try choice(e, scope, ["async", "sync"]))
         case "metadata-ttl": fields.metadataTTL = try ttl(e, scope)
         case "negative-ttl": fields.negativeTTL = try ttl(e, scope)
-        case "metadata": fields.metadata = try choice(e, scope, ["exact", "listing"])
+        case "metadata": fields.metadata = try choice(e, scope, ["exact", "listing", "summary"])
         case "import": fields.importMode = ImportMode(rawValue: try choice(e, scope, ["lazy", "preload"]))
         case "sync-interval": fields.syncInterval = try interval(e, scope)
         default: return false

@@ -183,18 +183,26 @@ package struct KeyGlob: Sendable, Equatable, CustomStringConvertible {
 package struct KeyFilter: Sendable, Equatable {
     package var include: [KeyGlob]
     package var exclude: [KeyGlob]
+    /// File names never shown in any directory, whatever the globs say: lakecache's own objects (the
+    /// metadata summaries of a `summary` link). Not part of the user's globs, so not reported as theirs.
+    package var hiddenNames: Set<String> = []
 
-    package init(include: [KeyGlob] = [], exclude: [KeyGlob] = []) {
+    package init(include: [KeyGlob] = [], exclude: [KeyGlob] = [], hiddenNames: Set<String> = []) {
         self.include = include
         self.exclude = exclude
+        self.hiddenNames = hiddenNames
     }
 
     /// Everything passes.
-    package var isEmpty: Bool { include.isEmpty && exclude.isEmpty }
+    package var isEmpty: Bool { include.isEmpty && exclude.isEmpty && hiddenNames.isEmpty }
 
     /// Whether the object at `path` (relative to the link) is part of the namespace.
     package func admits(file path: String) -> Bool {
         if isEmpty { return true }
+        if !hiddenNames.isEmpty {
+            let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+            if hiddenNames.contains(name) { return false }
+        }
         if !include.isEmpty && !include.contains(where: { $0.matches(path) }) { return false }
         return !exclude.contains { $0.matches(path) }
     }

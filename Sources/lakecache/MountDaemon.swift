@@ -274,6 +274,8 @@ final class MountDaemon: @unchecked Sendable {
             await eventsRun?.value
         }
         if let metrics, !metrics.shared { await metrics.server.stop() }
+        // What this mount changed is described in the bucket before it goes (summary links).
+        await filesystem.flushSummaries()
         background.stop()
         writeBack?.shutdown()
         bridge.unmount()

@@ -223,7 +223,9 @@ struct MountPlan {
         policy.metadataTTL = ttl.seconds
         policy.negativeTTL = (pick("negative-ttl", cliNegative, spec.negativeTTL) ?? ttl).seconds
         let metadata = pick("metadata", cmd.metadata, spec.metadata) ?? "exact"
-        guard let m = MetadataPolicy(rawValue: metadata) else { throw usage("invalid --metadata '\(metadata)': expected exact or listing") }
+        guard let m = MetadataPolicy(rawValue: metadata) else {
+            throw usage("invalid --metadata '\(metadata)': expected \(MetadataPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         policy.metadata = m
         policy.filter = KeyFilter(include: spec.include, exclude: spec.exclude)
         policy.preload = spec.importMode == .preload
