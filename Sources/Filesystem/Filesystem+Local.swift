@@ -87,7 +87,7 @@ extension Filesystem {
                 s.nodes[ino] = n
             }
         }
-        listingInsert(path: path, kind: .file, size: size, mtime: Self.now(), etag: etag, posix: PosixMetadata(writeBack!.attributes(f).metadata))
+        listingInsert(path: path, kind: .file, size: size, mtime: Self.now(), etag: etag, posix: PosixMetadata(writeBack!.uploadMetadata(f)))
     }
 
     /// A clean staged file was dropped to make room: reads of its path go to the bucket again.

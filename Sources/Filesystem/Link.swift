@@ -21,8 +21,9 @@ package final class Link: Sendable, CustomStringConvertible {
         self.bucket = bucket
         self.store = store
         var policy = policy
-        // A summary link's own objects are never part of its namespace.
-        if policy.metadata == .summary { policy.filter.hiddenNames.insert(DirectorySummary.objectName) }
+        // The summaries are lakecache's own objects, never part of a namespace, whatever the link's metadata
+        // policy now (a link may have been mounted under `summary` before).
+        policy.filter.hiddenNames.insert(DirectorySummary.objectName)
         self.policy = policy
         self.counters = counters
     }

@@ -91,6 +91,7 @@ struct Listing {
         for o in page.objects {
             let name = String(o.key.utf8.dropFirst(prefix.utf8.count)) ?? ""
             if name.isEmpty { continue }  // the directory's own marker object
+            if name == DirectorySummary.objectName { continue }  // lakecache's own, not excluded by the user
             guard Namespace.isValidName(name) else {
                 skipped += 1
                 continue

@@ -261,6 +261,11 @@ package final class WriteBack: @unchecked Sendable {
         lock.withLock { _ in (f.s.size, f.s.mtime, f.s.metadata, f.s.key) }
     }
 
+    /// The user metadata an upload of `f` sends: its metadata with its modification time.
+    package func uploadMetadata(_ f: StagedFile) -> [String: String] {
+        lock.withLock { _ in f.s.uploadHeaders }
+    }
+
     /// Writes bytes into the staging file and lets full parts stream out. A full disk is ENOSPC, never a loss.
     package func write(_ f: StagedFile, offset: Int64, _ data: UnsafeRawBufferPointer, mtime: Timestamp) -> Result<Int, Errno> {
         let failure = f.capture.write(offset: offset, data) { copies -> Errno? in

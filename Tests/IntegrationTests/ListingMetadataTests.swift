@@ -102,4 +102,62 @@ struct ListingMetadataTests {
             #expect(a.status == 0 && a.stdout == b.stdout, "by name: \(a.stdout) \(a.stderr)\nexpected: \(b.stdout)")
         }
     }
+
+    /// Under `--metadata summary` the same tree, written by one mount, is listed exactly by a fresh one with no
+    /// HEAD per file: the directories' summaries describe the files (the bench store counts the requests).
+    /// The same listing under `exact` asks for each file.
+    @Test func summaryPolicyListsTheTreeWithoutAHeadPerFile() async throws {
+        let benchEndpoint = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        let bucket = try await freshBucket(Servers.bench, "sumtree")
+        let source = NSTemporaryDirectory() + "lakecache-tree-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        // Twenty files over the whole-object GET size, so that under `exact` each costs a HEAD.
+        let weights = "mkdir \"$1\"/weights; for i in $(seq 1 20); do head -c 100000 /dev/urandom > \"$1\"/weights/w$i; chmod 0640 \"$1\"/weights/w$i; done"
+        try #require(run(Self.makeTree, [source]).status == 0 && run(weights, [source]).status == 0)
+        let expected = run(Self.describe, [source], python: true)
+        try #require(expected.status == 0, "\(expected.stderr)")
+        let summary = ["--metadata", "summary"]
+
+        try await withMount(TestMount(bucket: bucket, endpoint: benchEndpoint, extra: summary)) { m throws in
+            let copied = run("cp -a \"$1\"/. \"$2\"/", [source, m.mountpoint])
+            #expect(copied.status == 0, "cp -a into the mount: \(copied.stderr)")
+            #expect(flush(m.mountpoint).status == 0)
+        }
+        // Unmount wrote the summaries: one per directory that has files.
+        var keys: [String] = []
+        var token: String?
+        repeat {
+            let page = try await Servers.bench.listObjects(ListObjectsRequest(bucket: bucket, prefix: "", continuationToken: token))
+            keys += page.objects.map(\.key)
+            token = page.nextContinuationToken
+        } while token != nil
+        let summaries = Set(keys.filter { $0.hasSuffix(".lakecache-metadata") })
+        #expect(summaries == [".lakecache-metadata", "blobs/.lakecache-metadata", "snapshots/.lakecache-metadata", "snapshots/rev1/.lakecache-metadata",
+                              "snapshots/rev1/sub/.lakecache-metadata", "weights/.lakecache-metadata"], "\(summaries.sorted())")
+
+        func listed(_ extra: [String]) async throws -> (shown: String, heads: Int) {
+            var result = ("", 0)
+            try await withMount(TestMount(bucket: bucket, endpoint: benchEndpoint, extra: extra)) { m throws in
+                let before = try await BenchControl.requests(bucket: bucket)
+                let shown = run(Self.describe, [m.mountpoint], python: true)
+                #expect(shown.status == 0, "\(shown.stderr)")
+                let after = try await BenchControl.requests(bucket: bucket)
+                result = (shown.stdout, (after["HeadObject"] ?? 0) - (before["HeadObject"] ?? 0))
+                if extra == summary {
+                    let diff = run("diff -r --no-dereference \"$1\" \"$2\" && diff -r \"$1\" \"$2\"", [source, m.mountpoint])
+                    #expect(diff.status == 0, "diff -r: \(diff.stdout) \(diff.stderr)")
+                    #expect(!FileManager.default.fileExists(atPath: m.path(".lakecache-metadata")), "the summary is not a file of the mount")
+                }
+            }
+            return result
+        }
+        let bySummary = try await listed(summary)
+        #expect(bySummary.shown == expected.stdout, "through a summarised listing:\n\(bySummary.shown)\nexpected:\n\(expected.stdout)")
+        // The HEADs left are the directories' markers (their modes), never a file's.
+        #expect(bySummary.heads <= 7, "\(bySummary.heads) HEADs")
+        let byExact = try await listed([])
+        #expect(byExact.shown == expected.stdout)
+        #expect(byExact.heads >= 20 + bySummary.heads, "exact: \(byExact.heads) HEADs, summary: \(bySummary.heads)")
+    }
 }
