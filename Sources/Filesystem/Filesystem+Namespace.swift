@@ -23,6 +23,9 @@ extension Filesystem {
             logger.notice("refused a change", metadata: ["operation": "\(operation)", "path": "/\(path)", "reason": "\(e.message)"])
             throw e
         }
+        if name == DirectorySummary.objectName {
+            throw FilesystemError(EPERM, "the name \(name) is reserved for lakecache's directory metadata summaries; choose another name")
+        }
         let filter = place.policy.filter
         if !filter.isEmpty && !filter.admits(file: place.relative) && !filter.admits(directory: place.relative) {
             // It could be made, but the link would never show or fetch it again.

@@ -105,7 +105,7 @@ import Glibc
     }
 
     @Test func aSummarisedDirectoryListsExactlyWithoutAHeadPerFile() async throws {
-        _ = try await writeTree()
+        let fs = try await writeTree()
         let bytes = try #require(summaryBytes)
         let text = String(decoding: bytes, as: UTF8.self)
         #expect(text.hasPrefix(DirectorySummary.header + "\n"))
@@ -135,6 +135,12 @@ import Glibc
         // The summary's name is not a file of the mount.
         guard case .failure(let e) = await lookup(fresh, dir, DirectorySummary.objectName) else { Issue.record("summary shown by lookup"); return }
         #expect(e.errno == ENOENT)
+        // Nor can a file of that name be made, which would replace the summary.
+        let made = await withCheckedContinuation { c in
+            fs.mknod(parent: dir, name: DirectorySummary.objectName, mode: UInt32(S_IFREG) | 0o644, rdev: 0, caller: Caller(uid: 0, gid: 0)) { c.resume(returning: $0) }
+        }
+        guard case .failure(let refused) = made else { Issue.record("a file named like the summary was made"); return }
+        #expect(refused.errno == EPERM && refused.message.contains("reserved"))
     }
 
     @Test func aStaleEntryIsIgnoredAndThatFileIsHeaded() async throws {
