@@ -17,20 +17,25 @@ extension Filesystem {
     }
 
     /// `loadSummary`, with the backend's errors thrown: a rewrite must not replace a summary it could not read.
+    ///
+    /// The first GET asks for the first 256 KiB (a whole GET into a smaller buffer is an error, not a short
+    /// read); a larger summary is fetched again whole, at the ETag the first answer named.
     private func fetchSummary(_ link: Link, prefix: String, path: String) async throws -> DirectorySummary? {
         let key = prefix + DirectorySummary.objectName
-        var limit = 256 << 10
+        var request = GetObjectRequest(bucket: link.bucket.bucket, key: key, range: ByteRange(first: 0, last: Int64(Self.summaryFirstRead) - 1))
+        var limit = Self.summaryFirstRead
         do {
             while true {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: limit, alignment: 16)
                 defer { buffer.deallocate() }
-                let got = try await link.store.client.getObject(GetObjectRequest(bucket: link.bucket.bucket, key: key), into: buffer)
+                let got = try await link.store.client.getObject(request, into: buffer)
                 if got.objectSize > Int64(got.bytesWritten) {
-                    guard got.objectSize <= Int64(DirectorySummary.sizeLimit) else {
+                    guard got.objectSize <= Int64(DirectorySummary.sizeLimit), request.range != nil else {
                         summaryWarning("a directory's metadata summary is over the size limit; its files are HEADed instead", path, "\(got.objectSize) bytes")
                         return nil
                     }
                     limit = Int(got.objectSize)
+                    request = GetObjectRequest(bucket: link.bucket.bucket, key: key, ifMatch: got.etag)
                     continue
                 }
                 guard let summary = DirectorySummary(parsing: Array(UnsafeRawBufferPointer(rebasing: buffer[0..<got.bytesWritten]))[...]) else {
@@ -41,8 +46,15 @@ extension Filesystem {
             }
         } catch let e as ObjectStoreError where e.kind == .noSuchKey {
             return DirectorySummary()
+        } catch let e as ObjectStoreError where e.kind == .invalidRange {
+            // An empty object: not a summary.
+            summaryWarning("a directory's metadata summary is empty; its files are HEADed instead", path, "key \(key)")
+            return nil
         }
     }
+
+    /// Bytes the first GET of a summary asks for: about 2,800 entries.
+    static let summaryFirstRead = 256 << 10
 
     /// A file of `path` changed here (written, its metadata changed, created as a symlink or special file)
     /// or left: its directory's summary is rewritten soon.

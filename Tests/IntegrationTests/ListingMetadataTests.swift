@@ -160,4 +160,43 @@ struct ListingMetadataTests {
         #expect(byExact.shown == expected.stdout)
         #expect(byExact.heads >= 20 + bySummary.heads, "exact: \(byExact.heads) HEADs, summary: \(bySummary.heads)")
     }
+
+    /// A summary larger than the first read (256 KiB; here 4,000 entries) is fetched whole: a directory of
+    /// objects another tool wrote, described by a summary made for them, lists with their modes and owners
+    /// and no request per file.
+    @Test func aLargeSummaryIsReadWhole() async throws {
+        let benchEndpoint = try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT")
+        let bucket = try await freshBucket(Servers.bench, "sumbig")
+        let count = 4_000
+        try await putMany(Servers.bench, bucket: bucket, count: count) { i in (String(format: "big/f%05d", i), Array("file \(i)".utf8)) }
+        var lines = ["lakecache-directory-summary 1"]
+        var token: String?
+        repeat {
+            let page = try await Servers.bench.listObjects(ListObjectsRequest(bucket: bucket, prefix: "big/", continuationToken: token))
+            for o in page.objects {
+                let etag = o.etag.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\"", with: "%22")
+                lines.append("\(o.key.dropFirst(4))\t\(etag)\t\(o.size)\t\(0o100600)\t5\t6\t1700000000.0\t\t")
+            }
+            token = page.nextContinuationToken
+        } while token != nil
+        let body = Array((lines.joined(separator: "\n") + "\n").utf8)
+        try #require(body.count > 256 << 10 && lines.count == count + 1)
+        _ = try await Servers.bench.putObject(bucket: bucket, key: "big/.lakecache-metadata", body: .bytes(body), options: PutOptions())
+
+        try await withMount(TestMount(bucket: bucket, endpoint: benchEndpoint, extra: ["--metadata", "summary"])) { m throws in
+            let before = try await BenchControl.requests(bucket: bucket)
+            let check = """
+                import os, stat, sys
+                bad = [e.name for e in os.scandir(sys.argv[1]) if (lambda st: (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime)) != (0o600, 5, 6, 1700000000))(os.lstat(e.path))]
+                n = len(os.listdir(sys.argv[1]))
+                print(n, len(bad), bad[:3])
+                """
+            let r = run(check, [m.path("big")], python: true)
+            #expect(r.status == 0 && r.stdout.hasPrefix("\(count) 0 "), "\(r.stdout) \(r.stderr)")
+            let after = try await BenchControl.requests(bucket: bucket)
+            func delta(_ op: String) -> Int { (after[op] ?? 0) - (before[op] ?? 0) }
+            #expect(delta("GetObject") == 2, "the summary's first 256 KiB, then the whole of it: \(delta("GetObject"))")
+            #expect(delta("HeadObject") <= 2, "no HEAD per file: \(delta("HeadObject"))")
+        }
+    }
 }
