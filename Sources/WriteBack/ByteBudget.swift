@@ -19,6 +19,9 @@ final class ByteBudget: Sendable {
     /// Bytes held now.
     var held: Int { state.withLock { $0.held } }
 
+    /// Requests waiting for bytes now.
+    var waiters: Int { state.withLock { $0.waiting.count } }
+
     /// Takes `bytes`, waiting while they would pass the limit.
     func acquire(_ bytes: Int) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

@@ -174,12 +174,15 @@ extension WriteBack {
                 f.s.uploaded[job.part] = UploadedPart(generation: job.generation, etag: etag, length: Int64(job.range.count))
             }
         } catch {
-            lock.withLock { r in
+            let stale = lock.withLock { r -> Bool in
                 f.s.inFlight.remove(job.part)
                 r.inFlight -= 1
                 forgetUploadIfGone(f, job.uploadID, error)
+                return error is WriteBackError && (f.s.partGeneration[job.part] ?? 0) > job.generation
             }
-            fail(f, error)
+            // A read of the staging file that came up short because the part changed under it (truncated): the
+            // part goes again with the new bytes; no failure to back off from or to give fsync as EIO.
+            if !stale { fail(f, error) }
         }
         pump()
     }
@@ -247,12 +250,16 @@ extension WriteBack {
             }
             finished(f, generation: generation, dataGeneration: dataGeneration, etag: etag, bucket: bucket, key: key, size: size)
         } catch {
-            lock.withLock { r in
+            let stale = lock.withLock { r -> Bool in
                 releaseKey(f, &r)
                 // The source changed or vanished: upload the bytes instead.
                 if copyOf != nil { f.s.etag = nil }
+                return copyOf == nil && error is WriteBackError && f.s.dataGeneration != dataGeneration
             }
-            fail(f, error)
+            // The staging file was read short because the file changed since `size` was taken (a truncate or
+            // O_TRUNC between the snapshot and the read): the new state uploads next. Failing would back off
+            // and throw EIO to a waiting fsync or sync close, even one waiting for the new state.
+            if !stale { fail(f, error) }
         }
         pump()
     }

@@ -107,6 +107,31 @@ struct ReplacementOrderTests {
     }
 }
 
+/// A file truncated between its upload taking the size and reading the staging file: the short read is
+/// stale, not a failure. An fsync waiting for the truncated state returns, and the bucket gets that state.
+struct TruncatedUnderUploadTests {
+    @Test func aReadCutShortByATruncateDoesNotFailTheUpload() async throws {
+        try await withWriteBack { wb, store, _ in
+            let old = patterned(3000, seed: 3)
+            // The whole read budget held: the PutObject takes its size, then waits for the budget to read.
+            let budget = wb.partReadBudget
+            await budget.acquire(budget.limit)
+            let f = try wb.create(bucket: "b", key: "k", metadata: [:], mtime: Timestamp(seconds: 1))
+            _ = old.withUnsafeBytes { wb.write(f, offset: 0, $0, mtime: Timestamp(seconds: 1)) }
+            try await wb.commit(f, sync: false)
+            for _ in 0..<2000 where budget.waiters == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(budget.waiters == 1, "the upload took size 3000 and waits to read it")
+            #expect((try? wb.truncate(f, to: 10, mtime: Timestamp(seconds: 2)).get()) != nil)
+            let sync = Task { try await wb.fsync(f) }
+            for _ in 0..<2000 where wb.lock.withLock({ _ in f.s.waiters.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(wb.lock.withLock { _ in f.s.waiters.count } == 1, "the fsync waits for the truncated state")
+            budget.release(budget.limit)
+            try await sync.value
+            #expect(try await fetch(store, "k") == Array(old[0..<10]))
+        }
+    }
+}
+
 /// The whole object from the in-memory store.
 func fetch(_ store: InMemoryObjectStore, _ key: String) async throws -> [UInt8] {
     let info = try await store.headObject(bucket: "b", key: key)
