@@ -38,6 +38,7 @@ package final class WarmupJob: Sendable {
         /// Bytes fetched from the bucket by this job (the rest were cached already).
         package var bytesFetched: Int64 = 0
         package var failures: [WarmFailure] = []
+        /// Seconds since the job started; for a job that ended, how long it ran.
         package var seconds = 0.0
         /// Listing the paths, before the totals are known.
         package var listing = true
@@ -61,7 +62,8 @@ package final class WarmupJob: Sendable {
 
     package var snapshot: Progress {
         var p = progress.withLock { $0 }
-        p.seconds = monotonicSeconds() - started
+        // An ended job keeps the time it took: its rate must not fall each time it is looked at.
+        if p.state == .running { p.seconds = monotonicSeconds() - started }
         return p
     }
 
@@ -173,8 +175,10 @@ package final class WarmupJob: Sendable {
     }
 
     private func finish(_ state: State, failure: WarmFailure? = nil) {
+        let now = monotonicSeconds()
         progress.withLock { p in
             p.state = state
+            p.seconds = now - started
             if let failure { p.failures.append(failure) }
         }
     }

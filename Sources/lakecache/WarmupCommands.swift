@@ -154,8 +154,11 @@ struct JobFollower {
         // Plain lines start after 2 s: a short job prints only its summary.
         var lastLine = monotonicSeconds()
         var lastJSON = ""
+        let interval: useconds_t = json ? 500_000 : 200_000
         while true {
-            let v = askDaemon(mountpoint, "job", [id], command: "warmup", timeout: 10)
+            let asked = monotonicSeconds()
+            // The daemon answers as soon as the job ends, or after the interval.
+            let v = askDaemon(mountpoint, "job", [id, String(interval / 1000)], command: "warmup", timeout: 10)
             let state = v["state"]?.string ?? "?"
             let running = state == "running" || state == "listing"
             if json {
@@ -172,7 +175,9 @@ struct JobFollower {
                 if tty { toStderr("\n") }
                 return finish(v, state: state)
             }
-            usleep(json ? 500_000 : 200_000)
+            // A daemon from before the wait answers at once: poll at the interval all the same.
+            let waited = monotonicSeconds() - asked
+            if waited < Double(interval) / 2e6 { usleep(interval - useconds_t(waited * 1e6)) }
         }
     }
 

@@ -59,6 +59,11 @@ struct WarmupTests {
             #expect(last["bytes_done"] as? Int == last["bytes"] as? Int)
             #expect((last["failures"] as? [Any])?.isEmpty == true)
             for line in lines { #expect(line["id"] is String && line["bytes"] is Int && line["rate_bytes_per_second"] is Int) }
+            // A job that ended keeps the time it took, and its rate, however much later it is looked at.
+            try await Task.sleep(for: .seconds(1.2))
+            let later = try #require((try json(cli(["jobs", m.mountpoint, "--json"]).stdout)["jobs"] as? [[String: Any]])?.first { $0["id"] as? String == last["id"] as? String })
+            #expect(later["seconds"] as? Double == last["seconds"] as? Double && later["rate_bytes_per_second"] as? Int == last["rate_bytes_per_second"] as? Int,
+                    "ended job changed: \(later) vs \(last)")
             let warmed = try await benchCount(bucket, "GetObject")
             #expect(warmed == 120 + 10, "one GET per small file and per 4 MiB block of the large one: \(warmed)")
 

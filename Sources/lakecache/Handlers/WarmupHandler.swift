@@ -139,11 +139,21 @@ enum WarmupHandler {
         ])
     }
 
+    /// `job ID [WAIT-MS]`: the job's progress; with a wait (at most 2 s), answered as soon as the job ends,
+    /// or when the wait is over, so that a follower sees the end when it happens and not at its next poll.
     static func job(_ p: MountDaemon.Parts, _ args: [String]) -> String {
         guard let id = args.first, let job = p.jobs[id] else {
             return ControlHandlers.error("no warmup job \(args.first ?? "") on this mount; lakecache jobs MOUNTPOINT lists them")
         }
-        return describe(job.snapshot).encoded()
+        // Each control connection has a thread of its own: waiting here holds up no other call.
+        let wait = args.dropFirst().first.flatMap { Int($0) }.map { min(max($0, 0), 2_000) } ?? 0
+        let deadline = monotonicSeconds() + Double(wait) / 1000
+        var snapshot = job.snapshot
+        while snapshot.state == .running && monotonicSeconds() < deadline {
+            usleep(5_000)
+            snapshot = job.snapshot
+        }
+        return describe(snapshot).encoded()
     }
 
     static func jobs(_ p: MountDaemon.Parts) -> String {
