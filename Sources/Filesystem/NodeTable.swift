@@ -13,7 +13,14 @@ final class NodeTable: Sendable {
         /// past one another path holds. Every other node is found at its hash, so a walk's nodes need no
         /// path index at all.
         var moved: [String: UInt64] = [:]
+        /// The numbers of renamed files the kernel has forgotten, by path: looked up again, a renamed file
+        /// gets back the number it had, not its new path's hash. Bounded by `rememberedLimit`.
+        var remembered: [String: UInt64] = [:]
     }
+
+    /// Forgotten renamed files whose numbers are kept; past it half of them (any half) are let go, and
+    /// those files take their paths' hashes when looked up again.
+    static let rememberedLimit = 100_000
 
     private let state: Mutex<State>
 
@@ -43,6 +50,7 @@ extension NodeTable.State {
 
     /// Records that the node `ino` is at `path`.
     mutating func index(_ path: String, _ ino: UInt64) {
+        remembered.removeValue(forKey: path)
         if ino == Namespace.inode(for: path) {
             moved.removeValue(forKey: path)
         } else {
@@ -62,6 +70,7 @@ extension NodeTable.State {
     /// would point the kernel at the moved file.
     func inode(of path: String) -> UInt64 {
         if let ino = self.ino(at: path) { return ino }
+        if let ino = remembered[path], nodes[ino] == nil { return ino }
         var ino = Namespace.inode(for: path)
         while let held = nodes.path(of: ino), held != path { ino &+= 1 }
         return ino
@@ -70,6 +79,13 @@ extension NodeTable.State {
     /// Forgets a node.
     mutating func drop(_ ino: UInt64) {
         guard let n = nodes.removeValue(forKey: ino) else { return }
+        if moved[n.path] == ino && !n.path.hasPrefix(Namespace.detachedPrefix) {
+            // Renamed here, then forgotten by the kernel: the file keeps its number when looked up again.
+            if remembered.count >= NodeTable.rememberedLimit {
+                remembered = Dictionary(uniqueKeysWithValues: remembered.dropFirst(NodeTable.rememberedLimit / 2).map { ($0.key, $0.value) })
+            }
+            remembered[n.path] = ino
+        }
         unindex(n.path, ino)
     }
 
@@ -77,6 +93,7 @@ extension NodeTable.State {
     /// the kernel forgets it, so that its number is not given to a new file the kernel could mistake for it
     /// (and serve the old file's cached pages); open handles keep working.
     mutating func detach(path: String) {
+        remembered.removeValue(forKey: path)
         guard let ino = self.ino(at: path), var n = nodes[ino] else { return }
         unindex(path, ino)
         n.path = Namespace.detachedPrefix + String(ino)
@@ -89,6 +106,13 @@ extension NodeTable.State {
     mutating func move(from src: String, to dst: String, newParent: UInt64) {
         let inside = { (path: String, root: String) in path == root || path.hasPrefix(root + "/") }
         for n in nodes.values where inside(n.path, dst) { detach(path: n.path) }
+        if !remembered.isEmpty {
+            for path in remembered.keys where inside(path, dst) { remembered.removeValue(forKey: path) }
+            for (path, ino) in remembered where inside(path, src) {
+                remembered.removeValue(forKey: path)
+                remembered[dst + path.dropFirst(src.count)] = ino
+            }
+        }
         for (ino, var n) in nodes where inside(n.path, src) {
             unindex(n.path, ino)
             n.path = dst + n.path.dropFirst(src.count)

@@ -83,6 +83,36 @@ import Testing
         e.posix = PosixMetadata(mode: 0o100600)
         #expect(e.posix?.mode == 0o100600)
     }
+
+    @Test func aRenamedFileForgottenByTheKernelKeepsItsNumber() {
+        // Hashed numbers are above Int64.max: `node` would trap on them as sizes.
+        func file(_ ino: UInt64, _ path: String) -> Node {
+            Node(ino: ino, parent: 1, path: path, attributes: FileAttributes(ino: ino, kind: .file, size: 1, mtime: Timestamp(seconds: 7), mode: 0o644, uid: 0, gid: 0),
+                 expires: 0, lookups: 1, etag: "e", metadata: nil)
+        }
+        let table = NodeTable(root: node(1, ""))
+        table.withLock { s in
+            let a = s.inode(of: "a")
+            s.nodes[a] = file(a, "a")
+            s.index("a", a)
+            s.move(from: "a", to: "b", newParent: 1)
+            #expect(s.ino(at: "b") == a && a != Namespace.inode(for: "b"))
+            s.drop(a)
+            #expect(s.ino(at: "b") == nil)
+            #expect(s.inode(of: "b") == a, "looked up again after the forget")
+            s.nodes[a] = file(a, "b")
+            s.index("b", a)
+            #expect(s.remembered.isEmpty)
+            // Renamed on while forgotten (a directory move): the number follows.
+            s.move(from: "b", to: "d/b", newParent: 1)
+            s.drop(a)
+            s.move(from: "d", to: "e", newParent: 1)
+            #expect(s.inode(of: "e/b") == a && s.remembered["d/b"] == nil)
+            // Unlinked: a new file at the path takes its hash.
+            s.detach(path: "e/b")
+            #expect(s.inode(of: "e/b") == Namespace.inode(for: "e/b"))
+        }
+    }
 }
 
 /// A link's saved listing loads back exactly, and a damaged one is refused.
