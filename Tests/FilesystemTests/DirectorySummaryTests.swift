@@ -14,26 +14,14 @@ import Glibc
 /// The `summary` metadata policy: a directory's summary object describes its files by name, ETag and size,
 /// so that a listing needs no HEAD per file, and a stale entry is ignored rather than applied.
 @Suite struct DirectorySummaryTests {
-    let store = InMemoryObjectStore(buckets: ["b"])
+    /// The metadata policy tests' store and mount builder, with this suite's policy.
+    let base = MetadataPolicyTests()
+    var store: InMemoryObjectStore { base.store }
 
     /// The summary object of directory `m`, if there is one.
     var summaryBytes: [UInt8]? { store.contents(bucket: "b", prefix: "m/")["m/" + DirectorySummary.objectName] }
 
-    func makeFS(writable: Bool = true) throws -> Filesystem {
-        var config = BlockCacheConfiguration()
-        config.blockSize = 1 << 20
-        config.memoryBytes = 16 << 20
-        let cache = BlockCache(store: store, configuration: config, disk: nil)
-        var policy = LinkPolicy()
-        policy.metadata = .summary
-        var writeBack: WriteBack?
-        if writable {
-            let dir = NSTemporaryDirectory() + "lakecache-summary-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            writeBack = try WriteBack(store: store, options: WriteBackOptions(directory: dir))
-        }
-        return Filesystem(store: store, cache: cache, writeBack: writeBack, bucket: BucketURL(bucket: "b", prefix: ""), policy: policy, options: FilesystemOptions(uid: 1000, gid: 1000))
-    }
+    func makeFS(writable: Bool = true) throws -> Filesystem { try base.makeFS(metadata: .summary, writable: writable) }
 
     func lookup(_ fs: Filesystem, _ parent: UInt64, _ name: String) async -> Result<EntryReply, FilesystemError> {
         await withCheckedContinuation { c in fs.lookup(parent: parent, name: name) { c.resume(returning: $0) } }
