@@ -91,7 +91,7 @@ package struct MountSettings: Sendable, Equatable {
     package var metadataTTL: TTL?
     /// Lifetime of cached "no such file" answers.
     package var negativeTTL: TTL?
-    /// exact or listing: where listed files' metadata comes from.
+    /// exact, summary or listing: where listed files' metadata comes from.
     package var metadata: String?
     /// When objects are fetched into the cache.
     package var importMode: ImportMode?
@@ -134,7 +134,7 @@ package struct LinkSpec: Sendable, Equatable {
     package var importMode: ImportMode?
     /// Seconds (> 0) between background syncs of the link: the same re-list and diff as `lakecache sync`.
     package var syncInterval: Double?
-    /// exact or listing: where listed files' metadata comes from.
+    /// exact, summary or listing: where listed files' metadata comes from.
     package var metadata: String?
     /// lazy or preload: what an object-store "created" event does.
     package var onCreate: String?

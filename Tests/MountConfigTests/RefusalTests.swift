@@ -61,7 +61,7 @@ import Testing
         refusal(file(top: "write-mode: asynk"), line: 1, "'write-mode' is 'asynk', not async or sync", "did you mean 'async'?")
         refusal(file(top: "log-level: verbose"), line: 1, "'log-level' is 'verbose'", "write one of trace, debug, info")
         refusal(file(top: "close-durability: disk"), line: 1, "not device or kernel")
-        refusal(file(link: "metadata: lazy"), line: 4, "'metadata' is 'lazy', not exact or listing")
+        refusal(file(link: "metadata: lazy"), line: 4, "'metadata' is 'lazy', not exact, listing, summary; write one of exact, listing, summary")
         refusal(file(link: "addressing-style: host"), line: 4, "'addressing-style' is 'host'", "auto, path, virtual")
         refusal(file(link: "on-create: eager"), line: 4, "'on-create' is 'eager', not lazy or preload")
         refusal(file(link: "include: [a, [b]]"), line: 4, "'include' item 2 is a list, not a string")
