@@ -179,8 +179,11 @@ extension Filesystem {
         }
         let marker = place.prefix
         run(reply, "rmdir", path) { [self] in
-            let page = try await place.store.listObjects(ListObjectsRequest(bucket: place.bucket, prefix: marker, maxKeys: 2))
-            if page.objects.contains(where: { $0.key != marker }) { throw FilesystemError(ENOTEMPTY, "directory not empty") }
+            // The marker and a metadata summary are the directory's own, not entries: three keys tell.
+            let summary = marker + DirectorySummary.objectName
+            let page = try await place.store.listObjects(ListObjectsRequest(bucket: place.bucket, prefix: marker, maxKeys: 3))
+            if page.objects.contains(where: { $0.key != marker && $0.key != summary }) { throw FilesystemError(ENOTEMPTY, "directory not empty") }
+            if page.objects.contains(where: { $0.key == summary }) { try await place.store.deleteObject(bucket: place.bucket, key: summary) }
             try await place.store.deleteObject(bucket: place.bucket, key: marker)
             let until = negativeExpiry(place.policy)
             listings.withLock { s in

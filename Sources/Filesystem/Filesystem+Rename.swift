@@ -108,10 +108,14 @@ extension Filesystem {
     private func renameDirectory(_ src: String, _ dst: String, _ from: Place, _ to: Place) async throws {
         let (store, bucket) = (from.store, from.bucket)
         let (srcPrefix, dstPrefix) = (from.prefix, to.prefix)
-        let probe = try await store.listObjects(ListObjectsRequest(bucket: bucket, prefix: dstPrefix, maxKeys: 2))
-        if probe.objects.contains(where: { $0.key != dstPrefix }) || !overlay.withLock({ $0.descendants(of: dst) }).isEmpty {
+        // The destination's marker and metadata summary are its own, not entries: three keys tell.
+        let dstSummary = dstPrefix + DirectorySummary.objectName
+        let probe = try await store.listObjects(ListObjectsRequest(bucket: bucket, prefix: dstPrefix, maxKeys: 3))
+        if probe.objects.contains(where: { $0.key != dstPrefix && $0.key != dstSummary }) || !overlay.withLock({ $0.descendants(of: dst) }).isEmpty {
             throw FilesystemError(ENOTEMPTY, "destination directory is not empty")
         }
+        // A replaced empty directory's summary describes nothing that moves in.
+        if probe.objects.contains(where: { $0.key == dstSummary }) { try await store.deleteObject(bucket: bucket, key: dstSummary) }
         var objects: [ListedObject] = []
         var token: String?
         repeat {

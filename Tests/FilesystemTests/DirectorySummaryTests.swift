@@ -163,4 +163,26 @@ import Glibc
         await fs.flushSummaries()
         #expect(summaryBytes == nil)
     }
+
+    /// `rm -rf` right after the last unlink: the summary (not rewritten yet) is the directory's own object,
+    /// not an entry, for rmdir and for a rename over an empty directory.
+    @Test func aSummaryDoesNotMakeADirectoryNonEmpty() async throws {
+        let fs = try await writeTree()
+        let dir = try await lookup(fs, 1, "m").get().attributes.ino
+        for name in ["link", "pipe", "plain", "secret", "tool"] {
+            _ = try await withCheckedContinuation { c in fs.unlink(parent: dir, name: name) { c.resume(returning: $0) } }.get()
+        }
+        #expect(summaryBytes != nil, "the summary is still there until its rewrite")
+        _ = try await withCheckedContinuation { c in fs.rmdir(parent: 1, name: "m") { c.resume(returning: $0) } }.get()
+        #expect(store.contents(bucket: "b", prefix: "m/").isEmpty, "rmdir took the summary too")
+
+        // A rename over an empty directory that has a summary of its own.
+        store.set(bucket: "b", key: "x/", data: [])
+        store.set(bucket: "b", key: "x/" + DirectorySummary.objectName, data: DirectorySummary(entries: ["f": .init(etag: "e", size: 1, posix: .plain)]).encoded())
+        store.set(bucket: "b", key: "y/f", data: [1])
+        _ = try await lookup(fs, 1, "x").get()
+        _ = try await lookup(fs, 1, "y").get()
+        _ = try await withCheckedContinuation { c in fs.rename(parent: 1, name: "y", newParent: 1, newName: "x", flags: 0) { c.resume(returning: $0) } }.get()
+        #expect(Set(store.contents(bucket: "b", prefix: "x/").keys) == ["x/", "x/f"], "the replaced directory's summary went: \(store.contents(bucket: "b", prefix: "x/").keys.sorted())")
+    }
 }
