@@ -159,6 +159,13 @@ struct ListingMetadataTests {
         let byExact = try await listed([])
         #expect(byExact.shown == expected.stdout)
         #expect(byExact.heads >= 20 + bySummary.heads, "exact: \(byExact.heads) HEADs, summary: \(bySummary.heads)")
+        // rm -rf leaves nothing behind: no directory is kept non-empty by its summary, and none is left over.
+        try await withMount(TestMount(bucket: bucket, endpoint: benchEndpoint, extra: summary)) { m throws in
+            let removed = run("rm -rf \"$1\"/*", [m.mountpoint])
+            #expect(removed.status == 0, "rm -rf: \(removed.stderr)")
+        }
+        let left = try await Servers.bench.listObjects(ListObjectsRequest(bucket: bucket, prefix: ""))
+        #expect(left.objects.isEmpty, "left in the bucket: \(left.objects.map(\.key))")
     }
 
     /// A summary larger than the first read (256 KiB; here 4,000 entries) is fetched whole: a directory of
