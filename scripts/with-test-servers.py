@@ -50,6 +50,29 @@ def wait_http(url, proc, name, timeout=60):
     sys.exit("with-test-servers: %s did not answer at %s within %ds" % (name, url, timeout))
 
 
+def start_moto(name, work, env=None):
+    """moto_server on a free port: (process, port)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return start(name, argv, env=env, log=os.path.join(work, name + ".log")), port
+
+
+def wait_moto(name, work, proc, port, env=None):
+    """Waits for a moto server; one that exited early (its port taken between free_port and its bind, by a
+    server started beside it) starts again on another port, twice at most. Returns its port."""
+    for attempt in range(3):
+        try:
+            wait_http("http://127.0.0.1:%d/moto-api/" % port, proc, name)
+            return port
+        except SystemExit:
+            if proc.poll() is None or attempt == 2:
+                print(open(os.path.join(work, name + ".log")).read()[-2000:], file=sys.stderr)
+                raise
+            print("with-test-servers: %s exited early on port %d; starting it on another" % (name, port), flush=True)
+            proc, port = start_moto(name, work, env)
+    return port
+
+
 def start(name, argv, env=None, log=None):
     out = open(log, "w") if log else subprocess.DEVNULL
     p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -132,12 +155,9 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        mp = free_port()
-        moto = start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(mp)], log=os.path.join(work, "moto.log"))
-        ap = free_port()
+        moto, mp = start_moto("moto", work)
         auth_env = dict(env, INITIAL_NO_AUTH_ACTION_COUNT="7")
-        moto_auth = start("moto-auth", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ap)], env=auth_env,
-                          log=os.path.join(work, "moto-auth.log"))
+        moto_auth, ap = start_moto("moto-auth", work, auth_env)
         port_file = os.path.join(work, "bench.port")
         bench = start("benchstore", [sys.executable, os.path.join(ROOT, "tools/benchstore/benchstore.py"), "--root", os.path.join(work, "bench"),
                                      "--port-file", port_file, "--profile", "unshaped"], log=os.path.join(work, "bench.log"))
@@ -148,8 +168,8 @@ def main():
             time.sleep(0.1)
         bp = int(open(port_file).read())
         seaweed, sp = start_seaweed(work)
-        wait_http("http://127.0.0.1:%d/moto-api/" % mp, moto, "moto")
-        wait_http("http://127.0.0.1:%d/moto-api/" % ap, moto_auth, "moto (auth)")
+        mp = wait_moto("moto", work, moto, mp)
+        ap = wait_moto("moto-auth", work, moto_auth, ap, auth_env)
         wait_http("http://127.0.0.1:%d/_bench/health" % bp, bench, "bench store")
         wait_http("http://127.0.0.1:%d/" % sp, seaweed, "SeaweedFS", timeout=120)
         allowed, denied, role_arn = bootstrap_iam("http://127.0.0.1:%d" % ap)
