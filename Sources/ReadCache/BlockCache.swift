@@ -234,6 +234,8 @@ package final class BlockCache: @unchecked Sendable {
         let firstBlock = offset / Int64(blockSize)
         let lastBlock = (end - 1) / Int64(blockSize)
         let keys = (BlockKey(object: object, index: firstBlock), lastBlock != firstBlock ? BlockKey(object: object, index: lastBlock) : nil)
+        // Hits count too: committing pages beside a warm read takes CPU from it.
+        prefault?.noteDemand()
         // Fast path: every block ready; pin and answer without allocating.
         let hit = state.withLock { s -> (Int32, Int32)? in
             guard let a = s.index[keys.0], s.slots[Int(a)].state == .ready else { return nil }
@@ -256,7 +258,6 @@ package final class BlockCache: @unchecked Sendable {
             return true
         }
         misses.add(1, ordering: .relaxed)
-        prefault?.noteDemand()
         if keys.1 == nil, Int(end - offset) <= rangeLimit, let disk, state.withLock({ $0.index[keys.0] == nil }), disk.contains(keys.0) {
             readRange(keys.0, offset: offset, end: end, completion: completion)
             return false

@@ -9,9 +9,11 @@ import Glibc
 /// cold read never pays for the first touch of a fresh slot (a page fault and the kernel zeroing the page:
 /// a quarter to a third of the daemon's CPU on a cold read of a fresh mount).
 ///
-/// It runs at the lowest CPU priority, a chunk at a time, only while no read is filling slots (a fill
-/// touches its own slot anyway, and committing pages no read needs yet would take CPU from the reads that
-/// are running), and stops when the cache goes. The pages it commits
+/// It runs at the lowest CPU priority, a chunk at a time, only once the cache has served no read (hit or
+/// fill) and started no prefetch for a second, counting from the mount (a fill touches its own slot anyway,
+/// and committing pages no read needs yet takes CPU from the reads that are running, warm ones included:
+/// on two cores, a small-file epoch started at once after the mount shared them with the commit of a
+/// 2 GiB tier), and stops when the cache goes. The pages it commits
 /// count towards RSS, as they would once reads had used every slot; `--memory-cache` bounds them either way.
 final class MemoryPrefault: @unchecked Sendable {
     /// One `madvise` call's span: short enough that stopping waits for little.
@@ -19,15 +21,19 @@ final class MemoryPrefault: @unchecked Sendable {
     /// `MADV_POPULATE_WRITE` (Linux 5.14): faults the range in writable without touching it from user space.
     private static let populateWrite: Int32 = 23
 
-    /// How long the cache must have started no fill before committing goes on.
-    static let quiet: UInt32 = 100_000
+    /// How often the idle check runs (and `cancel` is heard) while committing waits.
+    static let tick: UInt32 = 100_000
+    /// Ticks in a row with no read and no fill started before committing goes on, also after the mount:
+    /// a second, so that the LISTs and lookups that start a workload, which read no block yet, are not
+    /// taken for idle time.
+    static let quietTicks = 10
     private let thread: IOThreadPool
     private let stop = Atomic<Bool>(false)
     private let demand = Atomic<Int>(0)
     /// Bytes committed so far.
     let committed = Atomic<Int>(0)
 
-    /// A read or prefetch is filling a slot: committing pauses.
+    /// A read (hit or miss) or prefetch: committing pauses.
     @inline(__always) func noteDemand() { demand.add(1, ordering: .relaxed) }
 
     /// Starts committing `regions` (base and length, in the order slots are taken), taking from each in
@@ -37,12 +43,19 @@ final class MemoryPrefault: @unchecked Sendable {
         let total = regions.reduce(0) { $0 + $1.length }
         thread.submit { [self] in
             var done = regions.map { _ in 0 }
-            var seen = -1
+            // The mount counts as demand: the workload that usually follows it at once starts with LISTs
+            // and lookups, not block reads.
+            var seen = demand.load(ordering: .relaxed)
+            var idle = 0
             while !stop.load(ordering: .relaxed) {
                 let now = demand.load(ordering: .relaxed)
                 if now != seen {
                     seen = now
-                    usleep(Self.quiet)
+                    idle = 0
+                }
+                if idle < Self.quietTicks {
+                    idle += 1
+                    usleep(Self.tick)
                     continue
                 }
                 var progressed = false

@@ -110,6 +110,31 @@ struct UncheckedBuffer: @unchecked Sendable {
         dropped = nil
     }
 
+    /// Committing waits for a second with no read from the mount on, and memory-tier hits hold it off too:
+    /// a warm epoch right after a mount does not share the cores with it.
+    @Test func prefaultWaitsWhileHitsKeepComing() async throws {
+        let store = InMemoryObjectStore(buckets: ["b"])
+        let data = pattern(2 * bs, seed: 6)
+        let etag = store.set(bucket: "b", key: "obj", data: data)
+        var config = BlockCacheConfiguration()
+        config.blockSize = bs
+        config.memoryBytes = Int64(64 * bs)
+        config.prefaultMemory = true
+        let cache = BlockCache(store: store, configuration: config, disk: nil)
+        let obj = ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(data.count))
+        _ = try await read(cache, obj, 0, bs)
+        let until = ContinuousClock.now + .milliseconds(1500)
+        while ContinuousClock.now < until {
+            #expect(try await read(cache, obj, 100, 1000) == Array(data[100..<1100]))
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(cache.prefaultedBytes == 0)
+        #expect(store.requests["GetObject"] == 1)
+        let tier = Int(cache.memoryUsage.capacity)
+        for _ in 0..<300 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(cache.prefaultedBytes == tier)
+    }
+
     @Test func readsAreExactAcrossBlockBoundaries() async throws {
         let (_, cache, obj, data) = setup(size: 10 * bs + 123)
         for (off, len) in [(0, 100), (bs - 10, 20), (bs, bs), (3 * bs + 5, bs), (10 * bs, 500), (10 * bs + 100, 100)] {
