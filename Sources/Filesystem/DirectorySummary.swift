@@ -18,17 +18,27 @@ struct DirectorySummary: Sendable, Equatable {
     static let sizeLimit = 64 << 20
 
     struct Entry: Sendable, Equatable {
-        var etag: String
+        /// Packed, as listing entries keep theirs: a listing compares each entry's without building strings.
+        var packedETag: PackedETag
         var size: Int64
         var posix: PosixMetadata
+
+        init(etag: String, size: Int64, posix: PosixMetadata) {
+            packedETag = PackedETag(etag)
+            self.size = size
+            self.posix = posix
+        }
+
+        /// Whether this entry describes the object version listed with `etag` and `size`.
+        func describes(etag: PackedETag, size: Int64) -> Bool { packedETag == etag && self.size == size }
     }
 
     var entries: [String: Entry] = [:]
 
     /// The known metadata of the listed file `name` at `etag` and `size`; nil when the summary has no entry
     /// for that version of it.
-    func posix(name: String, etag: String, size: Int64) -> PosixMetadata? {
-        guard let e = entries[name], e.etag == etag, e.size == size else { return nil }
+    func posix(name: String, etag: PackedETag, size: Int64) -> PosixMetadata? {
+        guard let e = entries[name], e.describes(etag: etag, size: size) else { return nil }
         return e.posix
     }
 
@@ -40,7 +50,7 @@ struct DirectorySummary: Sendable, Equatable {
         for name in entries.keys.sorted() {
             let e = entries[name]!
             let p = e.posix
-            text += "\(URIEncoding.encode(name))\t\(URIEncoding.encode(e.etag))\t\(e.size)\t\(field(p.mode))\t\(field(p.uid))\t\(field(p.gid))\t\(time(p.mtime))\t\(field(p.rdev))\t\(time(p.atime))\n"
+            text += "\(URIEncoding.encode(name))\t\(URIEncoding.encode(e.packedETag.string))\t\(e.size)\t\(field(p.mode))\t\(field(p.uid))\t\(field(p.gid))\t\(time(p.mtime))\t\(field(p.rdev))\t\(time(p.atime))\n"
         }
         return Array(text.utf8)
     }

@@ -38,12 +38,16 @@ extension Filesystem {
     /// warning level with the operation, the path and the cause, whatever errno it maps to.
     func failed(_ operation: String, _ path: String, _ error: any Error) -> FilesystemError {
         let e = FilesystemError.from(error)
-        let (log, suppressed) = failures.admit()
-        if log {
-            var metadata: Logger.Metadata = ["operation": "\(operation)", "path": "/\(path)", "errno": "\(e.errno)", "cause": "\(error)"]
-            if suppressed > 0 { metadata["suppressed_since_last"] = "\(suppressed)" }
-            logger.warning("operation failed", metadata: metadata)
-        }
+        warnRateLimited("operation failed", ["operation": "\(operation)", "path": "/\(path)", "errno": "\(e.errno)", "cause": "\(error)"])
         return e
+    }
+
+    /// A warning within the failures' rate limit, with how many were held back since the last one.
+    func warnRateLimited(_ message: Logger.Message, _ metadata: @autoclosure () -> Logger.Metadata) {
+        let (log, suppressed) = failures.admit()
+        guard log else { return }
+        var m = metadata()
+        if suppressed > 0 { m["suppressed_since_last"] = "\(suppressed)" }
+        logger.warning(message, metadata: m)
     }
 }

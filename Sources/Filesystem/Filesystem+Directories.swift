@@ -115,7 +115,7 @@ extension Filesystem {
             if let summary = d.summary {
                 for i in before..<d.listing.entries.count where d.listing.entries[i].posix == nil && d.listing.entries[i].kind == .file {
                     let e = d.listing.entries[i]
-                    if let p = summary.posix(name: e.name, etag: e.etag, size: e.size) { d.listing.entries[i].posix = p }
+                    if let p = summary.posix(name: e.name, etag: e.packedETag, size: e.size) { d.listing.entries[i].posix = p }
                 }
             }
             link.counters.skippedKeys.add(counts.skipped, ordering: .relaxed)

@@ -115,13 +115,13 @@ extension Filesystem {
         let (store, bucket) = (link.store.client, link.bucket.bucket)
         do {
             let old = try await fetchSummary(link, prefix: prefix, path: dir)
-            var listed: [String: (etag: String, size: Int64)] = [:]
+            var listed: [String: (etag: String, packed: PackedETag, size: Int64)] = [:]
             var token: String?
             repeat {
                 let page = try await store.listObjects(ListObjectsRequest(bucket: bucket, prefix: prefix, delimiter: "/", continuationToken: token))
                 for o in page.objects {
                     let name = String(o.key.dropFirst(prefix.count))
-                    if !name.isEmpty && name != DirectorySummary.objectName { listed[name] = (o.etag, o.size) }
+                    if !name.isEmpty && name != DirectorySummary.objectName { listed[name] = (o.etag, PackedETag(o.etag), o.size) }
                 }
                 token = page.nextContinuationToken
             } while token != nil
@@ -132,7 +132,7 @@ extension Filesystem {
                 case .removed: entries.removeValue(forKey: name)
                 }
             }
-            entries = entries.filter { name, e in listed[name].map { $0.etag == e.etag && $0.size == e.size } ?? false }
+            entries = entries.filter { name, e in listed[name].map { e.describes(etag: $0.packed, size: $0.size) } ?? false }
             // Files this mount learned the metadata of (a HEAD, a listing of the same version) are described too.
             for (name, l) in listed where entries[name] == nil {
                 if let posix = knownPosix(path: Namespace.join(dir, name), etag: l.etag) { entries[name] = DirectorySummary.Entry(etag: l.etag, size: l.size, posix: posix) }
@@ -153,10 +153,6 @@ extension Filesystem {
     }
 
     private func summaryWarning(_ message: Logger.Message, _ path: String, _ cause: String) {
-        let (log, suppressed) = failures.admit()
-        guard log else { return }
-        var metadata: Logger.Metadata = ["path": "/\(path)", "cause": "\(cause)"]
-        if suppressed > 0 { metadata["suppressed_since_last"] = "\(suppressed)" }
-        logger.warning(message, metadata: metadata)
+        warnRateLimited(message, ["path": "/\(path)", "cause": "\(cause)"])
     }
 }

@@ -199,12 +199,18 @@ package struct KeyFilter: Sendable, Equatable {
     /// Whether the object at `path` (relative to the link) is part of the namespace.
     package func admits(file path: String) -> Bool {
         if isEmpty { return true }
-        if !hiddenNames.isEmpty {
-            let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
-            if hiddenNames.contains(name) { return false }
-        }
+        if !hiddenNames.isEmpty && hides(path) { return false }
         if !include.isEmpty && !include.contains(where: { $0.matches(path) }) { return false }
         return !exclude.contains { $0.matches(path) }
+    }
+
+    /// Whether the last part of `path` is a hidden name; compared as bytes in place, since every lookup and
+    /// every listed entry of every link asks.
+    private func hides(_ path: String) -> Bool {
+        let bytes = path.utf8
+        let start = bytes.lastIndex(of: UInt8(ascii: "/")).map { bytes.index(after: $0) } ?? bytes.startIndex
+        let name = bytes[start...]
+        return hiddenNames.contains { $0.utf8.elementsEqual(name) }
     }
 
     /// Whether the directory at `path` (relative to the link) is shown: some key below it could be admitted.
