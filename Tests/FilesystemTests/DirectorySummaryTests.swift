@@ -28,15 +28,7 @@ import Glibc
     }
 
     func list(_ fs: Filesystem, _ ino: UInt64) async throws -> [String: DirectoryEntry] {
-        let handle = try await withCheckedContinuation { c in fs.opendir(ino) { c.resume(returning: $0) } }.get()
-        defer { fs.releasedir(handle) }
-        var all: [DirectoryEntry] = []
-        while true {
-            let page = try await withCheckedContinuation { c in fs.readdir(handle, offset: all.count, limit: 100) { c.resume(returning: $0) } }.get()
-            if page.isEmpty { break }
-            all += page
-        }
-        return Dictionary(uniqueKeysWithValues: all.dropFirst(2).map { ($0.name, $0) })
+        Dictionary(uniqueKeysWithValues: try await base.list(fs, ino).map { ($0.name, $0) })
     }
 
     func chmod(_ fs: Filesystem, _ ino: UInt64, _ mode: UInt32) async throws {

@@ -77,18 +77,23 @@ struct UncheckedBuffer: @unchecked Sendable {
         return (store, cache, ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(size)), data)
     }
 
-    /// Committing the memory tier up front changes no byte a read sees, pauses while reads fill slots, and
-    /// covers the whole tier once they stop; a cache dropped midway stops it.
-    @Test func prefaultedMemoryReadsTheSameAndCoversTheTier() async throws {
+    /// A 64-block memory tier committed up front, over one object of `bytes` pattern bytes.
+    func prefaultedCache(bytes: Int, seed: UInt64) -> (InMemoryObjectStore, [UInt8], BlockCache, ObjectVersion) {
         let store = InMemoryObjectStore(buckets: ["b"])
-        let data = pattern(12 * bs + 77, seed: 5)
+        let data = pattern(bytes, seed: seed)
         let etag = store.set(bucket: "b", key: "obj", data: data)
         var config = BlockCacheConfiguration()
         config.blockSize = bs
         config.memoryBytes = Int64(64 * bs)
         config.prefaultMemory = true
         let cache = BlockCache(store: store, configuration: config, disk: nil)
-        let obj = ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(data.count))
+        return (store, data, cache, ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(data.count)))
+    }
+
+    /// Committing the memory tier up front changes no byte a read sees, pauses while reads fill slots, and
+    /// covers the whole tier once they stop; a cache dropped midway stops it.
+    @Test func prefaultedMemoryReadsTheSameAndCoversTheTier() async throws {
+        let (store, data, cache, obj) = prefaultedCache(bytes: 12 * bs + 77, seed: 5)
         for round in 0..<3 {
             for off in stride(from: 0, to: data.count, by: bs / 2) {
                 let got = try await read(cache, obj, Int64(off), bs / 2)
@@ -113,22 +118,28 @@ struct UncheckedBuffer: @unchecked Sendable {
     /// Committing waits for a second with no read from the mount on, and memory-tier hits hold it off too:
     /// a warm epoch right after a mount does not share the cores with it.
     @Test func prefaultWaitsWhileHitsKeepComing() async throws {
-        let store = InMemoryObjectStore(buckets: ["b"])
-        let data = pattern(2 * bs, seed: 6)
-        let etag = store.set(bucket: "b", key: "obj", data: data)
-        var config = BlockCacheConfiguration()
-        config.blockSize = bs
-        config.memoryBytes = Int64(64 * bs)
-        config.prefaultMemory = true
-        let cache = BlockCache(store: store, configuration: config, disk: nil)
-        let obj = ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(data.count))
+        let (store, data, cache, obj) = prefaultedCache(bytes: 2 * bs, seed: 6)
+        // From the cache's start: the first read (a miss) can itself wait long on a loaded run.
+        var last = ContinuousClock.now
         _ = try await read(cache, obj, 0, bs)
+        var longestGap = ContinuousClock.now - last
+        last = ContinuousClock.now
         let until = ContinuousClock.now + .milliseconds(1500)
         while ContinuousClock.now < until {
             #expect(try await read(cache, obj, 100, 1000) == Array(data[100..<1100]))
+            longestGap = max(longestGap, ContinuousClock.now - last)
+            last = ContinuousClock.now
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(cache.prefaultedBytes == 0)
+        // The premise is hits every 20 ms. A loaded full run can starve this task for the prefault's idle
+        // second, and then committing is right: that case is reported as a known issue, not a failure.
+        if longestGap < .milliseconds(700) {
+            #expect(cache.prefaultedBytes == 0)
+        } else {
+            withKnownIssue("this task was starved for \(longestGap) between hits", isIntermittent: true) {
+                #expect(cache.prefaultedBytes == 0)
+            }
+        }
         #expect(store.requests["GetObject"] == 1)
         let tier = Int(cache.memoryUsage.capacity)
         for _ in 0..<300 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
