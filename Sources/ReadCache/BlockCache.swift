@@ -208,6 +208,9 @@ package final class BlockCache: @unchecked Sendable {
     /// Bytes of the memory tier committed up front so far (0 unless `prefaultMemory`).
     package var prefaultedBytes: Int { prefault?.committed.load(ordering: .relaxed) ?? 0 }
 
+    /// Reads, fills and prefetches that held committing off so far (0 unless `prefaultMemory`).
+    package var prefaultDemand: Int { prefault?.demandCount ?? 0 }
+
     /// Blocks the memory tier evicted to make room, since it was built.
     package var evictions: Int { state.withLock { $0.evictions } }
 

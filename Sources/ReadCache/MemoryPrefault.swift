@@ -23,10 +23,9 @@ final class MemoryPrefault: @unchecked Sendable {
 
     /// How often the idle check runs (and `cancel` is heard) while committing waits.
     static let tick: UInt32 = 100_000
-    /// Ticks in a row with no read and no fill started before committing goes on, also after the mount:
-    /// a second, so that the LISTs and lookups that start a workload, which read no block yet, are not
-    /// taken for idle time.
-    static let quietTicks = 10
+    /// Time with no read and no fill started before committing goes on, also after the mount: a second, so
+    /// that the LISTs and lookups that start a workload, which read no block yet, are not taken for idle time.
+    static let quiet: Duration = .seconds(1)
     private let thread: IOThreadPool
     private let stop = Atomic<Bool>(false)
     private let demand = Atomic<Int>(0)
@@ -35,6 +34,9 @@ final class MemoryPrefault: @unchecked Sendable {
 
     /// A read (hit or miss) or prefetch: committing pauses.
     @inline(__always) func noteDemand() { demand.add(1, ordering: .relaxed) }
+
+    /// Reads, fills and prefetches noted so far.
+    var demandCount: Int { demand.load(ordering: .relaxed) }
 
     /// Starts committing `regions` (base and length, in the order slots are taken), taking from each in
     /// proportion to its size.
@@ -45,16 +47,9 @@ final class MemoryPrefault: @unchecked Sendable {
             var done = regions.map { _ in 0 }
             // The mount counts as demand: the workload that usually follows it at once starts with LISTs
             // and lookups, not block reads.
-            var seen = demand.load(ordering: .relaxed)
-            var idle = 0
+            var gate = PrefaultGate(quiet: Self.quiet, demand: demand.load(ordering: .relaxed), start: .now)
             while !stop.load(ordering: .relaxed) {
-                let now = demand.load(ordering: .relaxed)
-                if now != seen {
-                    seen = now
-                    idle = 0
-                }
-                if idle < Self.quietTicks {
-                    idle += 1
+                guard gate.mayCommit(demand: demand.load(ordering: .relaxed), now: .now) else {
                     usleep(Self.tick)
                     continue
                 }
