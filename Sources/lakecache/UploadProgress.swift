@@ -56,7 +56,7 @@ enum UploadProgress {
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
                 toStderr("\r\(label) [\(bar)] \(Int(fraction * 100))%  \(ByteSize(bytes: Int64(done))) of \(ByteSize(bytes: Int64(total))), \(pending) file(s) left\u{1B}[K")
             } else if now - lastLine >= 2 {
-                print("\(label): \(pending) file(s), \(ByteSize(bytes: Int64(bytes))) pending, \(Int(fraction * 100))% uploaded")
+                printProgress("\(label): \(pending) file(s), \(ByteSize(bytes: Int64(bytes))) pending, \(Int(fraction * 100))% uploaded")
                 lastLine = now
             }
             usleep(100_000)
@@ -80,6 +80,13 @@ enum UploadProgress {
         let relative = absolute == best ? "" : String(absolute.dropFirst(best == "/" ? 1 : best.count + 1))
         return (best, relative)
     }
+}
+
+/// Prints one line of progress to standard output and flushes it: a pipe is block-buffered, and a scheduler
+/// that reads the lines as they come would otherwise see them only when the command exits.
+func printProgress(_ line: String) {
+    print(line)
+    fflush(nil)  // every stream: `stdout` is a global Swift 6 will not touch
 }
 
 /// Writes progress text to standard error (fd 2) unbuffered.

@@ -163,12 +163,12 @@ struct JobFollower {
             let running = state == "running" || state == "listing"
             if json {
                 let line = v.encoded()
-                if line != lastJSON || !running { print(line) }
+                if line != lastJSON || !running { printProgress(line) }
                 lastJSON = line
             } else if tty {
                 toStderr("\r" + Self.bar(v, label: label) + "\u{1B}[K")
             } else if monotonicSeconds() - lastLine >= 2 && running {
-                print(Self.bar(v, label: label, width: 0))
+                printProgress(Self.bar(v, label: label, width: 0))
                 lastLine = monotonicSeconds()
             }
             if !running {

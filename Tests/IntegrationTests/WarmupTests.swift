@@ -180,9 +180,17 @@ struct WarmupTests {
         let m = TestMount(bucket: bucket, endpoint: bench, extra: ["--block-size", "1M"])
         try await withMount(m) { m throws in
             let started = monotonicSeconds()
-            let run = cli(["warmup", "--threads", "8", "--bandwidth", "4M", m.path("big.bin")])
+            // Through a pipe that stamps each line as it arrives: a scheduler reads progress while the job runs.
+            let stamp = "import sys, time\nfor l in sys.stdin: print('%.3f' % time.monotonic(), l, end='', flush=True)"
+            let run = spawn("/bin/bash", ["-c", "set -o pipefail; \"$1\" warmup --json --threads 8 --bandwidth 4M \"$2\" | /usr/bin/python3 -c \"$3\"",
+                                        "sh", CLITests.binary, m.path("big.bin"), stamp])
             let elapsed = monotonicSeconds() - started
             #expect(run.status == 0, "capped warmup failed: \(run.stderr)")
+            let stamps = run.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first.flatMap { Double($0) } }
+            #expect(stamps.count >= 3, "progress lines: \(run.stdout)")
+            if let first = stamps.first, let last = stamps.last {
+                #expect(last - first >= 2, "the JSON lines came out together at the end (a buffered pipe): \(run.stdout)")
+            }
             // A lower bound only: a loaded machine makes it slower, never faster.
             let floor = Double(size - (4 << 20)) / Double(4 << 20) * 0.85
             #expect(elapsed >= floor, "24 MiB at --bandwidth 4M took \(elapsed) s, under the cap's \(floor) s")
