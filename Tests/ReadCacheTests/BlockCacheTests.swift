@@ -143,8 +143,8 @@ struct UncheckedBuffer: @unchecked Sendable {
         #expect(open)
     }
 
-    /// Hits, fills and prefetches all count as demand, so each holds committing off; once they stop, the
-    /// tier is covered.
+    /// Hits, fills, prefetches and a warmup's fills all count as demand, so each holds committing off; once
+    /// they stop, the tier is covered.
     @Test func hitsFillsAndPrefetchesHoldThePrefaultOff() async throws {
         let (store, data, cache, obj) = prefaultedCache(bytes: 4 * bs, seed: 6)
         var before = cache.prefaultDemand
@@ -157,11 +157,15 @@ struct UncheckedBuffer: @unchecked Sendable {
         before = cache.prefaultDemand
         #expect(cache.prefetch(obj, blocks: 2..<4) == 2)
         #expect(cache.prefaultDemand > before, "a prefetch")
+        before = cache.prefaultDemand
+        let filled = await withCheckedContinuation { c in cache.fill(obj, block: 1, memory: true) { c.resume(returning: $0) } }
+        guard case .held = filled else { Issue.record("the warmup's fill: \(filled)"); return }
+        #expect(cache.prefaultDemand > before, "a warmup's fill")
         let tier = Int(cache.memoryUsage.capacity)
         for _ in 0..<300 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
         #expect(cache.prefaultedBytes == tier)
         #expect(try await read(cache, obj, Int64(3 * bs), bs) == Array(data[(3 * bs)...]))
-        #expect(store.requests["GetObject"] == 3, "one fill and two prefetched blocks")
+        #expect(store.requests["GetObject"] == 4, "a read's fill, two prefetched blocks and a warmup's")
     }
 
     @Test func readsAreExactAcrossBlockBoundaries() async throws {
