@@ -115,7 +115,7 @@ extension Filesystem {
             if let summary = d.summary {
                 for i in before..<d.listing.entries.count where d.listing.entries[i].posix == nil && d.listing.entries[i].kind == .file {
                     let e = d.listing.entries[i]
-                    if let p = summary.posix(name: e.name, etag: e.packedETag, size: e.size) { d.listing.entries[i].posix = p }
+                    if let p = summary.posix(name: e.name, etag: e.packedETag, size: e.size) { d.listing.setPosix(p, at: i) }
                 }
             }
             link.counters.skippedKeys.add(counts.skipped, ordering: .relaxed)
@@ -195,7 +195,7 @@ extension Filesystem {
                 }
                 continue
             }
-            guard let i = h.listing.byName[e.name] else { continue }
+            guard let i = h.listing.position(of: e.name) else { continue }
             let le = h.listing.entries[i]
             if let f = overlay[path] {
                 _ = rememberLocal(parent: h.ino, name: e.name, file: f, policy: policy)

@@ -17,7 +17,7 @@ extension Filesystem {
             guard isNew else { continue }
             while !dir.isEmpty {
                 let (parent, child) = Namespace.split(dir)
-                if directories[parent]?.byName[child] != nil { break }
+                if directories[parent]?.position(of: child) != nil { break }
                 directories[parent, default: Listing()].upsert(ListingEntry(name: child, kind: .directory, size: 0, mtime: mountTime, etag: "", posix: .plain))
                 dir = parent
                 name = child

@@ -229,7 +229,7 @@ package final class Filesystem: @unchecked Sendable {
         enum Step { case answer(Result<EntryReply, FilesystemError>), fetch, head(etag: String), node }
         let step = listings.withLock { s -> Step in
             if let listing = s.fresh(dir.path, ttl: policy.metadataTTL, now: now) {
-                if let i = listing.byName[name] {
+                if let i = listing.position(of: name) {
                     let e = listing.entries[i]
                     if e.kind == .file && !filter.admits(file: place.relative) { return .answer(.failure(FilesystemError(ENOENT, "excluded by the link's globs"))) }
                     return .node

@@ -69,10 +69,10 @@ final class HandleTable: Sendable {
             // its storage, and the write below would then copy the handle's whole listing.
             let handles = directories.compactMap { $0.value.path == dir ? $0.key : nil }
             for handle in handles {
-                guard let i = directories[handle]!.listing.byName[name] else { continue }
+                guard let i = directories[handle]!.listing.position(of: name) else { continue }
                 let e = directories[handle]!.listing.entries[i]
                 guard e.etag == etag, e.kind != .directory else { continue }
-                directories[handle]!.listing.entries[i].posix = posix
+                directories[handle]!.listing.setPosix(posix, at: i)
             }
         }
     }

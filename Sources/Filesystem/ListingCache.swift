@@ -39,7 +39,7 @@ extension ListingCache.State {
 
     /// The entry `name` of the cached listing of `dir`.
     func entry(_ dir: String, _ name: String) -> ListingEntry? {
-        guard let i = listings[dir]?.byName[name] else { return nil }
+        guard let i = listings[dir]?.position(of: name) else { return nil }
         return listings[dir]!.entries[i]
     }
 
@@ -88,8 +88,8 @@ extension ListingCache.State {
     /// Records the metadata of `path` at `etag`; an entry of another ETag (changed since) is left unknown.
     mutating func learn(_ path: String, etag: String, posix: PosixMetadata) {
         let (dir, name) = Namespace.split(path)
-        guard let i = listings[dir]?.byName[name], listings[dir]!.entries[i].etag == etag, listings[dir]!.entries[i].kind != .directory else { return }
-        listings[dir]!.entries[i].posix = posix
+        guard let i = listings[dir]?.position(of: name), listings[dir]!.entries[i].etag == etag, listings[dir]!.entries[i].kind != .directory else { return }
+        listings[dir]!.setPosix(posix, at: i)
     }
 
     func isNegative(_ dir: String, _ name: String, now: Double) -> Bool {

@@ -48,8 +48,10 @@ struct ListingEntry: Sendable {
 
 /// A directory's contents from ListObjectsV2, possibly still being paged in.
 struct Listing {
-    var entries: [ListingEntry] = []
-    var byName: [String: Int] = [:]
+    /// In the order they were listed or added; `names` indexes them, so a name changes only through the
+    /// methods here.
+    private(set) var entries: [ListingEntry] = []
+    private var names = NameIndex()
     var complete = false
     var nextToken: String?
     var fetched: Double = 0
@@ -77,7 +79,7 @@ struct Listing {
                 excluded += 1
                 continue
             }
-            if let i = byName[name] {
+            if let i = position(of: name) {
                 // The directory wins over a file of the same name.
                 if entries[i].kind != .directory {
                     entries[i] = ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", posix: PosixMetadata(markers[p] ?? [:]))
@@ -85,8 +87,8 @@ struct Listing {
                 }
                 continue
             }
-            byName[name] = entries.count
             entries.append(ListingEntry(name: name, kind: .directory, size: 0, mtime: mountTime, etag: "", posix: PosixMetadata(markers[p] ?? [:])))
+            names.insert(entries.count - 1, in: entries)
         }
         for o in page.objects {
             let name = String(o.key.utf8.dropFirst(prefix.utf8.count)) ?? ""
@@ -100,31 +102,37 @@ struct Listing {
                 excluded += 1
                 continue
             }
-            if let i = byName[name] {
+            if let i = position(of: name) {
                 if entries[i].kind == .directory { shadowed += 1 }
                 continue
             }
-            byName[name] = entries.count
             entries.append(ListingEntry(name: name, kind: .file, size: o.size, mtime: o.lastModified, etag: o.etag))
+            names.insert(entries.count - 1, in: entries)
         }
         nextToken = page.nextContinuationToken
         complete = page.nextContinuationToken == nil
         return (skipped, shadowed, excluded)
     }
 
+    /// The position in `entries` of the child named `name`.
+    func position(of name: String) -> Int? { names.position(of: name, in: entries) }
+
+    /// Records what a HEAD, a write or a summary told of the entry at `position`.
+    mutating func setPosix(_ posix: PosixMetadata?, at position: Int) { entries[position].posix = posix }
+
     mutating func upsert(_ e: ListingEntry) {
-        if let i = byName[e.name] {
+        if let i = position(of: e.name) {
             entries[i] = e
         } else {
-            byName[e.name] = entries.count
             entries.append(e)
+            names.insert(entries.count - 1, in: entries)
         }
     }
 
     mutating func remove(_ name: String) {
-        guard let i = byName.removeValue(forKey: name) else { return }
+        guard let i = position(of: name) else { return }
         entries.remove(at: i)
-        for j in i..<entries.count { byName[entries[j].name] = j }
+        names.rebuild(entries)
     }
 }
 

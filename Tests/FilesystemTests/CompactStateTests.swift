@@ -57,6 +57,49 @@ import Testing
         #expect(store.count == 0 && store[3] == nil)
     }
 
+    /// Across chunks: nodes past the first 4,096 are kept, replaced and forgotten like the rest, and taking
+    /// the last ones off frees whole chunks without touching the others.
+    @Test func nodeStoreAcrossChunks() {
+        var store = NodeStore()
+        for i in 2..<10_002 as Range<UInt64> { store[i] = node(i, "f\(i)") }
+        #expect(store.count == 10_000 && store[4_097]?.path == "f4097" && store[10_001]?.path == "f10001")
+        store[9_000]?.path = "moved"
+        #expect(store[9_000]?.path == "moved" && store[8_999]?.path == "f8999")
+        // The newest first: each is the array's last slot, down across the chunk boundary at 8,192.
+        for i in stride(from: 10_001, through: 8_000, by: -1) as StrideThrough<UInt64> { #expect(store.removeValue(forKey: i)?.ino == i) }
+        #expect(store.count == 7_998 && store[8_000] == nil && store[7_999]?.path == "f7999" && store[2]?.path == "f2")
+        for i in 20_000..<25_000 as Range<UInt64> { store[i] = node(i, "h\(i)") }
+        #expect(store.count == 12_998 && store[24_999]?.path == "h24999" && store[3]?.path == "f3")
+        for (ino, n) in store { #expect(n.ino == ino) }
+        for ino in Array(store.map(\.key)) { store[ino] = nil }
+        #expect(store.count == 0)
+        store[5] = node(5, "again")
+        #expect(store[5]?.path == "again")
+    }
+
+    /// A listing finds each of its names at the entry that holds it, however many it grows to, after
+    /// removals from the middle too; names equal as strings (one precomposed, one not) are one name.
+    @Test func listingFindsNamesByPosition() {
+        var l = Listing()
+        let names = (0..<5_000).map { "n\($0)" }
+        for n in names { l.upsert(ListingEntry(name: n, kind: .file, size: 1, mtime: Timestamp(seconds: 0), etag: "e")) }
+        #expect(l.entries.count == 5_000)
+        for (i, n) in names.enumerated() { #expect(l.position(of: n) == i) }
+        #expect(l.position(of: "n5000") == nil && l.position(of: "") == nil)
+        l.upsert(ListingEntry(name: "n10", kind: .file, size: 7, mtime: Timestamp(seconds: 0), etag: "e"))
+        #expect(l.entries.count == 5_000 && l.entries[10].size == 7)
+        l.remove("n10")
+        l.remove("missing")
+        #expect(l.entries.count == 4_999 && l.position(of: "n10") == nil)
+        for (i, n) in names.enumerated() where i != 10 { #expect(l.position(of: n).map { l.entries[$0].name } == n) }
+        l.upsert(ListingEntry(name: "caf\u{E9}", kind: .file, size: 1, mtime: Timestamp(seconds: 0), etag: "e"))
+        l.upsert(ListingEntry(name: "cafe\u{301}", kind: .file, size: 2, mtime: Timestamp(seconds: 0), etag: "e"))
+        #expect(l.entries.count == 5_000 && l.position(of: "cafe\u{301}") == 4_999 && l.entries[4_999].size == 2)
+        var empty = Listing()
+        empty.remove("x")
+        #expect(empty.position(of: "x") == nil)
+    }
+
     @Test func rareAttributesAndNodeExtrasKeepValueSemantics() {
         var a = FileAttributes(ino: 9, kind: .characterDevice, size: 0, mtime: Timestamp(seconds: 1), mode: 0o600, uid: 0, gid: 0, rdev: 0x105, atime: Timestamp(seconds: 3))
         let before = a
