@@ -32,11 +32,33 @@ struct NameIndex {
         count += 1
     }
 
-    /// Indexes `entries` afresh (after a removal moved the positions after it).
-    mutating func rebuild(_ entries: [ListingEntry]) {
-        var capacity = 8
-        while entries.count * 2 > capacity { capacity *= 2 }
-        rebuild(entries, upTo: entries.count, capacity: capacity)
+    /// Forgets `entries[position]`, which the caller then removes, moving every later entry down by one.
+    ///
+    /// No name is hashed again but those of the few buckets after it that shift back to close the gap
+    /// (linear probing needs no tombstones): a removal costs one pass over the buckets' integers.
+    mutating func remove(_ position: Int, in entries: [ListingEntry]) {
+        guard !buckets.isEmpty else { return }
+        let mask = buckets.count - 1
+        var hole = entries[position].name.hashValue & mask
+        while buckets[hole] != Int32(position) {
+            if buckets[hole] == Self.empty { return }
+            hole = (hole + 1) & mask
+        }
+        var next = (hole + 1) & mask
+        while buckets[next] != Self.empty {
+            let home = entries[Int(buckets[next])].name.hashValue & mask
+            // The entry at `next` may fill the hole unless its home lies after the hole, up to `next`.
+            let homeAfterHole = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
+            if !homeAfterHole {
+                buckets[hole] = buckets[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        buckets[hole] = Self.empty
+        count -= 1
+        let moved = Int32(position)
+        for b in buckets.indices where buckets[b] > moved { buckets[b] -= 1 }
     }
 
     private mutating func rebuild(_ entries: [ListingEntry], upTo end: Int, capacity: Int) {

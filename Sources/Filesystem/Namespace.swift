@@ -131,8 +131,8 @@ struct Listing {
 
     mutating func remove(_ name: String) {
         guard let i = position(of: name) else { return }
+        names.remove(i, in: entries)
         entries.remove(at: i)
-        names.rebuild(entries)
     }
 }
 

@@ -100,6 +100,30 @@ import Testing
         #expect(empty.position(of: "x") == nil)
     }
 
+    /// Random adds and removals against a model: after each, every name the model holds is found at an
+    /// entry of that name, in the order it was added, and no other name is found.
+    @Test func listingIndexMatchesAModelUnderRandomChanges() {
+        var rng = SplitMix(seed: 7)
+        let pool = (0..<300).map { "k\($0)" }
+        var l = Listing()
+        var model: [String] = []
+        for step in 0..<3_000 {
+            let name = pool[Int(rng.next() % UInt64(pool.count))]
+            if rng.next() % 3 == 0 {
+                l.remove(name)
+                model.removeAll { $0 == name }
+            } else {
+                l.upsert(ListingEntry(name: name, kind: .file, size: Int64(step), mtime: Timestamp(seconds: 0), etag: "e"))
+                if !model.contains(name) { model.append(name) }
+            }
+            #expect(l.entries.map(\.name) == model, "step \(step)")
+            for n in pool {
+                let want = model.firstIndex(of: n)
+                if l.position(of: n) != want { Issue.record("step \(step): \(n) at \(String(describing: l.position(of: n))), not \(String(describing: want))"); return }
+            }
+        }
+    }
+
     @Test func rareAttributesAndNodeExtrasKeepValueSemantics() {
         var a = FileAttributes(ino: 9, kind: .characterDevice, size: 0, mtime: Timestamp(seconds: 1), mode: 0o600, uid: 0, gid: 0, rdev: 0x105, atime: Timestamp(seconds: 3))
         let before = a
@@ -214,3 +238,4 @@ import Testing
         #expect(ListingSnapshot.load(link: other, directory: directory) == nil)
     }
 }
+
