@@ -344,6 +344,10 @@ pairs against the build before.
   served 1,242 IOPS here and 1,091–1,694 in the runs before, while local disk's figure moved from 1,997
   to 4,662. The object no longer fits the whole-block memory pool once the second object has been read,
   so misses load 64 KiB sub-blocks from the disk tier (architecture.md, "Reads of part of a disk block").
+  Measured alone, the same scenario (read one object, then the other, random reads of the first) ran at
+  2,100–3,000 IOPS. Tried and dropped on 2026-12-02, three alternating pairs each against that build:
+  those reads through the page cache instead of `O_DIRECT` (0.75–0.91× the IOPS), and a cache of block
+  headers, so that such a read is one device read instead of two (0.74–1.30×, no clear gain).
 - **Checkpoint close and durability.** Here the default `device` durability closed 1 GiB in 2.23 s:
   0.52× local disk's write + fdatasync (met) and 0.59× its plain close, which took 3.74 s in this run
   (0.66 s in the fourth: the local close is a copy into the page cache, and this VM's page cache is
