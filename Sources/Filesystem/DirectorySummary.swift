@@ -24,7 +24,11 @@ struct DirectorySummary: Sendable, Equatable {
         var posix: PosixMetadata
 
         init(etag: String, size: Int64, posix: PosixMetadata) {
-            packedETag = PackedETag(etag)
+            self.init(etag: PackedETag(etag), size: size, posix: posix)
+        }
+
+        init(etag: PackedETag, size: Int64, posix: PosixMetadata) {
+            packedETag = etag
             self.size = size
             self.posix = posix
         }

@@ -115,13 +115,13 @@ extension Filesystem {
         let (store, bucket) = (link.store.client, link.bucket.bucket)
         do {
             let old = try await fetchSummary(link, prefix: prefix, path: dir)
-            var listed: [String: (etag: String, packed: PackedETag, size: Int64)] = [:]
+            var listed: [String: (etag: PackedETag, size: Int64)] = [:]
             var token: String?
             repeat {
                 let page = try await store.listObjects(ListObjectsRequest(bucket: bucket, prefix: prefix, delimiter: "/", continuationToken: token))
                 for o in page.objects {
                     let name = String(o.key.dropFirst(prefix.count))
-                    if !name.isEmpty && name != DirectorySummary.objectName { listed[name] = (o.etag, PackedETag(o.etag), o.size) }
+                    if !name.isEmpty && name != DirectorySummary.objectName { listed[name] = (PackedETag(o.etag), o.size) }
                 }
                 token = page.nextContinuationToken
             } while token != nil
@@ -132,10 +132,10 @@ extension Filesystem {
                 case .removed: entries.removeValue(forKey: name)
                 }
             }
-            entries = entries.filter { name, e in listed[name].map { e.describes(etag: $0.packed, size: $0.size) } ?? false }
+            entries = entries.filter { name, e in listed[name].map { e.describes(etag: $0.etag, size: $0.size) } ?? false }
             // Files this mount learned the metadata of (a HEAD, a listing of the same version) are described too.
             for (name, l) in listed where entries[name] == nil {
-                if let posix = knownPosix(path: Namespace.join(dir, name), etag: l.etag) { entries[name] = DirectorySummary.Entry(etag: l.etag, size: l.size, posix: posix) }
+                if let posix = knownPosix(path: Namespace.join(dir, name), etag: l.etag.string) { entries[name] = DirectorySummary.Entry(etag: l.etag, size: l.size, posix: posix) }
             }
             let summary = DirectorySummary(entries: entries)
             if entries.isEmpty {

@@ -118,7 +118,7 @@ struct Listing {
     func position(of name: String) -> Int? { names.position(of: name, in: entries) }
 
     /// Records what a HEAD, a write or a summary told of the entry at `position`.
-    mutating func setPosix(_ posix: PosixMetadata?, at position: Int) { entries[position].posix = posix }
+    mutating func setPosix(_ posix: PosixMetadata, at position: Int) { entries[position].posix = posix }
 
     mutating func upsert(_ e: ListingEntry) {
         if let i = position(of: e.name) {

@@ -357,6 +357,9 @@ package final class BlockCache: @unchecked Sendable {
     package typealias MetadataSink = @Sendable (Result<GetObjectResult?, ObjectStoreError>) -> Void
 
     private func fill(_ slot: Int32, key: BlockKey, writeBehind: Bool, metadata: MetadataSink? = nil) {
+        // Every fill holds the prefault off, whoever started it (a read, a prefetch, a warmup: committing the
+        // tier beside a 1 GiB warmup took a sixth of the daemon's CPU, for slots the warmup never needed).
+        prefault?.noteDemand()
         let want = length(key)
         let target = UnsafeMutableRawBufferPointer(start: buffer(slot), count: want)
         if let disk, disk.contains(key) {
@@ -519,7 +522,6 @@ package final class BlockCache: @unchecked Sendable {
             }
         }
         prefetches.add(started.count, ordering: .relaxed)
-        prefault?.noteDemand()
         for (slot, key) in started { fill(slot, key: key, writeBehind: true) }
         return covered
     }
@@ -543,7 +545,6 @@ package final class BlockCache: @unchecked Sendable {
         }
         guard let slot else { return false }
         prefetches.add(1, ordering: .relaxed)
-        prefault?.noteDemand()
         fill(slot, key: key, writeBehind: true, metadata: metadata)
         return true
     }
@@ -576,9 +577,6 @@ package final class BlockCache: @unchecked Sendable {
     package func fill(_ object: ObjectVersion, block index: Int64, memory: Bool, done: @escaping @Sendable (FillOutcome) -> Void) {
         let key = BlockKey(object: object, index: index)
         if !memory, disk?.contains(key) == true { return done(.held) }
-        // A warmup's fills count as demand too: committing the tier beside one took a sixth of the daemon's
-        // CPU while a 1 GiB warmup ran, for slots the warmup (which reuses a few) never needed.
-        prefault?.noteDemand()
         enum Step { case held, joined, start(Int32), busy }
         let waiter = Waiter { [self] result in
             switch result {

@@ -10,10 +10,10 @@ import Glibc
 /// a quarter to a third of the daemon's CPU on a cold read of a fresh mount).
 ///
 /// It runs at the lowest CPU priority, a chunk at a time, only once the cache has served no read (hit or
-/// fill) and started no prefetch for a second, counting from the mount (a fill touches its own slot anyway,
-/// and committing pages no read needs yet takes CPU from the reads that are running, warm ones included:
-/// on two cores, a small-file epoch started at once after the mount shared them with the commit of a
-/// 2 GiB tier), and stops when the cache goes. The pages it commits
+/// miss) and started no fill (for a read, a prefetch or a warmup) for a second, counting from the mount (a
+/// fill touches its own slot anyway, and committing pages no read needs yet takes CPU from the reads that
+/// are running, warm ones included: on two cores, a small-file epoch started at once after the mount shared
+/// them with the commit of a 2 GiB tier), and stops when the cache goes. The pages it commits
 /// count towards RSS, as they would once reads had used every slot; `--memory-cache` bounds them either way.
 final class MemoryPrefault: @unchecked Sendable {
     /// One `madvise` call's span: short enough that stopping waits for little.
@@ -32,10 +32,10 @@ final class MemoryPrefault: @unchecked Sendable {
     /// Bytes committed so far.
     let committed = Atomic<Int>(0)
 
-    /// A read (hit or miss) or prefetch: committing pauses.
+    /// A read (hit or miss) or a fill: committing pauses.
     @inline(__always) func noteDemand() { demand.add(1, ordering: .relaxed) }
 
-    /// Reads, fills and prefetches noted so far.
+    /// Reads and fills noted so far.
     var demandCount: Int { demand.load(ordering: .relaxed) }
 
     /// Starts committing `regions` (base and length, in the order slots are taken), taking from each in
