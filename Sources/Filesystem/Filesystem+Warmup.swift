@@ -160,22 +160,23 @@ extension Filesystem {
         case cancelled
     }
 
-    /// Fetches one block into the disk tier (and into memory too with `memory`, from the disk tier if it is
-    /// there), single-flight with demand reads. `pace` runs first: it waits while applications read, and for
-    /// the bandwidth cap.
-    package func warmBlock(_ t: WarmTarget, _ index: Int64, memory: Bool = false, pace: @Sendable (Int64) async -> Bool) async -> BlockResult {
+    /// Fetches adjacent blocks into the disk tier (and into memory too with `memory`, from the disk tier if
+    /// they are there), with one GET where the cache can, single-flight with demand reads. `pace` runs first:
+    /// it waits while applications read, and for the bandwidth cap.
+    package func warmBlocks(_ t: WarmTarget, _ blocks: Range<Int64>, memory: Bool = false, pace: @Sendable (Int64) async -> Bool) async -> BlockResult {
         let blockSize = Int64(cache.blockSize)
         let version = t.version
-        let length = min(blockSize, t.size - index * blockSize)
-        if cache.holds(version, block: index, onDisk: true) && (!memory || cache.inMemory(version, block: index)) { return .held(fetched: 0) }
-        let onDiskAlready = cache.holds(version, block: index, onDisk: true)
+        let length = { (index: Int64) in min(blockSize, t.size - index * blockSize) }
+        let wanted = blocks.filter { !cache.holds(version, block: $0, onDisk: true) || (memory && !cache.inMemory(version, block: $0)) }
+        guard let first = wanted.first, let last = wanted.last else { return .held(fetched: 0) }
+        let fetched = wanted.filter { !cache.holds(version, block: $0, onDisk: true) }.reduce(Int64(0)) { $0 + length($1) }
         var busy = 0
         while true {
-            guard await pace(length) else { return .cancelled }
-            let outcome = await withCheckedContinuation { c in cache.fill(version, block: index, memory: memory) { c.resume(returning: $0) } }
+            guard await pace(wanted.reduce(0) { $0 + length($1) }) else { return .cancelled }
+            let outcome = await withCheckedContinuation { c in cache.fill(version, blocks: first..<(last + 1), memory: memory) { c.resume(returning: $0) } }
             switch outcome {
             case .held:
-                return .held(fetched: onDiskAlready ? 0 : length)
+                return .held(fetched: fetched)
             case .busy:
                 busy += 1
                 // Every slot is in use by reads: they go first.

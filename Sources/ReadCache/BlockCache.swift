@@ -101,6 +101,19 @@ package final class BlockCache: @unchecked Sendable {
             pools[pool(of: slot)].free.append(slot)
         }
 
+        /// `count` adjacent free slots of the whole-block pool (below `limit`), taken off its free list; the
+        /// first of them, or nil when no such run is free. Searched from the top of the free stack, where
+        /// `take` pops: slots are handed out from the start of the region, whose pages the prefault commits
+        /// first, and a slot freed recently is committed already.
+        mutating func takeAdjacent(_ count: Int, below limit: Int32) -> Int32? {
+            let n = Int32(count)
+            guard let first = pools[0].free.last(where: { f in
+                f + n <= limit && (1..<n).allSatisfy { slots[Int(f + $0)].state == .free && slots[Int(f + $0)].key == nil }
+            }) else { return nil }
+            pools[0].free.removeAll { $0 >= first && $0 < first + n }
+            return first
+        }
+
         /// A free or evicted slot able to hold `length` bytes; nil when every candidate is pinned or filling.
         mutating func take(length: Int) -> Int32? {
             let p = pools.count > 1 && length <= pools[1].slotBytes ? 1 : 0
@@ -605,6 +618,71 @@ package final class BlockCache: @unchecked Sendable {
         }
     }
 
+    /// Brings adjacent `blocks` of `object` into the cache as `fill` does, with one GET for them all when
+    /// adjacent free slots can take them: a GET's wait for its first byte is paid once per run, not per block.
+    ///
+    /// Falls back to a fill per block when one of them is cached or in flight, or no run of free slots is
+    /// there (a memory tier full of ready blocks evicts one at a time, by its policy). `done` runs once, with
+    /// the worst outcome: failed, then busy, then held.
+    package func fill(_ object: ObjectVersion, blocks: Range<Int64>, memory: Bool, done: @escaping @Sendable (FillOutcome) -> Void) {
+        let blocks = blocks.clamped(to: 0..<(object.size > 0 ? (object.size - 1) / Int64(blockSize) + 1 : 0))
+        guard !blocks.isEmpty else { return done(.held) }
+        let join = FillJoin(count: blocks.count, done: done)
+        let waiter = Waiter { [self] result in
+            switch result {
+            case .success(let slot):
+                unpin(slot)
+                join.arrived(.held)
+            case .failure(let e): join.arrived(.failed(e))
+            }
+        }
+        let keys = blocks.map { BlockKey(object: object, index: $0) }
+        // Checked before the state lock, as `fill` does: a block that lands on disk meanwhile is fetched again.
+        let run = blocks.count > 1 && !keys.contains(where: { disk?.contains($0) == true })
+            ? state.withLock { s -> Int32? in
+                guard !keys.contains(where: { s.index[$0] != nil }), let first = s.takeAdjacent(keys.count, below: Int32(largeSlots)) else { return nil }
+                for (j, key) in keys.enumerated() {
+                    s.slots[Int(first) + j] = Slot(key: key, state: .filling, transient: !memory, waiters: [waiter])
+                    s.index[key] = first + Int32(j)
+                }
+                return first
+            }
+            : nil
+        guard let run else {
+            for index in blocks { fill(object, block: index, memory: memory) { join.arrived($0) } }
+            return
+        }
+        prefault?.noteDemand()
+        fetchRun(first: run, keys: keys)
+    }
+
+    /// One GET for `keys` (adjacent blocks of one object) into the adjacent slots from `first`.
+    private func fetchRun(first: Int32, keys: [BlockKey]) {
+        networkFills.add(keys.count, ordering: .relaxed)
+        let lengths = keys.map(length)
+        let total = lengths.reduce(0, +)
+        let object = keys[0].object
+        let request = GetObjectRequest(
+            bucket: object.bucket, key: object.key,
+            range: ByteRange(offset: keys[0].index * Int64(blockSize), length: Int64(total)), ifMatch: object.etag)
+        let target = UnsafeMutableRawBufferPointer(start: buffer(first), count: total)
+        (object.store?.client ?? store).getObject(request, into: target) { [self] result in
+            var failure: ObjectStoreError?
+            switch result {
+            case .success(let r) where r.bytesWritten == total: break
+            case .success(let r):
+                failure = ObjectStoreError(
+                    .malformedResponse, "short run of blocks: \(r.bytesWritten) of \(total) bytes (object size changed?)",
+                    operation: "GetObject", bucket: object.bucket, key: object.key)
+            case .failure(let e): failure = e
+            }
+            for (j, key) in keys.enumerated() {
+                let result: Result<Int, ObjectStoreError> = failure.map { .failure($0) } ?? .success(lengths[j])
+                finish(first + Int32(j), key: key, result, writeBehind: failure == nil)
+            }
+        }
+    }
+
     /// Whether block `index` of `object` is held: on the disk tier, or ready in memory.
     package func holds(_ object: ObjectVersion, block index: Int64, onDisk: Bool = false) -> Bool {
         let key = BlockKey(object: object, index: index)
@@ -684,5 +762,29 @@ private final class ReadJoin: @unchecked Sendable {
         } else {
             completion(.success(cache.makeRange(offset: offset, end: end, slots: done.slots)))
         }
+    }
+}
+
+/// Gathers the outcomes of a run's fills and reports the worst, once, when the last lands.
+private final class FillJoin: Sendable {
+    private let done: @Sendable (BlockCache.FillOutcome) -> Void
+    private let state: Mutex<(pending: Int, worst: BlockCache.FillOutcome)>
+
+    init(count: Int, done: @escaping @Sendable (BlockCache.FillOutcome) -> Void) {
+        self.done = done
+        state = Mutex((count, .held))
+    }
+
+    func arrived(_ outcome: BlockCache.FillOutcome) {
+        let last = state.withLock { s -> BlockCache.FillOutcome? in
+            switch (s.worst, outcome) {
+            case (.failed, _), (_, .held): break
+            case (.busy, .busy): break
+            default: s.worst = outcome
+            }
+            s.pending -= 1
+            return s.pending == 0 ? s.worst : nil
+        }
+        if let last { done(last) }
     }
 }

@@ -168,6 +168,66 @@ struct UncheckedBuffer: @unchecked Sendable {
         #expect(store.requests["GetObject"] == 4, "a read's fill, two prefetched blocks and a warmup's")
     }
 
+    func fillRun(_ cache: BlockCache, _ obj: ObjectVersion, _ blocks: Range<Int64>, memory: Bool) async -> BlockCache.FillOutcome {
+        await withCheckedContinuation { c in cache.fill(obj, blocks: blocks, memory: memory) { c.resume(returning: $0) } }
+    }
+
+    /// Adjacent blocks come in one GET into adjacent slots and land on disk like single fills, a run that
+    /// ends in the object's short tail included; a run with a block in memory already takes a fill per block.
+    @Test func aRunOfAdjacentBlocksIsOneGet() async throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let disk = try DiskTier(directory: dir, capacity: 1 << 30, freeSpaceFloor: 0)
+        let (store, cache, obj, data) = setup(size: 6 * bs + 100, disk: disk)
+        guard case .held = await fillRun(cache, obj, 0..<2, memory: false) else { Issue.record("run 0..<2 did not fill"); return }
+        #expect(store.requests["GetObject"] == 1)
+        // Past the end is clamped: blocks 5 and 6 (100 bytes).
+        guard case .held = await fillRun(cache, obj, 5..<9, memory: false) else { Issue.record("run 5..<9 did not fill"); return }
+        #expect(store.requests["GetObject"] == 2)
+        for _ in 0..<200 where ![0, 1, 5, 6].allSatisfy({ cache.holds(obj, block: $0, onDisk: true) }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect([0, 1, 5, 6].allSatisfy { cache.holds(obj, block: $0, onDisk: true) }, "the run's blocks reached the disk tier")
+        #expect(try await read(cache, obj, Int64(bs - 10), 20) == Array(data[(bs - 10)..<(bs + 10)]))
+        #expect(try await read(cache, obj, Int64(6 * bs), 100) == Array(data[(6 * bs)...]))
+        #expect(store.requests["GetObject"] == 2, "read back from the disk tier")
+
+        _ = try await read(cache, obj, Int64(3 * bs), 10)
+        #expect(store.requests["GetObject"] == 3)
+        guard case .held = await fillRun(cache, obj, 2..<5, memory: true) else { Issue.record("run 2..<5 did not fill"); return }
+        #expect(store.requests["GetObject"] == 5, "block 3 was in memory: blocks 2 and 4 came one by one")
+        #expect((2..<5).allSatisfy { cache.inMemory(obj, block: $0) })
+        #expect(try await read(cache, obj, Int64(2 * bs), bs) == Array(data[(2 * bs)..<(3 * bs)]))
+        #expect(try await read(cache, obj, Int64(4 * bs) + 7, bs - 7) == Array(data[(4 * bs + 7)..<(5 * bs)]))
+    }
+
+    /// A read of a block that a run is fetching joins it: one GET for both.
+    @Test func aReadJoinsARunInFlight() async throws {
+        let inner = InMemoryObjectStore(buckets: ["b"])
+        let data = pattern(4 * bs, seed: 77)
+        let etag = inner.set(bucket: "b", key: "obj", data: data)
+        let store = SlowStore(inner)
+        var config = BlockCacheConfiguration()
+        config.blockSize = bs
+        config.memoryBytes = Int64(16 * bs)
+        let cache = BlockCache(store: store, configuration: config, disk: nil)
+        let obj = ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(data.count))
+        async let run = fillRun(cache, obj, 0..<2, memory: true)
+        try await Task.sleep(for: .milliseconds(10))
+        #expect(try await read(cache, obj, Int64(bs) + 5, 100) == Array(data[(bs + 5)..<(bs + 105)]))
+        guard case .held = await run else { Issue.record("the run did not fill"); return }
+        #expect(store.gets.load(ordering: .relaxed) == 1)
+        #expect(cache.joinedFills.load(ordering: .relaxed) == 1)
+    }
+
+    /// A failed GET fails every block of the run, and none stays behind in memory.
+    @Test func aFailedRunFailsEachBlock() async throws {
+        let (store, cache, obj, _) = setup(size: 4 * bs)
+        let stale = ObjectVersion(bucket: "b", key: "obj", etag: "\"0000\"", size: obj.size)
+        guard case .failed = await fillRun(cache, stale, 0..<2, memory: true) else { Issue.record("a stale ETag filled"); return }
+        #expect(!cache.inMemory(stale, block: 0) && !cache.inMemory(stale, block: 1))
+        #expect(store.requests["GetObject"] == 1)
+        guard case .held = await fillRun(cache, obj, 0..<2, memory: true) else { Issue.record("the slots were not given back"); return }
+    }
+
     @Test func readsAreExactAcrossBlockBoundaries() async throws {
         let (_, cache, obj, data) = setup(size: 10 * bs + 123)
         for (off, len) in [(0, 100), (bs - 10, 20), (bs, bs), (3 * bs + 5, bs), (10 * bs, 500), (10 * bs + 100, 100)] {
