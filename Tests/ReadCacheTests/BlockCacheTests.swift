@@ -77,6 +77,19 @@ struct UncheckedBuffer: @unchecked Sendable {
         return (store, cache, ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(size)), data)
     }
 
+    /// A 16-block memory tier over a store whose GETs take 50 ms, holding one object of `size` pattern bytes.
+    func slowCache(size: Int, seed: UInt64) -> (SlowStore, BlockCache, ObjectVersion, [UInt8]) {
+        let inner = InMemoryObjectStore(buckets: ["b"])
+        let data = pattern(size, seed: seed)
+        let etag = inner.set(bucket: "b", key: "obj", data: data)
+        let store = SlowStore(inner)
+        var config = BlockCacheConfiguration()
+        config.blockSize = bs
+        config.memoryBytes = Int64(16 * bs)
+        let cache = BlockCache(store: store, configuration: config, disk: nil)
+        return (store, cache, ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(size)), data)
+    }
+
     /// A 64-block memory tier committed up front, over one object of `bytes` pattern bytes.
     func prefaultedCache(bytes: Int, seed: UInt64) -> (InMemoryObjectStore, [UInt8], BlockCache, ObjectVersion) {
         let store = InMemoryObjectStore(buckets: ["b"])
@@ -201,15 +214,7 @@ struct UncheckedBuffer: @unchecked Sendable {
 
     /// A read of a block that a run is fetching joins it: one GET for both.
     @Test func aReadJoinsARunInFlight() async throws {
-        let inner = InMemoryObjectStore(buckets: ["b"])
-        let data = pattern(4 * bs, seed: 77)
-        let etag = inner.set(bucket: "b", key: "obj", data: data)
-        let store = SlowStore(inner)
-        var config = BlockCacheConfiguration()
-        config.blockSize = bs
-        config.memoryBytes = Int64(16 * bs)
-        let cache = BlockCache(store: store, configuration: config, disk: nil)
-        let obj = ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(data.count))
+        let (store, cache, obj, data) = slowCache(size: 4 * bs, seed: 77)
         async let run = fillRun(cache, obj, 0..<2, memory: true)
         try await Task.sleep(for: .milliseconds(10))
         #expect(try await read(cache, obj, Int64(bs) + 5, 100) == Array(data[(bs + 5)..<(bs + 105)]))
@@ -255,15 +260,7 @@ struct UncheckedBuffer: @unchecked Sendable {
     }
 
     @Test func concurrentReadersShareOneFill() async throws {
-        let inner = InMemoryObjectStore(buckets: ["b"])
-        let data = pattern(bs, seed: 9)
-        let etag = inner.set(bucket: "b", key: "k", data: data)
-        let slow = SlowStore(inner)
-        var config = BlockCacheConfiguration()
-        config.blockSize = bs
-        config.memoryBytes = Int64(16 * bs)
-        let cache = BlockCache(store: slow, configuration: config, disk: nil)
-        let obj = ObjectVersion(bucket: "b", key: "k", etag: etag, size: Int64(bs))
+        let (slow, cache, obj, data) = slowCache(size: bs, seed: 9)
         try await withThrowingTaskGroup(of: [UInt8].self) { group in
             for i in 0..<10 { group.addTask { try await read(cache, obj, Int64(i * 100), 100) } }
             var n = 0
