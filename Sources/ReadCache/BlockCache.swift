@@ -382,37 +382,12 @@ package final class BlockCache: @unchecked Sendable {
                     metadata?(.success(nil))
                     finish(slot, key: key, .success(n), writeBehind: false)
                 } else {
-                    fetch(slot, key: key, into: target, writeBehind: writeBehind, metadata: metadata)
+                    fetch(key.object, blocks: key.index..<key.index + 1, first: slot, writeBehind: writeBehind, metadata: metadata)
                 }
             }
             return
         }
-        fetch(slot, key: key, into: target, writeBehind: writeBehind, metadata: metadata)
-    }
-
-    private func fetch(_ slot: Int32, key: BlockKey, into target: UnsafeMutableRawBufferPointer, writeBehind: Bool, metadata: MetadataSink? = nil) {
-        networkFills.add(1, ordering: .relaxed)
-        let want = target.count
-        let first = key.index * Int64(blockSize)
-        let request = GetObjectRequest(
-            bucket: key.object.bucket, key: key.object.key,
-            range: ByteRange(offset: first, length: Int64(want)), ifMatch: key.object.etag)
-        (key.object.store?.client ?? store).getObject(request, into: target) { [self] result in
-            switch result {
-            case .success(let r) where r.bytesWritten == want:
-                metadata?(.success(r))
-                finish(slot, key: key, .success(r.bytesWritten), writeBehind: writeBehind)
-            case .success(let r):
-                let e = ObjectStoreError(
-                    .malformedResponse, "short block: \(r.bytesWritten) of \(want) bytes (object size changed?)",
-                    operation: "GetObject", bucket: key.object.bucket, key: key.object.key)
-                metadata?(.failure(e))
-                finish(slot, key: key, .failure(e), writeBehind: false)
-            case .failure(let e):
-                metadata?(.failure(e))
-                finish(slot, key: key, .failure(e), writeBehind: false)
-            }
-        }
+        fetch(key.object, blocks: key.index..<key.index + 1, first: slot, writeBehind: writeBehind, metadata: metadata)
     }
 
     private func finish(_ slot: Int32, key: BlockKey, _ result: Result<Int, ObjectStoreError>, writeBehind: Bool) {
@@ -653,32 +628,33 @@ package final class BlockCache: @unchecked Sendable {
             return
         }
         prefault?.noteDemand()
-        fetchRun(first: run, keys: keys)
+        fetch(object, blocks: blocks, first: run, writeBehind: true)
     }
 
-    /// One GET for `keys` (adjacent blocks of one object) into the adjacent slots from `first`.
-    private func fetchRun(first: Int32, keys: [BlockKey]) {
-        networkFills.add(keys.count, ordering: .relaxed)
-        let lengths = keys.map(length)
-        let total = lengths.reduce(0, +)
-        let object = keys[0].object
+    /// One GET for the adjacent `blocks` of `object` into the adjacent slots from `first`, each block then
+    /// finished on its own; a fill of one block is a run of one.
+    private func fetch(_ object: ObjectVersion, blocks: Range<Int64>, first: Int32, writeBehind: Bool, metadata: MetadataSink? = nil) {
+        networkFills.add(blocks.count, ordering: .relaxed)
+        let offset = blocks.lowerBound * Int64(blockSize)
+        let total = Int(min(object.size, blocks.upperBound * Int64(blockSize)) - offset)
         let request = GetObjectRequest(
-            bucket: object.bucket, key: object.key,
-            range: ByteRange(offset: keys[0].index * Int64(blockSize), length: Int64(total)), ifMatch: object.etag)
+            bucket: object.bucket, key: object.key, range: ByteRange(offset: offset, length: Int64(total)), ifMatch: object.etag)
         let target = UnsafeMutableRawBufferPointer(start: buffer(first), count: total)
         (object.store?.client ?? store).getObject(request, into: target) { [self] result in
             var failure: ObjectStoreError?
             switch result {
-            case .success(let r) where r.bytesWritten == total: break
+            case .success(let r) where r.bytesWritten == total: metadata?(.success(r))
             case .success(let r):
                 failure = ObjectStoreError(
-                    .malformedResponse, "short run of blocks: \(r.bytesWritten) of \(total) bytes (object size changed?)",
+                    .malformedResponse, "short read of blocks \(blocks.lowerBound)..<\(blocks.upperBound): \(r.bytesWritten) of \(total) bytes (object size changed?)",
                     operation: "GetObject", bucket: object.bucket, key: object.key)
             case .failure(let e): failure = e
             }
-            for (j, key) in keys.enumerated() {
-                let result: Result<Int, ObjectStoreError> = failure.map { .failure($0) } ?? .success(lengths[j])
-                finish(first + Int32(j), key: key, result, writeBehind: failure == nil)
+            if let failure { metadata?(.failure(failure)) }
+            for (j, index) in blocks.enumerated() {
+                let key = BlockKey(object: object, index: index)
+                let outcome: Result<Int, ObjectStoreError> = failure.map { .failure($0) } ?? .success(length(key))
+                finish(first + Int32(j), key: key, outcome, writeBehind: writeBehind && failure == nil)
             }
         }
     }
