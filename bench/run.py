@@ -110,12 +110,20 @@ class Env:
             [sys.executable, os.path.join(ROOT, "tools/benchstore/benchstore.py"), "--root", os.path.join(self.work, "store"),
              "--port-file", port_file, "--profile", self.args.profile, "--bucket", BUCKET],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.work, "store.log"), "w"), start_new_session=True)
-        for _ in range(200):
+        # A loaded machine can take many seconds to import and bind; wait while the store lives.
+        deadline = time.time() + 120
+        while time.time() < deadline and self.store_proc.poll() is None:
             if os.path.exists(port_file):
                 self.port = int(open(port_file).read())
                 return
             time.sleep(0.05)
-        raise SystemExit("bench: the bench store did not start; see %s/store.log" % self.work)
+        state = "exited with %s" % self.store_proc.returncode if self.store_proc.poll() is not None else "no port after 120 s"
+        try:
+            tail = open(os.path.join(self.work, "store.log")).read()[-2000:]
+        except OSError:
+            tail = ""
+        # The work dir (and the log in it) goes with cleanup, so the log's tail goes into the message.
+        raise SystemExit("bench: the bench store did not start (%s); its log ends:\n%s" % (state, tail or "(empty)"))
 
     def stats(self):
         with urllib.request.urlopen(self.endpoint + "/_bench/stats") as r:
