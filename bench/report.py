@@ -437,10 +437,11 @@ been touched before. `--quick` skips this step.
 ## Daemon memory while walking a large tree
 
 Measured with `scripts/walk-memory.py`: 200 directories × 1,000 empty objects, `os.walk` plus `lstat` of
-every entry, twice, on a 2-core machine, one run each (2026-12-02). The script measures from when the memory
-tier has committed its pages (`status` shows `prefaulted_bytes`), so the RSS after mount includes the 1 GiB
-tier and the figure per entry is the walk's own. Before this, the script took its baseline while the tier was
-still being committed and reported 6.5 kB per entry.
+every entry, twice, on a 2-core machine. The script measures from when the memory tier has committed its
+pages (`status` shows `prefaulted_bytes`), so the RSS after mount includes the 1 GiB tier and the figure per
+entry is the walk's own. Before this, the script took its baseline while the tier was still being committed
+and reported 6.5 kB per entry. Rows up to 2026-12-02 are one run each; the last row is from alternating
+runs against the build before it (2026-12-03).
 
 | build | per entry (`exact`, the default) | per entry (`listing`) |
 |---|---:|---:|
@@ -451,10 +452,7 @@ still being committed and reported 6.5 kB per entry.
 | + ETags packed (24 bytes inline for an MD5-shaped ETag) | 567 B | |
 | + no path index for nodes found at their path's hash (only renamed nodes are indexed) | 471 B | |
 | + nodes in chunks of 4,096 instead of one doubling array; listings' name index of 4-byte positions instead of a `[String: Int]` | 386 B (the build before, same session: 452 B) | |
-
-| entries | RSS after mount | peak RSS | per entry | inodes held | cached listing entries |
-|---:|---:|---:|---:|---:|---:|
-| 200,000 | 1,060 MiB | 1,133 MiB | 386 B | 200,202 | 200,201 |
+| + a node's path kept as its directory's string (shared by siblings) and its name; the inode index a table of 4-byte slot numbers; listing entries 72 bytes, not 80 | 287–326 B, median 310 of eight runs (the build before, alternating: 388–431 B, median 418 of five) | |
 
 The daemon keeps two things per entry: a node for each inode the kernel still references, and the cached
 listings.
@@ -463,12 +461,15 @@ listings.
 - **Listings.** These are capped at 2 million entries, and the least recently used directories are dropped
   first.
 
-Where the 386 B go, from the types' sizes: a node is 136 bytes in chunks of 4,096 (an array that doubled
-held about 178 B per node at 200,000), plus 31 B of inode index and 64 B for the path string; a listing
-entry is 80 bytes plus 8 to 16 B of its directory's name index (a `[String: Int]` took 49 B). The rest is
-the allocator's. The issue's target is 300 B. What is left needs a different shape, not more trimming:
-nodes without a path string of their own (found by parent and name), and one record shared by a listed
-entry and its node instead of two. Not done yet.
+Where the bytes go, from the types' sizes: a node is 152 bytes in chunks of 4,096, with no heap of its own
+when its name fits a string's 15 inline bytes (a longer name shares the listing entry's string); the inode
+index is 4 bytes a bucket at most three quarters full (about 10 B a node at 200,000, against 31 B for the
+`[UInt64: Int32]` before); a listing entry is 72 bytes plus 8 to 16 B of its directory's name index. That is
+about 245 B; the rest, 40 to 80 B and the spread between runs, is the allocator's: the walk's short-lived
+strings are spread over one malloc arena per thread, and what they leave behind stays resident. The
+issue's target is 300 B: two of the eight runs of this build were under it. The walk itself did not slow
+(47.0 and 57.7 s against 53.1 and 88.5 s for the build before, in alternating pairs). What is left needs
+one record shared by a listed entry and its node instead of two, or fewer malloc arenas; neither is done.
 
 ## Bench object store speed floor
 

@@ -188,7 +188,7 @@ extension Filesystem {
             guard h.link != nil else {
                 nodes.withLock { s in
                     let ino = s.inode(of: path)
-                    var node = s.nodes[ino] ?? Node(ino: ino, parent: h.ino, path: path, attributes: e.attributes, expires: .infinity, lookups: 0, etag: "", metadata: [:])
+                    var node = s.nodes[ino] ?? Node(ino: ino, parent: h.ino, directory: h.path, name: e.name, attributes: e.attributes, expires: .infinity, lookups: 0, etag: "", metadata: [:])
                     node.lookups += 1
                     s.nodes[ino] = node
                     s.index(path, ino)

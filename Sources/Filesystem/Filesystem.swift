@@ -166,7 +166,8 @@ package final class Filesystem: @unchecked Sendable {
     ) -> FileAttributes {
         let expires = expiry(policy)
         let (attrs, path) = nodes.withLock { s -> (FileAttributes, String) in
-            let path = Namespace.join(s.nodes[parent]?.path ?? "", name)
+            let directory = s.nodes[parent]?.path ?? ""
+            let path = Namespace.join(directory, name)
             let ino = s.inode(of: path)
             let old = s.nodes[ino]
             var known = metadata
@@ -174,7 +175,7 @@ package final class Filesystem: @unchecked Sendable {
             var attrs = attributes(ino: ino, kind: kind, size: size, mtime: mtime, posix: known.map(PosixMetadata.init) ?? posix, policy: policy)
             // The change time lives only here: a refresh keeps it unless the object changed after it.
             if let old, old.attributes.kind == attrs.kind { attrs.ctime = old.attributes.ctime }
-            var node = old ?? Node(ino: ino, parent: parent, path: path, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
+            var node = old ?? Node(ino: ino, parent: parent, directory: directory, name: name, attributes: attrs, expires: 0, lookups: 0, etag: etag, metadata: known)
             node.attributes = attrs
             node.etag = etag
             node.metadata = known
@@ -206,7 +207,7 @@ package final class Filesystem: @unchecked Sendable {
             // A directory above links, or a link's root: directories whatever the bucket holds.
             let ino = nodes.withLock { s -> UInt64 in
                 let ino = s.inode(of: path)
-                var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, path: path, attributes: directoryAttributes(ino: ino), expires: .infinity, lookups: 0, etag: "", metadata: [:])
+                var node = s.nodes[ino] ?? Node(ino: ino, parent: parent, directory: dir.path, name: name, attributes: directoryAttributes(ino: ino), expires: .infinity, lookups: 0, etag: "", metadata: [:])
                 node.lookups += 1
                 s.nodes[ino] = node
                 s.index(path, ino)
@@ -251,7 +252,9 @@ package final class Filesystem: @unchecked Sendable {
                 Task { reply(await self.resolveListedFile(parent: parent, name: name, path: path, place: place)) }
                 return
             }
-            let attrs = remember(parent: parent, name: name, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: nil, posix: posix, policy: policy, countLookup: true)
+            // The entry's own name string, when it is the same bytes, so that the node shares its storage.
+            let shared = e.name.utf8.elementsEqual(name.utf8) ? e.name : name
+            let attrs = remember(parent: parent, name: shared, kind: e.kind, size: e.size, mtime: e.mtime, etag: e.etag, metadata: nil, posix: posix, policy: policy, countLookup: true)
             return reply(.success(EntryReply(attributes: attrs, ttl: ttl)))
         case .fetch, .head:
             break
@@ -343,14 +346,15 @@ package final class Filesystem: @unchecked Sendable {
 
     package func getattr(_ ino: UInt64, reply: @escaping @Sendable (Result<EntryReply, FilesystemError>) -> Void) {
         guard var node = nodes[ino] else { return reply(.failure(FilesystemError(ESTALE, "unknown inode \(ino)"))) }
-        let ttl = kernelTTL(node.path)
-        if let f = overlay[node.path], let place = place(node.path) {
+        let path = node.path
+        let ttl = kernelTTL(path)
+        if let f = overlay[path], let place = place(path) {
             node.attributes = localAttributes(ino: ino, file: f, policy: place.policy)
             return reply(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
         }
         // A detached node (unlinked while open) has no key to ask about: a file written here still has its
         // staged image (what the open handles read and write), an object what it last showed.
-        if node.path.hasPrefix(Namespace.detachedPrefix) {
+        if path.hasPrefix(Namespace.detachedPrefix) {
             var attrs = node.attributes
             if let (f, link) = handles.withLock({ s in s.files.values.first { $0.ino == ino && $0.staged != nil }.map { ($0.staged!, $0.link) } }) {
                 attrs = localAttributes(ino: ino, file: f, policy: link.policy)
@@ -361,7 +365,7 @@ package final class Filesystem: @unchecked Sendable {
         if node.expires > monotonicSeconds() || node.attributes.kind == .directory {
             return reply(.success(EntryReply(attributes: node.attributes, ttl: ttl)))
         }
-        guard let place = place(node.path) else { return reply(.failure(FilesystemError(ESTALE, "/\(node.path) is no longer in the namespace"))) }
+        guard let place = place(path) else { return reply(.failure(FilesystemError(ESTALE, "/\(path) is no longer in the namespace"))) }
         Task {
             do {
                 let info = try await fetcher(place.link).head(bucket: place.bucket, key: place.key)
@@ -369,7 +373,7 @@ package final class Filesystem: @unchecked Sendable {
                     ?? attributes(ino: ino, kind: .file, size: info.size, mtime: info.lastModified, metadata: info.metadata, policy: place.policy)
                 reply(.success(EntryReply(attributes: attrs, ttl: ttl)))
             } catch {
-                reply(.failure(failed("getattr", node.path, error)))
+                reply(.failure(failed("getattr", path, error)))
             }
         }
     }

@@ -8,10 +8,11 @@ import Glibc
 
 /// One child of a directory as a listing showed it.
 struct ListingEntry: Sendable {
+    // In this order the kind fills the padding after the timestamp's 12 bytes: 72 bytes an entry, not 80.
     var name: String
-    var kind: FileAttributes.Kind
     var size: Int64
     var mtime: Timestamp
+    var kind: FileAttributes.Kind
     var etag: String {
         get { packedETag.string }
         set { packedETag = PackedETag(newValue) }
@@ -142,7 +143,17 @@ struct Node {
     var ino: UInt64 { attributes.ino }
     var parent: UInt64
     /// Path below the mount root, without leading or trailing slash; "" for the root.
-    var path: String
+    ///
+    /// Kept as `head` and `tail` so that a directory's files share its path's storage: a directory keeps its
+    /// whole path in `head` (and `tail` is empty); any other node keeps its directory's path string, the
+    /// same storage as its siblings', in `head`, and its name in `tail` (inline up to 15 bytes, else shared
+    /// with the listing entry it came from). A path of its own cost a node 80 bytes of heap.
+    var path: String {
+        get { tail.isEmpty ? head : head.isEmpty ? tail : head + "/" + tail }
+        set { (head, tail) = Self.layout(newValue, kind: attributes.kind) }
+    }
+    private var head: String
+    private var tail: String
     var attributes: FileAttributes
     var expires: Double
     var lookups: UInt64
@@ -190,14 +201,57 @@ struct Node {
         ino: UInt64, parent: UInt64, path: String, attributes: FileAttributes, expires: Double, lookups: UInt64,
         etag: String, metadata: [String: String]?
     ) {
+        let (head, tail) = Self.layout(path, kind: attributes.kind)
+        self.init(ino: ino, parent: parent, head: head, tail: tail, attributes: attributes, expires: expires, lookups: lookups, etag: etag, metadata: metadata)
+    }
+
+    /// A node named `name` in the directory at `directory`, which should be that directory node's own
+    /// `path` string, so that the new node shares its storage.
+    init(
+        ino: UInt64, parent: UInt64, directory: String, name: String, attributes: FileAttributes, expires: Double, lookups: UInt64,
+        etag: String, metadata: [String: String]?
+    ) {
+        let isDirectory = attributes.kind == .directory
+        self.init(
+            ino: ino, parent: parent, head: isDirectory ? Namespace.join(directory, name) : directory, tail: isDirectory ? "" : name,
+            attributes: attributes, expires: expires, lookups: lookups, etag: etag, metadata: metadata)
+    }
+
+    private init(
+        ino: UInt64, parent: UInt64, head: String, tail: String, attributes: FileAttributes, expires: Double, lookups: UInt64,
+        etag: String, metadata: [String: String]?
+    ) {
         self.parent = parent
-        self.path = path
+        self.head = head
+        self.tail = tail
         self.attributes = attributes
         self.attributes.ino = ino
         self.expires = expires
         self.lookups = lookups
         packedETag = PackedETag(etag)
         self.metadata = metadata
+    }
+
+    /// How a node of `kind` keeps `path` (see `path`).
+    private static func layout(_ path: String, kind: FileAttributes.Kind) -> (head: String, tail: String) {
+        if kind == .directory || path.isEmpty { return (path, "") }
+        let (parent, name) = Namespace.split(path)
+        return (parent, name)
+    }
+
+    /// Whether the node is at `path`, compared byte for byte without building its path.
+    func isAt(_ path: String) -> Bool {
+        if tail.isEmpty { return head.utf8.elementsEqual(path.utf8) }
+        let p = path.utf8
+        let h = head.utf8
+        let separator = h.isEmpty ? 0 : 1
+        guard p.count == h.count + separator + tail.utf8.count, p.starts(with: h) else { return false }
+        var i = p.index(p.startIndex, offsetBy: h.count)
+        if separator == 1 {
+            guard p[i] == UInt8(ascii: "/") else { return false }
+            i = p.index(after: i)
+        }
+        return p[i...].elementsEqual(tail.utf8)
     }
 
     /// A forgotten node's slot in `NodeStore`: holds nothing.

@@ -45,7 +45,7 @@ extension NodeTable.State {
     func ino(at path: String) -> UInt64? {
         if let ino = moved[path] { return ino }
         let ino = Namespace.inode(for: path)
-        return nodes.path(of: ino) == path ? ino : nil
+        return nodes.node(ino, isAt: path) == true ? ino : nil
     }
 
     /// Records that the node `ino` is at `path`.
@@ -72,7 +72,7 @@ extension NodeTable.State {
         if let ino = self.ino(at: path) { return ino }
         if let ino = remembered[path], nodes[ino] == nil { return ino }
         var ino = Namespace.inode(for: path)
-        while let held = nodes.path(of: ino), held != path { ino &+= 1 }
+        while nodes.node(ino, isAt: path) == false { ino &+= 1 }
         return ino
     }
 

@@ -57,6 +57,66 @@ import Testing
         #expect(store.count == 0 && store[3] == nil)
     }
 
+    /// The index's deletions move entries back into the gap they leave: after any mix of inserts and
+    /// removals (clustered numbers, as probing past a taken number makes), every held node is found and no
+    /// forgotten one is.
+    @Test func nodeStoreMatchesADictionaryThroughRandomChurn() {
+        var store = NodeStore()
+        var model: [UInt64: String] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for step in 0..<60_000 {
+            // Runs of adjacent numbers from a few bases, and scattered ones.
+            let ino: UInt64 = step % 3 == 0 ? UInt64.random(in: 5_000...UInt64(Int64.max), using: &rng) : UInt64(1_000 + Int.random(in: 0..<3_000, using: &rng))
+            if Bool.random(using: &rng) || model[ino] == nil {
+                store[ino] = node(ino, "p\(step)")
+                model[ino] = "p\(step)"
+            } else {
+                #expect(store.removeValue(forKey: ino)?.path == model.removeValue(forKey: ino))
+            }
+        }
+        #expect(store.count == model.count)
+        for (ino, path) in model { #expect(store[ino]?.path == path) }
+        for ino in 1_000..<4_000 as Range<UInt64> where model[ino] == nil { #expect(store[ino] == nil) }
+        #expect(Dictionary(uniqueKeysWithValues: store.map { ($0.key, $0.value.path) }) == model)
+    }
+
+    /// A node keeps its path as its directory's string and its name, and gives back the whole path, compares
+    /// it byte for byte, and takes a new one, whatever its kind.
+    @Test func nodePathsAreSharedWithTheirDirectoryAndCompareByBytes() {
+        let dir = "data/train/shards"
+        var file = Node(
+            ino: 9, parent: 2, directory: dir, name: "shard-000001.tar",
+            attributes: FileAttributes(ino: 9, kind: .file, size: 1, mtime: Timestamp(seconds: 7), mode: 0o644, uid: 0, gid: 0),
+            expires: 0, lookups: 1, etag: "", metadata: nil)
+        #expect(file.path == "data/train/shards/shard-000001.tar")
+        #expect(file.isAt("data/train/shards/shard-000001.tar"))
+        for other in ["data/train/shards/shard-000001.ta", "data/train/shardsXshard-000001.tar", "data/train/shards/shard-000001.tarx", "shard-000001.tar", ""] {
+            #expect(!file.isAt(other), "\(other)")
+        }
+        // NFC and NFD spell different keys, though Swift's == calls them equal.
+        let nfc = Node(
+            ino: 10, parent: 1, directory: "", name: "caf\u{E9}",
+            attributes: FileAttributes(ino: 10, kind: .file, size: 1, mtime: Timestamp(seconds: 7), mode: 0o644, uid: 0, gid: 0),
+            expires: 0, lookups: 1, etag: "", metadata: nil)
+        #expect(nfc.path == "caf\u{E9}" && nfc.isAt("caf\u{E9}") && !nfc.isAt("cafe\u{301}"))
+        let sub = Node(
+            ino: 11, parent: 2, directory: dir, name: "more",
+            attributes: FileAttributes(ino: 11, kind: .directory, size: 0, mtime: Timestamp(seconds: 7), mode: 0o755, uid: 0, gid: 0),
+            expires: 0, lookups: 1, etag: "", metadata: nil)
+        #expect(sub.path == "data/train/shards/more" && sub.isAt("data/train/shards/more") && !sub.isAt("data/train/shards"))
+        file.path = "elsewhere/x"
+        #expect(file.path == "elsewhere/x" && file.isAt("elsewhere/x") && !file.isAt("data/train/shards/shard-000001.tar"))
+        file.path = "top"
+        #expect(file.path == "top" && file.isAt("top") && !file.isAt("/top"))
+        file.path = "\u{0}detached/9"
+        #expect(file.path.hasPrefix(Namespace.detachedPrefix) && file.isAt("\u{0}detached/9"))
+        let root = Node(
+            ino: 1, parent: 1, path: "",
+            attributes: FileAttributes(ino: 1, kind: .directory, size: 0, mtime: Timestamp(seconds: 7), mode: 0o755, uid: 0, gid: 0),
+            expires: 0, lookups: 1, etag: "", metadata: nil)
+        #expect(root.path == "" && root.isAt("") && !root.isAt("a"))
+    }
+
     /// Across chunks: nodes past the first 4,096 are kept, replaced and forgotten like the rest, and taking
     /// the last ones off frees whole chunks without touching the others.
     @Test func nodeStoreAcrossChunks() {
