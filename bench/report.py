@@ -326,7 +326,12 @@ there is one, and a change is judged by alternating pairs against the build befo
   limit here, and the warmup reached it (the disk row is 0.94× the warmup). The event-to-cached row,
   which is that fetch plus a HEAD, took 1.95× a raw GET (1.68× in the eighth). The cold epoch beside a
   warmup ran 8%, 13% and 16% slower than alone in three alternating pairs (median 13%: missed; in the
-  eighth run one pair showed 11%).
+  eighth run one pair showed 11%). After this run, measured in isolation (the same data on an `s3-like`
+  store, fresh mounts, an 8-thread warmup of both large objects): the slowdown grew with the warmup's
+  threads (2 threads: −3%, 3%, 10%), because each gap of 100 ms between the epoch's bursts of demand let
+  every warmup thread start an 8 MiB GET. The warmup now waits until demand has been quiet for 500 ms:
+  7.4–7.6% slower than alone against 18–24% for the build of this run (three alternating pairs each),
+  with the small-file warmup alone at 0.94–1.03× its speed before. Not yet in a full run.
   - *Earlier in this issue.* The memory prefault had committed the 2 GiB tier beside a warmup, because a
     warmup's fills did not count as demand; in isolation (1 GiB, `s3-like` store, 16 threads, fresh mount,
     five alternating pairs) the daemon's CPU fell from 1.66–3.42 to 0.88–1.10 core-seconds and the warmup
