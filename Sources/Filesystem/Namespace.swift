@@ -233,10 +233,8 @@ struct Node {
     }
 
     /// How a node of `kind` keeps `path` (see `path`).
-    private static func layout(_ path: String, kind: FileAttributes.Kind) -> (head: String, tail: String) {
-        if kind == .directory || path.isEmpty { return (path, "") }
-        let (parent, name) = Namespace.split(path)
-        return (parent, name)
+    private static func layout(_ path: String, kind: FileAttributes.Kind) -> (String, String) {
+        kind == .directory || path.isEmpty ? (path, "") : Namespace.split(path)
     }
 
     /// Whether the node is at `path`, compared byte for byte without building its path.

@@ -25,7 +25,7 @@ struct NodeStore: Sequence {
             switch index.find(ino, in: slots) {
             case .found(let i, _):
                 slots[Int(i)] = newValue
-            case .empty(let bucket):
+            case .empty:
                 let i: Int32
                 if let f = free.popLast() {
                     i = f
@@ -34,7 +34,7 @@ struct NodeStore: Sequence {
                     i = Int32(slots.count)
                     slots.append(newValue)
                 }
-                index.insert(i, at: bucket, in: slots)
+                index.insert(i, in: slots)
             }
         }
     }
@@ -79,83 +79,48 @@ struct NodeStore: Sequence {
     }
 }
 
-/// The index of `NodeStore`: slot numbers in an open-addressed table with linear probing, found by the
-/// inode number of the node in the slot.
+/// The index of `NodeStore`: slot numbers in a `ProbeTable`, found by the inode number of the node in the
+/// slot.
 ///
 /// Inode numbers are hashes of paths, except for the few probed past a taken number (`ino + 1`), so the
-/// table mixes them before use to keep such runs apart.
+/// index mixes them before use to keep such runs apart.
 struct SlotIndex {
-    /// A slot number, or -1 for an empty bucket; the count is a power of two.
-    private var buckets: [Int32] = []
-    private(set) var count = 0
+    private var table = ProbeTable()
+
+    var count: Int { table.count }
 
     enum Probe {
         /// The node is in `slot`, listed at `bucket`.
         case found(Int32, bucket: Int)
-        /// Not held; `bucket` is where it would go.
-        case empty(Int)
+        /// Not held; `bucket` is where it would go (nil before the first insert).
+        case empty(Int?)
     }
 
     /// The slot numbers held, in table order.
-    var slots: some Sequence<Int32> { buckets.lazy.filter { $0 >= 0 } }
+    var slots: some Sequence<Int32> { table.positions }
 
-    private func home(_ ino: UInt64) -> Int {
-        Int(truncatingIfNeeded: (ino &* 0x9E37_79B9_7F4A_7C15) >> 32) & (buckets.count - 1)
-    }
+    private static func hash(_ ino: UInt64) -> Int { Int(truncatingIfNeeded: (ino &* 0x9E37_79B9_7F4A_7C15) >> 32) }
 
     func find(_ ino: UInt64, in slots: NodeSlots) -> Probe {
-        guard !buckets.isEmpty else { return .empty(0) }
-        let mask = buckets.count - 1
-        var b = home(ino)
-        while true {
-            let s = buckets[b]
-            if s < 0 { return .empty(b) }
-            if slots[Int(s)].ino == ino { return .found(s, bucket: b) }
-            b = (b + 1) & mask
-        }
+        let hit = table.find(hash: Self.hash(ino)) { slots[Int($0)].ino == ino }
+        if let s = hit.position, let b = hit.bucket { return .found(s, bucket: b) }
+        return .empty(hit.bucket)
     }
 
-    /// Lists `slot` at the empty `bucket` that `find` returned, growing the table past three quarters full
-    /// (which moves every entry, so the bucket is found again then).
-    mutating func insert(_ slot: Int32, at bucket: Int, in slots: NodeSlots) {
-        if (count + 1) * 4 > buckets.count * 3 {
-            grow(in: slots)
-            guard case .empty(let b) = find(slots[Int(slot)].ino, in: slots) else { preconditionFailure("a node listed twice") }
-            buckets[b] = slot
-        } else {
-            buckets[bucket] = slot
+    /// Lists `slot`, which holds a node the index does not have yet, growing the table past three quarters
+    /// full.
+    mutating func insert(_ slot: Int32, in slots: NodeSlots) {
+        if (table.count + 1) * 4 > table.capacity * 3 {
+            let held = Array(table.positions)
+            table.reset(capacity: max(16, table.capacity * 2))
+            for s in held { table.place(s, hash: Self.hash(slots[Int(s)].ino)) }
         }
-        count += 1
+        table.place(slot, hash: Self.hash(slots[Int(slot)].ino))
     }
 
-    /// Empties `bucket`, moving back the entries after it that would no longer be found past the gap.
+    /// Forgets the entry at `bucket`, as `find` returned it.
     mutating func remove(at bucket: Int, in slots: NodeSlots) {
-        let mask = buckets.count - 1
-        var gap = bucket
-        var b = (bucket + 1) & mask
-        while buckets[b] >= 0 {
-            let want = home(slots[Int(buckets[b])].ino)
-            // The entry at b may fill the gap only if its home is not cyclically within (gap, b].
-            let between = gap <= b ? (want > gap && want <= b) : (want > gap || want <= b)
-            if !between {
-                buckets[gap] = buckets[b]
-                gap = b
-            }
-            b = (b + 1) & mask
-        }
-        buckets[gap] = -1
-        count -= 1
-    }
-
-    private mutating func grow(in slots: NodeSlots) {
-        let old = buckets
-        buckets = [Int32](repeating: -1, count: max(16, old.count * 2))
-        let mask = buckets.count - 1
-        for s in old where s >= 0 {
-            var b = home(slots[Int(s)].ino)
-            while buckets[b] >= 0 { b = (b + 1) & mask }
-            buckets[b] = s
-        }
+        table.remove(at: bucket) { Self.hash(slots[Int($0)].ino) }
     }
 }
 
