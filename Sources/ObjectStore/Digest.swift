@@ -63,6 +63,43 @@ package enum Digest {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The bytes a hexadecimal string spells (either case), or nil if it is not hexadecimal of even length.
+    package static func bytes(hex: some StringProtocol) -> [UInt8]? {
+        let utf8 = Array(hex.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(utf8.count / 2)
+        var i = 0
+        while i < utf8.count {
+            guard let hi = nibble(utf8[i]), let lo = nibble(utf8[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+
+    /// An ETag without the double quotes S3 puts around it.
+    package static func unquoted(_ etag: String) -> Substring {
+        var e = Substring(etag)
+        while e.hasPrefix("\"") { e = e.dropFirst() }
+        while e.hasSuffix("\"") { e = e.dropLast() }
+        return e
+    }
+
+    /// The ETag S3 gives an object completed from parts with these MD5s, concatenated: the MD5 of them, then
+    /// `-N`.
+    package static func multipartETag(partMD5s: [UInt8], parts: Int) -> String {
+        hex(md5(partMD5s)) + "-\(parts)"
+    }
+
     /// Standard base64 with padding (Content-MD5).
     package static func base64(_ bytes: [UInt8]) -> String { Base64.encodeToString(bytes: bytes) }
 

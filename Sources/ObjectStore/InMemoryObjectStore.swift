@@ -3,7 +3,8 @@ import Synchronization
 
 /// An `ObjectStore` held in memory, for unit tests of the engine; integration tests use real servers.
 ///
-/// It follows S3's rules where the engine depends on them: ETags change on every write, If-Match is
+/// It follows S3's rules where the engine depends on them: ETags change on every write (a completed upload
+/// gets S3's multipart ETag, the MD5 of its parts' MD5s and `-N`), If-Match is
 /// enforced, ranges are clamped, listings are sorted and honour prefix, delimiter and pagination.
 package final class InMemoryObjectStore: ObjectStore, Sendable {
     package struct Object: Sendable {
@@ -27,6 +28,8 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
     private let jitter = Mutex(Duration.zero)
     /// Pauses for the next requests of an operation, taken in order.
     private let delays = Mutex([String: [Duration]]())
+    /// How many of the next requests of an operation are served but answered with a dropped connection.
+    private let lostAnswers = Mutex([String: Int]())
 
     package init(buckets: [String]) {
         state.withLock { s in for b in buckets { s.objects[b] = [:] } }
@@ -48,6 +51,20 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
 
     /// Holds the next request of `op` for `pause` before serving it (after any pauses already queued for it).
     package func delayNext(_ op: String, by pause: Duration) { delays.withLock { $0[op, default: []].append(pause) } }
+
+    /// Serves the next request of `op` (only `CompleteMultipartUpload` so far) and then drops its answer, as a
+    /// connection lost after the store did the work: the caller sees a transport error.
+    package func loseNextAnswer(_ op: String) { lostAnswers.withLock { $0[op, default: 0] += 1 } }
+
+    /// Throws the dropped connection `loseNextAnswer` queued for `op`, once the request was served.
+    private func answer(_ op: String) throws(ObjectStoreError) {
+        let lost = lostAnswers.withLock { l -> Bool in
+            guard let n = l[op], n > 0 else { return false }
+            l[op] = n - 1
+            return true
+        }
+        if lost { throw ObjectStoreError(.transport(code: 56, detail: "Connection reset by peer"), "the answer to \(op) was lost") }
+    }
 
     /// Counts `op` and waits its queued delay or its share of the jitter.
     private func arrive(_ op: String) async {
@@ -71,10 +88,10 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
 
     /// Stores an object directly (test setup); returns its ETag.
     @discardableResult
-    package func set(bucket: String, key: String, data: [UInt8], metadata: [String: String] = [:]) -> String {
+    package func set(bucket: String, key: String, data: [UInt8], metadata: [String: String] = [:], etag given: String? = nil) -> String {
         state.withLock { s in
             s.counter += 1
-            let etag = "\"\(Digest.hex(Digest.md5(data)))-v\(s.counter)\""
+            let etag = given ?? "\"\(Digest.hex(Digest.md5(data)))-v\(s.counter)\""
             s.objects[bucket, default: [:]][key] = Object(data: data, etag: etag, metadata: metadata, modified: Timestamp(seconds: 1_700_000_000 + Int64(s.counter)))
             return etag
         }
@@ -206,8 +223,13 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
             guard let u = s.uploads.removeValue(forKey: uploadID) else { throw ObjectStoreError(.noSuchUpload, "no such upload") }
             return u
         }
-        let data = parts.sorted { $0.partNumber < $1.partNumber }.flatMap { upload.parts[$0.partNumber] ?? [] }
-        return set(bucket: bucket, key: key, data: data, metadata: upload.options.metadata)
+        let sorted = parts.sorted { $0.partNumber < $1.partNumber }
+        let data = sorted.flatMap { upload.parts[$0.partNumber] ?? [] }
+        // S3's ETag for an upload: the MD5 of the parts' MD5s, then the part count.
+        let etag = "\"" + Digest.multipartETag(partMD5s: sorted.flatMap { Digest.md5(upload.parts[$0.partNumber] ?? []) }, parts: sorted.count) + "\""
+        set(bucket: bucket, key: key, data: data, metadata: upload.options.metadata, etag: etag)
+        try answer("CompleteMultipartUpload")
+        return etag
     }
 
     package func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws {

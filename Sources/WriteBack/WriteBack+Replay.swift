@@ -158,11 +158,7 @@ extension WriteBack {
             guard let md5 = Digest.md5(file: fd, offset: range.lowerBound, length: Int64(range.count)) else { return false }
             digests += md5
         }
-        let expected = Digest.hex(Digest.md5(digests)) + "-\(parts)"
-        var etag = Substring(head.etag)
-        while etag.hasPrefix("\"") { etag = etag.dropFirst() }
-        while etag.hasSuffix("\"") { etag = etag.dropLast() }
-        return etag == expected
+        return Digest.unquoted(head.etag) == Digest.multipartETag(partMD5s: digests, parts: parts)
     }
 
     /// Keeps the listed parts of `uploadID` whose ETag is the MD5 of the staged bytes; returns how many.

@@ -187,6 +187,20 @@ extension WriteBack {
         pump()
     }
 
+    /// The key's ETag when it is the object these parts complete (its size, and the multipart ETag of their
+    /// ETags); nil otherwise, or when a part's ETag is not an MD5 (SSE-KMS), so the upload starts again.
+    private func completedAlready(_ store: any ObjectStore, bucket: String, key: String, size: Int64, parts: [CompletedPart]) async -> String? {
+        var digests: [UInt8] = []
+        for part in parts {
+            guard let md5 = Digest.bytes(hex: Digest.unquoted(part.etag)), md5.count == 16 else { return nil }
+            digests += md5
+        }
+        guard let head = try? await store.headObject(bucket: bucket, key: key), head.size == size,
+            Digest.unquoted(head.etag) == Digest.multipartETag(partMD5s: digests, parts: parts.count)
+        else { return nil }
+        return head.etag
+    }
+
     /// The store says the multipart upload is gone (aborted under us by another client or a lifecycle rule,
     /// or a part it no longer has): unless the file moved on to another upload, start a new one. Caller holds
     /// the lock.
@@ -211,7 +225,17 @@ extension WriteBack {
         }
         guard let (generation, dataGeneration, uploadID, bucket, key, size, metadata, metadataChanged, parts) = snap else { return pump() }
         do {
-            var etag = try await f.store.client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
+            var etag: String
+            do {
+                etag = try await f.store.client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
+            } catch let e as ObjectStoreError where e.kind == .noSuchUpload {
+                // The completion may have gone through with its answer lost: a retry after a timeout, or the
+                // request of a daemon killed mid-completion that the store finished after this one's replay
+                // had listed the parts. Then the key holds exactly these parts, and nothing goes again.
+                guard let done = await completedAlready(f.store.client, bucket: bucket, key: key, size: size, parts: parts) else { throw e }
+                logger.info("the store had completed this upload already; its parts are not uploaded again", metadata: ["key": "\(key)", "bytes": "\(size)"])
+                etag = done
+            }
             if metadataChanged {
                 // chmod or utimens after the upload began: CreateMultipartUpload fixed the old metadata.
                 let source = ObjectLocation(bucket: bucket, key: key)
