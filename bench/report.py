@@ -310,28 +310,24 @@ def targets(results):
 
 STATIC = """## Known gaps (2026-12-03)
 
-This page is the ninth full run, the first of 2026-12-03: the build of the eighth run plus the warmup's
-8 MiB runs of adjacent blocks, one fetch path for a block and for a run of blocks, and the smaller node
-table. The eighth run (2026-12-02) and the earlier ones are in git history; figures quoted from them
-below say so. On this shared machine the same build moves a lot between runs: the write path did not
-change between the eighth run and this one, and the default checkpoint close took 2.23 s there and 4.62 s
-here, while local disk's close went from 3.74 s to 1.18 s. So each gap gives the spread across runs where
-there is one, and a change is judged by alternating pairs against the build before it, not by one run.
+This page is the tenth full run, the second of 2026-12-03: the build of the ninth run plus warmup waiting
+for 500 ms of quiet demand (not 100 ms) and a completion whose answer was lost recognised by the key's
+ETag (no read-path change). The ninth run and the earlier ones are in git history; figures quoted from
+them below say so. On this shared machine the same build moves a lot between runs: between the ninth run
+and this one, local disk's cold epoch went from 5,902 to 11,788 files/s and the cache disk's `O_DIRECT`
+writes from 542 to 2,611 MB/s, with no change to the read or write path. So each gap gives the spread
+across runs where there is one, and a change is judged by alternating pairs against the build before
+it, not by one run.
 
-- **Warmup and events (section 11).** The small-file warmup met its target (0.98× raw S3 at the same
-  concurrency; 0.90× in the eighth run). A large object warmed at 574 MB/s, 0.46× raw ranged GETs (0.67×
-  in the eighth). The row beside it is the same bytes written as 4 MiB `O_DIRECT` writes to the cache
-  directory's disk, two at a time, with nothing else: 542 MB/s in this run. A warmup ends only when the
-  blocks are on the disk tier, while a raw GET writes nothing, so this disk's write speed is the warmup's
-  limit here, and the warmup reached it (the disk row is 0.94× the warmup). The event-to-cached row,
-  which is that fetch plus a HEAD, took 1.95× a raw GET (1.68× in the eighth). The cold epoch beside a
-  warmup ran 8%, 13% and 16% slower than alone in three alternating pairs (median 13%: missed; in the
-  eighth run one pair showed 11%). After this run, measured in isolation (the same data on an `s3-like`
-  store, fresh mounts, an 8-thread warmup of both large objects): the slowdown grew with the warmup's
-  threads (2 threads: −3%, 3%, 10%), because each gap of 100 ms between the epoch's bursts of demand let
-  every warmup thread start an 8 MiB GET. The warmup now waits until demand has been quiet for 500 ms:
-  7.4–7.6% slower than alone against 18–24% for the build of this run (three alternating pairs each),
-  with the small-file warmup alone at 0.94–1.03× its speed before. Not yet in a full run.
+- **Warmup and events (section 11).** The small-file warmup met its target (0.99× raw S3 at the same
+  concurrency; 0.98× in the ninth run, 0.90× in the eighth). The cold epoch beside a warmup ran 18% faster,
+  3% faster and 9% slower than alone in three alternating pairs (median −3%: met; 13% in the ninth run,
+  before the warmup waited for 500 ms of quiet demand, and 7.4–7.6% in isolation after it). A large
+  object warmed at 1,069 MB/s, 0.83× raw ranged GETs (target 0.9×: missed; 0.46× in the ninth run and
+  0.67× in the eighth). In the ninth run the cache disk wrote only 542 MB/s and bounded the warmup; here
+  it wrote 2,611 MB/s, so what is left is the daemon's receive, checksum and write on two cores that the
+  Python bench store shares, against a raw client that throws the bytes away. The event-to-cached row,
+  that fetch plus a HEAD, took 1.32× a raw GET (target 1.2×: missed; 1.95× in the ninth run).
   - *Earlier in this issue.* The memory prefault had committed the 2 GiB tier beside a warmup, because a
     warmup's fills did not count as demand; in isolation (1 GiB, `s3-like` store, 16 threads, fresh mount,
     five alternating pairs) the daemon's CPU fell from 1.66–3.42 to 0.88–1.10 core-seconds and the warmup
@@ -339,77 +335,76 @@ there is one, and a change is judged by alternating pairs against the build befo
     from the command's start to the first GET (the command, the lookup and its HEAD, the job), 1.33 s of
     GETs with 16 in flight throughout (median 75 ms per 4 MiB GET, against 69 ms for the raw client's),
     and 140 ms after the last GET while the disk tier's queue of `O_DIRECT` writes drains (up to 45 blocks
-    deep; 2 or 4 disk threads made no difference). The daemon is not CPU-bound there (0.65 of a core).
-    Raw GETs of 8 MiB parts, as the raw row uses, ran 0–23% faster than of 4 MiB (four runs), which is why
-    the warmup now GETs adjacent missing blocks as 8 MiB runs; raw GETs beside 1 GiB of direct writes to
-    the same disk lost 0–10%.
-- **A link of 200,000 objects from its snapshot** mounted in 0.59 s with zero LISTs (target under 1 s:
-  met; 0.83 s in the eighth run). Sync met its target too (one listing pass, 200 LISTs, no HEAD).
-- **Cold `ls -l` of 10,000 entries** takes 7.14 s under the default `--metadata exact` (a request per
-  listed file, so a listing never shows a wrong type or mode) and 0.39 s under `--metadata listing`, the
+    deep; 2 or 4 disk threads made no difference). Raw GETs of 8 MiB parts, as the raw row uses, ran 0–23%
+    faster than of 4 MiB (four runs), which is why the warmup GETs adjacent missing blocks as 8 MiB runs.
+    The slowdown of an epoch beside a warmup grew with the warmup's threads (2 threads: −3%, 3%, 10%),
+    because each 100-ms gap between the epoch's bursts of demand let every warmup thread start an 8 MiB
+    GET; hence the 500 ms.
+- **A link of 200,000 objects from its snapshot** mounted in 0.48 s with zero LISTs (target under 1 s:
+  met; 0.59 s in the ninth run). Sync met its target too (one listing pass, 200 LISTs, no HEAD).
+- **Cold `ls -l` of 10,000 entries** takes 4.31 s under the default `--metadata exact` (a request per
+  listed file, so a listing never shows a wrong type or mode) and 0.34 s under `--metadata listing`, the
   per-link policy for datasets of plain objects. The opt-in `--metadata summary` lists a directory written
   through lakecache close to the pace of `listing` with the right types and modes ("Metadata policies side
   by side", below).
-- **Cold epoch against raw S3 at 32 in flight**: 0.39× here (0.54× in the eighth run). lakecache reads
+- **Cold epoch against raw S3 at 32 in flight**: 0.54× here (0.39× in the ninth run). lakecache reads
   the epoch's files with the application's 8 threads plus its directory read-ahead; the raw client at 32
   in flight is the backend's pace with nothing else on the cores.
-- **Sequential cold read**: 0.41× raw ranged GETs and 0.73× s3fs here; 0.68× and 1.55× in the eighth
-  run, 0.58× in the fifth, 0.30–0.51× earlier (targets 0.7× and 1.5×). This run's drop is not the code:
-  the same read in isolation (1 GiB, `s3-like` store, fresh mount and cache, page cache dropped), in four
-  alternating pairs against the build before this run's read-path change, ran at 565–672 MB/s against
-  516–638 MB/s, faster in every pair; s3fs's own cold read moved from 467 to 705 MB/s between runs. What
-  bounds it is CPU. Measured in isolation (1 GiB, `s3-like` store, fresh mount): the daemon spends
-  1.2–1.5 core-seconds per GiB against 0.5 for the raw client, which throws the bytes away. `perf` splits
-  the daemon's time into libcurl's receive copies (20–25%), the FUSE reply's copy into the kernel's pages
+- **Sequential cold read**: 900 MB/s, 0.69× raw ranged GETs and 1.17× s3fs here (targets 0.7× and 1.5×);
+  0.41× and 0.73× in the ninth run, 0.68× and 1.55× in the eighth, 0.30–0.58× earlier. What bounds it is
+  CPU. Measured in isolation (1 GiB, `s3-like` store, fresh mount): the daemon spends 1.2–1.5
+  core-seconds per GiB against 0.5 for the raw client, which throws the bytes away. `perf` splits the
+  daemon's time into libcurl's receive copies (20–25%), the FUSE reply's copy into the kernel's pages
   (19–22%), the write-behind's XXH64 (10%) and, before the tier was committed up front, page faults on
   fresh memory-tier slots (23–35%: this VM's host backs a page at first touch). Tried and dropped: huge
   pages for the slots (a cold 512 MiB read 0.86× and 1.17× the daemon's CPU, medians of four alternating
   pairs), reusing slots a sequential reader had finished, a 64 MiB first window, a nice-10 write-behind,
   8 MiB of kernel readahead instead of 1 MiB. Kept: the memory tier committed up front, in the
   background, once reads leave a quiet second (measured on 2026-12-01: a cold 512 MiB read 8 s after the
-  mount 1.23–1.36× faster with 0.60–0.69× the CPU).
-- **Four cold readers of one object**: 0.66× s3fs here (1.15× in the eighth run, 1.05× in the seventh;
-  target 1.2×), with the backend's bytes at 1.00× the object.
-- **Random reads in a warm 1 GiB object**: 0.45× local disk here (1,713 IOPS against 3,822), 0.27× in the
-  eighth run and 0.85× in the seventh; lakecache served 1,091–1,713 IOPS across these runs while local
-  disk's figure moved from 1,997 to 4,662. The object no longer fits the whole-block memory pool once the
-  second object has been read, so misses load 64 KiB sub-blocks from the disk tier (architecture.md,
-  "Reads of part of a disk block"). Measured alone, the same scenario (read one object, then the other,
-  random reads of the first) ran at 2,100–3,000 IOPS. Tried and dropped on 2026-12-02, three alternating
-  pairs each against that build: those reads through the page cache instead of `O_DIRECT` (0.75–0.91× the
-  IOPS), and a cache of block headers, so that such a read is one device read instead of two (0.74–1.30×,
-  no clear gain).
-- **Checkpoint close and durability.** Here the default `device` durability closed 1 GiB in 4.62 s:
-  2.07× local disk's write + fdatasync and 3.90× its plain close (1.18 s). In the eighth run the same
-  write path closed in 2.23 s, 0.52× local disk's write + fdatasync (met), with local disk's close at
-  3.74 s: the local close is a copy into the page cache, and this VM's page cache is slow when the run has
-  just filled it. `kernel` durability closed in 2.45 s here (2.07× local disk's close, 1.32× rclone's) and
-  in 5.69 s in the eighth run; alternating pairs had put it at 1.01–1.39× `device`'s time. On this machine
+  mount 1.23–1.36× faster with 0.60–0.69× the CPU), and one fetch path for a block and a run of blocks
+  (four alternating pairs: 565–672 MB/s against 516–638 MB/s).
+- **Four cold readers of one object**: 1.29× s3fs here (target 1.2×: met; 0.66× in the ninth run, 1.15×
+  in the eighth), with the backend's bytes at 1.00× the object.
+- **Random reads in a warm 1 GiB object**: 0.50× local disk here (2,192 IOPS against 4,370), 0.45× in the
+  ninth run, 0.27× in the eighth and 0.85× in the seventh; lakecache served 1,091–2,192 IOPS across these
+  runs while local disk's figure moved from 1,997 to 4,662. The object no longer fits the whole-block
+  memory pool once the second object has been read, so misses load 64 KiB sub-blocks from the disk tier
+  (architecture.md, "Reads of part of a disk block"). Measured alone, the same scenario (read one object,
+  then the other, random reads of the first) ran at 2,100–3,000 IOPS. Tried and dropped on 2026-12-02,
+  three alternating pairs each against that build: those reads through the page cache instead of
+  `O_DIRECT` (0.75–0.91× the IOPS), and a cache of block headers, so that such a read is one device read
+  instead of two (0.74–1.30×, no clear gain).
+- **Checkpoint close and durability.** Here every close target was met: the default `device` durability
+  closed 1 GiB in 3.30 s, 1.06× local disk's write + fdatasync (target 1.15×) and 1.18× its plain close
+  (2.79 s); `kernel` durability closed in 1.10 s, 0.40× local disk's close and 0.73× rclone's. In the
+  ninth run the same write path closed in 4.62 s under `device` (2.07× local write + fdatasync) and
+  2.45 s under `kernel` (1.32× rclone), with local disk's close at 1.18 s: the local close is a copy into
+  the page cache, and this VM's page cache is slow when the run has just filled it. On this machine
   `O_DIRECT` usually costs the two cores less than filling the page cache, so the stronger level stays
-  the default; `kernel` is for devices slower than the write path. Durable in the bucket: 1.94× a raw
-  multipart upload here (1.83× in the eighth run, 1.38–1.43× before), sync close 1.75×.
+  the default; `kernel` is for devices slower than the write path. Durable in the bucket is still missed:
+  2.43× a raw multipart upload here (1.94× in the ninth run, 1.38–1.43× before), sync close 2.13×.
   - *What sets the floor.* `close()` under `device` returns once the staged bytes are on the device, so
-    it cannot beat the device's write speed: `dd` measured 590–650 MB/s with `O_DIRECT` and 750–810 MB/s
-    buffered with fdatasync on this disk, 1.3–1.8 s for 1 GiB.
+    it cannot beat the device's write speed.
   - *Earlier in this issue.* Part copies (a writer's parts uploaded from memory copies, not read back from
     staging), MD5 of the parts in flight in AVX2 lanes (`LaneHasher`, 3.3 GB/s for eight parts on one
     core, libcrypto 0.6), part reads with `O_DIRECT` at nice 10, write-only opens bypassing the kernel's
     page cache: the daemon's CPU for a 1 GiB checkpoint fell from 2.6–3.1 to 2.0–2.3 core-seconds.
   - *What the rest is.* The bench store is a Python process on the same two cores and disk: about 2.4
-    core-seconds per GiB received, most of it its own MD5. Not tried: FUSE's writeback cache, which would
-    return `write(2)` at page-cache speed but moves ENOSPC from `write` to `close` and hands size and mtime
-    to the kernel. Not measured: libfuse's `FUSE_CAP_SPLICE_READ` for writes. Under the default `device`
+    core-seconds per GiB received, most of it its own MD5, while the raw upload row is the same client
+    with no staging, no FUSE and no journal. Not tried: FUSE's writeback cache, which would return
+    `write(2)` at page-cache speed but moves ENOSPC from `write` to `close` and hands size and mtime to
+    the kernel. Not measured: libfuse's `FUSE_CAP_SPLICE_READ` for writes. Under the default `device`
     level the staged bytes are written with `O_DIRECT` from user memory, and the daemon needs them there
     anyway (the parts' MD5 and their upload copies), so a splice into the staging file would add a read
     back, not save a copy; it could only help `kernel` level.
-- **Restore**: 0.47× local disk here (1,876 MB/s against 3,955) and 1.10× s3fs, 0.71× in the eighth run,
+- **Restore**: 0.67× local disk here (2,159 MB/s against 3,208) and 1.23× s3fs, 0.47× in the ninth run,
   0.45–1.13× before, with zero GETs. The restore is two copies (staging file to a pooled buffer, buffer to
   the kernel) on top of local disk's one. Tried and dropped: replying from the staging descriptor with
   libfuse's splice (`FUSE_CAP_SPLICE_WRITE`): 1.0–1.4 GB/s against 1.7–2.5 GB/s for the pooled read, side
   by side.
-- **Warm small-file epoch**: 0.64× local disk and 2.78× rclone here (targets 0.8× and 3×), 1.19× and
-  7.36× in the eighth run, 0.60× and 1.55× in the seventh.
-- **Peak RSS** is within `--memory-cache` + 256 MiB (2,267 MiB here) since the write path has fixed
+- **Warm small-file epoch**: 0.72× local disk and 4.31× rclone here (targets 0.8× and 3×), 0.64× and
+  2.78× in the ninth run, 1.19× and 7.36× in the eighth.
+- **Peak RSS** is within `--memory-cache` + 256 MiB (2,265 MiB here) since the write path has fixed
   bounds (part copies 64 MiB, part bodies read back from staging 64 MiB, the staging queue 32 MiB).
 
 ## Metadata policies side by side (2026-12-02)
