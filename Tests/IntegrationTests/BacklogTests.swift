@@ -146,9 +146,9 @@ struct FailureLogTests {
             let e = errno
             #expect(e == EACCES, "errno \(e)")
             try await BenchControl.setFaults(bucket: bucket, [])
-            // The daemon logs to its cache directory once the mount is live.
+            // The daemon logs to its cache directory once the mount is live (up to a minute for the line).
             var log = ""
-            for _ in 0..<40 {
+            for _ in 0..<1200 {
                 log = (try? String(contentsOfFile: m.cacheDir + "/lakecache.log", encoding: .utf8)) ?? ""
                 if log.contains("operation failed") { break }
                 usleep(50_000)

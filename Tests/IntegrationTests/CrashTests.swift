@@ -48,21 +48,25 @@ struct CrashTests {
         try await cycles(Servers.moto, endpoint: try Servers.endpoint("LAKECACHE_TEST_MOTO_ENDPOINT"), count: 8, big: 11 << 20)
     }
 
-    /// Writes a multipart `ckpt` while the store holds CompleteMultipartUpload back `holdMs`, waits until
-    /// every part is in and the completion has been sent, checks the part count, then kills the daemon and
-    /// lifts the faults. Returns the mount (to start again), the bucket, the bytes and the parts uploaded.
+    /// Writes a multipart `ckpt` while the store holds the first CompleteMultipartUpload back `holdMs` (later
+    /// ones go straight through), waits until every part is in and the completion has been sent, checks the
+    /// part count, then kills the daemon and lifts the faults. Returns the mount (to start again), the
+    /// bucket, the bytes and the parts uploaded.
     func crashWhileCompleting(_ name: String, holdMs: Int, parts: Int, seed: UInt64) async throws -> (mount: TestMount, bucket: String, data: [UInt8], parts: Int) {
         let bucket = try await freshBucket(Servers.bench, name)
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": holdMs]])
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "CompleteMultipartUpload", "delay_ms": holdMs, "times": 1]])
         let mount = TestMount(bucket: bucket, endpoint: try Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT"), extra: ["--part-size", "5M"])
         let data = patternBytes((parts - 1) * (5 << 20) + 99, seed: seed)
         try mount.start()
+        // The pid now: `crash` would spawn `status` to find it, seconds on a loaded machine, between the
+        // completion being seen and the kill.
+        let pid = try mount.daemonPID()
         try writeFile(mount.path("ckpt"), data)
         // Up to a minute: on a loaded machine the parts can take more than the few seconds they take alone.
         for _ in 0..<1200 where try await benchCount(bucket, "CompleteMultipartUpload") == 0 { try await Task.sleep(for: .milliseconds(50)) }
         let partsBefore = try await benchCount(bucket, "UploadPart")
         #expect(partsBefore == parts)
-        try crash(mount)
+        try crash(mount, pid: pid)
         try await BenchControl.setFaults(bucket: bucket, [])
         return (mount, bucket, data, partsBefore)
     }
@@ -70,15 +74,18 @@ struct CrashTests {
     /// A kill in the middle of a multipart upload: the parts already in the bucket are reused after restart.
     @Test func killMidUploadReusesParts() async throws {
         let s3 = Servers.bench
-        // Completion is held back 10 s, so the kill lands after every part is uploaded but before the object
-        // exists, and the restarted daemon replays before the killed daemon's held-back completion goes
-        // through (with 3 s, a loaded machine restarted after it: the upload was complete, and replay, not
-        // knowing, uploaded the parts again).
-        let (mount, bucket, data, partsBefore) = try await crashWhileCompleting("midup", holdMs: 10_000, parts: 7, seed: 77)
+        // The killed daemon's completion is held back ten minutes, so the kill lands after every part is
+        // uploaded but before the object exists, and the restarted daemon replays onto the open upload and
+        // completes it itself (its completion is not held: the rule fires once). The held request wakes long
+        // after, on an upload already completed, and the store answers it NoSuchUpload: it changes nothing.
+        // (With holds of 3 s and then 10 s, a loaded machine restarted only after the held completion had
+        // gone through: the test then exercised a completed upload, not a replay onto an open one.)
+        let (mount, bucket, data, partsBefore) = try await crashWhileCompleting("midup", holdMs: 600_000, parts: 7, seed: 77)
         try await withMount(mount) { m in
             #expect(flush(m.mountpoint).status == 0)
         }
         #expect(try await benchCount(bucket, "UploadPart") == partsBefore, "parts were uploaded again")
+        #expect(try await benchCount(bucket, "CompleteMultipartUpload") >= 2, "the restarted daemon did not complete the upload")
         #expect(try await objectBytes(s3, bucket, "ckpt") == data)
         #expect(try await openUploads(s3, bucket).map(\.key) == [])
     }
@@ -87,11 +94,12 @@ struct CrashTests {
     /// finds the object in the bucket with the staged bytes' multipart ETag and sends nothing again.
     @Test func aCompletionThatWentThroughIsNotUploadedAgain() async throws {
         let s3 = Servers.bench
-        // The store sits on the completion for 3 s, then completes it: by then the daemon that sent it is dead.
-        let (mount, bucket, data, partsBefore) = try await crashWhileCompleting("donecomp", holdMs: 3000, parts: 5, seed: 78)
-        // Wait for the store to finish the completion the dead daemon sent.
+        // The store sits on the completion for 10 s, then completes it: the daemon that sent it was killed
+        // as soon as it was seen arriving, by a pid taken before the write.
+        let (mount, bucket, data, partsBefore) = try await crashWhileCompleting("donecomp", holdMs: 10_000, parts: 5, seed: 78)
+        // Wait (up to a minute) for the store to finish the completion the dead daemon sent.
         var present = false
-        for _ in 0..<600 where !present {
+        for _ in 0..<1200 where !present {
             present = (try? await s3.headObject(bucket: bucket, key: "ckpt")) != nil
             if !present { try await Task.sleep(for: .milliseconds(50)) }
         }

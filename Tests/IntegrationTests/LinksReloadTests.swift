@@ -119,7 +119,7 @@ struct LinksReloadTests {
             #expect(close(fd) == 0)
             released = true
             var landed = false
-            for _ in 0..<100 where !landed {
+            for _ in 0..<600 where !landed {
                 landed = try await objectBytes(Servers.bench, ro, "early.bin") == data
                 if !landed { try await Task.sleep(nanoseconds: 100_000_000) }
             }
@@ -141,7 +141,7 @@ struct LinksReloadTests {
             try m.rewrite(namespace(link("first", first), link("added", added, ["read-only: true"])))
             #expect(kill(try m.daemonPID(), SIGHUP) == 0)
             var names: [String] = []
-            for _ in 0..<100 where names != ["added", "first"] {
+            for _ in 0..<600 where names != ["added", "first"] {
                 try await Task.sleep(nanoseconds: 100_000_000)
                 names = try rootNames(m)
             }

@@ -68,8 +68,8 @@ struct LinksSyncTests {
             var seen: [UInt8] = []
             var st = stat()
             var fresh = false
-            // Well past the interval: a loaded machine may take a few seconds to list.
-            for _ in 0..<150 where seen != Self.new || !fresh {
+            // Up to a minute, well past the interval: a loaded machine may take many seconds to list.
+            for _ in 0..<600 where seen != Self.new || !fresh {
                 try await Task.sleep(nanoseconds: 100_000_000)
                 seen = try readFile(m.path("data/a.bin"))
                 fresh = stat(m.path("data/fresh.bin"), &st) == 0

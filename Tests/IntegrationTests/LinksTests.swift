@@ -194,8 +194,8 @@ struct LinksTests {
             """
         let m = TestMount(config: yaml)
         func waitFor(_ what: String, _ done: () throws -> Bool) throws {
-            for _ in 0..<200 where !(try done()) { usleep(50_000) }
-            #expect(try done(), "waited 10 s for \(what)")
+            for _ in 0..<1200 where !(try done()) { usleep(50_000) }
+            #expect(try done(), "waited a minute for \(what)")
         }
         try await withMount(m) { m throws in
             try waitFor("the snapshot") { (try? FileManager.default.contentsOfDirectory(atPath: m.cacheDir + "/listings"))?.contains { $0.hasSuffix(".listing") } ?? false }

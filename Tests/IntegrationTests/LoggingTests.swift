@@ -30,7 +30,8 @@ struct LoggingTests {
         let args = [CLITests.binary, "mount", m.url, m.mountpoint, "--endpoint", m.endpoint, "--cache-dir", m.cacheDir, "--foreground", "--log-level", "trace"]
         let r = spawn("/bin/sh", ["-c", "\"$0\" \"$@\" </dev/null >>\"$LOG\" 2>&1 &"] + args, mergeOutput: true, environment: env)
         try #require(r.status == 0, "sh: \(r.stdout)")
-        let deadline = monotonicSeconds() + 20
+        // Up to two minutes: on a loaded machine the daemon's start and each `status` spawn take seconds.
+        let deadline = monotonicSeconds() + 120
         while !isMounted(m.mountpoint) || TestMount.run(["status", "--json", m.mountpoint]).status != 0 {
             try #require(monotonicSeconds() < deadline, "the foreground daemon did not mount: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
             try await Task.sleep(nanoseconds: 100_000_000)

@@ -305,8 +305,10 @@ struct ReadPathTests {
         #expect(try readFile(mount.path("f")) == data)
         // Let write-behind land on disk, then kill without warning.
         try await Task.sleep(for: .milliseconds(500))
-        kill(try mount.daemonPID(), SIGKILL)
-        try await Task.sleep(for: .milliseconds(200))
+        let pid = try mount.daemonPID()
+        kill(pid, SIGKILL)
+        // Dead before the remount (up to a minute: a daemon in fdatasync dies late), or its cache is locked.
+        #expect(waitForExit(pid), "the daemon was still alive a minute after SIGKILL")
         #expect(spawn("/bin/fusermount3", ["-u", mount.mountpoint]).status == 0)
         let gets = try await benchCount(bucket, "GetObject")
         try await withMount(mount) { m throws in
@@ -324,8 +326,8 @@ struct ReadPathTests {
         #expect(try readFile(mount.path("f")) == Array("hello".utf8))
         let pid = try mount.daemonPID()
         #expect(kill(pid, SIGTERM) == 0)
-        for _ in 0..<200 where kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(kill(pid, 0) != 0, "the daemon did not exit on SIGTERM")
+        for _ in 0..<1200 where kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(kill(pid, 0) != 0, "the daemon did not exit on SIGTERM within a minute")
         #expect(spawn("/bin/mountpoint", ["-q", mount.mountpoint]).status != 0, "SIGTERM left the mount behind")
         // The control socket is gone too, so status says so plainly.
         #expect(TestMount.run(["status", mount.mountpoint]).status != 0)
@@ -381,8 +383,11 @@ struct ReadPathTests {
         try await put(bucket, "f", Array("still here".utf8))
         let mount = TestMount(bucket: bucket, endpoint: bench)
         try mount.start()
-        kill(try mount.daemonPID(), SIGKILL)
-        for _ in 0..<100 {
+        let pid = try mount.daemonPID()
+        kill(pid, SIGKILL)
+        // Up to a minute: a daemon in fdatasync dies late, and the remount would find its cache locked.
+        #expect(waitForExit(pid), "the daemon was still alive a minute after SIGKILL")
+        for _ in 0..<1200 {
             var st = stat()
             if stat(mount.mountpoint, &st) != 0 && errno == ENOTCONN { break }
             usleep(50_000)

@@ -274,7 +274,9 @@ struct WarmupTests {
     @Test func theProgressBarOnATerminal() async throws {
         let bucket = try await freshBucket(Servers.bench, "warmt")
         _ = try await Servers.bench.putObject(bucket: bucket, key: "x.bin", body: .bytes(patternBytes(12 << 20, seed: 3)), options: PutOptions())
-        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "GetObject", "delay_ms": 300, "probability": 1.0]])
+        // Two GETs (8 MiB, then 4 MiB) on one thread, each held 3 s: the bar's 200-ms polls fall many times
+        // inside the job, with a rate and an ETA once the first GET is in.
+        try await BenchControl.setFaults(bucket: bucket, [["action": "delay", "op": "GetObject", "delay_ms": 3000, "probability": 1.0]])
         defer { Task { try? await BenchControl.setFaults(bucket: bucket, []) } }
         let m = TestMount(bucket: bucket, endpoint: bench)
         try await withMount(m) { m throws in

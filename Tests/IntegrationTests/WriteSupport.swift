@@ -40,11 +40,24 @@ func flush(_ path: String, timeout: Int = 120) -> (status: Int32, output: String
 }
 
 /// kill -9 the daemon of a mount and clear the dead mount, as an operator would.
-func crash(_ mount: TestMount) throws {
-    let pid = try mount.daemonPID()
+///
+/// `known` is the daemon's pid, taken earlier by a test whose kill must land at a moment it chose: finding
+/// the pid here spawns `status`, which on a loaded machine can take many seconds.
+func crash(_ mount: TestMount, pid known: pid_t? = nil) throws {
+    let pid = try known ?? mount.daemonPID()
     kill(pid, SIGKILL)
-    for _ in 0..<100 where kill(pid, 0) == 0 { usleep(20_000) }
+    let died = waitForExit(pid)
     if spawn("/bin/fusermount3", ["-u", mount.mountpoint]).status != 0 { umount2(mount.mountpoint, Int32(MNT_DETACH)) }
+    try #require(died, "the daemon (pid \(pid)) was still alive a minute after SIGKILL")
+}
+
+/// Waits up to `seconds` for process `pid` to be gone; whether it is. A killed daemon in fdatasync dies
+/// late, and until it has, the next mount of its cache directory finds the directory locked.
+func waitForExit(_ pid: pid_t, seconds: Int = 60) -> Bool {
+    // kill(pid, 0), not the state in /proc/PID/stat: a killed multithreaded daemon's main thread shows as a
+    // zombie while another thread still finishes an fdatasync, holding the cache directory's lock.
+    for _ in 0..<(seconds * 50) where kill(pid, 0) == 0 { usleep(20_000) }
+    return kill(pid, 0) != 0
 }
 
 /// Multipart uploads still open in a bucket.

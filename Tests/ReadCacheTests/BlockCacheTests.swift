@@ -30,19 +30,38 @@ func tempDir() -> String {
     return p
 }
 
-/// A store that delays GET completions, so concurrent readers really overlap a fill.
+/// A store that delays GET completions, so concurrent readers really overlap a fill; a `held` one keeps
+/// each GET (counted in `gets` once it is held) until `open()`, so a test knows a fill is in flight.
 final class SlowStore: ObjectStore, @unchecked Sendable {
     let inner: InMemoryObjectStore
     let gets = Atomic<Int>(0)
-    init(_ inner: InMemoryObjectStore) { self.inner = inner }
+    /// Whether GETs wait for `open()`; and the GETs waiting.
+    private let gate: Mutex<(held: Bool, waiting: [@Sendable () -> Void])>
+    init(_ inner: InMemoryObjectStore, held: Bool = false) {
+        self.inner = inner
+        gate = Mutex((held: held, waiting: []))
+    }
     func headBucket(_ bucket: String) async throws { try await inner.headBucket(bucket) }
     func headObject(bucket: String, key: String) async throws -> ObjectInfo { try await inner.headObject(bucket: bucket, key: key) }
     func getObject(_ request: GetObjectRequest, into buffer: UnsafeMutableRawBufferPointer, completion: @escaping @Sendable (Result<GetObjectResult, ObjectStoreError>) -> Void) {
-        gets.add(1, ordering: .relaxed)
         let box = UncheckedBuffer(buffer)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) {
-            self.inner.getObject(request, into: box.buffer, completion: completion)
+        let go: @Sendable () -> Void = { self.inner.getObject(request, into: box.buffer, completion: completion) }
+        let parked = gate.withLock { g -> Bool in
+            if g.held { g.waiting.append(go) }
+            return g.held
         }
+        gets.add(1, ordering: .relaxed)
+        if !parked { DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50), execute: go) }
+    }
+    /// Lets the held GETs go, and every later one after the usual 50 ms.
+    func open() {
+        let waiting = gate.withLock { g -> [@Sendable () -> Void] in
+            g.held = false
+            let w = g.waiting
+            g.waiting = []
+            return w
+        }
+        for go in waiting { DispatchQueue.global().async(execute: go) }
     }
     func listObjects(_ request: ListObjectsRequest) async throws -> ListObjectsPage { try await inner.listObjects(request) }
     func putObject(bucket: String, key: String, body: RequestBody, options: PutOptions) async throws -> String { try await inner.putObject(bucket: bucket, key: key, body: body, options: options) }
@@ -77,12 +96,13 @@ struct UncheckedBuffer: @unchecked Sendable {
         return (store, cache, ObjectVersion(bucket: "b", key: "obj", etag: etag, size: Int64(size)), data)
     }
 
-    /// A 16-block memory tier over a store whose GETs take 50 ms, holding one object of `size` pattern bytes.
-    func slowCache(size: Int, seed: UInt64) -> (SlowStore, BlockCache, ObjectVersion, [UInt8]) {
+    /// A 16-block memory tier over a store whose GETs take 50 ms (or wait for `open()`, `held`), holding one
+    /// object of `size` pattern bytes.
+    func slowCache(size: Int, seed: UInt64, held: Bool = false) -> (SlowStore, BlockCache, ObjectVersion, [UInt8]) {
         let inner = InMemoryObjectStore(buckets: ["b"])
         let data = pattern(size, seed: seed)
         let etag = inner.set(bucket: "b", key: "obj", data: data)
-        let store = SlowStore(inner)
+        let store = SlowStore(inner, held: held)
         var config = BlockCacheConfiguration()
         config.blockSize = bs
         config.memoryBytes = Int64(16 * bs)
@@ -114,7 +134,7 @@ struct UncheckedBuffer: @unchecked Sendable {
             }
         }
         let tier = Int(cache.memoryUsage.capacity)
-        for _ in 0..<300 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<3000 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
         #expect(cache.prefaultedBytes == tier)
         #expect(try await read(cache, obj, Int64(bs + 3), 1000) == Array(data[(bs + 3)..<(bs + 1003)]))
 
@@ -175,7 +195,7 @@ struct UncheckedBuffer: @unchecked Sendable {
         guard case .held = filled else { Issue.record("the warmup's fill: \(filled)"); return }
         #expect(cache.prefaultDemand > before, "a warmup's fill")
         let tier = Int(cache.memoryUsage.capacity)
-        for _ in 0..<300 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<3000 where cache.prefaultedBytes < tier { try await Task.sleep(for: .milliseconds(20)) }
         #expect(cache.prefaultedBytes == tier)
         #expect(try await read(cache, obj, Int64(3 * bs), bs) == Array(data[(3 * bs)...]))
         #expect(store.requests["GetObject"] == 4, "a read's fill, two prefetched blocks and a warmup's")
@@ -197,7 +217,7 @@ struct UncheckedBuffer: @unchecked Sendable {
         // Past the end is clamped: blocks 5 and 6 (100 bytes).
         guard case .held = await fillRun(cache, obj, 5..<9, memory: false) else { Issue.record("run 5..<9 did not fill"); return }
         #expect(store.requests["GetObject"] == 2)
-        for _ in 0..<200 where ![0, 1, 5, 6].allSatisfy({ cache.holds(obj, block: $0, onDisk: true) }) { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<3000 where ![0, 1, 5, 6].allSatisfy({ cache.holds(obj, block: $0, onDisk: true) }) { try await Task.sleep(for: .milliseconds(20)) }
         #expect([0, 1, 5, 6].allSatisfy { cache.holds(obj, block: $0, onDisk: true) }, "the run's blocks reached the disk tier")
         #expect(try await read(cache, obj, Int64(bs - 10), 20) == Array(data[(bs - 10)..<(bs + 10)]))
         #expect(try await read(cache, obj, Int64(6 * bs), 100) == Array(data[(6 * bs)...]))
@@ -214,10 +234,15 @@ struct UncheckedBuffer: @unchecked Sendable {
 
     /// A read of a block that a run is fetching joins it: one GET for both.
     @Test func aReadJoinsARunInFlight() async throws {
-        let (store, cache, obj, data) = slowCache(size: 4 * bs, seed: 77)
+        let (store, cache, obj, data) = slowCache(size: 4 * bs, seed: 77, held: true)
         async let run = fillRun(cache, obj, 0..<2, memory: true)
-        try await Task.sleep(for: .milliseconds(10))
-        #expect(try await read(cache, obj, Int64(bs) + 5, 100) == Array(data[(bs + 5)..<(bs + 105)]))
+        // The run's GET is held from the moment it is sent until the read has joined it. A read that does
+        // not join sends a GET of its own (held too, and let go with the first): the counts below say so.
+        for _ in 0..<3000 where store.gets.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        async let got = read(cache, obj, Int64(bs) + 5, 100)
+        for _ in 0..<3000 where cache.joinedFills.load(ordering: .relaxed) == 0 && store.gets.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        store.open()
+        #expect(try await got == Array(data[(bs + 5)..<(bs + 105)]))
         guard case .held = await run else { Issue.record("the run did not fill"); return }
         #expect(store.gets.load(ordering: .relaxed) == 1)
         #expect(cache.joinedFills.load(ordering: .relaxed) == 1)
@@ -361,7 +386,7 @@ struct UncheckedBuffer: @unchecked Sendable {
         let wide = block + (64 << 10) - 3
         #expect(try await read(cache2, obj, Int64(wide), block / 4) == Array(data[wide..<(wide + block / 4)]))
         #expect(cache2.diskRangeHits.load(ordering: .relaxed) == 2)
-        for _ in 0..<200 where !cache2.inMemory(obj, block: 1) { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<3000 where !cache2.inMemory(obj, block: 1) { try await Task.sleep(for: .milliseconds(20)) }
         #expect(cache2.inMemory(obj, block: 1), "read twice in part: loaded into memory")
         let hits = cache2.hits.load(ordering: .relaxed)
         #expect(try await read(cache2, obj, Int64(offset), 4096) == Array(data[offset..<(offset + 4096)]))
@@ -404,7 +429,7 @@ struct UncheckedBuffer: @unchecked Sendable {
         let finishedEarly = done.load(ordering: .acquiring)
         #expect(!finishedEarly, "a read must wait, not fail or overwrite a pinned block")
         cache.release(held.removeFirst())
-        for _ in 0..<100 where !done.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<3000 where !done.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(20)) }
         let finished = done.load(ordering: .acquiring)
         #expect(finished)
         #expect(got.withLock { $0 } == Array(data[(10 * bs)..<(10 * bs + 100)]))

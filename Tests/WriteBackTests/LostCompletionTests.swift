@@ -30,14 +30,19 @@ struct LostCompletionTests {
         try await withWriteBack { wb, store, _ in
             let data = patterned((11 << 20) + 7, seed: 22)
             store.loseNextAnswer("CompleteMultipartUpload")
+            // The lost completion is served at once; the retry is held 20 s, so the overwrite below lands
+            // between the two.
+            store.delayNext("CompleteMultipartUpload", by: .zero)
+            store.delayNext("CompleteMultipartUpload", by: .seconds(20))
             let f = try wb.create(bucket: "b", key: "k", metadata: [:], mtime: Timestamp(seconds: 1))
             _ = data.withUnsafeBytes { wb.write(f, offset: 0, $0, mtime: Timestamp(seconds: 1)) }
             try await wb.commit(f, sync: false)
-            // Once the lost completion has landed, and before the retry (its back-off is a quarter second or more).
-            let deadline = ContinuousClock.now + .seconds(120)
-            while store.contents(bucket: "b")["k"] != data && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            // Once the lost completion has landed (the key exists only from then). A HEAD, not the contents:
+            // copying 11 MiB a poll made this loop take minutes on a loaded machine.
+            let deadline = ContinuousClock.now + .seconds(600)
+            while (try? await store.headObject(bucket: "b", key: "k")) == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            try #require(store.contents(bucket: "b")["k"] == data, "the lost completion never landed")
             store.set(bucket: "b", key: "k", data: [1, 2, 3])
-            #expect(store.requests["CompleteMultipartUpload"] == 1, "the retry came before the overwrite")
             try await durable(wb, f)
             #expect(try await fetch(store, "k") == data)
             #expect((store.requests["CreateMultipartUpload"] ?? 0) == 2, "\(store.requests)")

@@ -69,7 +69,7 @@ struct UploadTests {
             #expect(pendingOrDone)
             try await wb.waitDurable(g)
             #expect(try await fetch(store, "small") == [1, 2, 3])
-            for _ in 0..<50 where !Journal(directory: dir + "/journal").load().records.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<3000 where !Journal(directory: dir + "/journal").load().records.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
             #expect(Journal(directory: dir + "/journal").load().records.isEmpty)
         }
     }
@@ -148,10 +148,12 @@ struct ByteBudgetTests {
         await budget.acquire(6)
         let order = OrderLog()
         let second = Task { await budget.acquire(6); order.append(2) }
-        try await Task.sleep(for: .milliseconds(50))
+        // Each task is queued before the next starts, however late the tasks run.
+        for _ in 0..<3000 where budget.waiters == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(budget.waiters == 1, "6 + 6 is over the limit")
         let third = Task { await budget.acquire(3); order.append(3) }
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(order.values.isEmpty, "6 + 6 is over the limit, and the 3 waits its turn behind it")
+        for _ in 0..<3000 where budget.waiters < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(budget.waiters == 2 && order.values.isEmpty, "6 + 6 is over the limit, and the 3 waits its turn behind it")
         budget.release(6)
         await second.value
         await third.value
