@@ -482,8 +482,17 @@ index is 4 bytes a bucket at most three quarters full (about 10 B a node at 200,
 about 245 B; the rest, 40 to 80 B and the spread between runs, is the allocator's: the walk's short-lived
 strings are spread over one malloc arena per thread, and what they leave behind stays resident. The
 issue's target is 300 B: two of the eight runs of this build were under it. The walk itself did not slow
-(47.0 and 57.7 s against 53.1 and 88.5 s for the build before, in alternating pairs). What is left needs
-one record shared by a listed entry and its node instead of two, or fewer malloc arenas; neither is done.
+(47.0 and 57.7 s against 53.1 and 88.5 s for the build before, in alternating pairs). Three more runs
+of the same build on a later, quicker day: 291–311 B, median 306.
+
+Tried and dropped (2026-12-03): glibc's malloc capped at 2 arenas (`mallopt(M_ARENA_MAX)` at the daemon's
+start) against its default of 16 on two cores, alternating runs of one build. The walk: 288–304 B per
+entry (median 293) against 291–311 B (median 306), in the same time (25.1–27.0 s against 25.6–37.3 s).
+But the cold small-file epoch (fresh mounts, `s3-like` store, 8 threads, three alternating pairs) ran at
+947–1,052 files/s against 1,055–1,137, 8–10% slower in every pair, as the epoch's threads queued on two
+arenas; the cold sequential read was unchanged (832–860 against 730–880 MB/s). 13 B per entry is not
+worth a slower first epoch. What is left needs one record shared by a listed entry and its node instead
+of two; not done.
 
 ## Bench object store speed floor
 
