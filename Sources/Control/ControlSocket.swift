@@ -1,5 +1,6 @@
 import Logging
 import Platform
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -39,6 +40,9 @@ package final class ControlServer: @unchecked Sendable {
     private var fd: Int32 = -1
     private var thread = pthread_t()
     private let logger: Logger
+    /// Requests being answered: `stop` waits for them, so that an `unmount`'s own answer and log line are
+    /// not cut off by the exit it sets going.
+    private let answering = Atomic<Int>(0)
 
     package init(path: String, logger: Logger, handler: @escaping Handler) {
         self.path = path
@@ -76,9 +80,14 @@ package final class ControlServer: @unchecked Sendable {
         }, box)
     }
 
-    package func stop() {
+    /// Takes no more requests, then waits up to `seconds` for those being answered.
+    ///
+    /// Bounded: a `flush` or `jobs wait` still waiting must not hold the unmount up for long.
+    package func stop(waitingUpTo seconds: Double = 5) {
         unlink(path)
         if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        let deadline = monotonicSeconds() + seconds
+        while answering.load(ordering: .acquiring) > 0 && monotonicSeconds() < deadline { usleep(10_000) }
     }
 
     private func acceptLoop() {
@@ -90,7 +99,9 @@ package final class ControlServer: @unchecked Sendable {
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             let handler = self.handler
-            startDetachedThread {
+            answering.add(1, ordering: .relaxed)
+            startDetachedThread { [self] in
+                defer { answering.subtract(1, ordering: .releasing) }
                 let request = readLine(client)
                 var out = handler(request) + "\n"
                 out.withUTF8 { buf in

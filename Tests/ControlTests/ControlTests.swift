@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Control
@@ -47,6 +48,32 @@ import Testing
             let answer = try ControlClient.send(command, to: path, timeoutSeconds: 5).get()
             #expect(JSONValue.parse(answer)?["echo"]?.string == command)
         }
+    }
+
+    /// `stop` returns only once the request being answered is answered: an `unmount` handler's log line
+    /// and reply are not cut off by the exit the unmount sets going.
+    @Test func stopWaitsForTheRequestBeingAnswered() async throws {
+        let path = NSTemporaryDirectory() + "lakecache-ctl-\(UUID().uuidString.prefix(6)).sock"
+        final class Flags: Sendable {
+            let entered = Atomic<Bool>(false)
+            let answered = Atomic<Bool>(false)
+        }
+        let flags = Flags()
+        let server = ControlServer(path: path, logger: .init(label: "test")) { _ in
+            flags.entered.store(true, ordering: .releasing)
+            usleep(300_000)
+            flags.answered.store(true, ordering: .releasing)
+            return JSONValue.object([("ok", .bool(true))]).encoded()
+        }
+        try server.start()
+        let client = Task.detached { try? ControlClient.send("unmount", to: path, timeoutSeconds: 30).get() }
+        for _ in 0..<3000 where !flags.entered.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(10)) }
+        let entered = flags.entered.load(ordering: .acquiring)
+        #expect(entered, "the request never reached its handler")
+        server.stop()
+        let answered = flags.answered.load(ordering: .acquiring)
+        #expect(answered, "stop returned while a request was being answered")
+        #expect(await client.value.flatMap { JSONValue.parse($0)?["ok"] } != nil, "the reply was cut off")
     }
 
     @Test func missingSocketIsAnError() {

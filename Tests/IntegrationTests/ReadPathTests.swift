@@ -303,8 +303,15 @@ struct ReadPathTests {
         let mount = TestMount(bucket: bucket, endpoint: bench)
         try mount.start()
         #expect(try readFile(mount.path("f")) == data)
-        // Let write-behind land on disk, then kill without warning.
-        try await Task.sleep(for: .milliseconds(500))
+        // Let write-behind land all three 4 MiB blocks on disk (each renamed in whole), then kill without
+        // warning: polled, since a loaded machine's write-behind can take longer than any fixed pause.
+        let blocks = mount.cacheDir + "/blocks"
+        func blocksOnDisk() -> Int {
+            (FileManager.default.enumerator(atPath: blocks)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".blk") }.count
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while blocksOnDisk() < 3 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(blocksOnDisk() == 3, "write-behind left \(blocksOnDisk()) of 3 blocks on disk")
         let pid = try mount.daemonPID()
         kill(pid, SIGKILL)
         // Dead before the remount (up to a minute: a daemon in fdatasync dies late), or its cache is locked.
