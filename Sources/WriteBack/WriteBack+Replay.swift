@@ -158,7 +158,7 @@ extension WriteBack {
             guard let md5 = Digest.md5(file: fd, offset: range.lowerBound, length: Int64(range.count)) else { return false }
             digests += md5
         }
-        return Digest.unquoted(head.etag) == Digest.multipartETag(partMD5s: digests, parts: parts)
+        return Self.isUpload(head, size: size, partMD5s: digests, parts: parts)
     }
 
     /// Keeps the listed parts of `uploadID` whose ETag is the MD5 of the staged bytes; returns how many.
@@ -171,7 +171,7 @@ extension WriteBack {
             let range = geometry.range(ofPart: part.partNumber, fileSize: size)
             guard Int64(range.count) == part.size,
                 let md5 = f.withDescriptor({ Digest.md5(file: $0, offset: range.lowerBound, length: Int64(range.count)) }),
-                "\"" + Digest.hex(md5) + "\"" == part.etag || Digest.hex(md5) == part.etag
+                Digest.unquoted(part.etag) == Digest.hex(md5)
             else { continue }
             f.s.uploaded[part.partNumber] = UploadedPart(generation: f.s.generation, etag: part.etag, length: part.size)
             f.s.partGeneration[part.partNumber] = f.s.generation

@@ -195,10 +195,14 @@ extension WriteBack {
             guard let md5 = Digest.bytes(hex: Digest.unquoted(part.etag)), md5.count == 16 else { return nil }
             digests += md5
         }
-        guard let head = try? await store.headObject(bucket: bucket, key: key), head.size == size,
-            Digest.unquoted(head.etag) == Digest.multipartETag(partMD5s: digests, parts: parts.count)
-        else { return nil }
+        guard let head = try? await store.headObject(bucket: bucket, key: key), Self.isUpload(head, size: size, partMD5s: digests, parts: parts.count) else { return nil }
         return head.etag
+    }
+
+    /// Whether `head` is an object of `size` bytes completed from parts with these MD5s (concatenated), by
+    /// its multipart ETag.
+    static func isUpload(_ head: ObjectInfo, size: Int64, partMD5s: [UInt8], parts: Int) -> Bool {
+        head.size == size && Digest.unquoted(head.etag) == Digest.multipartETag(partMD5s: partMD5s, parts: parts)
     }
 
     /// The store says the multipart upload is gone (aborted under us by another client or a lifecycle rule,
