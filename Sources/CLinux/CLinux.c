@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include "CLinux.h"
@@ -28,4 +29,9 @@ int CLinux_cpu_has_avx2(void) {
 #else
     return 1;
 #endif
+}
+
+uint64_t CLinux_heap_in_use(void) {
+    struct mallinfo2 m = mallinfo2();
+    return (uint64_t)m.uordblks + (uint64_t)m.hblkhd;
 }

@@ -111,6 +111,15 @@ struct MetricsTests {
             between(Self.value(samples, "lakecache_cache_bytes", ["tier": "disk"]), ["cache", "disk", "bytes"], "disk bytes")
             #expect(Self.value(samples, "lakecache_cache_capacity_bytes", ["tier": "memory"]) == Self.number(before, ["cache", "memory", "capacity"]))
 
+            // The process's memory: resident, with the live heap in it, the same figures status shows.
+            let rss = Self.number(before, ["process", "rss_bytes"]), peak = Self.number(before, ["process", "peak_rss_bytes"])
+            let heap = Self.number(before, ["process", "heap_bytes"])
+            #expect(rss > 0 && peak >= rss && heap > 1_048_576, "status process: rss \(rss), peak \(peak), heap \(heap)")
+            let rssMetric = Self.value(samples, "lakecache_resident_memory_bytes") ?? .nan
+            let heapMetric = Self.value(samples, "lakecache_heap_bytes") ?? .nan
+            #expect(rssMetric > rss / 2 && rssMetric < rss * 2, "resident metric \(rssMetric) against status \(rss)")
+            #expect(heapMetric > heap / 2 && heapMetric < heap * 2, "heap metric \(heapMetric) against status \(heap)")
+
             // Evictions of both tiers, one family; eighteen cold blocks through eight memory slots evict ten.
             let memoryEvictions = try #require(Self.value(samples, "lakecache_cache_evictions_total", ["tier": "memory"]))
             #expect(memoryEvictions >= 10, "memory evictions \(memoryEvictions)")

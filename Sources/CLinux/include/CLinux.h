@@ -20,4 +20,7 @@ int CLinux_o_direct(void);
 /* Whether the CPU runs AVX2 code (always 1 off x86_64, where the MD5 lanes need nothing extra). */
 int CLinux_cpu_has_avx2(void);
 
+/* Bytes malloc has handed out and not had back, over every arena (mallinfo2: uordblks + hblkhd). */
+uint64_t CLinux_heap_in_use(void);
+
 #endif

@@ -68,6 +68,10 @@ final class MetricsExporter: Sendable {
     static func fill(_ r: PrometheusCollectorRegistry, _ p: MountDaemon.Parts) {
         gauge(r, "lakecache_build_info", [("version", LakeCacheVersion.current)], "The lakecache build: always 1, the version is the label.", 1)
         gauge(r, "lakecache_uptime_seconds", [], "Seconds since the mount started.", monotonicSeconds() - p.started)
+        if let resident = ProcessMemory.resident() {
+            gauge(r, "lakecache_resident_memory_bytes", [], "The daemon's resident memory (VmRSS): the memory tier and everything else.", Double(resident.bytes))
+        }
+        gauge(r, "lakecache_heap_bytes", [], "Bytes the daemon's allocator has handed out and not had back (the memory tier is not in it).", Double(ProcessMemory.heapInUse()))
 
         let memory = p.cache.memoryUsage
         let disk = p.disk.usage

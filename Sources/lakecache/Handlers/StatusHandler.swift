@@ -30,6 +30,7 @@ enum StatusHandler {
             skipped += l.counters.skippedKeys.load(ordering: .relaxed)
             shadowed += l.counters.shadowedFiles.load(ordering: .relaxed)
         }
+        let resident = ProcessMemory.resident()
         var fields: [(String, JSONValue)] = [
             ("mountpoint", .string(p.plan.mountpoint)),
             ("pid", n(Int(getpid()))),
@@ -84,6 +85,10 @@ enum StatusHandler {
             ])),
             ("uploads", uploads(p.writeBack?.stats() ?? UploadStats())),
             ("close_durability", .string(p.plan.closeDurability.rawValue)),
+            ("process", .object([
+                ("rss_bytes", n64(resident?.bytes ?? 0)), ("peak_rss_bytes", n64(resident?.peak ?? 0)),
+                ("heap_bytes", n64(ProcessMemory.heapInUse())),
+            ])),
             ("namespace", .object([
                 ("inodes", n(sizes.nodes)), ("cached_listing_entries", n(sizes.listingEntries)), ("open_files", n(sizes.openFiles)),
                 ("skipped_keys", n(skipped)), ("shadowed_files", n(shadowed)),
