@@ -52,7 +52,7 @@ package enum MetadataPolicy: String, Sendable, CaseIterable {
 package struct FileAttributes: Sendable, Equatable {
     /// Regular files, directories and symlinks, and the special files (FIFOs, sockets, devices) that are
     /// zero-byte objects whose mode metadata names their type, as s3fs stores them.
-    package enum Kind: Sendable, Equatable {
+    package enum Kind: UInt8, Sendable, Equatable {
         case file, directory, symlink, fifo, socket, characterDevice, blockDevice
 
         /// The kind of an st_mode's type bits; nil for a type lakecache does not know.
@@ -87,12 +87,29 @@ package struct FileAttributes: Sendable, Equatable {
     }
 
     package var ino: UInt64
-    package var kind: Kind
     package var size: Int64
     package var mtime: Timestamp
-    package var mode: UInt32
     package var uid: UInt32
     package var gid: UInt32
+    /// The kind in the top byte and the mode in the low 24 bits: a kind of its own took a padded 8 bytes,
+    /// and attributes are kept per node the kernel holds.
+    private var kindAndMode: UInt32
+
+    /// What the node is.
+    package var kind: Kind {
+        get { Kind(rawValue: UInt8(truncatingIfNeeded: kindAndMode >> 24))! }
+        set { kindAndMode = UInt32(newValue.rawValue) << 24 | kindAndMode & Self.modeMask }
+    }
+
+    /// The mode as it was given (permission bits, with the type bits when the metadata carried them).
+    ///
+    /// Kept to 24 bits, which hold every st_mode bit there is.
+    package var mode: UInt32 {
+        get { kindAndMode & Self.modeMask }
+        set { kindAndMode = kindAndMode & ~Self.modeMask | newValue & Self.modeMask }
+    }
+
+    private static let modeMask: UInt32 = 0x00FF_FFFF
     /// The fields most files never set, out of line: attributes are kept per node the kernel holds.
     private var rare: Rare?
 
@@ -146,10 +163,9 @@ package struct FileAttributes: Sendable, Equatable {
 
     package init(ino: UInt64, kind: Kind, size: Int64, mtime: Timestamp, mode: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0, atime: Timestamp? = nil) {
         self.ino = ino
-        self.kind = kind
         self.size = size
         self.mtime = mtime
-        self.mode = mode
+        kindAndMode = UInt32(kind.rawValue) << 24 | mode & Self.modeMask
         self.uid = uid
         self.gid = gid
         rare = Rare.make(rdev: rdev, ctime: nil, atime: atime, nlink: nil)

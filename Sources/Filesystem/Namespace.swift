@@ -8,42 +8,79 @@ import Glibc
 
 /// One child of a directory as a listing showed it.
 struct ListingEntry: Sendable {
-    // In this order the kind fills the padding after the timestamp's 12 bytes: 72 bytes an entry, not 80.
+    // 64 bytes an entry: the kind fills the packed ETag's tail, and the mtime is one word.
     var name: String
     var size: Int64
-    var mtime: Timestamp
-    var kind: FileAttributes.Kind
+    var mtime: Timestamp {
+        get { packedMTime == Self.spilled ? known?.mtime ?? Timestamp(seconds: 0) : Self.unpack(packedMTime) }
+        set {
+            if let packed = Self.pack(newValue) {
+                packedMTime = packed
+                if known?.mtime != nil { known = Known.make(posix: posix, mtime: nil) }
+            } else {
+                packedMTime = Self.spilled
+                known = Known.make(posix: posix, mtime: newValue)
+            }
+        }
+    }
     var etag: String {
         get { packedETag.string }
         set { packedETag = PackedETag(newValue) }
     }
-    /// Compared as is, so that checking two ETags builds no strings.
-    private(set) var packedETag: PackedETag
     /// The entry's POSIX metadata when known: a subdirectory's from its marker object (plain when it has
     /// none), a file's from a HEAD or a write through this mount. nil for a file that only a listing showed.
     var posix: PosixMetadata? {
         get { known?.posix }
-        set { known = newValue.map(PosixBox.make) }
+        set { known = Known.make(posix: newValue, mtime: packedMTime == Self.spilled ? known?.mtime : nil) }
     }
 
+    /// The mtime as `seconds << 30 | nanoseconds`, which holds every time from 1698 to 2242; one outside
+    /// that is `spilled` here and kept in `known`.
+    private var packedMTime: Int64
     /// Out of line and shared for plain objects (the usual case), since a listing keeps one entry per object.
-    private var known: PosixBox?
+    private var known: Known?
+    /// Compared as is, so that checking two ETags builds no strings.
+    private(set) var packedETag: PackedETag
+    var kind: FileAttributes.Kind
 
     init(name: String, kind: FileAttributes.Kind, size: Int64, mtime: Timestamp, etag: String, posix: PosixMetadata? = nil) {
         self.name = name
         self.kind = kind
         self.size = size
-        self.mtime = mtime
+        packedMTime = 0
         packedETag = PackedETag(etag)
         self.posix = posix
+        self.mtime = mtime
+    }
+
+    private static let spilled = Int64.min
+
+    private static func pack(_ t: Timestamp) -> Int64? {
+        guard t.nanoseconds >= 0, t.nanoseconds < 1 << 30, t.seconds > -(1 << 33), t.seconds < 1 << 33 else { return nil }
+        return t.seconds << 30 | Int64(t.nanoseconds)
+    }
+
+    private static func unpack(_ packed: Int64) -> Timestamp {
+        Timestamp(seconds: packed >> 30, nanoseconds: Int32(truncatingIfNeeded: packed & (1 << 30 - 1)))
     }
 
     /// Immutable, so copies of an entry share it safely.
-    private final class PosixBox: Sendable {
-        let posix: PosixMetadata
-        private init(_ posix: PosixMetadata) { self.posix = posix }
-        static let plain = PosixBox(.plain)
-        static func make(_ posix: PosixMetadata) -> PosixBox { posix == .plain ? plain : PosixBox(posix) }
+    private final class Known: Sendable {
+        let posix: PosixMetadata?
+        /// An mtime the packed form cannot hold.
+        let mtime: Timestamp?
+        private init(_ posix: PosixMetadata?, _ mtime: Timestamp?) {
+            self.posix = posix
+            self.mtime = mtime
+        }
+        static let plain = Known(.plain, nil)
+        static func make(posix: PosixMetadata?, mtime: Timestamp?) -> Known? {
+            if mtime == nil {
+                if posix == nil { return nil }
+                if posix == .plain { return plain }
+            }
+            return Known(posix, mtime)
+        }
     }
 }
 
@@ -163,37 +200,44 @@ struct Node {
     }
     /// Compared as is, so that checking two ETags builds no strings.
     private(set) var packedETag: PackedETag
+    /// What few nodes have (user metadata, an open's cached ETag, a symlink's target), out of line so that
+    /// the rest do not carry it: the node table's size is per node the kernel holds.
+    private var extras: Extras?
+
     /// The object's user metadata, from a HEAD or a write here; nil for a node made from a listing entry,
     /// whose attributes came from its `PosixMetadata` (a metadata change HEADs first, so it keeps the rest).
-    var metadata: [String: String]?
-    /// What few nodes have (an open's cached ETag, a symlink's target), out of line so that the rest do not
-    /// carry it: the node table's size is per node the kernel holds.
-    private var extras: Extras?
+    var metadata: [String: String]? {
+        get { extras?.metadata }
+        set { extras = Extras.make(metadata: newValue, kernelCachedETag: kernelCachedETag, symlinkTarget: symlinkTarget) }
+    }
 
     /// The ETag whose pages the kernel may still cache (set at open).
     var kernelCachedETag: String? {
         get { extras?.kernelCachedETag }
-        set { extras = Extras.make(kernelCachedETag: newValue, symlinkTarget: symlinkTarget) }
+        set { extras = Extras.make(metadata: metadata, kernelCachedETag: newValue, symlinkTarget: symlinkTarget) }
     }
 
     /// A symbolic link's target, once read.
     var symlinkTarget: String? {
         get { extras?.symlinkTarget }
-        set { extras = Extras.make(kernelCachedETag: kernelCachedETag, symlinkTarget: newValue) }
+        set { extras = Extras.make(metadata: metadata, kernelCachedETag: kernelCachedETag, symlinkTarget: newValue) }
     }
 
     /// Immutable, so copies of a node share it safely; a change makes a new one.
     private final class Extras: Sendable {
+        let metadata: [String: String]?
         let kernelCachedETag: String?
         let symlinkTarget: String?
 
-        private init(kernelCachedETag: String?, symlinkTarget: String?) {
+        private init(metadata: [String: String]?, kernelCachedETag: String?, symlinkTarget: String?) {
+            self.metadata = metadata
             self.kernelCachedETag = kernelCachedETag
             self.symlinkTarget = symlinkTarget
         }
 
-        static func make(kernelCachedETag: String?, symlinkTarget: String?) -> Extras? {
-            kernelCachedETag == nil && symlinkTarget == nil ? nil : Extras(kernelCachedETag: kernelCachedETag, symlinkTarget: symlinkTarget)
+        static func make(metadata: [String: String]?, kernelCachedETag: String?, symlinkTarget: String?) -> Extras? {
+            metadata == nil && kernelCachedETag == nil && symlinkTarget == nil
+                ? nil : Extras(metadata: metadata, kernelCachedETag: kernelCachedETag, symlinkTarget: symlinkTarget)
         }
     }
 
@@ -229,7 +273,7 @@ struct Node {
         self.expires = expires
         self.lookups = lookups
         packedETag = PackedETag(etag)
-        self.metadata = metadata
+        extras = Extras.make(metadata: metadata, kernelCachedETag: nil, symlinkTarget: nil)
     }
 
     /// How a node of `kind` keeps `path` (see `path`).

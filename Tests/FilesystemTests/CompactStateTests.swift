@@ -3,6 +3,10 @@ import ObjectStore
 import Platform
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import Filesystem
 
 /// The compact forms the node table and listings keep per entry give back exactly what was put in.
@@ -22,6 +26,71 @@ import Testing
         }
         #expect(PackedETag(shapes[0]) != PackedETag(shapes[1]), "a quoted and an unquoted ETag differ")
         #expect(PackedETag("\"\(String(repeating: "a", count: 32))-2\"") != PackedETag("\"\(String(repeating: "a", count: 32))-3\""))
+    }
+
+    /// The kind and mode share one word; each gives back what was put in, whatever the other does.
+    @Test func attributesKeepKindAndModeApart() {
+        let kinds: [FileAttributes.Kind] = [.file, .directory, .symlink, .fifo, .socket, .characterDevice, .blockDevice]
+        for kind in kinds {
+            for mode: UInt32 in [0, 0o644, 0o7777, UInt32(S_IFREG) | 0o755, 0o177777] {
+                var a = FileAttributes(ino: 9, kind: kind, size: 1, mtime: Timestamp(seconds: 1), mode: mode, uid: 1, gid: 2)
+                #expect(a.kind == kind && a.mode == mode)
+                a.mode = 0o600
+                #expect(a.kind == kind && a.mode == 0o600)
+                a.kind = .file
+                #expect(a.kind == .file && a.mode == 0o600)
+            }
+        }
+        #expect(FileAttributes(ino: 9, kind: .file, size: 1, mtime: Timestamp(seconds: 1), mode: 0o644, uid: 1, gid: 2)
+            != FileAttributes(ino: 9, kind: .directory, size: 1, mtime: Timestamp(seconds: 1), mode: 0o644, uid: 1, gid: 2))
+    }
+
+    /// A node's rare fields are out of line, and setting one keeps the others.
+    @Test func nodeExtrasKeepEachOther() {
+        var n = node(5, "d/f")
+        #expect(n.metadata == nil && n.kernelCachedETag == nil && n.symlinkTarget == nil)
+        n.metadata = ["mode": "33188"]
+        n.kernelCachedETag = "e1"
+        n.symlinkTarget = "../t"
+        #expect(n.metadata == ["mode": "33188"] && n.kernelCachedETag == "e1" && n.symlinkTarget == "../t")
+        n.metadata = nil
+        #expect(n.metadata == nil && n.kernelCachedETag == "e1" && n.symlinkTarget == "../t")
+        n.kernelCachedETag = nil
+        n.symlinkTarget = nil
+        #expect(n.metadata == nil && n.kernelCachedETag == nil && n.symlinkTarget == nil)
+    }
+
+    /// What a walk keeps per entry: a node the kernel holds and the listing entry it came from. A field
+    /// added to either shows here first, and in `scripts/walk-memory.py`'s figure.
+    @Test func perEntryRecordsStayAtTheirSize() {
+        #expect(MemoryLayout<FileAttributes>.stride == 48)
+        #expect(MemoryLayout<Node>.stride <= 136)
+        #expect(MemoryLayout<ListingEntry>.stride <= 64)
+    }
+
+    /// A listing entry's one-word mtime gives back every time, the ones it cannot hold from its side box.
+    @Test func listingEntryMTimesRoundTrip() {
+        let times = [
+            Timestamp(seconds: 0), Timestamp(seconds: 1_700_000_000, nanoseconds: 999_999_999), Timestamp(seconds: -1, nanoseconds: 5),
+            Timestamp(seconds: (1 << 33) - 1, nanoseconds: 1), Timestamp(seconds: -(1 << 33) + 1),
+            // Outside the packed range, or not normalised: kept on the side.
+            Timestamp(seconds: 1 << 33), Timestamp(seconds: Int64.min), Timestamp(seconds: Int64.max, nanoseconds: Int32.max),
+            Timestamp(seconds: 10, nanoseconds: -1), Timestamp(seconds: 10, nanoseconds: 1 << 30),
+        ]
+        let posix = PosixMetadata(mode: 0o100600, uid: 7, gid: 8, mtime: Timestamp(seconds: 3))
+        for t in times {
+            for p in [nil, PosixMetadata.plain, posix] {
+                var e = ListingEntry(name: "f", kind: .file, size: 5, mtime: t, etag: "e", posix: p)
+                #expect(e.mtime == t && e.posix == p && e.kind == .file && e.size == 5)
+                e.posix = posix
+                #expect(e.mtime == t && e.posix == posix)
+                e.mtime = Timestamp(seconds: 42)
+                #expect(e.mtime == Timestamp(seconds: 42) && e.posix == posix)
+                e.mtime = t
+                e.posix = nil
+                #expect(e.mtime == t && e.posix == nil)
+            }
+        }
     }
 
     func node(_ ino: UInt64, _ path: String) -> Node {
