@@ -314,24 +314,28 @@ def targets(results):
 
 STATIC = """## Known gaps (2026-12-03)
 
-This page is the tenth full run, the second of 2026-12-03: the build of the ninth run plus warmup waiting
-for 500 ms of quiet demand (not 100 ms) and a completion whose answer was lost recognised by the key's
-ETag (no read-path change). The ninth run and the earlier ones are in git history; figures quoted from
-them below say so. On this shared machine the same build moves a lot between runs: between the ninth run
-and this one, local disk's cold epoch went from 5,902 to 11,788 files/s and the cache disk's `O_DIRECT`
-writes from 542 to 2,611 MB/s, with no change to the read or write path. So each gap gives the spread
-across runs where there is one, and a change is judged by alternating pairs against the build before
-it, not by one run.
+This page is the eleventh full run, the third of 2026-12-03: the build of the tenth run plus smaller
+per-entry records (a node 136 bytes, a listing entry 64) and `status` showing the process's memory, with
+two changes to the bench's method (no read-path or write-path change). The raw S3 rows now start from a
+dropped page cache, as the filesystems' cold rows do (in three pairs a 1 GiB ranged read moved from 0.81
+to 0.82 s with it). Before the large-object warmup row and the event row, the bench store's copy of the
+object is read into the page cache after the drop. The store shares this machine's disk with the cache
+directory, so from a dropped cache it read the object from the disk the warmup was writing it to: in
+three pairs the warmup took 1.17–1.41 s that way and 0.95–1.15 s with the store's copy cached, while the
+raw GET did not move. The event row now polls the control socket directly, not by starting a process
+every 50 ms. The tenth run and the earlier ones are in git history; figures quoted from them below say
+so. On this shared machine the same build moves a lot between runs (between the ninth and tenth runs,
+local disk's cold epoch went from 5,902 to 11,788 files/s, and 16,509 here), so each gap gives the spread
+across runs where there is one, and a change is judged by alternating pairs against the build before it.
 
-- **Warmup and events (section 11).** The small-file warmup met its target (0.99× raw S3 at the same
-  concurrency; 0.98× in the ninth run, 0.90× in the eighth). The cold epoch beside a warmup ran 18% faster,
-  3% faster and 9% slower than alone in three alternating pairs (median −3%: met; 13% in the ninth run,
-  before the warmup waited for 500 ms of quiet demand, and 7.4–7.6% in isolation after it). A large
-  object warmed at 1,069 MB/s, 0.83× raw ranged GETs (target 0.9×: missed; 0.46× in the ninth run and
-  0.67× in the eighth). In the ninth run the cache disk wrote only 542 MB/s and bounded the warmup; here
-  it wrote 2,611 MB/s, so what is left is the daemon's receive, checksum and write on two cores that the
-  Python bench store shares, against a raw client that throws the bytes away. The event-to-cached row,
-  that fetch plus a HEAD, took 1.32× a raw GET (target 1.2×: missed; 1.95× in the ninth run).
+- **Warmup and events (section 11).** The small-file warmup met its target (0.97× raw S3 at the same
+  concurrency; 0.99× in the tenth run, 0.98× in the ninth). The cold epoch beside a warmup ran 1%, 4% and
+  6% slower than alone in three alternating pairs (median 4%: met; −3% in the tenth run). The event to
+  cached row met its target: 1.08× a raw GET (1.32× in the tenth run, before the two method changes above).
+  A large object warmed at 1,135 MB/s, 0.88× raw ranged GETs (target 0.9×: missed; 0.83× in the tenth
+  run, 0.46× in the ninth). What is left is the daemon's receive, checksum and `O_DIRECT` write on two
+  cores that the Python bench store shares, against a raw client that throws the bytes away, plus the
+  command's own start (a `lakecache warmup` process: about 30 ms of the row's 0.95 s).
   - *Earlier in this issue.* The memory prefault had committed the 2 GiB tier beside a warmup, because a
     warmup's fills did not count as demand; in isolation (1 GiB, `s3-like` store, 16 threads, fresh mount,
     five alternating pairs) the daemon's CPU fell from 1.66–3.42 to 0.88–1.10 core-seconds and the warmup
@@ -344,18 +348,19 @@ it, not by one run.
     The slowdown of an epoch beside a warmup grew with the warmup's threads (2 threads: −3%, 3%, 10%),
     because each 100-ms gap between the epoch's bursts of demand let every warmup thread start an 8 MiB
     GET; hence the 500 ms.
-- **A link of 200,000 objects from its snapshot** mounted in 0.48 s with zero LISTs (target under 1 s:
-  met; 0.59 s in the ninth run). Sync met its target too (one listing pass, 200 LISTs, no HEAD).
-- **Cold `ls -l` of 10,000 entries** takes 4.31 s under the default `--metadata exact` (a request per
-  listed file, so a listing never shows a wrong type or mode) and 0.34 s under `--metadata listing`, the
+- **A link of 200,000 objects from its snapshot** mounted in 0.45 s with zero LISTs (target under 1 s:
+  met; 0.48 s in the tenth run). Sync met its target too (one listing pass, 200 LISTs, no HEAD).
+- **Cold `ls -l` of 10,000 entries** takes 4.11 s under the default `--metadata exact` (a request per
+  listed file, so a listing never shows a wrong type or mode) and 0.30 s under `--metadata listing`, the
   per-link policy for datasets of plain objects. The opt-in `--metadata summary` lists a directory written
   through lakecache close to the pace of `listing` with the right types and modes ("Metadata policies side
   by side", below).
-- **Cold epoch against raw S3 at 32 in flight**: 0.54× here (0.39× in the ninth run). lakecache reads
+- **Cold epoch against raw S3 at 32 in flight**: 0.59× here (0.54× in the tenth run, 0.39× in the ninth). lakecache reads
   the epoch's files with the application's 8 threads plus its directory read-ahead; the raw client at 32
   in flight is the backend's pace with nothing else on the cores.
-- **Sequential cold read**: 900 MB/s, 0.69× raw ranged GETs and 1.17× s3fs here (targets 0.7× and 1.5×);
-  0.41× and 0.73× in the ninth run, 0.68× and 1.55× in the eighth, 0.30–0.58× earlier. What bounds it is
+- **Sequential cold read**: 935 MB/s, 0.73× raw ranged GETs and 1.34× s3fs here (targets 0.7×: met, and
+  1.5×: missed); 0.69× and 1.17× in the tenth run, 0.41× and 0.73× in the ninth, 0.68× and 1.55× in the
+  eighth, 0.30–0.58× earlier. What bounds it is
   CPU. Measured in isolation (1 GiB, `s3-like` store, fresh mount): the daemon spends 1.2–1.5
   core-seconds per GiB against 0.5 for the raw client, which throws the bytes away. `perf` splits the
   daemon's time into libcurl's receive copies (20–25%), the FUSE reply's copy into the kernel's pages
@@ -367,26 +372,27 @@ it, not by one run.
   background, once reads leave a quiet second (measured on 2026-12-01: a cold 512 MiB read 8 s after the
   mount 1.23–1.36× faster with 0.60–0.69× the CPU), and one fetch path for a block and a run of blocks
   (four alternating pairs: 565–672 MB/s against 516–638 MB/s).
-- **Four cold readers of one object**: 1.29× s3fs here (target 1.2×: met; 0.66× in the ninth run, 1.15×
-  in the eighth), with the backend's bytes at 1.00× the object.
-- **Random reads in a warm 1 GiB object**: 0.50× local disk here (2,192 IOPS against 4,370), 0.45× in the
-  ninth run, 0.27× in the eighth and 0.85× in the seventh; lakecache served 1,091–2,192 IOPS across these
-  runs while local disk's figure moved from 1,997 to 4,662. The object no longer fits the whole-block
+- **Four cold readers of one object**: 1.17× s3fs here (target 1.2×: missed; 1.29× in the tenth run,
+  0.66× in the ninth, 1.15× in the eighth), with the backend's bytes at 1.00× the object.
+- **Random reads in a warm 1 GiB object**: 0.30× local disk here (1,445 IOPS against 4,818), 0.50× in the
+  tenth run, 0.45× in the ninth, 0.27× in the eighth and 0.85× in the seventh; lakecache served
+  1,091–2,192 IOPS across these runs while local disk's figure moved from 1,997 to 4,818. The object no longer fits the whole-block
   memory pool once the second object has been read, so misses load 64 KiB sub-blocks from the disk tier
   (architecture.md, "Reads of part of a disk block"). Measured alone, the same scenario (read one object,
   then the other, random reads of the first) ran at 2,100–3,000 IOPS. Tried and dropped on 2026-12-02,
   three alternating pairs each against that build: those reads through the page cache instead of
   `O_DIRECT` (0.75–0.91× the IOPS), and a cache of block headers, so that such a read is one device read
   instead of two (0.74–1.30×, no clear gain).
-- **Checkpoint close and durability.** Here every close target was met: the default `device` durability
-  closed 1 GiB in 3.30 s, 1.06× local disk's write + fdatasync (target 1.15×) and 1.18× its plain close
-  (2.79 s); `kernel` durability closed in 1.10 s, 0.40× local disk's close and 0.73× rclone's. In the
-  ninth run the same write path closed in 4.62 s under `device` (2.07× local write + fdatasync) and
-  2.45 s under `kernel` (1.32× rclone), with local disk's close at 1.18 s: the local close is a copy into
-  the page cache, and this VM's page cache is slow when the run has just filled it. On this machine
-  `O_DIRECT` usually costs the two cores less than filling the page cache, so the stronger level stays
-  the default; `kernel` is for devices slower than the write path. Durable in the bucket is still missed:
-  2.43× a raw multipart upload here (1.94× in the ninth run, 1.38–1.43× before), sync close 2.13×.
+- **Checkpoint close and durability.** The `kernel` level met both its targets: 1 GiB closed in 1.42 s,
+  0.66× local disk's close (2.16 s) and 0.73× rclone's (1.95 s). The default `device` level missed both
+  here: 3.71 s, 1.46× local disk's write + fdatasync (2.54 s; target 1.15×) and 1.72× its plain close,
+  where the tenth run met both (1.06× and 1.18×) and the ninth missed both (2.07×), with no change to the
+  write path between them: under `device` the close waits for the device, and this VM's device speed is
+  what moves most between runs (the cache disk's `O_DIRECT` writes: 542, 2,611 and 2,288 MB/s in the
+  ninth, tenth and this run). On this machine `O_DIRECT` usually costs the two cores less than filling
+  the page cache, so the stronger level stays the default; `kernel` is for devices slower than the write
+  path. Durable in the bucket is still missed: 2.67× a raw multipart upload here (2.43× in the tenth run,
+  1.94× in the ninth, 1.38–1.43× before), sync close 1.66× (2.13× in the tenth).
   - *What sets the floor.* `close()` under `device` returns once the staged bytes are on the device, so
     it cannot beat the device's write speed.
   - *Earlier in this issue.* Part copies (a writer's parts uploaded from memory copies, not read back from
@@ -401,14 +407,14 @@ it, not by one run.
     level the staged bytes are written with `O_DIRECT` from user memory, and the daemon needs them there
     anyway (the parts' MD5 and their upload copies), so a splice into the staging file would add a read
     back, not save a copy; it could only help `kernel` level.
-- **Restore**: 0.67× local disk here (2,159 MB/s against 3,208) and 1.23× s3fs, 0.47× in the ninth run,
-  0.45–1.13× before, with zero GETs. The restore is two copies (staging file to a pooled buffer, buffer to
+- **Restore**: 0.66× local disk here (2,265 MB/s against 3,455) and 1.00× s3fs, 0.67× in the tenth run,
+  0.47× in the ninth, 0.45–1.13× before, with zero GETs. The restore is two copies (staging file to a pooled buffer, buffer to
   the kernel) on top of local disk's one. Tried and dropped: replying from the staging descriptor with
   libfuse's splice (`FUSE_CAP_SPLICE_WRITE`): 1.0–1.4 GB/s against 1.7–2.5 GB/s for the pooled read, side
   by side.
-- **Warm small-file epoch**: 0.72× local disk and 4.31× rclone here (targets 0.8× and 3×), 0.64× and
-  2.78× in the ninth run, 1.19× and 7.36× in the eighth.
-- **Peak RSS** is within `--memory-cache` + 256 MiB (2,265 MiB here) since the write path has fixed
+- **Warm small-file epoch**: 0.98× local disk and 5.27× rclone here (targets 0.8× and 3×: met), 0.72× and
+  4.31× in the tenth run, 0.64× and 2.78× in the ninth, 1.19× and 7.36× in the eighth.
+- **Peak RSS** is within `--memory-cache` + 256 MiB (2,262 MiB here) since the write path has fixed
   bounds (part copies 64 MiB, part bodies read back from staging 64 MiB, the staging queue 32 MiB).
 
 ## Metadata policies side by side (2026-12-02)
@@ -492,7 +498,10 @@ build: 321.8 B before the last row's change and 299.8 B after it, the 22 B the t
 entry above what the types account for is not itemised yet. The issue's target is
 300 B of RSS: the last row's build was under it in one run of two, at 307 B in the other, and its heap is
 at 300 B. The walk itself did not slow (47.0 and 57.7 s against 53.1 and 88.5 s for the build before the
-second-to-last row, in alternating pairs; 28.7 and 31.2 s against 29.4 and 27.5 s for the last).
+second-to-last row, in alternating pairs; 28.7 and 31.2 s against 29.4 and 27.5 s for the last), and
+neither did reads: three alternating pairs of the last row's build against the one before (fresh mounts,
+`s3-like` store) gave it 0.95–1.04× the cold epoch, 0.95–1.46× the warm epoch, 1.00–1.13× the cold
+sequential read and 0.74–1.66× the random reads, pair by pair.
 
 Tried and dropped (2026-12-03): glibc's malloc capped at 2 arenas (`mallopt(M_ARENA_MAX)` at the daemon's
 start) against its default of 16 on two cores, alternating runs of one build. The walk: 288–304 B per
