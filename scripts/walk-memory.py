@@ -80,7 +80,7 @@ def main():
         heap = status.get("process", {}).get("heap_bytes", 0) - heap_base
         print(json.dumps({"heap_per_entry_bytes": round(heap / n, 1),"entries": n, "walked": seen, "seconds": round(time.time() - t0, 1), "rss_after_mount": base,
                           "peak_rss": peak, "per_entry_bytes": round((peak - base) / n, 1),
-                          "inodes_held": status["namespace"]["inodes"], "cached_listing_entries": status["namespace"]["cached_listing_entries"]}))
+                          "inodes_held": status["namespace"]["inodes"], "background_heads": status["namespace"].get("background_heads"), "cached_listing_entries": status["namespace"]["cached_listing_entries"]}))
     finally:
         subprocess.run([BIN, "unmount", mp], capture_output=True)
         os.killpg(store.pid, signal.SIGTERM)

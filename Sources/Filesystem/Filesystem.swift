@@ -100,6 +100,9 @@ package final class Filesystem: @unchecked Sendable {
         (nodes.count, listings.entryCount, handles.openFiles)
     }
 
+    /// Background HEADs of listed files, waiting or running, over every store's fetcher.
+    package var backgroundHeads: Int { fetchers.withLock { $0.values.reduce(0) { $0 + $1.backlog } } }
+
     // MARK: - Places and attributes
 
     /// A namespace path inside a link: the link and the path relative to it.

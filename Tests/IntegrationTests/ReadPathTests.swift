@@ -105,6 +105,16 @@ struct ReadPathTests {
             let ns = try #require(try m.status()["namespace"] as? [String: Any])
             #expect((ns["skipped_keys"] as? Int ?? 0) >= 4)
             #expect((ns["shadowed_files"] as? Int ?? 0) >= 1)
+            // The listing's background HEADs are counted while they run, and drain.
+            #expect(ns["background_heads"] is Int, "status namespace: \(ns)")
+            var heads = -1
+            let deadline = monotonicSeconds() + 60
+            while monotonicSeconds() < deadline {
+                heads = (try m.status()["namespace"] as? [String: Any])?["background_heads"] as? Int ?? -1
+                if heads == 0 { break }
+                usleep(50_000)
+            }
+            #expect(heads == 0, "background HEADs left: \(heads)")
         }
     }
 

@@ -92,6 +92,7 @@ enum StatusHandler {
             ("namespace", .object([
                 ("inodes", n(sizes.nodes)), ("cached_listing_entries", n(sizes.listingEntries)), ("open_files", n(sizes.openFiles)),
                 ("skipped_keys", n(skipped)), ("shadowed_files", n(shadowed)),
+                ("background_heads", n(p.filesystem.backgroundHeads)),
             ])),
             ("links", .array(links.map { link in
                 let u = usage[link.path] ?? Filesystem.LinkUsage()
