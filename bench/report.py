@@ -478,6 +478,7 @@ runs against the build before it (2026-12-03).
 | + nodes in chunks of 4,096 instead of one doubling array; listings' name index of 4-byte positions instead of a `[String: Int]` | 386 B (the build before, same session: 452 B) | |
 | + a node's path kept as its directory's string (shared by siblings) and its name; the inode index a table of 4-byte slot numbers; listing entries 72 bytes, not 80 | 287–326 B, median 310 of eight runs (the build before, alternating: 388–431 B, median 418 of five) | |
 | + a node's kind in its mode's word and its user metadata out of line (136 bytes, not 152); a listing entry's mtime one packed word (64 bytes, not 72) | 287.8 and 307.1 B; live heap 299.8 and 299.9 B (the build before, alternating: 302.1 and 303.5 B; heap 321.8 and 321.9 B) | |
+| the same build, the script walking a small tree of its own before its baseline (five runs) | 253.5–267.9 B (255.5 in the run that started no thread); live heap 222.5–291.5 B | |
 
 The daemon keeps two things per entry: a node for each inode the kernel still references, and the cached
 listings.
@@ -490,14 +491,20 @@ Where the bytes go, from the types' sizes: a node is 136 bytes in chunks of 4,09
 when its name fits a string's 15 inline bytes (a longer name shares the listing entry's string); the inode
 index is 4 bytes a bucket at most three quarters full (about 10 B a node at 200,000, against 31 B for the
 `[UInt64: Int32]` before); a listing entry is 64 bytes plus 8 to 16 B of its directory's name index. That is
-about 220 B. The RSS figure moves by 15–20 B between runs of one build, because the walk's short-lived
-strings are spread over one malloc arena per thread and what they leave behind stays resident. So since
-2026-12-03 the script also reports the live heap per entry (`status` shows `process.heap_bytes`: glibc's
-bytes handed out and not freed, over every arena), which gives the same figure to 0.1 B in every run of a
-build: 321.8 B before the last row's change and 299.8 B after it, the 22 B the types lost. About 80 B a
-entry above what the types account for is not itemised yet. The issue's target is
-300 B of RSS: the last row's build was under it in one run of two, at 307 B in the other, and its heap is
-at 300 B. The walk itself did not slow (47.0 and 57.7 s against 53.1 and 88.5 s for the build before the
+about 220 B, and the engine alone (the in-memory store, its listings read and their entries handed out as
+readdirplus does, no FUSE) gains 221 B of heap per entry: 77 B for the listing entry and 144 B for the node.
+The rest of the walk's figure was not per entry. `status` now shows the live heap (`process.heap_bytes`:
+glibc's bytes handed out and not freed, over every arena), and the script prints it with the daemon's
+threads: a walk grows the daemon from about 28 to 41 threads, all of them Swift concurrency's dispatch
+workers (`new_threads` names them), each with its own malloc arena and stack. That fixed cost had been
+divided among the entries, and how many threads a run started was most of the 15–20 B spread between runs
+of one build. The script now walks a small tree of its own first and takes its baseline after it, which
+starts some of those threads. With the last row's build, a run whose walk started no new thread gained
+222.5 B of heap and 255.5 B of RSS per entry; runs whose walk started 9 to 13 gained 270–291 B of heap and
+253–268 B of RSS. Before the script's warm-up walk, the same build gave 283–307 B of RSS. The issue's
+target is 300 B of RSS per entry: met. Why the walk starts the workers (a task that blocks its thread) is
+not found yet.
+The walk itself did not slow (47.0 and 57.7 s against 53.1 and 88.5 s for the build before the
 second-to-last row, in alternating pairs; 28.7 and 31.2 s against 29.4 and 27.5 s for the last), and
 neither did reads: three alternating pairs of the last row's build against the one before (fresh mounts,
 `s3-like` store) gave it 0.95–1.04× the cold epoch, 0.95–1.46× the warm epoch, 1.00–1.13× the cold
@@ -509,8 +516,8 @@ entry (median 293) against 291–311 B (median 306), in the same time (25.1–27
 But the cold small-file epoch (fresh mounts, `s3-like` store, 8 threads, three alternating pairs) ran at
 947–1,052 files/s against 1,055–1,137, 8–10% slower in every pair, as the epoch's threads queued on two
 arenas; the cold sequential read was unchanged (832–860 against 730–880 MB/s). 13 B per entry is not
-worth a slower first epoch. What is left needs one record shared by a listed entry and its node instead
-of two; not done.
+worth a slower first epoch. A further cut would need one record shared by a listed entry and its node
+instead of two; not done.
 
 ## Bench object store speed floor
 

@@ -2,7 +2,8 @@
 """Measures lakecache's daemon memory while walking a large tree (find + stat of every entry).
 
 Seeds the bench store's on-disk format directly (empty objects, DIRS x PER_DIR keys), mounts lakecache,
-walks the tree twice with lstat on every entry, and samples the daemon's RSS. Prints one JSON line: the peak
+walks a small tree of its own (2 x PER_DIR) to start the daemon's worker threads, takes the baseline, walks
+the tree twice with lstat on every entry, and samples the daemon's RSS. Prints one JSON line: the peak
 RSS gained per entry (the figure the target is on), and the live heap gained per entry after the walk, which
 does not move with the allocator's fragmentation and so compares two builds to the byte.
 Usage: scripts/walk-memory.py [--dirs 200] [--per-dir 1000]   (root; needs a build: make build)
@@ -12,6 +13,26 @@ import argparse, hashlib, json, os, subprocess, sys, tempfile, time, shutil, sig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTRA = os.environ.get("WALK_EXTRA", "").split()
 BIN = os.environ.get("LAKECACHE_BUILD_DIR", os.path.join(ROOT, ".build/release")) + "/lakecache"
+
+
+def threads(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+def thread_names(pid):
+    names = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                n = f.read().strip()
+        except OSError:
+            continue
+        names[n] = names.get(n, 0) + 1
+    return names
 
 
 def rss(pid):
@@ -34,6 +55,12 @@ def main():
     seg = os.path.join(objdir, "empty.seg")
     open(seg, "w").close()
     n = 0
+    # A small tree of its own, walked before the baseline is taken (see below).
+    for d, i in [(d, i) for d in range(2) for i in range(a.per_dir)]:
+        key = "warm/d%04d/file-%06d.bin" % (d, i)
+        with open(os.path.join(objdir, hashlib.sha256(key.encode()).hexdigest() + ".json"), "w") as f:
+            json.dump({"key": key, "size": 0, "etag": "d41d8cd98f00b204e9800998ecf8427e", "mtime": 1.7e9, "metadata": {},
+                       "content_type": None, "segments": [[seg, 0]]}, f)
     for d in range(a.dirs):
         for i in range(a.per_dir):
             key = "tree/d%04d/file-%06d.bin" % (d, i)
@@ -63,24 +90,42 @@ def main():
                 break
             last = done
             time.sleep(1)
-        base = rss(pid)
-        peak = base
-        heap_base = status().get("process", {}).get("heap_bytes", 0)
-        seen = 0
-        t0 = time.time()
-        for _ in range(2):
-            for d, _, files in os.walk(mp):
+
+        def walk(root):
+            nonlocal peak, seen
+            for d, _, files in os.walk(root):
                 for name in files:
                     os.lstat(os.path.join(d, name))
                     seen += 1
                     if seen % 20000 == 0:
                         peak = max(peak, rss(pid))
             peak = max(peak, rss(pid))
+        # A walk starts the daemon's worker threads (FUSE's, the HTTP client's), each with its own request
+        # buffer and malloc arena: a fixed cost, 27 to 41 threads on the first walk of 2026-12-03, that had
+        # been divided among the entries. A walk of a small tree of its own starts them before the baseline.
+        peak = seen = 0
+        walk(os.path.join(mp, "warm"))
+        # And many requests at once, as the walk's own lookups, forgets and the listing's HEADs come to be.
+        from concurrent.futures import ThreadPoolExecutor
+        warm = [os.path.join(mp, "warm", "d%04d" % d, "file-%06d.bin" % i) for d in range(2) for i in range(a.per_dir)]
+        with ThreadPoolExecutor(32) as ex:
+            for _ in range(3):
+                list(ex.map(os.lstat, warm))
+        walk(os.path.join(mp, "warm"))
+        base = rss(pid)
+        threads_before = threads(pid)
+        names_before = thread_names(pid)
+        peak = base
+        heap_base = status().get("process", {}).get("heap_bytes", 0)
+        seen = 0
+        t0 = time.time()
+        for _ in range(2):
+            walk(os.path.join(mp, "tree"))
         status = status()
         heap = status.get("process", {}).get("heap_bytes", 0) - heap_base
         print(json.dumps({"heap_per_entry_bytes": round(heap / n, 1),"entries": n, "walked": seen, "seconds": round(time.time() - t0, 1), "rss_after_mount": base,
                           "peak_rss": peak, "per_entry_bytes": round((peak - base) / n, 1),
-                          "inodes_held": status["namespace"]["inodes"], "background_heads": status["namespace"].get("background_heads"), "cached_listing_entries": status["namespace"]["cached_listing_entries"]}))
+                          "threads_before": threads_before, "threads_after": threads(pid), "new_threads": {k: v - names_before.get(k, 0) for k, v in thread_names(pid).items() if v != names_before.get(k, 0)}, "inodes_held": status["namespace"]["inodes"], "background_heads": status["namespace"].get("background_heads"), "cached_listing_entries": status["namespace"]["cached_listing_entries"]}))
     finally:
         subprocess.run([BIN, "unmount", mp], capture_output=True)
         os.killpg(store.pid, signal.SIGTERM)
