@@ -12,15 +12,12 @@ struct ListingEntry: Sendable {
     var name: String
     var size: Int64
     var mtime: Timestamp {
-        get { packedMTime == Self.spilled ? known?.mtime ?? Timestamp(seconds: 0) : Self.unpack(packedMTime) }
+        get { spilledMTime ?? Self.unpack(packedMTime) }
         set {
-            if let packed = Self.pack(newValue) {
-                packedMTime = packed
-                if known?.mtime != nil { known = Known.make(posix: posix, mtime: nil) }
-            } else {
-                packedMTime = Self.spilled
-                known = Known.make(posix: posix, mtime: newValue)
-            }
+            let packed = Self.pack(newValue)
+            // The side box changes only when a time moves into it or out of it.
+            if packed == nil || spilledMTime != nil { known = Known.make(posix: posix, mtime: packed == nil ? newValue : nil) }
+            packedMTime = packed ?? Self.spilled
         }
     }
     var etag: String {
@@ -31,8 +28,11 @@ struct ListingEntry: Sendable {
     /// none), a file's from a HEAD or a write through this mount. nil for a file that only a listing showed.
     var posix: PosixMetadata? {
         get { known?.posix }
-        set { known = Known.make(posix: newValue, mtime: packedMTime == Self.spilled ? known?.mtime : nil) }
+        set { known = Known.make(posix: newValue, mtime: spilledMTime) }
     }
+
+    /// The mtime when the packed word cannot hold it.
+    private var spilledMTime: Timestamp? { packedMTime == Self.spilled ? known?.mtime : nil }
 
     /// The mtime as `seconds << 30 | nanoseconds`, which holds every time from 1698 to 2242; one outside
     /// that is `spilled` here and kept in `known`.
