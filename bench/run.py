@@ -7,6 +7,7 @@ and the results go to bench-results/results.json and docs/benchmarks.md (with do
 Usage: bench/run.py [--quick] [--profile s3-like|unshaped] [--large] [--systems lakecache,s3fs,...]
 """
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -163,11 +164,15 @@ class Sizes:
         self.link_objects = 20000 if quick else 200000
 
 
+def object_record(objdir, key):
+    """The bench store's record of `key` (a JSON file naming its segments), without its extension."""
+    return os.path.join(objdir, hashlib.sha256(key.encode()).hexdigest())
+
+
 def seed_object(objdir, key, data=None, path=None):
     """Writes one object in the bench store's on-disk format (it indexes these files when it starts)."""
-    import hashlib
-    h = hashlib.sha256(key.encode()).hexdigest()
-    seg = os.path.join(objdir, h + ".seed.00000")
+    record = object_record(objdir, key)
+    seg = record + ".seed.00000"
     if path is not None:
         os.link(path, seg)  # the local copy and the stored object share their bytes
         md5 = hashlib.md5()
@@ -180,7 +185,7 @@ def seed_object(objdir, key, data=None, path=None):
             f.write(data)
         md5 = hashlib.md5(data)
         size = len(data)
-    with open(os.path.join(objdir, h + ".json"), "w") as f:
+    with open(record + ".json", "w") as f:
         json.dump({"key": key, "size": size, "etag": md5.hexdigest(), "mtime": time.time(), "metadata": {},
                    "content_type": None, "segments": [[seg, size]]}, f)
 
@@ -625,27 +630,20 @@ def prime_store(env, key):
     disk with the cache directory, so from a dropped page cache it reads the object from the same disk that a
     warmup writes it to, which a remote store never does; a raw GET writes nothing, so it is unaffected
     (0.82 s against 0.81 s for 1 GiB in three pairs)."""
-    import hashlib
-    meta = os.path.join(env.work, "store", BUCKET, "objects", hashlib.sha256(key.encode()).hexdigest() + ".json")
-    with open(meta) as f:
+    with open(object_record(os.path.join(env.work, "store", BUCKET, "objects"), key) + ".json") as f:
         for seg, _ in json.load(f)["segments"]:
             with open(seg, "rb") as g:
                 while g.read(8 * MiB):
                     pass
 
 
-def control_status(mountpoint):
-    """`status` of a mount asked on its control socket directly (one line in, the JSON out), so that a poll
-    costs no process start beside the work it watches."""
+def control_status(socket_path):
+    """`status` asked on a mount's control socket directly (one line in, the JSON out; `status` names the
+    socket), so that a poll costs no process start beside the work it watches."""
     import socket
-    h = 0xcbf29ce484222325
-    for b in mountpoint.encode():
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
         c.settimeout(10)
-        directory = "/run/lakecache" if os.getuid() == 0 else (os.environ["XDG_RUNTIME_DIR"] + "/lakecache" if os.environ.get("XDG_RUNTIME_DIR")
-                                                                else "/tmp/lakecache-%d" % os.getuid())
-        c.connect("%s/%x.sock" % (directory, h))
+        c.connect(socket_path)
         c.sendall(b"status\n")
         out = b""
         while True:
@@ -700,7 +698,7 @@ def run_warmup(env, sys_, sz, results):
         urllib.request.urlopen(req, timeout=30).read()
         counters = {}
         while time.time() - t0 < 600:
-            counters = control_status(sys_.mountpoint)["events"]["counters"]
+            counters = control_status(status["control_socket"])["events"]["counters"]
             if counters.get("preloaded", 0) + counters.get("preload_failed", 0):
                 break
             time.sleep(0.02)

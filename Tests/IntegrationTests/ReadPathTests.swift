@@ -102,19 +102,20 @@ struct ReadPathTests {
             #expect(FileManager.default.fileExists(atPath: m.path("x"), isDirectory: &isDir) && isDir.boolValue)
             #expect(try readFile(m.path("x/inner")) == Array("x/inner".utf8))
             #expect(try readFile(m.path("ok.txt")) == Array("ok.txt".utf8))
-            let ns = try #require(try m.status()["namespace"] as? [String: Any])
+            let status = try m.status()
+            let socket = status["control_socket"] as? String ?? ""
+            #expect(FileManager.default.fileExists(atPath: socket), "status names its control socket: \(socket)")
+            let ns = try #require(status["namespace"] as? [String: Any])
             #expect((ns["skipped_keys"] as? Int ?? 0) >= 4)
             #expect((ns["shadowed_files"] as? Int ?? 0) >= 1)
             // The listing's background HEADs are counted while they run, and drain.
             #expect(ns["background_heads"] is Int, "status namespace: \(ns)")
             var heads = -1
-            let deadline = monotonicSeconds() + 60
-            while monotonicSeconds() < deadline {
+            let drained = try await until(60, every: .milliseconds(50)) {
                 heads = (try m.status()["namespace"] as? [String: Any])?["background_heads"] as? Int ?? -1
-                if heads == 0 { break }
-                usleep(50_000)
+                return heads == 0
             }
-            #expect(heads == 0, "background HEADs left: \(heads)")
+            #expect(drained, "background HEADs left: \(heads)")
         }
     }
 

@@ -34,6 +34,8 @@ enum StatusHandler {
         var fields: [(String, JSONValue)] = [
             ("mountpoint", .string(p.plan.mountpoint)),
             ("pid", n(Int(getpid()))),
+            // Where `lakecache` commands reach this daemon; a client of its own (a bench, a probe) asks here.
+            ("control_socket", .string(ControlPaths.socket(for: p.plan.mountpoint))),
             ("uptime_seconds", .number(((monotonicSeconds() - p.started) * 10).rounded() / 10)),
         ]
         if let file = p.plan.configFile { fields.append(("config", .string(file))) }
