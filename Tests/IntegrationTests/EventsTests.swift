@@ -87,15 +87,6 @@ struct EventsTests {
 
     static func records(_ rs: [String]) -> String { "{\"Records\":[\(rs.joined(separator: ","))]}" }
 
-    func until(_ seconds: Double = 20, _ what: () throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try? what()) == true { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return try what()
-    }
-
     func list(_ path: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
 
     @Test func awsEventsChangeAddAndRemoveFilesLongBeforeTheTTL() async throws {

@@ -45,10 +45,9 @@ struct PowerCutTests {
         let journal = Journal(directory: mount.cacheDir + "/journal")
         var records: [JournalRecord] = []
         let started = monotonicSeconds()
-        while monotonicSeconds() - started < 180 {
+        _ = try await until(180, every: .milliseconds(25)) {
             records = journal.load().records
-            if records.count == 2 && records.allSatisfy({ $0.state == .committed && $0.unsyncedBoot == nil }) { break }
-            try await Task.sleep(for: .milliseconds(25))
+            return records.count == 2 && records.allSatisfy { $0.state == .committed && $0.unsyncedBoot == nil }
         }
         #expect(
             records.count == 2 && records.allSatisfy { $0.unsyncedBoot == nil },

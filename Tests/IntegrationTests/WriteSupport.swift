@@ -39,6 +39,19 @@ func flush(_ path: String, timeout: Int = 120) -> (status: Int32, output: String
     TestMount.run(["flush", path, "--timeout", String(timeout)])
 }
 
+/// Polls `what` every `interval` until it holds or `seconds` have passed; whether it held at the end.
+///
+/// For what must happen soon but has no event to wait on: it returns as soon as it holds, so the deadline
+/// can be generous for a loaded machine. A throw counts as not yet, except on the last look.
+func until(_ seconds: Double = 20, every interval: Duration = .milliseconds(100), _ what: () async throws -> Bool) async throws -> Bool {
+    let deadline = monotonicSeconds() + seconds
+    while monotonicSeconds() < deadline {
+        if (try? await what()) == true { return true }
+        try await Task.sleep(for: interval)
+    }
+    return try await what()
+}
+
 /// kill -9 the daemon of a mount and clear the dead mount, as an operator would.
 ///
 /// `known` is the daemon's pid, taken earlier by a test whose kill must land at a moment it chose: finding
