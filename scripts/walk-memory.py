@@ -15,14 +15,6 @@ EXTRA = os.environ.get("WALK_EXTRA", "").split()
 BIN = os.environ.get("LAKECACHE_BUILD_DIR", os.path.join(ROOT, ".build/release")) + "/lakecache"
 
 
-def threads(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return 0
-
-
 def thread_names(pid):
     names = {}
     for t in os.listdir("/proc/%d/task" % pid):
@@ -54,21 +46,18 @@ def main():
     os.makedirs(os.path.join(work, "store", "walk", "uploads"))
     seg = os.path.join(objdir, "empty.seg")
     open(seg, "w").close()
-    n = 0
-    # A small tree of its own, walked before the baseline is taken (see below).
-    for d, i in [(d, i) for d in range(2) for i in range(a.per_dir)]:
-        key = "warm/d%04d/file-%06d.bin" % (d, i)
-        with open(os.path.join(objdir, hashlib.sha256(key.encode()).hexdigest() + ".json"), "w") as f:
-            json.dump({"key": key, "size": 0, "etag": "d41d8cd98f00b204e9800998ecf8427e", "mtime": 1.7e9, "metadata": {},
-                       "content_type": None, "segments": [[seg, 0]]}, f)
-    for d in range(a.dirs):
-        for i in range(a.per_dir):
-            key = "tree/d%04d/file-%06d.bin" % (d, i)
-            h = hashlib.sha256(key.encode()).hexdigest()
-            with open(os.path.join(objdir, h + ".json"), "w") as f:
-                json.dump({"key": key, "size": 0, "etag": "d41d8cd98f00b204e9800998ecf8427e", "mtime": 1.7e9, "metadata": {},
-                           "content_type": None, "segments": [[seg, 0]]}, f)
-            n += 1
+
+    def seed(root, dirs):
+        """Empty objects ROOT/dNNNN/file-NNNNNN.bin, PER_DIR a directory; returns how many."""
+        for d in range(dirs):
+            for i in range(a.per_dir):
+                key = "%s/d%04d/file-%06d.bin" % (root, d, i)
+                with open(os.path.join(objdir, hashlib.sha256(key.encode()).hexdigest() + ".json"), "w") as f:
+                    json.dump({"key": key, "size": 0, "etag": "d41d8cd98f00b204e9800998ecf8427e", "mtime": 1.7e9, "metadata": {},
+                               "content_type": None, "segments": [[seg, 0]]}, f)
+        return dirs * a.per_dir
+    seed("warm", 2)  # walked before the baseline is taken (see below)
+    n = seed("tree", a.dirs)
     store = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools/benchstore/benchstore.py"), "--root", os.path.join(work, "store"),
                               "--port-file", os.path.join(work, "port")], stderr=subprocess.DEVNULL, start_new_session=True)
     mp = os.path.join(work, "mnt")
@@ -100,20 +89,14 @@ def main():
                     if seen % 20000 == 0:
                         peak = max(peak, rss(pid))
             peak = max(peak, rss(pid))
-        # A walk starts the daemon's worker threads (FUSE's, the HTTP client's), each with its own request
-        # buffer and malloc arena: a fixed cost, 27 to 41 threads on the first walk of 2026-12-03, that had
-        # been divided among the entries. A walk of a small tree of its own starts them before the baseline.
+        # A walk starts worker threads in the daemon (Swift concurrency's dispatch workers, 28 to 41 on a
+        # walk of 2026-12-03), each with its own malloc arena and stack: a fixed cost, which had been divided
+        # among the entries. A walk of a small tree of its own starts some of them before the baseline; the
+        # threads the measured walk still starts are printed.
         peak = seen = 0
         walk(os.path.join(mp, "warm"))
-        # And many requests at once, as the walk's own lookups, forgets and the listing's HEADs come to be.
-        from concurrent.futures import ThreadPoolExecutor
-        warm = [os.path.join(mp, "warm", "d%04d" % d, "file-%06d.bin" % i) for d in range(2) for i in range(a.per_dir)]
-        with ThreadPoolExecutor(32) as ex:
-            for _ in range(3):
-                list(ex.map(os.lstat, warm))
         walk(os.path.join(mp, "warm"))
         base = rss(pid)
-        threads_before = threads(pid)
         names_before = thread_names(pid)
         peak = base
         heap_base = status().get("process", {}).get("heap_bytes", 0)
@@ -122,10 +105,12 @@ def main():
         for _ in range(2):
             walk(os.path.join(mp, "tree"))
         status = status()
+        names_after = thread_names(pid)
         heap = status.get("process", {}).get("heap_bytes", 0) - heap_base
-        print(json.dumps({"heap_per_entry_bytes": round(heap / n, 1),"entries": n, "walked": seen, "seconds": round(time.time() - t0, 1), "rss_after_mount": base,
+        print(json.dumps({"heap_per_entry_bytes": round(heap / n, 1), "entries": n, "walked": seen, "seconds": round(time.time() - t0, 1), "rss_baseline": base,
                           "peak_rss": peak, "per_entry_bytes": round((peak - base) / n, 1),
-                          "threads_before": threads_before, "threads_after": threads(pid), "new_threads": {k: v - names_before.get(k, 0) for k, v in thread_names(pid).items() if v != names_before.get(k, 0)}, "inodes_held": status["namespace"]["inodes"], "background_heads": status["namespace"].get("background_heads"), "cached_listing_entries": status["namespace"]["cached_listing_entries"]}))
+                          "threads_before": sum(names_before.values()), "threads_after": sum(names_after.values()),
+                          "new_threads": {k: v - names_before.get(k, 0) for k, v in names_after.items() if v != names_before.get(k, 0)}, "inodes_held": status["namespace"]["inodes"], "background_heads": status["namespace"].get("background_heads"), "cached_listing_entries": status["namespace"]["cached_listing_entries"]}))
     finally:
         subprocess.run([BIN, "unmount", mp], capture_output=True)
         os.killpg(store.pid, signal.SIGTERM)
