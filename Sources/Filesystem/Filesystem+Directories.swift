@@ -1,6 +1,7 @@
 import ObjectStore
 import Platform
 import ReadCache
+import WriteBack
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,7 @@ extension Filesystem {
                 listing = cached
             }
             handle = HandleTable.DirectoryHandle(ino: ino, path: node.path, link: link, prefix: link.listPrefix(relative), listing: listing)
+            readAheadListings(link: link, path: node.path)
         }
         reply(.success(handles.withLock { $0.add(handle) }))
     }
@@ -46,7 +48,12 @@ extension Filesystem {
         }
         Task {
             do {
-                try await loadPage(handle)
+                // A read-ahead LIST of this directory still out brings the listing this page would.
+                var joined = false
+                if let link = h.link, offset <= 2, h.listing.entries.isEmpty, h.listing.nextToken == nil {
+                    joined = await joinListingReadAhead(handle, path: h.path, link: link)
+                }
+                if !joined { try await loadPage(handle) }
                 readdir(handle, offset: offset, limit: limit, reply: reply)
             } catch {
                 reply(.failure(failed("readdir", h.path, error)))
@@ -98,9 +105,7 @@ extension Filesystem {
         let page = try await link.store.client.listObjects(ListObjectsRequest(bucket: link.bucket.bucket, prefix: h.prefix, delimiter: "/", continuationToken: h.listing.nextToken))
         let markers = await markerMetadata(link, page.commonPrefixes)
         let loadedSummary = await summary
-        let dirRelative = link.relative(namespacePath: h.path) ?? ""
-        let filter = link.policy.filter
-        let local = overlay.withLock { s in (s.children(of: h.path), s.deferredDeletes.values.filter { $0.link === link }.map(\.key)) }
+        let local = localChildren(of: h.path, link: link)
         let added = handles.withLock { s -> (HandleTable.DirectoryHandle, Int)? in
             guard var d = s.directories[handle] else { return nil }
             if readSummary {
@@ -108,30 +113,7 @@ extension Filesystem {
                 d.summaryRead = true
             }
             let before = d.listing.entries.count
-            let counts = d.listing.add(page: page, prefix: d.prefix, mountTime: mountTime, markers: markers) { name, isDirectory in
-                let rel = Namespace.join(dirRelative, name)
-                return isDirectory ? filter.admits(directory: rel) : filter.admits(file: rel)
-            }
-            if let summary = d.summary {
-                for i in before..<d.listing.entries.count where d.listing.entries[i].posix == nil && d.listing.entries[i].kind == .file {
-                    let e = d.listing.entries[i]
-                    if let p = summary.posix(name: e.name, etag: e.packedETag, size: e.size) { d.listing.setPosix(p, at: i) }
-                }
-            }
-            link.counters.skippedKeys.add(counts.skipped, ordering: .relaxed)
-            link.counters.shadowedFiles.add(counts.shadowed, ordering: .relaxed)
-            link.counters.excludedKeys.add(counts.excluded, ordering: .relaxed)
-            // Unlinked while open: the object is still in the bucket until the last release, not in the directory.
-            for key in local.1 {
-                if let rel = link.relative(forKey: key), Namespace.split(rel).parent == dirRelative { d.listing.remove(Namespace.split(rel).name) }
-            }
-            if d.listing.complete {
-                // Files written here but not yet uploaded are part of the directory too.
-                for (name, f) in local.0 {
-                    let (size, mtime, _, _) = writeBack!.attributes(f)
-                    d.listing.upsert(ListingEntry(name: name, kind: .file, size: size, mtime: mtime, etag: ""))
-                }
-            }
+            merge(page, into: &d.listing, link: link, path: d.path, prefix: d.prefix, markers: markers, summary: d.summary, local: local)
             d.listing.fetched = monotonicSeconds()
             s.directories[handle] = d
             return (d, before)
@@ -153,6 +135,47 @@ extension Filesystem {
             }
         }
         readAheadMetadata(link: link, directory: d.path, entries: newEntries)
+    }
+
+    /// Files staged under `path` (written here, not yet uploaded) and keys whose deletes wait for open handles.
+    func localChildren(of path: String, link: Link) -> (staged: [(String, StagedFile)], deferred: [String]) {
+        overlay.withLock { s in (s.children(of: path), s.deferredDeletes.values.filter { $0.link === link }.map(\.key)) }
+    }
+
+    /// Adds a listing page as readdir shows it: through the link's filter (counted), with a summary's
+    /// metadata, without keys whose deletes wait for open handles, and, once the listing is complete, with
+    /// the files staged here that are not uploaded yet.
+    func merge(
+        _ page: ListObjectsPage, into listing: inout Listing, link: Link, path: String, prefix: String,
+        markers: [String: [String: String]], summary: DirectorySummary?, local: (staged: [(String, StagedFile)], deferred: [String])
+    ) {
+        let dirRelative = link.relative(namespacePath: path) ?? ""
+        let filter = link.policy.filter
+        let before = listing.entries.count
+        let counts = listing.add(page: page, prefix: prefix, mountTime: mountTime, markers: markers) { name, isDirectory in
+            let rel = Namespace.join(dirRelative, name)
+            return isDirectory ? filter.admits(directory: rel) : filter.admits(file: rel)
+        }
+        if let summary {
+            for i in before..<listing.entries.count where listing.entries[i].posix == nil && listing.entries[i].kind == .file {
+                let e = listing.entries[i]
+                if let p = summary.posix(name: e.name, etag: e.packedETag, size: e.size) { listing.setPosix(p, at: i) }
+            }
+        }
+        link.counters.skippedKeys.add(counts.skipped, ordering: .relaxed)
+        link.counters.shadowedFiles.add(counts.shadowed, ordering: .relaxed)
+        link.counters.excludedKeys.add(counts.excluded, ordering: .relaxed)
+        // Unlinked while open: the object is still in the bucket until the last release, not in the directory.
+        for key in local.deferred {
+            if let rel = link.relative(forKey: key), Namespace.split(rel).parent == dirRelative { listing.remove(Namespace.split(rel).name) }
+        }
+        if listing.complete {
+            // Files written here but not yet uploaded are part of the directory too.
+            for (name, f) in local.staged {
+                let (size, mtime, _, _) = writeBack!.attributes(f)
+                listing.upsert(ListingEntry(name: name, kind: .file, size: size, mtime: mtime, etag: ""))
+            }
+        }
     }
 
     /// POSIX metadata of subdirectory markers (`dir/` objects), by common prefix; those without one are absent.

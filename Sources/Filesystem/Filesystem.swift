@@ -31,6 +31,8 @@ package final class Filesystem: @unchecked Sendable {
     let listings: ListingCache
     let handles: HandleTable
     let overlay: StagedOverlay
+    /// Listings being fetched ahead of a walk.
+    let listingFlights = ListingFlights()
     private let fetchers = Mutex<[String: MetadataFetcher]>([:])
     /// Directories whose metadata summaries (`summary` policy) this mount has yet to rewrite.
     let summaries = SummaryQueue()

@@ -22,6 +22,9 @@ package struct FilesystemOptions: Sendable {
     package var directoryReadAhead = 64
     /// Metadata fetches in flight, per store, that learn listed files' metadata ahead of their lookups.
     package var metadataReadAhead = 64
+    /// Sibling directories listed ahead of a walk once it has opened two adjacent ones (see
+    /// `Filesystem+ListingReadAhead.swift`); 0 turns it off.
+    package var listingReadAhead = 8
     /// Where links whose metadata never expires keep their listing snapshots; nil keeps none.
     package var snapshotDirectory: String?
 

@@ -68,6 +68,8 @@ package final class LinkCounters: Sendable {
     package let shadowedFiles = Atomic<Int>(0)
     package let excludedKeys = Atomic<Int>(0)
     package let syncs = Atomic<Int>(0)
+    /// Directory listings fetched ahead of a walk and kept (`Filesystem+ListingReadAhead.swift`).
+    package let listingReadAheads = Atomic<Int>(0)
     /// Object-store events applied to this link.
     package let events = Atomic<Int>(0)
     package init() {}

@@ -15,6 +15,10 @@ final class ListingCache: Sendable {
         var negative: [String: [String: Double]] = [:]
         /// Small-file reads and read-ahead progress, by directory path.
         var directoryReads: [String: DirectoryReadAhead] = [:]
+        /// Counts the changes this mount made to cached listings (an entry inserted or removed, a listing
+        /// dropped or moved), so that a listing fetched in the background is kept only if none happened
+        /// while its LIST was out: else it could bring back a name just removed, or miss one just made.
+        var changes: UInt64 = 0
         let budget: Int
     }
 
@@ -62,6 +66,7 @@ extension ListingCache.State {
 
     /// Changes the cached listing of `dir`, if there is one, in place.
     mutating func update(_ dir: String, _ body: (inout Listing) -> Void) {
+        changes &+= 1
         guard let before = listings[dir]?.entries.count else { return }
         body(&listings[dir]!)
         entries += listings[dir]!.entries.count - before
@@ -81,6 +86,7 @@ extension ListingCache.State {
 
     /// Forgets the listing of `dir` and its negative entries.
     mutating func drop(_ dir: String) {
+        changes &+= 1
         if let old = listings.removeValue(forKey: dir) { entries -= old.entries.count }
         negative.removeValue(forKey: dir)
     }
@@ -103,6 +109,7 @@ extension ListingCache.State {
 
     /// Moves the listings and negative entries at and below `src` to `dst`, dropping what was below `dst`.
     mutating func move(from src: String, to dst: String) {
+        changes &+= 1
         let inside = { (path: String, root: String) in path == root || path.hasPrefix(root + "/") }
         for path in listings.keys where inside(path, dst) { drop(path) }
         for path in negative.keys where inside(path, dst) { negative.removeValue(forKey: path) }
@@ -116,6 +123,7 @@ extension ListingCache.State {
 
     /// Forgets everything at or below `root` (a link that left the namespace, a sync of a subtree).
     mutating func forget(below root: String) {
+        changes &+= 1
         let inside = { (path: String) in root.isEmpty || path == root || path.hasPrefix(root + "/") }
         for path in listings.keys where inside(path) { drop(path) }
         for path in negative.keys where inside(path) { negative.removeValue(forKey: path) }

@@ -40,7 +40,7 @@ private let linkOnlyKeys: [String: String] = Dictionary(
 /// The mount-wide keys, for suggestions and for links that use one.
 let mountKeys = [
     "cache-dir", "cache-size", "memory-cache", "block-size", "part-size", "upload-concurrency", "max-concurrency",
-    "fuse-threads", "dir-read-ahead", "metadata-read-ahead", "allow-other", "uid", "gid", "file-mode", "dir-mode",
+    "fuse-threads", "dir-read-ahead", "listing-read-ahead", "metadata-read-ahead", "allow-other", "uid", "gid", "file-mode", "dir-mode",
     "log-level", "metrics-address", "events-address", "events-token-file", "events-sns-verify", "pin-budget", "close-durability",
 ]
 
@@ -67,6 +67,7 @@ extension ConfigReader {
             case "max-concurrency": settings.maxConcurrency = try integer(e, .top, 1...1024, example: 64)
             case "fuse-threads": settings.fuseThreads = try integer(e, .top, 1...256, example: 16)
             case "dir-read-ahead": settings.dirReadAhead = try integer(e, .top, 0...100_000, example: 64)
+            case "listing-read-ahead": settings.listingReadAhead = try integer(e, .top, 0...256, example: 8)
             case "metadata-read-ahead": settings.metadataReadAhead = try integer(e, .top, 0...1024, example: 64)
             case "allow-other": settings.allowOther = try bool(e, .top)
             case "uid": settings.uid = try integer(e, .top, 0...UInt32.max, example: 1000)

@@ -44,6 +44,8 @@ package struct MountSettings: Sendable, Equatable {
     package var fuseThreads: Int?
     /// Small files of a directory fetched ahead (0: off).
     package var dirReadAhead: Int?
+    /// Sibling directories listed ahead of a walk (0: off).
+    package var listingReadAhead: Int?
     /// Metadata requests in flight ahead of lookups (0: off).
     package var metadataReadAhead: Int?
     /// Whether users other than the mounting one may access the mount.

@@ -53,6 +53,7 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "FUSE worker threads (default 16).") var fuseThreads: Int?
     @Option(help: "Kernel readahead for the mount in KiB (0 keeps the kernel default; needs root).") var kernelReadahead: Int = 1024
     @Option(help: "Small files of a directory fetched ahead once an application reads several of them (0 turns it off; default 64).") var dirReadAhead: Int?
+    @Option(help: "Sibling directories listed ahead once a walk has opened two adjacent ones (0 turns it off; default 8).") var listingReadAhead: Int?
     @Option(help: "Where listed files' type, mode and owner come from: exact (their metadata, fetched as a listing arrives) or listing (plain objects: defaults, no request per file). Default exact.") var metadata: String?
     @Option(help: "Metadata fetches in flight ahead of lookups under the exact policy (default 64).") var metadataReadAhead: Int?
     @Option(help: "Bytes of the disk tier pinned files may hold (lakecache pin), e.g. 50G (default: half of --cache-size).") var pinBudget: String?

@@ -144,6 +144,7 @@ final class MountDaemon: @unchecked Sendable {
         fsOptions.fileMode = plan.fileMode
         fsOptions.dirMode = plan.dirMode
         fsOptions.directoryReadAhead = plan.dirReadAhead
+        fsOptions.listingReadAhead = plan.listingReadAhead
         fsOptions.metadataReadAhead = plan.metadataReadAhead
         fsOptions.snapshotDirectory = plan.cacheDir + "/listings"
         let filesystem = Filesystem(links: table, cache: cache, writeBack: writeBack, options: fsOptions, logger: Logger(label: "lakecache.fs"))

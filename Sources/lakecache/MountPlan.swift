@@ -54,6 +54,7 @@ struct MountPlan {
     var fuseThreads: Int
     var kernelReadaheadKB: Int
     var dirReadAhead: Int
+    var listingReadAhead: Int
     var metadataReadAhead: Int
     /// Bytes pinned files may hold in the disk tier; nil for half of it.
     var pinBudget: Int64? = nil
@@ -104,6 +105,8 @@ struct MountPlan {
         guard (1...256).contains(uploadConcurrency) else { throw usage("invalid upload concurrency \(uploadConcurrency): expected 1 to 256") }
         let dirReadAhead = cmd.dirReadAhead ?? s.dirReadAhead ?? 64
         guard (0...100_000).contains(dirReadAhead) else { throw usage("invalid --dir-read-ahead \(dirReadAhead): expected 0 (off) to 100000 files") }
+        let listingReadAhead = cmd.listingReadAhead ?? s.listingReadAhead ?? 8
+        guard (0...256).contains(listingReadAhead) else { throw usage("invalid --listing-read-ahead \(listingReadAhead): expected 0 (off) to 256 directories") }
         let metadataReadAhead = cmd.metadataReadAhead ?? s.metadataReadAhead ?? 64
         guard (0...1024).contains(metadataReadAhead) else { throw usage("invalid --metadata-read-ahead \(metadataReadAhead): expected 0 (off) to 1024") }
         let cacheDir = cmd.cacheDir ?? s.cacheDir ?? "/var/cache/lakecache"
@@ -139,7 +142,7 @@ struct MountPlan {
             allowOther: cmd.allowOther || (s.allowOther ?? false), uid: cmd.uid ?? s.uid ?? getuid(), gid: cmd.gid ?? s.gid ?? getgid(),
             fileMode: fileMode, dirMode: dirMode,
             foreground: cmd.foreground, blockSize: Int(blockSize), fuseThreads: fuseThreads,
-            kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, metadataReadAhead: metadataReadAhead, pinBudget: pinBudget,
+            kernelReadaheadKB: cmd.kernelReadahead, dirReadAhead: dirReadAhead, listingReadAhead: listingReadAhead, metadataReadAhead: metadataReadAhead, pinBudget: pinBudget,
             closeDurability: closeDurability, bootID: bootID, events: events, metrics: metrics)
     }
 

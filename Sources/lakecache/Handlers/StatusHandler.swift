@@ -119,6 +119,7 @@ enum StatusHandler {
                     ("skipped_keys", n(link.counters.skippedKeys.load(ordering: .relaxed))),
                     ("excluded_keys", n(link.counters.excludedKeys.load(ordering: .relaxed))),
                     ("shadowed_files", n(link.counters.shadowedFiles.load(ordering: .relaxed))),
+                    ("listings_read_ahead", n(link.counters.listingReadAheads.load(ordering: .relaxed))),
                 ])
             })),
         ]

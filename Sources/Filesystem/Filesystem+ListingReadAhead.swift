@@ -1,0 +1,104 @@
+import ObjectStore
+import Platform
+
+/// Read-ahead of sibling directories' listings during a walk.
+///
+/// `os.walk`, `find` and `du` list one directory after another, in the order their parent's listing gave
+/// them, and stat what each holds: a LIST (and, under the `exact` policy, the fetches of the files'
+/// metadata) per directory, one after the other, so the walk is paced by round trips. Once the application
+/// has opened two adjacent subdirectories of a directory, the next `FilesystemOptions.listingReadAhead`
+/// ones are listed ahead of it, each fetched listing kept as readdir would have kept it and its files'
+/// metadata fetches started. An application that opens a directory whose read-ahead LIST is still out waits
+/// for it instead of sending another. Only directories of up to one page (1,000 keys) are kept this way; a
+/// larger one is listed when it is opened, as before.
+extension Filesystem {
+    /// Notes that the application opened directory `path` of `link` (at `relative` in it) and lists the
+    /// next sibling directories ahead when this looks like a walk.
+    func readAheadListings(link: Link, path: String) {
+        let ahead = options.listingReadAhead
+        guard ahead > 0, !path.isEmpty else { return }
+        let (parent, name) = Namespace.split(path)
+        let ttl = link.policy.metadataTTL
+        let now = monotonicSeconds()
+        let (candidates, changes) = listings.withLock { s -> ([String], UInt64) in
+            guard let p = s.listings[parent], p.fetched + (ttl ?? .infinity) > now, let i = p.position(of: name) else { return ([], 0) }
+            // The directory before this one in the parent's listing must have been listed (by the
+            // application or ahead of it): one directory opened alone is not a walk.
+            guard let previous = p.entries[..<i].lastIndex(where: { $0.kind == .directory }) else { return ([], 0) }
+            let before = Namespace.join(parent, p.entries[previous].name)
+            guard s.listings[before] != nil || listingFlights.isInFlight(before) else { return ([], 0) }
+            var out: [String] = []
+            var j = i + 1
+            while out.count < ahead, j < p.entries.count {
+                let e = p.entries[j]
+                j += 1
+                guard e.kind == .directory else { continue }
+                let child = Namespace.join(parent, e.name)
+                if let l = s.listings[child], l.complete, l.fetched + (ttl ?? .infinity) > now { continue }
+                out.append(child)
+            }
+            return (out, s.changes)
+        }
+        guard !candidates.isEmpty else { return }
+        for child in listingFlights.begin(candidates, limit: 4 * ahead) {
+            Task { await prefetchListing(child, changes: changes) }
+        }
+    }
+
+    /// Lists directory `path` into the listing cache, as a readdir from its start would; keeps it only when
+    /// one page holds it all and this mount changed no cached listing since `changes` was read.
+    private func prefetchListing(_ path: String, changes: UInt64) async {
+        defer { listingFlights.finish(path) }
+        guard case .link(let link, let relative) = links.resolve(path) else { return }
+        let prefix = link.listPrefix(relative)
+        let readSummary = link.policy.metadata == .summary
+        async let summary = readSummary ? loadSummary(link, prefix: prefix, path: path) : nil
+        let page: ListObjectsPage
+        do {
+            page = try await link.store.client.listObjects(ListObjectsRequest(bucket: link.bucket.bucket, prefix: prefix, delimiter: "/"))
+        } catch {
+            // A read-ahead only: the application's own readdir lists it again and reports what fails.
+            _ = await summary
+            return
+        }
+        guard page.nextContinuationToken == nil else {
+            _ = await summary
+            return
+        }
+        let markers = await markerMetadata(link, page.commonPrefixes)
+        let loadedSummary = await summary
+        var listing = Listing()
+        listing.complete = true
+        merge(page, into: &listing, link: link, path: path, prefix: prefix, markers: markers, summary: loadedSummary, local: localChildren(of: path, link: link))
+        for (i, e) in listing.entries.enumerated() where e.posix == nil {
+            if let posix = knownPosix(path: Namespace.join(path, e.name), entry: e) { listing.setPosix(posix, at: i) }
+        }
+        listing.fetched = monotonicSeconds()
+        let kept = listings.withLock { s -> Bool in
+            guard s.changes == changes, s.listings[path]?.complete != true else { return false }
+            s.store(path, listing)
+            return true
+        }
+        guard kept else { return }
+        link.counters.listingReadAheads.add(1, ordering: .relaxed)
+        readAheadMetadata(link: link, directory: path, entries: listing.entries)
+    }
+
+    /// Waits for a read-ahead LIST of `path` still out, then hands a directory handle that has loaded nothing
+    /// yet the listing it brought (or one that landed between the open and this first read); true when the
+    /// handle has it.
+    func joinListingReadAhead(_ handle: UInt64, path: String, link: Link) async -> Bool {
+        guard options.listingReadAhead > 0 else { return false }
+        await listingFlights.wait(path)
+        let now = monotonicSeconds()
+        guard let listing = listings.withLock({ $0.fresh(path, ttl: link.policy.metadataTTL, now: now) }), listing.complete else { return false }
+        return handles.withLock { s -> Bool in
+            guard var d = s.directories[handle], d.listing.entries.isEmpty, d.listing.nextToken == nil, !d.listing.complete else { return false }
+            d.listing = listing
+            // A summarised directory's summary came with the listing: its entries hold what it said.
+            d.summaryRead = true
+            s.directories[handle] = d
+            return true
+        }
+    }
+}
