@@ -9,8 +9,8 @@ import Platform
 /// has opened two adjacent subdirectories of a directory, the next `FilesystemOptions.listingReadAhead`
 /// ones are listed ahead of it, each fetched listing kept as readdir would have kept it and its files'
 /// metadata fetches started. An application that opens a directory whose read-ahead LIST is still out waits
-/// for it instead of sending another. Only directories of up to one page (1,000 keys) are kept this way; a
-/// larger one is listed when it is opened, as before.
+/// for it instead of sending another. Only a directory's first page (1,000 keys) is read ahead; the
+/// application's readdir goes on from there.
 extension Filesystem {
     /// Notes that the application opened directory `path` of `link` (at `relative` in it) and lists the
     /// next sibling directories ahead when this looks like a walk.
@@ -27,14 +27,17 @@ extension Filesystem {
             guard let previous = p.entries[..<i].lastIndex(where: { $0.kind == .directory }) else { return ([], 0) }
             let before = Namespace.join(parent, p.entries[previous].name)
             guard s.listings[before] != nil || listingFlights.isInFlight(before) else { return ([], 0) }
+            // The next `ahead` directories, less those listed already: the walk is led by `ahead` at most.
             var out: [String] = []
+            var seen = 0
             var j = i + 1
-            while out.count < ahead, j < p.entries.count {
+            while seen < ahead, j < p.entries.count {
                 let e = p.entries[j]
                 j += 1
                 guard e.kind == .directory else { continue }
+                seen += 1
                 let child = Namespace.join(parent, e.name)
-                if let l = s.listings[child], l.complete, l.fetched + (ttl ?? .infinity) > now { continue }
+                if let l = s.listings[child], l.fetched + (ttl ?? .infinity) > now { continue }
                 out.append(child)
             }
             return (out, s.changes)
@@ -45,8 +48,8 @@ extension Filesystem {
         }
     }
 
-    /// Lists directory `path` into the listing cache, as a readdir from its start would; keeps it only when
-    /// one page holds it all and this mount changed no cached listing since `changes` was read.
+    /// Lists the first page of directory `path` into the listing cache, as a readdir from its start would;
+    /// keeps it only when this mount changed no cached listing since `changes` was read.
     private func prefetchListing(_ path: String, changes: UInt64) async {
         defer { listingFlights.finish(path) }
         guard case .link(let link, let relative) = links.resolve(path) else { return }
@@ -61,21 +64,19 @@ extension Filesystem {
             _ = await summary
             return
         }
-        guard page.nextContinuationToken == nil else {
-            _ = await summary
-            return
-        }
         let markers = await markerMetadata(link, page.commonPrefixes)
         let loadedSummary = await summary
         var listing = Listing()
-        listing.complete = true
+        listing.complete = page.nextContinuationToken == nil
+        listing.nextToken = page.nextContinuationToken
         merge(page, into: &listing, link: link, path: path, prefix: prefix, markers: markers, summary: loadedSummary, local: localChildren(of: path, link: link))
         for (i, e) in listing.entries.enumerated() where e.posix == nil {
             if let posix = knownPosix(path: Namespace.join(path, e.name), entry: e) { listing.setPosix(posix, at: i) }
         }
         listing.fetched = monotonicSeconds()
         let kept = listings.withLock { s -> Bool in
-            guard s.changes == changes, s.listings[path]?.complete != true else { return false }
+            // A first page never replaces a listing: the application's own paging is at least as far.
+            guard s.changes == changes, listing.complete ? s.listings[path]?.complete != true : s.listings[path] == nil else { return false }
             s.store(path, listing)
             return true
         }
@@ -91,12 +92,14 @@ extension Filesystem {
         guard options.listingReadAhead > 0 else { return false }
         await listingFlights.wait(path)
         let now = monotonicSeconds()
-        guard let listing = listings.withLock({ $0.fresh(path, ttl: link.policy.metadataTTL, now: now) }), listing.complete else { return false }
+        // A first page only (more to come) is taken too: the handle's readdir goes on from its token.
+        guard let listing = listings.withLock({ $0.fresh(path, ttl: link.policy.metadataTTL, now: now) }), listing.complete || listing.nextToken != nil else { return false }
         return handles.withLock { s -> Bool in
             guard var d = s.directories[handle], d.listing.entries.isEmpty, d.listing.nextToken == nil, !d.listing.complete else { return false }
             d.listing = listing
-            // A summarised directory's summary came with the listing: its entries hold what it said.
-            d.summaryRead = true
+            // A complete listing holds what a summarised directory's summary said; further pages read it
+            // beside the next page, as a readdir from the start would have.
+            d.summaryRead = listing.complete
             s.directories[handle] = d
             return true
         }

@@ -130,6 +130,31 @@ import WriteBack
         #expect(readAheads(fs) == 0)
     }
 
+    /// A directory of more than one page is read ahead by its first page; the walk's readdir goes on from
+    /// there, so each page is listed once.
+    @Test func aLargeDirectoryIsReadAheadByItsFirstPage() async throws {
+        seed()
+        for f in 3..<1500 { store.set(bucket: "b", key: "w/d02/f\(f)", data: [1]) }
+        let fs = try makeFS()
+        let w = try await lookup(fs, 1, "w")
+        _ = try await list(fs, w)
+        let before = lists
+        _ = try await list(fs, try await lookup(fs, w, "d00"))
+        _ = try await list(fs, try await lookup(fs, w, "d01"))
+        try await settle(fs)
+        #expect(lists - before == 2 + 8)
+        let d02ino = try await lookup(fs, w, "d02")
+        let d02 = try await list(fs, d02ino)
+        #expect(d02.count == 1500)
+        #expect(Set(d02.map(\.name)).count == 1500)
+        try await settle(fs)
+        // The second page of d02, and d10: opening d02 keeps the walk led by eight.
+        #expect(lists - before == 2 + 8 + 1 + 1)
+        #expect(try await list(fs, try await lookup(fs, w, "d03")).count == 3)
+        try await settle(fs)
+        #expect(lists - before == 2 + 8 + 1 + 1 + 1)
+    }
+
     /// A directory opened while its read-ahead LIST is out waits for that LIST instead of sending its own.
     @Test func anOpenDuringTheReadAheadJoinsIt() async throws {
         seed()
