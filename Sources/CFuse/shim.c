@@ -28,4 +28,5 @@ int CFuse_session_loop_mt(struct fuse_session *se, int clone_fd, unsigned int ma
 
 void CFuse_fi_set_keep_cache(struct fuse_file_info *fi, int keep_cache) { fi->keep_cache = keep_cache ? 1 : 0; }
 void CFuse_fi_set_direct_io(struct fuse_file_info *fi, int direct_io) { fi->direct_io = direct_io ? 1 : 0; }
+void CFuse_fi_set_noflush(struct fuse_file_info *fi, int noflush) { fi->noflush = noflush ? 1 : 0; }
 int CFuse_fi_flags(const struct fuse_file_info *fi) { return fi->flags; }

@@ -16,11 +16,15 @@ package struct OpenReply: Sendable {
     /// pages of a staged file, so caching what a checkpoint writer writes only costs memory and a copy
     /// (a 4 GiB checkpoint closed in 7.9 s instead of 13.2 s). Nothing can map a write-only descriptor.
     package var directIO = false
+    /// Whether close(2) must reach the daemon (a FLUSH): only a handle that may have written has anything
+    /// to commit then; the others are opened with `FOPEN_NOFLUSH`.
+    package var flushes = false
 
-    init(handle: UInt64, keepCache: Bool, flags: Int32 = O_RDONLY) {
+    init(handle: UInt64, keepCache: Bool, flags: Int32 = O_RDONLY, writable: Bool = false) {
         self.handle = handle
         self.keepCache = keepCache
         directIO = flags & O_ACCMODE == O_WRONLY
+        flushes = writable
     }
 }
 

@@ -84,13 +84,13 @@ extension Filesystem {
                 release(handle: handle)
                 return reply(.failure(failed("open", node.path, FilesystemError(e.rawValue, "cannot truncate the staging file: \(e)"))))
             }
-            return reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags)))
+            return reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags, writable: true)))
         }
         Task {
             do {
                 _ = try await stage(ino: ino, node: node, place: place, truncate: flags & O_TRUNC != 0)
                 guard let handle = openStaged(ino, flags: flags, writable: true) else { throw FilesystemError(ESTALE, "file vanished while opening") }
-                reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags)))
+                reply(.success(OpenReply(handle: handle, keepCache: false, flags: flags, writable: true)))
             } catch {
                 reply(.failure(failed("open", node.path, error)))
             }
@@ -175,7 +175,7 @@ extension Filesystem {
         listingInsert(path: path, kind: .file, size: 0, mtime: attrs.mtime, etag: "", posix: PosixMetadata(metadata))
         touchDirectory(of: path)
         let handle = addStagedHandle(ino: attrs.ino, place: place, file: f, writable: true, flags: flags)
-        reply(.success((EntryReply(attributes: attrs, ttl: place.policy.kernelTTL), OpenReply(handle: handle, keepCache: false, flags: flags))))
+        reply(.success((EntryReply(attributes: attrs, ttl: place.policy.kernelTTL), OpenReply(handle: handle, keepCache: false, flags: flags, writable: true))))
     }
 
     /// Writes into the staged image; the kernel's O_APPEND offset is replaced by the staged size.

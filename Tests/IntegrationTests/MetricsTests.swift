@@ -173,6 +173,10 @@ struct MetricsTests {
             #expect((Self.value(samples, "lakecache_backend_first_byte_seconds_count", ["operation": "GetObject"]) ?? 0) >= gets)
             #expect((Self.value(samples, "lakecache_fuse_operation_duration_seconds_count", ["operation": "read"]) ?? 0) >= 9)
             #expect((Self.value(samples, "lakecache_fuse_operation_duration_seconds_count", ["operation": "lookup"]) ?? 0) >= 1)
+            // Read-only opens are FOPEN_NOFLUSH: the nine closes of files read send no FLUSH; the file written
+            // (through a temporary file and a rename, as Foundation writes) sends one per writable close.
+            let flushes = Self.value(samples, "lakecache_fuse_operation_duration_seconds_count", ["operation": "flush"]) ?? 0
+            #expect(flushes >= 1 && flushes <= 2, "\(flushes) FLUSH requests for one file written and nine read")
             #expect(Self.value(samples, "lakecache_fuse_operation_duration_seconds_bucket", ["operation": "read", "le": "+Inf"]) != nil)
             // No object key or path is a label value: only link paths are.
             for s in samples {

@@ -24,6 +24,8 @@ int CFuse_session_loop_mt(struct fuse_session *se, int clone_fd, unsigned int ma
 /* fuse_file_info bitfields, set without relying on how Swift imports bitfields. */
 void CFuse_fi_set_keep_cache(struct fuse_file_info *fi, int keep_cache);
 void CFuse_fi_set_direct_io(struct fuse_file_info *fi, int direct_io);
+/* FOPEN_NOFLUSH (Linux 5.16): close(2) of this open sends no FLUSH. */
+void CFuse_fi_set_noflush(struct fuse_file_info *fi, int noflush);
 int CFuse_fi_flags(const struct fuse_file_info *fi);
 
 #endif
