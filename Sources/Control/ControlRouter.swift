@@ -25,7 +25,7 @@ package final class ControlRouter: Sendable {
     package typealias Handler = @Sendable (ControlRequest) -> String
 
     private struct Routes { var handlers: [String: Handler] = [:] }
-    private let routes = Mutex(Routes())
+    private let routes = Locked(Routes())
     private let logger: Logger
 
     package init(logger: Logger) { self.logger = logger }

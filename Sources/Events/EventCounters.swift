@@ -1,10 +1,11 @@
+import Platform
 import Control
 import Synchronization
 
 /// What the events endpoint has seen, for `status`: accepted, applied, and each kind of refusal.
 package final class EventCounters: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
-    private let last = Mutex<String?>(nil)
+    private let counts = Locked<[String: Int]>([:])
+    private let last = Locked<String?>(nil)
 
     package init() {}
 

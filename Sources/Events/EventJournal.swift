@@ -26,7 +26,7 @@ package final class EventJournal: Sendable {
         /// Each pending event's line length, so `done` need not encode it again.
         var lineBytes: [Int64: Int64]
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     /// Opens (or creates) the journal in `directory` and reads what an earlier run left pending.
     package init(directory: String) throws(SystemError) {
@@ -60,7 +60,7 @@ package final class EventJournal: Sendable {
         fchmod(fd, 0o600)
         let size = (try? Syscall.fileSize(fd).get()) ?? 0
         if size > whole { _ = Syscall.ftruncate(fd, whole) }
-        state = Mutex(State(fd: fd, next: next, pending: pending, bytes: min(size, whole), live: lineBytes.values.reduce(0, +), lineBytes: lineBytes))
+        state = Locked(State(fd: fd, next: next, pending: pending, bytes: min(size, whole), live: lineBytes.values.reduce(0, +), lineBytes: lineBytes))
     }
 
     deinit { state.withLock { Syscall.close($0.fd) } }

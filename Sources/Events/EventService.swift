@@ -16,9 +16,9 @@ package final class EventService: Sendable {
     private let filesystem: Filesystem
     private let preload: Preload
     private let logger: Logger
-    private let order = Mutex(EventOrder())
+    private let order = Locked(EventOrder())
     /// Serializes the admit-journal-commit step, so a refused journal write leaves no sequencer behind.
-    private let intake = Mutex(())
+    private let intake = Locked(())
     private let queue: AsyncStream<(Int64, ObjectEvent)>.Continuation
     private let stream: AsyncStream<(Int64, ObjectEvent)>
     private let preloads = AsyncLimiter(4)
@@ -178,9 +178,9 @@ package final class EventService: Sendable {
 
 /// At most `limit` bodies at once, the rest waiting in order.
 final class AsyncLimiter: Sendable {
-    private let state: Mutex<(free: Int, waiting: [CheckedContinuation<Void, Never>])>
+    private let state: Locked<(free: Int, waiting: [CheckedContinuation<Void, Never>])>
 
-    init(_ limit: Int) { state = Mutex((limit, [])) }
+    init(_ limit: Int) { state = Locked((limit, [])) }
 
     func run(_ body: @Sendable () async -> Void) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

@@ -32,7 +32,7 @@ package final class SNSVerifier: Sendable {
     private let transport: CurlTransport
     /// A certificate URL prefix trusted besides SNS's hosts (a test's local server).
     private let extraPrefix: String?
-    private let certificates = Mutex<[String: [UInt8]]>([:])
+    private let certificates = Locked<[String: [UInt8]]>([:])
 
     package init(mode: Mode, transport: CurlTransport, trustedCertificatePrefix: String? = nil) {
         self.mode = mode

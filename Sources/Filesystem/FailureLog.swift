@@ -11,7 +11,7 @@ final class FailureLog: Sendable {
         var suppressed = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Warnings allowed per second on average, and in a burst.
     static let rate = 5.0
     static let burst = 20.0

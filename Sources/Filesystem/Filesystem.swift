@@ -33,13 +33,13 @@ package final class Filesystem: @unchecked Sendable {
     let overlay: StagedOverlay
     /// Listings being fetched ahead of a walk.
     let listingFlights = ListingFlights()
-    private let fetchers = Mutex<[String: MetadataFetcher]>([:])
+    private let fetchers = Locked<[String: MetadataFetcher]>([:])
     /// Directories whose metadata summaries (`summary` policy) this mount has yet to rewrite.
     let summaries = SummaryQueue()
-    /// In a struct: a `Mutex` holding a bare closure re-wraps it in a reabstraction thunk at every
+    /// In a struct: a lock holding a bare closure re-wraps it in a reabstraction thunk at every
     /// `withLock { $0 }`, so each call got slower than the one before (measured: 20,000 calls took 6 s,
     /// the next 20,000 17 s).
-    private let notifier = Mutex(KernelNotifier())
+    private let notifier = Locked(KernelNotifier())
     /// Rate limit of the warnings `failed(_:_:_:)` logs.
     let failures = FailureLog()
 

@@ -77,7 +77,7 @@ final class HandleTable: Sendable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
 

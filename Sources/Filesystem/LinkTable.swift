@@ -25,11 +25,11 @@ package final class LinkTable: Sendable {
         package var draining: [String: Link] = [:]
     }
 
-    private let current: Mutex<Snapshot>
+    private let current: Locked<Snapshot>
 
     /// A table of `links`; throws when two paths overlap.
     package init(_ links: [Link]) throws(LinkError) {
-        current = Mutex(try Self.build(links, draining: [:]))
+        current = Locked(try Self.build(links, draining: [:]))
     }
 
     /// The one-link table of `lakecache mount s3://…` at the mount's root.

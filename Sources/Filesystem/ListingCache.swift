@@ -22,9 +22,9 @@ final class ListingCache: Sendable {
         let budget: Int
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
-    init(budget: Int) { state = Mutex(State(budget: budget)) }
+    init(budget: Int) { state = Locked(State(budget: budget)) }
 
     func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
 

@@ -1,3 +1,4 @@
+import Platform
 import Synchronization
 
 /// Directories whose listings are being fetched ahead of the application, and who waits for them.
@@ -9,7 +10,7 @@ final class ListingFlights: Sendable {
         var inFlight: [String: [CheckedContinuation<Void, Never>]] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Marks those of `paths` not in flight already as in flight and returns them, at most `limit` in
     /// flight in all.

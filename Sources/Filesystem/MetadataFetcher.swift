@@ -49,11 +49,11 @@ final class MetadataFetcher: Sendable {
     private let store: any ObjectStore
     private let backgroundLimit: Int
     private let smallFetch: SmallFetch?
-    private let state = Mutex(State())
-    /// In a struct: a `Mutex` holding a bare closure re-wraps it in a reabstraction thunk at every
+    private let state = Locked(State())
+    /// In a struct: a lock holding a bare closure re-wraps it in a reabstraction thunk at every
     /// `withLock { $0 }`, which made more than half of the daemon's CPU in an `ls -l` of 10,000 files.
     private struct Hook { var learned: Learned? }
-    private let hook = Mutex(Hook())
+    private let hook = Locked(Hook())
 
     init(store: any ObjectStore, backgroundLimit: Int, smallFetch: SmallFetch? = nil) {
         self.store = store

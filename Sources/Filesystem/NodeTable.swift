@@ -22,12 +22,12 @@ final class NodeTable: Sendable {
     /// those files take their paths' hashes when looked up again.
     static let rememberedLimit = 100_000
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(root: Node) {
         var s = State()
         s.nodes[1] = root
-        state = Mutex(s)
+        state = Locked(s)
     }
 
     func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }

@@ -57,7 +57,7 @@ final class StagedOverlay: Sendable {
         func path(of f: StagedFile) -> String? { paths[ObjectIdentifier(f)] }
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
 

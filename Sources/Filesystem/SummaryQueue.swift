@@ -34,7 +34,7 @@ final class SummaryQueue: Sendable {
     static let retryDelay = 5.0
     static let attempts = 5
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Records a change of `name` in the directory at namespace path `dir`; true when no flusher runs and
     /// the caller must start one.

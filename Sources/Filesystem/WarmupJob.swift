@@ -51,7 +51,7 @@ package final class WarmupJob: Sendable {
 
     package let id: Int
     let request: Request
-    private let progress: Mutex<Progress>
+    private let progress: Locked<Progress>
     private let cancelled = Atomic<Bool>(false)
     private let started = monotonicSeconds()
     private let bucket: TokenBucket?
@@ -61,7 +61,7 @@ package final class WarmupJob: Sendable {
         self.request = request
         var p = Progress(id: id, state: .running, paths: request.paths)
         p.origin = request.origin
-        progress = Mutex(p)
+        progress = Locked(p)
         bucket = request.bandwidth.map { TokenBucket(rate: $0) }
     }
 
@@ -203,11 +203,11 @@ package final class WarmupJob: Sendable {
 /// Bytes per second, spent as they come: a warmup never takes more than its share of the link.
 final class TokenBucket: Sendable {
     private let rate: Double
-    private let state: Mutex<(tokens: Double, last: Double)>
+    private let state: Locked<(tokens: Double, last: Double)>
 
     init(rate: Int64) {
         self.rate = Double(max(1, rate))
-        state = Mutex((Double(max(1, rate)), monotonicSeconds()))
+        state = Locked((Double(max(1, rate)), monotonicSeconds()))
     }
 
     func take(_ bytes: Int64) async {

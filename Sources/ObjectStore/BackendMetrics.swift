@@ -12,9 +12,9 @@ import Synchronization
 /// without a metrics backend they are swift-metrics' no-ops.
 package final class BackendMetrics: Sendable {
     private typealias TimerPair = (firstByte: CoreMetrics.Timer, total: CoreMetrics.Timer)
-    private let table = Mutex([OperationTraffic](repeating: OperationTraffic(), count: BackendOperation.allCases.count))
+    private let table = Locked([OperationTraffic](repeating: OperationTraffic(), count: BackendOperation.allCases.count))
     // Made on first use, not at init: swift-metrics must be bootstrapped before a timer is made.
-    private let timers = Mutex([TimerPair?](repeating: nil, count: BackendOperation.allCases.count))
+    private let timers = Locked([TimerPair?](repeating: nil, count: BackendOperation.allCases.count))
 
     package init() {}
 

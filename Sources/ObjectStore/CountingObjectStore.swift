@@ -11,7 +11,7 @@ package final class RequestCounters: Sendable {
         var failures = [Int](repeating: 0, count: BackendOperation.allCases.count)
     }
 
-    private let counts = Mutex(Counts())
+    private let counts = Locked(Counts())
 
     package init() {}
 

@@ -19,7 +19,7 @@ import Synchronization
 package enum CredentialChain {
     /// Live providers by the settings that chose them: links that share a profile share one provider (and one
     /// refresh thread). Weak, so a provider goes with the last client that uses it.
-    private static let providers = Mutex<[String: WeakProvider]>([:])
+    private static let providers = Locked<[String: WeakProvider]>([:])
 
     private final class WeakProvider: @unchecked Sendable {
         weak var provider: CredentialProvider?

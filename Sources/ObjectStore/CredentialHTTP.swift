@@ -7,7 +7,7 @@ import Synchronization
 /// These calls are rare (at mount and once per credential lifetime), so they share one transport per CA
 /// bundle and block the calling thread, which is the mount's startup or a provider's refresh thread.
 enum CredentialHTTP {
-    private static let transports = Mutex<[String: CurlTransport]>([:])
+    private static let transports = Locked<[String: CurlTransport]>([:])
 
     /// Sends `request` up to `attempts` times until an answer arrives; when none does, throws the
     /// configuration error `unreachable` makes of the last transport failure's message.

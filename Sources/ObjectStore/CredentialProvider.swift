@@ -23,7 +23,7 @@ package final class CredentialProvider: Sendable {
     /// Where the credentials come from, for messages: "environment variables", "profile 'train' (AssumeRole …)".
     package let source: String
     private let fetcher: (@Sendable () throws(ObjectStoreError) -> Credentials)?
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let wake = ThreadSignal()
     private let logger: Logger
 
@@ -41,7 +41,7 @@ package final class CredentialProvider: Sendable {
     package init(static credentials: Credentials, source: String) {
         self.source = source
         fetcher = nil
-        state = Mutex(State(credentials: credentials))
+        state = Locked(State(credentials: credentials))
         logger = Logger(label: "lakecache.credentials")
     }
 
@@ -54,7 +54,7 @@ package final class CredentialProvider: Sendable {
     package init(source: String, logger: Logger = Logger(label: "lakecache.credentials"), fetch: @escaping @Sendable () throws(ObjectStoreError) -> Credentials) {
         self.source = source
         fetcher = fetch
-        state = Mutex(State())
+        state = Locked(State())
         self.logger = logger
     }
 

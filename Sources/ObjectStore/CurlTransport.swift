@@ -35,10 +35,10 @@ package final class CurlTransport: @unchecked Sendable {
 
     private let options: TransportOptions
     private let multi: UnsafeMutableRawPointer
-    private let incoming = Mutex(Incoming())
+    private let incoming = Locked(Incoming())
     private let activeCount = Atomic<Int>(0)
     private var thread = pthread_t()
-    private let stopped = Mutex(false)
+    private let stopped = Locked(false)
 
     // Network-thread state.
     private var waiting: [CurlTransfer] = []

@@ -23,13 +23,13 @@ package final class InMemoryObjectStore: ObjectStore, Sendable {
         var requests: [String: Int] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Longest random pause before an async request is served; zero serves at once.
-    private let jitter = Mutex(Duration.zero)
+    private let jitter = Locked(Duration.zero)
     /// Pauses for the next requests of an operation, taken in order.
-    private let delays = Mutex([String: [Duration]]())
+    private let delays = Locked([String: [Duration]]())
     /// How many of the next requests of an operation are served but answered with a dropped connection.
-    private let lostAnswers = Mutex([String: Int]())
+    private let lostAnswers = Locked([String: Int]())
 
     package init(buckets: [String]) {
         state.withLock { s in for b in buckets { s.objects[b] = [:] } }

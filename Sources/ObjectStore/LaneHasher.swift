@@ -29,7 +29,7 @@ package final class LaneHasher: Sendable {
         var draining = false
     }
 
-    private let queue = Mutex(Queue())
+    private let queue = Locked(Queue())
     private let thread: IOThreadPool
     private let useLanes: Bool
 

@@ -12,7 +12,7 @@ import Glibc
 package final class IOThreadPool: @unchecked Sendable {
     /// Jobs carry raw buffers between threads by design; the pool hands each to exactly one thread.
     private struct Job: @unchecked Sendable { let run: () -> Void }
-    private let jobs = Mutex(Deque<Job>())
+    private let jobs = Locked(Deque<Job>())
     private let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     private let stopping = Atomic<Bool>(false)
     private var threads: [pthread_t] = []

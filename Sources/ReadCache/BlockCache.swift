@@ -32,7 +32,7 @@ package struct BlockCacheConfiguration: Sendable {
 /// The read cache: memory tier of fixed slots, optional disk tier, single-flight fills from the object store.
 ///
 /// Lookup order: memory, then an in-flight fill (joined), then disk, then the network. All state sits under
-/// one `Mutex`; buffers are one anonymous mapping carved into `blockSize` slots, so a hit copies nothing and
+/// one lock (`Locked`); buffers are one anonymous mapping carved into `blockSize` slots, so a hit copies nothing and
 /// allocates nothing. Completions run on the thread that finished the fill (network or disk thread).
 package final class BlockCache: @unchecked Sendable {
     package typealias Completion = (Result<PinnedRange, ObjectStoreError>) -> Void
@@ -142,7 +142,7 @@ package final class BlockCache: @unchecked Sendable {
     private let configuration: BlockCacheConfiguration
     private let memory: UnsafeMutableRawPointer
     private let prefault: MemoryPrefault?
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let logger: Logger
 
     package let hits = Atomic<Int>(0)
@@ -159,9 +159,9 @@ package final class BlockCache: @unchecked Sendable {
     /// the read and a sub-block on either side, page-aligned for direct I/O.
     private let rangeLimit: Int
     private let rangeCapacity: Int
-    private let rangeBuffers = Mutex<[UInt]>([])
+    private let rangeBuffers = Locked<[UInt]>([])
     /// Blocks read in part recently, oldest first (bounded): a second such read loads the block into memory.
-    private let rangeTouched = Mutex<(keys: Set<BlockKey>, order: Deque<BlockKey>)>(([], []))
+    private let rangeTouched = Locked<(keys: Set<BlockKey>, order: Deque<BlockKey>)>(([], []))
 
     package init(store: any ObjectStore, configuration: BlockCacheConfiguration, disk: DiskTier?, logger: Logger = Logger(label: "lakecache.cache")) {
         self.store = store
@@ -196,7 +196,7 @@ package final class BlockCache: @unchecked Sendable {
             let base = Int32(largeSlots)
             pools.append(Pool(free: (base..<(base + Int32(smallSlots))).reversed(), policy: policy(smallSlots), base: base, count: smallSlots, slotBytes: Self.smallSlotBytes))
         }
-        state = Mutex(State(slots: Array(repeating: Slot(), count: slotCount), pools: pools))
+        state = Locked(State(slots: Array(repeating: Slot(), count: slotCount), pools: pools))
     }
 
     deinit {
@@ -711,7 +711,7 @@ private final class ReadJoin: @unchecked Sendable {
     private let offset: Int64
     private let end: Int64
     private let completion: BlockCache.Completion
-    private let lock = Mutex<(pending: Int, slots: (Int32, Int32), error: ObjectStoreError?)>((0, (-1, -1), nil))
+    private let lock = Locked<(pending: Int, slots: (Int32, Int32), error: ObjectStoreError?)>((0, (-1, -1), nil))
 
     init(cache: BlockCache, offset: Int64, end: Int64, blocks: Int, completion: @escaping BlockCache.Completion) {
         self.cache = cache
@@ -744,11 +744,11 @@ private final class ReadJoin: @unchecked Sendable {
 /// Gathers the outcomes of a run's fills and reports the worst, once, when the last lands.
 private final class FillJoin: Sendable {
     private let done: @Sendable (BlockCache.FillOutcome) -> Void
-    private let state: Mutex<(pending: Int, worst: BlockCache.FillOutcome)>
+    private let state: Locked<(pending: Int, worst: BlockCache.FillOutcome)>
 
     init(count: Int, done: @escaping @Sendable (BlockCache.FillOutcome) -> Void) {
         self.done = done
-        state = Mutex((count, .held))
+        state = Locked((count, .held))
     }
 
     func arrived(_ outcome: BlockCache.FillOutcome) {

@@ -53,9 +53,9 @@ package final class DiskTier: @unchecked Sendable {
     private let pool: IOThreadPool
     private let rangePool: IOThreadPool
     private let logger: Logger
-    private let state = Mutex<(entries: [DiskKey: Entry], used: Int64, clock: UInt64, lastFreeCheck: Int64, lowSpace: Bool)>(([:], 0, 0, 0, false))
+    private let state = Locked<(entries: [DiskKey: Entry], used: Int64, clock: UInt64, lastFreeCheck: Int64, lowSpace: Bool)>(([:], 0, 0, 0, false))
     /// Objects kept through eviction (`lakecache pin`), by object id, with the path they were pinned for.
-    private let pins = Mutex<[UInt64: String]>([:])
+    private let pins = Locked<[UInt64: String]>([:])
     /// Bytes pinned objects may hold at most.
     package let pinBudget: Int64
 

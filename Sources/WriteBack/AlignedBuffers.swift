@@ -9,7 +9,7 @@ import Synchronization
 /// machine that backs memory lazily costs more than the copy into them.
 final class AlignedBuffers: Sendable {
     /// Addresses by buffer size, as integers: raw pointers are not Sendable.
-    private let free = Mutex<[Int: [UInt]]>([:])
+    private let free = Locked<[Int: [UInt]]>([:])
     private let keep: Int
 
     init(keepPerSize: Int) { keep = keepPerSize }

@@ -1,3 +1,4 @@
+import Platform
 import Synchronization
 
 /// Bytes that requests may hold at once; a request over the limit waits until enough come back.
@@ -12,7 +13,7 @@ final class ByteBudget: Sendable {
     }
 
     let limit: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(limit: Int) { self.limit = max(1, limit) }
 

@@ -36,7 +36,7 @@ package struct JournalRecord: Sendable, Equatable {
 package final class Journal: Sendable {
     package let directory: String
     /// Record writes are serialized, and each takes its snapshot inside, so an older state never lands last.
-    private let writing = Mutex(())
+    private let writing = Locked(())
 
     package init(directory: String) {
         self.directory = directory

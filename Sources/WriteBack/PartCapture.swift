@@ -64,10 +64,10 @@ final class PartCapture: Sendable {
         var counted = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// The part numbers in `ready`, under a lock of their own that never takes another, so that the upload
     /// planner can ask while it holds `WriteBack`'s lock.
-    private let readyParts = Mutex<Set<Int>>([])
+    private let readyParts = Locked<Set<Int>>([])
     private let geometry: PartGeometry
     private let buffers: AlignedBuffers
     private let capacity: Int

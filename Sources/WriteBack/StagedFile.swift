@@ -40,7 +40,7 @@ package final class StagedFile: @unchecked Sendable {
         var pinned = false
     }
 
-    private let open: Mutex<Open>
+    private let open: Locked<Open>
 
     /// `direct`: stage page-aligned writes with `O_DIRECT` when the filesystem takes it (at `device`
     /// durability); otherwise every write goes through the page cache.
@@ -54,7 +54,7 @@ package final class StagedFile: @unchecked Sendable {
         let direct = useDirect ? ((try? Syscall.open(path, O_RDWR | Syscall.directIOFlag).get()) ?? -1) : -1
         supportsDirect = direct >= 0
         queuesWrites = supportsDirect || !useDirect
-        open = Mutex(Open(plain: descriptor, direct: direct))
+        open = Locked(Open(plain: descriptor, direct: direct))
         descriptors.opened(self)
     }
 
@@ -129,7 +129,7 @@ final class DescriptorCache: @unchecked Sendable {
     /// reference to one being deinitialized is nil, never a dangling pointer).
     struct Weak: @unchecked Sendable { weak var file: StagedFile? }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(limit: Int) { self.limit = max(1, limit) }
 
@@ -219,6 +219,9 @@ struct FileState {
     /// The newest generation whose staged bytes were fdatasynced; a record of a newer committed one says
     /// its bytes may be only in the page cache (`kernel` durability).
     var syncedGeneration: UInt64 = 0
+    /// Syncs (`markSynced`) between their fdatasync and their journal write: `syncedGeneration` may say
+    /// synced while the record does not yet.
+    var syncsInFlight = 0
     var cancelled = false
     var failure: UploadFailure?
     var attempts = 0

@@ -61,6 +61,8 @@ extension WriteBack {
 
     /// fdatasyncs `f` and, when its record still names unsynced bytes of `generation` or older, rewrites it.
     func markSynced(_ f: StagedFile, generation: UInt64) {
+        lock.withLock { _ in f.s.syncsInFlight += 1 }
+        defer { lock.withLock { _ in f.s.syncsInFlight -= 1 } }
         if case .failure(let e) = f.withDescriptor({ Syscall.fdatasync($0) }) {
             // The bytes stay in the page cache and still upload; only a power cut would now lose them.
             logger.error("cannot sync staging file; its record stays unsynced until the upload is done", metadata: [
@@ -78,10 +80,11 @@ extension WriteBack {
     }
 
     /// Syncs every file whose record still names unsynced bytes, as an unmount must: a reboot after a clean
-    /// unmount loses nothing.
+    /// unmount loses nothing. A file whose background sync is between its fdatasync and its record is synced
+    /// here too, so that the record says so before this returns.
     package func syncAll() {
         let files = lock.withLock { r in
-            r.files.values.filter { $0.s.journaled && $0.s.unsynced }.map { ($0, $0.s.committed) }
+            r.files.values.filter { $0.s.journaled && ($0.s.unsynced || $0.s.syncsInFlight > 0) }.map { ($0, $0.s.committed) }
         }
         for (f, generation) in files { markSynced(f, generation: generation) }
     }

@@ -84,8 +84,8 @@ package final class WriteBack: @unchecked Sendable {
     let journal: Journal
     let stagingDirectory: String
     let logger: Logger
-    let lock = Mutex(Registry())
-    private let hooks = Mutex(Hooks())
+    let lock = Locked(Registry())
+    private let hooks = Locked(Hooks())
     /// Bounce buffers for direct writes and part buffers for uploads.
     let buffers: AlignedBuffers
     /// The part copies all files share.

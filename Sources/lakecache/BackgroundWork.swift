@@ -14,7 +14,7 @@ final class BackgroundWork: Sendable {
         var stopped = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let filesystem: Filesystem
     private let cacheDir: String
     private let logger: Logger
@@ -110,12 +110,12 @@ final class DemandSampler: Sendable {
     /// How long after the last demand a warmup still waits.
     static let quiet = 0.5
     private let cache: BlockCache
-    private let last: Mutex<(count: Int, at: Double)>
+    private let last: Locked<(count: Int, at: Double)>
 
     init(cache: BlockCache) {
         self.cache = cache
         // What happened before the sampler existed is not demand now.
-        last = Mutex((Self.count(cache), -Double.infinity))
+        last = Locked((Self.count(cache), -Double.infinity))
     }
 
     private static func count(_ cache: BlockCache) -> Int {

@@ -17,7 +17,7 @@ final class NamespaceBuilder: Sendable {
         var plans: [String: LinkPlan] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let maxConcurrency: Int
 
     init(maxConcurrency: Int) { self.maxConcurrency = maxConcurrency }

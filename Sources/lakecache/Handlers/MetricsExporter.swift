@@ -18,7 +18,7 @@ import Synchronization
 final class MetricsExporter: Sendable {
     /// What swift-metrics timers record into.
     let recorded: PrometheusCollectorRegistry
-    private let parts = Mutex<MountDaemon.Parts?>(nil)
+    private let parts = Locked<MountDaemon.Parts?>(nil)
 
     /// Latency buckets from 100 µs (a warm FUSE read) to 60 s (a large part over a slow link).
     static let latencyBuckets: [Duration] = [

@@ -9,7 +9,7 @@ import Glibc
 
 /// Warmup jobs of a mount: started by `warmup`, listed by `jobs`, followed by `job`, stopped by `cancel`.
 final class JobTable: Sendable {
-    private let jobs = Mutex<(next: Int, all: [Int: WarmupJob])>((1, [:]))
+    private let jobs = Locked<(next: Int, all: [Int: WarmupJob])>((1, [:]))
     /// Finished jobs kept for `jobs`; older ones are forgotten (events start one per preload).
     static let keptFinished = 200
 
