@@ -312,7 +312,38 @@ def targets(results):
     return "\n".join(rows)
 
 
-STATIC = """## Known gaps (2026-12-03)
+STATIC = """## Changes of 2026-12-04, and a twelfth run on a degraded machine
+
+Three read-path changes, each measured in alternating pairs against the build before it on the `s3-like`
+store (4,000 × 16 KiB files in 40 directories, cold: `os.walk`, then 8 threads reading the files shuffled,
+as workload 1 does):
+
+- **Listing read-ahead** (architecture.md, "Listing read-ahead"): once a walk has opened two adjacent
+  subdirectories, the next 8 are listed ahead and their files' metadata fetches start. The walk took
+  2.5–3.4 s against 3.7–5.1 s, the epoch ran 1.24–1.56× faster in six pairs, with the same requests (42
+  LISTs, 4,000 GETs); under `--metadata listing` the walk went from 0.86–0.90 s to 0.24–0.27 s.
+- **No FLUSH for read-only opens** (`FOPEN_NOFLUSH`): `close` 29.6 µs against 6.9 µs on one thread; in
+  the 8-thread epoch the read phase did not move (three pairs).
+- **Locks that sleep instead of spinning** (`Locked`): the standard `Mutex`'s spin was 20% of all CPU
+  samples in that read phase; with glibc's mutex the read phase took 0.50–0.76 s against 0.81–1.05 s
+  (three pairs), warm sequential reads 0.71–1.61× (median 1.15×, six pairs).
+
+Against raw S3 at 32 in flight, the epoch in those pairs went from 0.46–0.53× to 0.66–0.83×.
+
+The full `make bench` after them (2026-12-04 03:06, 1,001 s) ran while this VM was far slower than on
+2026-12-03: its cache disk took 4 MiB `O_DIRECT` writes at 675 MB/s (2,288 in the eleventh run), local
+disk's cold epoch ran at 3,724 files/s (16,509) and its warm one at 3,896 (11,382), and a cold 1 GiB read
+through lakecache ran at 368–451 MB/s for the build before these changes and 365–395 for this one in
+pairs taken just after it (935 MB/s in the eleventh run). This page keeps the eleventh run's tables,
+which a machine in its usual state produced; the twelfth run's figures, for the record: cold epoch 776
+files/s, 1.92× raw S3 at 8 in flight and 0.61× at 32 (raw 1,267 files/s; `--metadata listing` 1,038,
+0.82×), warm epoch 0.94× local disk, random reads 1,717 IOPS, 0.73× local disk (met; 0.30× in the
+eleventh run), sequential cold read 0.39× raw ranged GETs, four readers 0.77× s3fs, restore 0.33× local
+disk, checkpoint close under `device` 1.28× local write + fdatasync, durable 1.90× raw multipart; small
+warmup 1.10× raw, large warmup 0.65× raw with the device at 0.94× of the warmup's pace, event to cached
+2.08× a raw GET, the epoch beside a warmup 8% slower (median of −4%, +8%, +16%), peak RSS 2,267 MiB.
+
+## Known gaps (2026-12-03)
 
 This page is the eleventh full run, the third of 2026-12-03: the build of the tenth run plus smaller
 per-entry records (a node 136 bytes, a listing entry 64) and `status` showing the process's memory, with
