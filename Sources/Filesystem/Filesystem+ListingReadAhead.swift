@@ -12,21 +12,22 @@ import Platform
 /// for it instead of sending another. Only a directory's first page (1,000 keys) is read ahead; the
 /// application's readdir goes on from there.
 extension Filesystem {
-    /// Notes that the application opened directory `path` of `link` (at `relative` in it) and lists the
-    /// next sibling directories ahead when this looks like a walk.
+    /// Notes that the application opened directory `path` of `link` and lists the next sibling directories
+    /// ahead when this looks like a walk.
     func readAheadListings(link: Link, path: String) {
         let ahead = options.listingReadAhead
         guard ahead > 0, !path.isEmpty else { return }
         let (parent, name) = Namespace.split(path)
         let ttl = link.policy.metadataTTL
         let now = monotonicSeconds()
-        let (candidates, changes) = listings.withLock { s -> ([String], UInt64) in
-            guard let p = s.listings[parent], p.fetched + (ttl ?? .infinity) > now, let i = p.position(of: name) else { return ([], 0) }
-            // The directory before this one in the parent's listing must have been listed (by the
-            // application or ahead of it): one directory opened alone is not a walk.
-            guard let previous = p.entries[..<i].lastIndex(where: { $0.kind == .directory }) else { return ([], 0) }
+        // The directory before this one in the parent's listing must have been listed (by the application
+        // or ahead of it): one directory opened alone is not a walk. The flights are asked after the
+        // listings' lock is let go: no two of the filesystem's locks are held at once.
+        let (candidates, changes, before) = listings.withLock { s -> ([String], UInt64, String?) in
+            guard let p = s.listings[parent], p.fetched + (ttl ?? .infinity) > now, let i = p.position(of: name),
+                let previous = p.entries[..<i].lastIndex(where: { $0.kind == .directory })
+            else { return ([], 0, nil) }
             let before = Namespace.join(parent, p.entries[previous].name)
-            guard s.listings[before] != nil || listingFlights.isInFlight(before) else { return ([], 0) }
             // The next `ahead` directories, less those listed already: the walk is led by `ahead` at most.
             var out: [String] = []
             var seen = 0
@@ -40,9 +41,9 @@ extension Filesystem {
                 if let l = s.listings[child], l.fetched + (ttl ?? .infinity) > now { continue }
                 out.append(child)
             }
-            return (out, s.changes)
+            return (out, s.changes, s.listings[before] == nil ? before : nil)
         }
-        guard !candidates.isEmpty else { return }
+        guard !candidates.isEmpty, before.map({ listingFlights.isInFlight($0) }) ?? true else { return }
         for child in listingFlights.begin(candidates, limit: 4 * ahead) {
             Task { await prefetchListing(child, changes: changes) }
         }

@@ -20,6 +20,9 @@ import WriteBack
         let cache = BlockCache(store: store, configuration: config, disk: nil)
         var policy = LinkPolicy()
         policy.metadata = metadata
+        // An hour: a loaded test run can take longer than the default minute, and an expired listing is
+        // listed again, which the LIST counts here would take for read-ahead gone wrong.
+        policy.metadataTTL = 3600
         var writeBack: WriteBack?
         if writable {
             let dir = NSTemporaryDirectory() + "lakecache-lra-\(UUID().uuidString.prefix(8))"

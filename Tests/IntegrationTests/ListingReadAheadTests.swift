@@ -10,6 +10,8 @@ struct ListingReadAheadTests {
     let s3 = Servers.bench
     var bench: String { try! Servers.endpoint("LAKECACHE_TEST_BENCH_ENDPOINT") }
     static let directories = 30
+    /// Listings that outlive a loaded test run: one that expires is listed again, and the counts would show it.
+    static let ttl = ["--metadata-ttl", "3600"]
 
     func dataset(_ tag: String) async throws -> String {
         let bucket = try await freshBucket(s3, tag)
@@ -30,7 +32,7 @@ struct ListingReadAheadTests {
     /// all but the first two ahead of the walk, and every file shows its size and bytes.
     @Test(arguments: ["listing", "exact"]) func aWalkListsEachDirectoryOnce(metadata: String) async throws {
         let bucket = try await dataset("lra-\(metadata)")
-        try await withMount(TestMount(bucket: bucket, endpoint: bench, extra: ["--metadata", metadata])) { m throws in
+        try await withMount(TestMount(bucket: bucket, endpoint: bench, extra: ["--metadata", metadata] + Self.ttl)) { m throws in
             let top = try FileManager.default.contentsOfDirectory(atPath: m.path("walk")).sorted()
             #expect(top.count == Self.directories)
             let before = try await benchCount(bucket, "ListObjectsV2")
@@ -52,7 +54,7 @@ struct ListingReadAheadTests {
     /// `--listing-read-ahead 0` turns it off: the walk lists each directory when it gets there.
     @Test func zeroTurnsItOff() async throws {
         let bucket = try await dataset("lra0")
-        try await withMount(TestMount(bucket: bucket, endpoint: bench, extra: ["--listing-read-ahead", "0", "--metadata", "listing"])) { m throws in
+        try await withMount(TestMount(bucket: bucket, endpoint: bench, extra: ["--listing-read-ahead", "0", "--metadata", "listing"] + Self.ttl)) { m throws in
             let top = try FileManager.default.contentsOfDirectory(atPath: m.path("walk")).sorted()
             let before = try await benchCount(bucket, "ListObjectsV2")
             for name in top.prefix(6) { _ = try FileManager.default.contentsOfDirectory(atPath: m.path("walk/" + name)) }
