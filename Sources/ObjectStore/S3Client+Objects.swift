@@ -43,7 +43,8 @@ extension S3Client {
         var op = Operation(operation: .getObject, method: "GET", bucket: request.bucket, key: request.key)
         if let range = request.range { op.headers.append((name: "Range", value: range.header)) }
         if let etag = request.ifMatch { op.headers.append((name: "If-Match", value: etag)) }
-        let validated = Locked<GetObjectResult?>(nil)
+        // One per GET, set once by the transfer's thread: the inline `Mutex` allocates nothing.
+        let validated = Mutex<GetObjectResult?>(nil)
         perform(op, sink: .buffer(buffer), validate: { response in
             switch Self.validateGet(response, request: request) {
             case .success(let result):

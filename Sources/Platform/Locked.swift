@@ -8,7 +8,8 @@ import Glibc
 /// before it blocks on a priority-inheriting futex. With sixteen FUSE threads, the daemon's other threads and
 /// the application's on two cores, the holder is often not running, and that spinning took a fifth of all CPU
 /// time in a cold small-file epoch (`perf`, 8 reader threads). glibc's plain mutex blocks on the first failed
-/// attempt instead, so a waiter gives its core to the holder. Same `withLock` shape as `Mutex`.
+/// attempt instead, so a waiter gives its core to the holder. Same `withLock` shape as `Mutex`. It costs two
+/// allocations, so a lock made per operation and hardly ever contended (a read's join) stays a `Mutex`.
 package final class Locked<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value

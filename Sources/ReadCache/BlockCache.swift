@@ -711,7 +711,9 @@ private final class ReadJoin: @unchecked Sendable {
     private let offset: Int64
     private let end: Int64
     private let completion: BlockCache.Completion
-    private let lock = Locked<(pending: Int, slots: (Int32, Int32), error: ObjectStoreError?)>((0, (-1, -1), nil))
+    /// Inline (`Mutex`, not `Locked`): one per missed read, met by two landings at most, so it costs no
+    /// allocation of its own and its spin is never long.
+    private let lock = Mutex<(pending: Int, slots: (Int32, Int32), error: ObjectStoreError?)>((0, (-1, -1), nil))
 
     init(cache: BlockCache, offset: Int64, end: Int64, blocks: Int, completion: @escaping BlockCache.Completion) {
         self.cache = cache
@@ -744,11 +746,12 @@ private final class ReadJoin: @unchecked Sendable {
 /// Gathers the outcomes of a run's fills and reports the worst, once, when the last lands.
 private final class FillJoin: Sendable {
     private let done: @Sendable (BlockCache.FillOutcome) -> Void
-    private let state: Locked<(pending: Int, worst: BlockCache.FillOutcome)>
+    /// Inline, as `ReadJoin`'s: one per run of fills.
+    private let state: Mutex<(pending: Int, worst: BlockCache.FillOutcome)>
 
     init(count: Int, done: @escaping @Sendable (BlockCache.FillOutcome) -> Void) {
         self.done = done
-        state = Locked((count, .held))
+        state = Mutex((count, .held))
     }
 
     func arrived(_ outcome: BlockCache.FillOutcome) {
