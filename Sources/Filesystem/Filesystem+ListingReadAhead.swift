@@ -61,8 +61,8 @@ extension Filesystem {
         do {
             page = try await link.store.client.listObjects(ListObjectsRequest(bucket: link.bucket.bucket, prefix: prefix, delimiter: "/"))
         } catch {
-            // A read-ahead only: the application's own readdir lists it again and reports what fails.
-            _ = await summary
+            // A read-ahead only: the application's own readdir lists it again and reports what fails. (The
+            // summary's fetch is cancelled and awaited as the scope ends.)
             return
         }
         let markers = await markerMetadata(link, page.commonPrefixes)
