@@ -14,24 +14,23 @@ import WriteBack
     static let directories = 20
 
     func makeFS(metadata: MetadataPolicy = .listing, writable: Bool = false, ahead: Int = 8) throws -> Filesystem {
-        var config = BlockCacheConfiguration()
-        config.blockSize = 1 << 20
-        config.memoryBytes = 16 << 20
-        let cache = BlockCache(store: store, configuration: config, disk: nil)
         var policy = LinkPolicy()
         policy.metadata = metadata
         // An hour: a loaded test run can take longer than the default minute, and an expired listing is
         // listed again, which the LIST counts here would take for read-ahead gone wrong.
         policy.metadataTTL = 3600
-        var writeBack: WriteBack?
-        if writable {
-            let dir = NSTemporaryDirectory() + "lakecache-lra-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            writeBack = try WriteBack(store: store, options: WriteBackOptions(directory: dir))
-        }
         var options = FilesystemOptions(uid: 1000, gid: 1000)
         options.listingReadAhead = ahead
-        return Filesystem(store: store, cache: cache, writeBack: writeBack, bucket: BucketURL(bucket: "b", prefix: ""), policy: policy, options: options)
+        return try engineFilesystem(store: store, policy: policy, writable: writable, options: options)
+    }
+
+    /// The seeded tree, a filesystem over it, and `w` listed: its inode and the LISTs made so far.
+    func walkRoot(metadata: MetadataPolicy = .listing, writable: Bool = false, ahead: Int = 8) async throws -> (fs: Filesystem, w: UInt64, lists: Int) {
+        seed()
+        let fs = try makeFS(metadata: metadata, writable: writable, ahead: ahead)
+        let w = try await lookup(fs, 1, "w")
+        _ = try await list(fs, w)
+        return (fs, w, lists)
     }
 
     /// `w/d00` … `w/d19`, three small files each, and a file beside the directories.
@@ -46,17 +45,7 @@ import WriteBack
         try await withCheckedContinuation { c in fs.lookup(parent: parent, name: name) { c.resume(returning: $0) } }.get().attributes.ino
     }
 
-    func list(_ fs: Filesystem, _ ino: UInt64) async throws -> [DirectoryEntry] {
-        let handle = try await withCheckedContinuation { c in fs.opendir(ino) { c.resume(returning: $0) } }.get()
-        defer { fs.releasedir(handle) }
-        var all: [DirectoryEntry] = []
-        while true {
-            let page = try await withCheckedContinuation { c in fs.readdir(handle, offset: all.count, limit: 100) { c.resume(returning: $0) } }.get()
-            if page.isEmpty { break }
-            all += page
-        }
-        return Array(all.dropFirst(2))
-    }
+    func list(_ fs: Filesystem, _ ino: UInt64) async throws -> [DirectoryEntry] { try await listAll(fs, ino) }
 
     /// Opens and closes a directory without reading it.
     func open(_ fs: Filesystem, _ ino: UInt64) async throws {
@@ -74,12 +63,10 @@ import WriteBack
     /// A walk in listing order: each directory is listed once, all but the first two ahead of the walk, and
     /// each shows exactly what the bucket holds.
     @Test func aWalkListsEachDirectoryOnce() async throws {
-        seed()
-        let fs = try makeFS()
-        let w = try await lookup(fs, 1, "w")
+        let (fs, w, before) = try await walkRoot()
+        // From the cached listing: no LIST of its own.
         let top = try await list(fs, w)
         #expect(top.filter { $0.attributes.kind == .directory }.count == Self.directories)
-        let before = lists
         for d in 0..<Self.directories {
             let name = "d\(String(format: "%02d", d))"
             let ino = try await lookup(fs, w, name)
@@ -94,11 +81,7 @@ import WriteBack
 
     /// One directory opened alone, or two that are not adjacent, is not a walk: nothing is listed ahead.
     @Test func directoriesOpenedApartAreNotReadAhead() async throws {
-        seed()
-        let fs = try makeFS()
-        let w = try await lookup(fs, 1, "w")
-        _ = try await list(fs, w)
-        let before = lists
+        let (fs, w, before) = try await walkRoot()
         _ = try await list(fs, try await lookup(fs, w, "d05"))
         _ = try await list(fs, try await lookup(fs, w, "d07"))
         try await settle(fs)
@@ -108,11 +91,7 @@ import WriteBack
 
     /// `listingReadAhead` bounds how far ahead of the walk the listings go.
     @Test func theWalkIsLedByAtMostTheBound() async throws {
-        seed()
-        let fs = try makeFS(ahead: 3)
-        let w = try await lookup(fs, 1, "w")
-        _ = try await list(fs, w)
-        let before = lists
+        let (fs, w, before) = try await walkRoot(ahead: 3)
         _ = try await list(fs, try await lookup(fs, w, "d00"))
         _ = try await list(fs, try await lookup(fs, w, "d01"))
         try await settle(fs)
@@ -122,11 +101,7 @@ import WriteBack
 
     /// 0 turns it off.
     @Test func zeroTurnsItOff() async throws {
-        seed()
-        let fs = try makeFS(ahead: 0)
-        let w = try await lookup(fs, 1, "w")
-        _ = try await list(fs, w)
-        let before = lists
+        let (fs, w, before) = try await walkRoot(ahead: 0)
         for d in 0..<4 { _ = try await list(fs, try await lookup(fs, w, "d0\(d)")) }
         try await settle(fs)
         #expect(lists - before == 4)
@@ -136,12 +111,9 @@ import WriteBack
     /// A directory of more than one page is read ahead by its first page; the walk's readdir goes on from
     /// there, so each page is listed once.
     @Test func aLargeDirectoryIsReadAheadByItsFirstPage() async throws {
-        seed()
+        let (fs, w, before) = try await walkRoot()
+        // d02 is not listed yet: it holds these when it is.
         for f in 3..<1500 { store.set(bucket: "b", key: "w/d02/f\(f)", data: [1]) }
-        let fs = try makeFS()
-        let w = try await lookup(fs, 1, "w")
-        _ = try await list(fs, w)
-        let before = lists
         _ = try await list(fs, try await lookup(fs, w, "d00"))
         _ = try await list(fs, try await lookup(fs, w, "d01"))
         try await settle(fs)
@@ -160,10 +132,7 @@ import WriteBack
 
     /// A directory opened while its read-ahead LIST is out waits for that LIST instead of sending its own.
     @Test func anOpenDuringTheReadAheadJoinsIt() async throws {
-        seed()
-        let fs = try makeFS()
-        let w = try await lookup(fs, 1, "w")
-        _ = try await list(fs, w)
+        let (fs, w, _) = try await walkRoot()
         _ = try await list(fs, try await lookup(fs, w, "d00"))
         let before = lists
         // Opening d01 starts the read-ahead of d02 … d09, whose LISTs take a while.
@@ -179,10 +148,7 @@ import WriteBack
     /// A change this mount makes to a cached listing while a read-ahead LIST is out discards that LIST's
     /// answer, which may predate the change; the directory is listed again when opened.
     @Test func aChangeDuringTheReadAheadDiscardsIt() async throws {
-        seed()
-        let fs = try makeFS(writable: true)
-        let w = try await lookup(fs, 1, "w")
-        _ = try await list(fs, w)
+        let (fs, w, _) = try await walkRoot(writable: true)
         _ = try await list(fs, try await lookup(fs, w, "d00"))
         // Opening d01 starts the read-ahead of d02 … d09; an unlink while their LISTs are out changes a
         // cached listing.
@@ -203,10 +169,7 @@ import WriteBack
     /// Under the `exact` policy a listing read ahead starts its files' metadata fetches: once they land, the
     /// walk finds every file of a later directory described, with no request of its own.
     @Test func exactPolicyReadAheadLearnsTheFilesToo() async throws {
-        seed()
-        let fs = try makeFS(metadata: .exact)
-        let w = try await lookup(fs, 1, "w")
-        _ = try await list(fs, w)
+        let (fs, w, _) = try await walkRoot(metadata: .exact)
         _ = try await list(fs, try await lookup(fs, w, "d00"))
         _ = try await list(fs, try await lookup(fs, w, "d01"))
         try await settle(fs)

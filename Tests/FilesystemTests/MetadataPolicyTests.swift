@@ -17,19 +17,9 @@ import Glibc
     let store = InMemoryObjectStore(buckets: ["b"])
 
     func makeFS(metadata: MetadataPolicy, writable: Bool = false) throws -> Filesystem {
-        var config = BlockCacheConfiguration()
-        config.blockSize = 1 << 20
-        config.memoryBytes = 16 << 20
-        let cache = BlockCache(store: store, configuration: config, disk: nil)
         var policy = LinkPolicy()
         policy.metadata = metadata
-        var writeBack: WriteBack?
-        if writable {
-            let dir = NSTemporaryDirectory() + "lakecache-fs-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            writeBack = try WriteBack(store: store, options: WriteBackOptions(directory: dir))
-        }
-        return Filesystem(store: store, cache: cache, writeBack: writeBack, bucket: BucketURL(bucket: "b", prefix: ""), policy: policy, options: FilesystemOptions(uid: 1000, gid: 1000))
+        return try engineFilesystem(store: store, policy: policy, writable: writable)
     }
 
     func lookup(_ fs: Filesystem, _ parent: UInt64, _ name: String) async throws -> FileAttributes {
@@ -37,16 +27,7 @@ import Glibc
     }
 
     func list(_ fs: Filesystem, _ ino: UInt64, returned: Bool = false) async throws -> [DirectoryEntry] {
-        let handle = try await withCheckedContinuation { c in fs.opendir(ino) { c.resume(returning: $0) } }.get()
-        defer { fs.releasedir(handle) }
-        var all: [DirectoryEntry] = []
-        while true {
-            let page = try await withCheckedContinuation { c in fs.readdir(handle, offset: all.count, limit: 100) { c.resume(returning: $0) } }.get()
-            if page.isEmpty { break }
-            if returned { fs.entriesReturned(handle, page[...]) }
-            all += page
-        }
-        return Array(all.dropFirst(2))
+        try await listAll(fs, ino, returned: returned)
     }
 
     /// A tree as lakecache, s3fs and rclone write it: a symlink, files with their own modes and owner, a plain object.
